@@ -1,0 +1,218 @@
+//! Message content for `reply` and `send`, rendered into the exact Whapi.Cloud send request.
+
+use serde_json::{Map, Value, json};
+
+use super::{ActionError, OutboundRequest, Payload, RenderCx, Target};
+use crate::templates::Text;
+
+/// Who a message goes to.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    /// The chat the event happened in (`reply`).
+    EventChat,
+    /// A number, chat, group or channel id (`send`).
+    To(Text),
+}
+
+/// What a message carries.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Text(Text),
+    Media {
+        kind: MediaKind,
+        url: Text,
+        caption: Option<Text>,
+        filename: Option<Text>,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<Text>,
+        address: Option<Text>,
+    },
+    Buttons {
+        body: Text,
+        header: Option<Text>,
+        footer: Option<Text>,
+        buttons: Vec<(Text, Text)>,
+    },
+    List {
+        body: Text,
+        header: Option<Text>,
+        footer: Option<Text>,
+        label: Text,
+        sections: Vec<Section>,
+    },
+}
+
+/// Media a message can carry by URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Document,
+    Video,
+    Audio,
+}
+
+impl MediaKind {
+    /// The key in rule files and the Whapi endpoint suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Document => "document",
+            Self::Video => "video",
+            Self::Audio => "audio",
+        }
+    }
+}
+
+/// A titled section of list rows: `(id, title, description)`.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub title: Text,
+    pub rows: Vec<(Text, Text, Option<Text>)>,
+}
+
+fn put(
+    map: &mut Map<String, Value>,
+    key: &str,
+    cx: &RenderCx<'_>,
+    text: Option<&Text>,
+) -> Result<(), ActionError> {
+    if let Some(text) = text {
+        map.insert(key.to_owned(), Value::String(cx.text(text)?));
+    }
+    Ok(())
+}
+
+fn put_wrapped(
+    map: &mut Map<String, Value>,
+    key: &str,
+    cx: &RenderCx<'_>,
+    text: Option<&Text>,
+) -> Result<(), ActionError> {
+    if let Some(text) = text {
+        map.insert(key.to_owned(), json!({ "text": cx.text(text)? }));
+    }
+    Ok(())
+}
+
+/// Renders a message into its Whapi request: `POST /messages/{text,image,...,interactive}`.
+pub(super) fn render(
+    cx: &RenderCx<'_>,
+    to: &Recipient,
+    content: &Content,
+    quote: bool,
+    typing: Option<u32>,
+) -> Result<OutboundRequest, ActionError> {
+    let to =
+        match to {
+            Recipient::EventChat => cx.event.chat.as_ref().map(|c| c.id.clone()).ok_or_else(
+                || {
+                    ActionError::Missing(format!(
+                        "`reply` needs a chat, and this {} event has none; use `send` with `to`",
+                        cx.event.kind
+                    ))
+                },
+            )?,
+            Recipient::To(text) => cx.required(text, "send.to")?,
+        };
+    let mut body = Map::new();
+    body.insert("to".into(), Value::String(to.clone()));
+    let endpoint = match content {
+        Content::Text(text) => {
+            let text = cx.required(text, "text")?;
+            body.insert("body".into(), Value::String(text));
+            "text"
+        }
+        Content::Media {
+            kind,
+            url,
+            caption,
+            filename,
+        } => {
+            body.insert(
+                "media".into(),
+                Value::String(cx.required(url, kind.as_str())?),
+            );
+            put(&mut body, "caption", cx, caption.as_ref())?;
+            put(&mut body, "filename", cx, filename.as_ref())?;
+            kind.as_str()
+        }
+        Content::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        } => {
+            body.insert("latitude".into(), json!(latitude));
+            body.insert("longitude".into(), json!(longitude));
+            put(&mut body, "name", cx, name.as_ref())?;
+            put(&mut body, "address", cx, address.as_ref())?;
+            "location"
+        }
+        Content::Buttons {
+            body: text,
+            header,
+            footer,
+            buttons,
+        } => {
+            body.insert("type".into(), json!("button"));
+            put_wrapped(&mut body, "header", cx, header.as_ref())?;
+            body.insert("body".into(), json!({ "text": cx.required(text, "text")? }));
+            put_wrapped(&mut body, "footer", cx, footer.as_ref())?;
+            let mut list = Vec::with_capacity(buttons.len());
+            for (id, title) in buttons {
+                list.push(json!({ "type": "quick_reply", "title": cx.required(title, "buttons.title")?, "id": cx.required(id, "buttons.id")? }));
+            }
+            body.insert("action".into(), json!({ "buttons": list }));
+            "interactive"
+        }
+        Content::List {
+            body: text,
+            header,
+            footer,
+            label,
+            sections,
+        } => {
+            body.insert("type".into(), json!("list"));
+            put_wrapped(&mut body, "header", cx, header.as_ref())?;
+            body.insert("body".into(), json!({ "text": cx.required(text, "text")? }));
+            put_wrapped(&mut body, "footer", cx, footer.as_ref())?;
+            let mut rendered = Vec::with_capacity(sections.len());
+            for section in sections {
+                let mut rows = Vec::with_capacity(section.rows.len());
+                for (id, title, description) in &section.rows {
+                    let mut row = Map::new();
+                    row.insert("id".into(), Value::String(cx.required(id, "rows.id")?));
+                    row.insert(
+                        "title".into(),
+                        Value::String(cx.required(title, "rows.title")?),
+                    );
+                    put(&mut row, "description", cx, description.as_ref())?;
+                    rows.push(Value::Object(row));
+                }
+                rendered.push(json!({ "title": cx.text(&section.title)?, "rows": rows }));
+            }
+            body.insert("action".into(), json!({ "list": { "label": cx.required(label, "list.label")?, "sections": rendered } }));
+            "interactive"
+        }
+    };
+    if quote {
+        body.insert(
+            "quoted".into(),
+            Value::String(cx.message_id("quote")?.to_owned()),
+        );
+    }
+    if let Some(seconds) = typing {
+        body.insert("typing_time".into(), json!(seconds));
+    }
+    Ok(OutboundRequest {
+        target: Target::Whapi,
+        method: "POST".into(),
+        path: format!("/messages/{endpoint}"),
+        headers: Vec::new(),
+        body: Some(Payload::Json(Value::Object(body))),
+        lane: format!("chat:{to}"),
+    })
+}

@@ -1,0 +1,348 @@
+//! What a matched rule does: compiled actions, and their rendering into contact changes and
+//! outbound requests (the exact Whapi.Cloud or webhook call a job will make).
+
+mod compile;
+mod message;
+
+use minijinja::Value;
+use serde::{Deserialize, Serialize};
+
+pub(crate) use compile::compile_action;
+pub use message::{Content, Recipient};
+
+use crate::events::Event;
+use crate::store::{Contact, ContactChange};
+use crate::templates::{RenderError, Templates, Text};
+
+/// A compiled action.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Message {
+        to: Recipient,
+        content: Content,
+        quote: bool,
+        typing: Option<u32>,
+    },
+    Forward {
+        to: Text,
+    },
+    React {
+        emoji: Text,
+    },
+    MarkRead,
+    Tag(Vec<String>),
+    Untag(Vec<String>),
+    Set(Vec<(String, Text)>),
+    Webhook(WebhookAction),
+    Group {
+        add: bool,
+        group: Text,
+        participants: Vec<Text>,
+    },
+}
+
+/// A compiled `webhook:` action.
+#[derive(Debug, Clone)]
+pub struct WebhookAction {
+    pub url: Text,
+    pub method: String,
+    pub headers: Vec<(String, Text)>,
+    pub body: Option<BodyTemplate>,
+}
+
+/// A webhook body: JSON whose strings are templates, or one text template.
+#[derive(Debug, Clone)]
+pub enum BodyTemplate {
+    Text(Text),
+    Json(JsonTemplate),
+}
+
+/// A JSON value whose string leaves are templates. A string that is exactly `{{ expr }}`
+/// keeps the expression's type (number, list, object) instead of becoming text.
+#[derive(Debug, Clone)]
+pub enum JsonTemplate {
+    Fixed(serde_json::Value),
+    Text(Text),
+    Value(String),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+/// Who receives an outbound call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The Whapi.Cloud gate; `path` is relative to it and the channel token is added.
+    Whapi,
+    /// Another system; `path` is the full URL.
+    External,
+}
+
+/// A fully rendered HTTP call, stored in a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundRequest {
+    pub target: Target,
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Payload>,
+    /// Calls in one lane (one chat) are made in order.
+    pub lane: String,
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payload {
+    Json(serde_json::Value),
+    Text(String),
+}
+
+/// The rendered effect of one action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Contact(ContactChange),
+    Request(OutboundRequest),
+}
+
+/// Why an action could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("{0}")]
+    Missing(String),
+    #[error("`{0}` rendered to an empty value")]
+    Empty(&'static str),
+}
+
+/// What rendering needs: the templates, the context, the event and its contact.
+pub struct RenderCx<'a> {
+    pub templates: &'a Templates,
+    pub ctx: &'a Value,
+    pub event: &'a Event,
+    pub contact: &'a Contact,
+}
+
+impl RenderCx<'_> {
+    fn text(&self, text: &Text) -> Result<String, ActionError> {
+        Ok(self.templates.render(text, self.ctx)?)
+    }
+
+    fn required(&self, text: &Text, what: &'static str) -> Result<String, ActionError> {
+        let out = self.text(text)?;
+        let trimmed = out.trim();
+        if trimmed.is_empty() {
+            return Err(ActionError::Empty(what));
+        }
+        Ok(trimmed.to_owned())
+    }
+
+    fn message_id(&self, action: &str) -> Result<&str, ActionError> {
+        self.event.message_id.as_deref().ok_or_else(|| {
+            ActionError::Missing(format!(
+                "`{action}` needs a message, and a {} event has none",
+                self.event.kind
+            ))
+        })
+    }
+
+    fn contact_phone(&self, action: &str) -> Result<String, ActionError> {
+        if !self.contact.phone.is_empty() {
+            return Ok(self.contact.phone.clone());
+        }
+        Err(ActionError::Missing(format!(
+            "`{action}` needs a contact, and this {} event has no sender",
+            self.event.kind
+        )))
+    }
+}
+
+impl Action {
+    /// The action's name as written in rule files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Message {
+                to: Recipient::EventChat,
+                ..
+            } => "reply",
+            Self::Message { .. } => "send",
+            Self::Forward { .. } => "forward",
+            Self::React { .. } => "react",
+            Self::MarkRead => "mark_read",
+            Self::Tag(_) => "tag",
+            Self::Untag(_) => "untag",
+            Self::Set(_) => "set",
+            Self::Webhook(_) => "webhook",
+            Self::Group { add: true, .. } => "group_add",
+            Self::Group { add: false, .. } => "group_remove",
+        }
+    }
+
+    /// Renders the action into its effects.
+    pub fn render(&self, cx: &RenderCx<'_>) -> Result<Vec<Effect>, ActionError> {
+        match self {
+            Self::Message {
+                to,
+                content,
+                quote,
+                typing,
+            } => {
+                message::render(cx, to, content, *quote, *typing).map(|r| vec![Effect::Request(r)])
+            }
+            Self::Forward { to } => {
+                let id = cx.message_id("forward")?;
+                let to = cx.required(to, "forward.to")?;
+                Ok(vec![whapi(
+                    "POST",
+                    format!("/messages/{id}"),
+                    Some(serde_json::json!({ "to": to })),
+                    &to,
+                )])
+            }
+            Self::React { emoji } => {
+                let id = cx.message_id("react")?;
+                let emoji = cx.text(emoji)?;
+                let lane = chat_lane(cx);
+                Ok(vec![whapi(
+                    "PUT",
+                    format!("/messages/{id}/reaction"),
+                    Some(serde_json::json!({ "emoji": emoji })),
+                    &lane,
+                )])
+            }
+            Self::MarkRead => {
+                let id = cx.message_id("mark_read")?;
+                Ok(vec![whapi(
+                    "PUT",
+                    format!("/messages/{id}"),
+                    None,
+                    &chat_lane(cx),
+                )])
+            }
+            Self::Tag(tags) | Self::Untag(tags) => {
+                let phone = cx.contact_phone(self.name())?;
+                let add = matches!(self, Self::Tag(_));
+                Ok(tags
+                    .iter()
+                    .map(|tag| {
+                        let (phone, tag) = (phone.clone(), tag.clone());
+                        Effect::Contact(if add {
+                            ContactChange::Tag { phone, tag }
+                        } else {
+                            ContactChange::Untag { phone, tag }
+                        })
+                    })
+                    .collect())
+            }
+            Self::Set(pairs) => {
+                let phone = cx.contact_phone("set")?;
+                pairs
+                    .iter()
+                    .map(|(key, value)| {
+                        Ok(Effect::Contact(ContactChange::Set {
+                            phone: phone.clone(),
+                            key: key.clone(),
+                            value: cx.text(value)?,
+                        }))
+                    })
+                    .collect()
+            }
+            Self::Webhook(hook) => render_webhook(cx, hook).map(|r| vec![Effect::Request(r)]),
+            Self::Group {
+                add,
+                group,
+                participants,
+            } => {
+                let group = cx.required(group, "group")?;
+                let people = participants
+                    .iter()
+                    .map(|p| {
+                        cx.required(p, "participants")
+                            .map(|p| crate::events::bare_phone(&p))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let method = if *add { "POST" } else { "DELETE" };
+                let body = serde_json::json!({ "participants": people });
+                Ok(vec![whapi(
+                    method,
+                    format!("/groups/{group}/participants"),
+                    Some(body),
+                    &group,
+                )])
+            }
+        }
+    }
+}
+
+fn chat_lane(cx: &RenderCx<'_>) -> String {
+    cx.event
+        .chat
+        .as_ref()
+        .map_or_else(|| cx.event.channel.clone(), |c| c.id.clone())
+}
+
+fn whapi(method: &str, path: String, body: Option<serde_json::Value>, lane: &str) -> Effect {
+    Effect::Request(OutboundRequest {
+        target: Target::Whapi,
+        method: method.to_owned(),
+        path,
+        headers: Vec::new(),
+        body: body.map(Payload::Json),
+        lane: format!("chat:{lane}"),
+    })
+}
+
+fn render_webhook(cx: &RenderCx<'_>, hook: &WebhookAction) -> Result<OutboundRequest, ActionError> {
+    let url = cx.required(&hook.url, "webhook.url")?;
+    let mut headers = Vec::with_capacity(hook.headers.len());
+    for (name, value) in &hook.headers {
+        headers.push((name.clone(), cx.text(value)?));
+    }
+    let body = match &hook.body {
+        None => None,
+        Some(BodyTemplate::Text(t)) => Some(Payload::Text(cx.text(t)?)),
+        Some(BodyTemplate::Json(j)) => Some(Payload::Json(render_json(cx, j)?)),
+    };
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(&url)
+        .to_owned();
+    Ok(OutboundRequest {
+        target: Target::External,
+        method: hook.method.clone(),
+        path: url,
+        headers,
+        body,
+        lane: format!("webhook:{host}"),
+    })
+}
+
+fn render_json(cx: &RenderCx<'_>, json: &JsonTemplate) -> Result<serde_json::Value, ActionError> {
+    Ok(match json {
+        JsonTemplate::Fixed(v) => v.clone(),
+        JsonTemplate::Text(t) => serde_json::Value::String(cx.text(t)?),
+        JsonTemplate::Value(name) => {
+            let rendered = cx.templates.render_named(name, cx.ctx)?;
+            serde_json::from_str(&rendered).unwrap_or(serde_json::Value::String(rendered))
+        }
+        JsonTemplate::Array(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|i| render_json(cx, i))
+                .collect::<Result<_, _>>()?,
+        ),
+        JsonTemplate::Object(fields) => {
+            let mut map = serde_json::Map::with_capacity(fields.len());
+            for (k, v) in fields {
+                map.insert(k.clone(), render_json(cx, v)?);
+            }
+            serde_json::Value::Object(map)
+        }
+    })
+}

@@ -1,0 +1,146 @@
+//! The `riposte` command line: flags and environment variables, and one function per command.
+
+mod check;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::delivery::RetryPolicy;
+use crate::serve::{self, Settings};
+
+/// Declarative automation rules for WhatsApp on Whapi.Cloud.
+#[derive(Debug, Parser)]
+#[command(name = "riposte", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: webhook receiver, rule engine, delivery worker.
+    Serve(ServeArgs),
+    /// Validate rule files without starting anything.
+    Check {
+        /// Rule files or folders (default `./rules`).
+        paths: Vec<PathBuf>,
+    },
+    /// Feed webhook bodies through the rules and print what would be done; sends nothing.
+    Simulate(simulate::SimulateArgs),
+}
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+fn timezone_arg(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("unknown time zone `{text}`, expected an IANA name such as Europe/Berlin")
+    })
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "RIPOSTE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Rules folder (every `*.yaml` / `*.yml` below it).
+    #[arg(long, env = "RIPOSTE_RULES", default_value = "./rules")]
+    rules: Vec<PathBuf>,
+    /// Embedded database file.
+    #[arg(long, env = "RIPOSTE_DB", default_value = "./riposte.db")]
+    db: PathBuf,
+    /// Whapi.Cloud gate.
+    #[arg(long, env = "WHAPI_URL", default_value = "https://gate.whapi.cloud")]
+    whapi_url: String,
+    /// Log every action instead of calling out (also the case while WHAPI_TOKEN is unset).
+    #[arg(long, env = "RIPOSTE_DRY_RUN")]
+    dry_run: bool,
+    /// Default time zone for schedules and hours (an IANA name).
+    #[arg(long, env = "RIPOSTE_TIMEZONE", default_value = "UTC", value_parser = timezone_arg)]
+    timezone: chrono_tz::Tz,
+    /// Events whose Whapi timestamp is older than this (e.g. `6h`) are recorded but fire no rule.
+    #[arg(long, env = "RIPOSTE_MAX_EVENT_AGE", value_parser = duration_arg)]
+    max_event_age: Option<Duration>,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    #[arg(long, env = "RIPOSTE_MAX_BODY", default_value_t = 10 * 1024 * 1024)]
+    max_body: usize,
+    /// Longest wait for one outbound call.
+    #[arg(long, env = "RIPOSTE_CALL_TIMEOUT", default_value = "30s", value_parser = duration_arg)]
+    call_timeout: Duration,
+    /// First retry delay of a failed call (doubles each attempt, with jitter).
+    #[arg(long, env = "RIPOSTE_RETRY_BASE", default_value = "2s", value_parser = duration_arg)]
+    retry_base: Duration,
+    /// Longest delay between two attempts of a call.
+    #[arg(long, env = "RIPOSTE_RETRY_CAP", default_value = "5m", value_parser = duration_arg)]
+    retry_cap: Duration,
+    /// Calls per job before it goes to the dead letters.
+    #[arg(long, env = "RIPOSTE_RETRY_ATTEMPTS", default_value_t = 10)]
+    retry_attempts: u32,
+    /// Outbound calls in flight at once.
+    #[arg(long, env = "RIPOSTE_CONCURRENCY", default_value_t = 16)]
+    concurrency: usize,
+}
+
+fn secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl ServeArgs {
+    fn settings(self) -> Settings {
+        Settings {
+            listen: self.listen,
+            rules: self.rules,
+            db: self.db,
+            whapi_url: self.whapi_url,
+            whapi_token: secret("WHAPI_TOKEN"),
+            dry_run: self.dry_run,
+            timezone: self.timezone,
+            webhook_secret: secret("RIPOSTE_WEBHOOK_SECRET"),
+            events_token: secret("RIPOSTE_EVENTS_TOKEN"),
+            admin_token: secret("RIPOSTE_ADMIN_TOKEN"),
+            max_event_age: self.max_event_age,
+            max_body: self.max_body,
+            request_timeout: Duration::from_secs(30),
+            call_timeout: self.call_timeout,
+            retry: RetryPolicy {
+                base: self.retry_base,
+                cap: self.retry_cap,
+                max_attempts: self.retry_attempts.max(1),
+            },
+            concurrency: self.concurrency.max(1),
+        }
+    }
+}
+
+impl Cli {
+    /// Runs the chosen command and returns the process exit code.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve(args) => {
+                let runtime = tokio::runtime::Runtime::new()?;
+                runtime.block_on(async {
+                    let running = serve::start(args.settings()).await?;
+                    serve::shutdown_signal().await;
+                    tracing::info!("shutting down");
+                    running.stop().await;
+                    Ok(ExitCode::SUCCESS)
+                })
+            }
+            Command::Check { paths } => Ok(check::run(&default_rules(paths))),
+            Command::Simulate(args) => simulate::run(args),
+        }
+    }
+}
+
+fn default_rules(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("./rules")]
+    } else {
+        paths
+    }
+}

@@ -1,0 +1,181 @@
+//! `riposte simulate`: webhook bodies from files through the rules, printing the matched rules
+//! and the fully rendered actions. Nothing is stored or sent; tags set by one event are seen by
+//! the next, as they would be in the server.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::actions::{Effect, Payload};
+use crate::engine::{self, Evaluation, RuleOutcome};
+use crate::events::{Event, WebhookBody, parse_webhook};
+use crate::rules;
+use crate::store::{Contact, ContactChange};
+
+#[derive(Debug, Args)]
+pub(super) struct SimulateArgs {
+    /// Rules folder or files.
+    #[arg(long, env = "RIPOSTE_RULES", default_value = "./rules")]
+    rules: Vec<PathBuf>,
+    /// The time the events happen (RFC 3339); default now.
+    #[arg(long)]
+    at: Option<DateTime<Utc>>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also show, for every rule that did not match, the first condition that failed.
+    #[arg(long)]
+    explain: bool,
+    /// Webhook body files (`-` reads standard input).
+    #[arg(required = true)]
+    events: Vec<PathBuf>,
+}
+
+pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let set = match rules::load(&args.rules) {
+        Ok(set) => set,
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let now = args.at.unwrap_or_else(Utc::now);
+    let mut contacts: HashMap<String, Contact> = HashMap::new();
+    let mut reports = Vec::new();
+    for path in &args.events {
+        let text = read(path)?;
+        let body: Value = serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+        for event in parse_webhook(WebhookBody {
+            body: &body,
+            path: "",
+            method: "POST",
+        }) {
+            let phone = event
+                .sender
+                .as_ref()
+                .map(|s| s.phone.clone())
+                .unwrap_or_default();
+            let contact = contacts.entry(phone.clone()).or_insert_with(|| Contact {
+                phone,
+                ..Contact::default()
+            });
+            let evaluation = engine::evaluate(&set, &event, contact, now, args.explain);
+            *contact = evaluation.contact.clone();
+            if args.json {
+                reports.push(json_report(&event, &evaluation));
+            } else {
+                print!("{}", text_report(&event, &evaluation, args.explain));
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
+}
+
+fn json_report(event: &Event, evaluation: &Evaluation) -> Value {
+    json!({
+        "event": {
+            "kind": event.kind.to_string(),
+            "id": event.id,
+            "chat": event.chat.as_ref().map(|c| c.id.as_str()),
+            "sender": event.sender.as_ref().map(|s| s.phone.as_str()),
+            "text": event.text,
+        },
+        "rules": evaluation.rules,
+    })
+}
+
+/// One event as people read it: a headline, then one line per rule and per action.
+pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool) -> String {
+    let mut out = format!("event {} {}", event.kind, event.id);
+    if let Some(sender) = &event.sender {
+        out.push_str(&format!(" from {}", sender.phone));
+    }
+    if let Some(chat) = &event.chat {
+        out.push_str(&format!(" in {}", chat.id));
+    }
+    if let Some(text) = &event.text {
+        out.push_str(&format!(": {text:?}"));
+    }
+    out.push('\n');
+    let mut matched = 0;
+    for trace in &evaluation.rules {
+        match &trace.outcome {
+            RuleOutcome::Matched { shadow, actions } => {
+                matched += 1;
+                let note = if *shadow {
+                    " (shadow: recorded, not sent)"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("  matched {}{note}\n", trace.rule));
+                for action in actions {
+                    if let Some(err) = &action.error {
+                        out.push_str(&format!("    {}: FAILED: {err}\n", action.action));
+                    }
+                    for effect in &action.effects {
+                        out.push_str(&format!("    {}: {}\n", action.action, describe(effect)));
+                    }
+                }
+            }
+            RuleOutcome::Failed { condition, detail } if explain => {
+                out.push_str(&format!(
+                    "  skipped {}: {condition}: {detail}\n",
+                    trace.rule
+                ));
+            }
+            RuleOutcome::Disabled if explain => {
+                out.push_str(&format!("  skipped {}: disabled\n", trace.rule))
+            }
+            RuleOutcome::Stopped { by } if explain => {
+                out.push_str(&format!(
+                    "  skipped {}: `{by}` matched first and has `stop: true`\n",
+                    trace.rule
+                ));
+            }
+            _ => {}
+        }
+    }
+    if matched == 0 {
+        out.push_str("  no rule matched\n");
+    }
+    out
+}
+
+fn describe(effect: &Effect) -> String {
+    match effect {
+        Effect::Request(request) => {
+            let body = match &request.body {
+                Some(Payload::Json(v)) => format!(" {v}"),
+                Some(Payload::Text(t)) => format!(" {t:?}"),
+                None => String::new(),
+            };
+            format!("{} {}{body}", request.method, request.path)
+        }
+        Effect::Contact(ContactChange::Tag { phone, tag }) => format!("tag {phone} +{tag}"),
+        Effect::Contact(ContactChange::Untag { phone, tag }) => format!("untag {phone} -{tag}"),
+        Effect::Contact(ContactChange::Set { phone, key, value }) => {
+            format!("set {phone} {key}={value:?}")
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! `then:` entries as written. An entry is a map with exactly one action key; the compile step
+//! checks that (a struct of optional keys keeps each key's position, unlike an untagged enum).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::{Located, OneOrMany};
+
+/// One action. Write exactly one action key per entry.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// Send a message to the event's chat: a text, or a map with content keys.
+    #[serde(default)]
+    pub reply: Option<Located<MessageContent>>,
+    /// Send a message to any number, group or channel (`to:` is required).
+    #[serde(default)]
+    pub send: Option<Located<MessageContent>>,
+    /// Forward the event's message to another chat.
+    #[serde(default)]
+    pub forward: Option<ForwardSpec>,
+    /// React to the event's message with an emoji (an empty string removes the reaction).
+    #[serde(default)]
+    pub react: Option<Located<String>>,
+    /// Mark the event's message as read.
+    #[serde(default)]
+    pub mark_read: Option<bool>,
+    /// Add tag(s) to the sender's contact.
+    #[serde(default)]
+    pub tag: Option<Located<OneOrMany<String>>>,
+    /// Remove tag(s) from the sender's contact.
+    #[serde(default)]
+    pub untag: Option<Located<OneOrMany<String>>>,
+    /// Set attributes on the sender's contact; values are templates.
+    #[serde(default)]
+    pub set: Option<Located<BTreeMap<String, String>>>,
+    /// Call another system's HTTP endpoint.
+    #[serde(default)]
+    pub webhook: Option<WebhookSpec>,
+    /// Add people to a group (Riposte's number must be a group admin).
+    #[serde(default)]
+    pub group_add: Option<GroupSpec>,
+    /// Remove people from a group (Riposte's number must be a group admin).
+    #[serde(default)]
+    pub group_remove: Option<GroupSpec>,
+}
+
+/// Message content for `reply` and `send`. A plain string is a text message.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSpec {
+    /// Recipient for `send`: a number (`4915112345678`), a chat id, a group or a channel id.
+    #[serde(default)]
+    pub to: Option<Located<String>>,
+    /// Message text (with media: the caption).
+    #[serde(default)]
+    pub text: Option<Located<String>>,
+    /// Image URL.
+    #[serde(default)]
+    pub image: Option<Located<String>>,
+    /// Document URL.
+    #[serde(default)]
+    pub document: Option<Located<String>>,
+    /// Video URL.
+    #[serde(default)]
+    pub video: Option<Located<String>>,
+    /// Audio URL.
+    #[serde(default)]
+    pub audio: Option<Located<String>>,
+    /// Caption of an image, document or video.
+    #[serde(default)]
+    pub caption: Option<Located<String>>,
+    /// File name shown for a document.
+    #[serde(default)]
+    pub filename: Option<Located<String>>,
+    /// A location pin.
+    #[serde(default)]
+    pub location: Option<Located<LocationSpec>>,
+    /// Up to three quick-reply buttons under `text`.
+    #[serde(default)]
+    pub buttons: Option<Located<Vec<ButtonSpec>>>,
+    /// A list menu under `text`.
+    #[serde(default)]
+    pub list: Option<Located<ListSpec>>,
+    /// Header line of a button or list message.
+    #[serde(default)]
+    pub header: Option<Located<String>>,
+    /// Footer line of a button or list message.
+    #[serde(default)]
+    pub footer: Option<Located<String>>,
+    /// Quote the event's message (reply in thread).
+    #[serde(default)]
+    pub quote: bool,
+    /// Show "typing…" for this long before sending (`2s`, at most `60s`).
+    #[serde(default)]
+    pub typing: Option<Located<String>>,
+}
+
+/// A quick-reply button.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonSpec {
+    /// The id a tap sends back (match it with `reply_id`).
+    pub id: Located<String>,
+    /// The label, at most 25 characters.
+    pub title: Located<String>,
+}
+
+/// A list menu.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListSpec {
+    /// Label of the button that opens the list.
+    pub label: Located<String>,
+    /// Sections of rows.
+    pub sections: Vec<ListSectionSpec>,
+}
+
+/// A titled group of list rows.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListSectionSpec {
+    /// Section title.
+    pub title: Located<String>,
+    /// Rows the user can pick.
+    pub rows: Vec<ListRowSpec>,
+}
+
+/// One pickable row of a list.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListRowSpec {
+    /// The id a pick sends back (match it with `reply_id`).
+    pub id: Located<String>,
+    /// Row title.
+    pub title: Located<String>,
+    /// Optional second line.
+    #[serde(default)]
+    pub description: Option<Located<String>>,
+}
+
+/// A location pin.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSpec {
+    /// Latitude in degrees.
+    pub latitude: f64,
+    /// Longitude in degrees.
+    pub longitude: f64,
+    /// Place name.
+    #[serde(default)]
+    pub name: Option<Located<String>>,
+    /// Street address.
+    #[serde(default)]
+    pub address: Option<Located<String>>,
+}
+
+/// Where to forward the event's message.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSpec {
+    /// A number, chat id, group or channel id (a template).
+    pub to: Located<String>,
+}
+
+/// A call to another system.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// The URL (a template).
+    pub url: Located<String>,
+    /// HTTP method; default `POST`.
+    #[serde(default)]
+    pub method: Option<Located<String>>,
+    /// Extra request headers; values are templates.
+    #[serde(default)]
+    pub headers: Option<Located<BTreeMap<String, String>>>,
+    /// Request body: a map is sent as JSON (its string values are templates), a string is
+    /// sent as it renders.
+    #[serde(default)]
+    pub body: Option<Located<serde_json::Value>>,
+}
+
+/// A group and the people to add or remove.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Group id (`…@g.us`), a template.
+    pub group: Located<String>,
+    /// Numbers (templates), e.g. `"{{ sender.phone }}"`.
+    pub participants: Located<OneOrMany<String>>,
+}
+
+/// `reply: "text"` is shorthand for `reply: {text: "text"}`.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum MessageContent {
+    /// A text message.
+    Text(String),
+    /// Any message content.
+    Full(MessageSpec),
+}
+
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StringOrMap;
+
+        impl<'de> Visitor<'de> for StringOrMap {
+            type Value = MessageContent;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a text or a map of message content")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MessageContent::Text(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                MessageSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(MessageContent::Full)
+            }
+        }
+
+        d.deserialize_any(StringOrMap)
+    }
+}

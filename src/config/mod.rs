@@ -1,0 +1,82 @@
+//! Rule files as written: plain serde types that mirror the YAML and carry no behaviour.
+//!
+//! All YAML access lives in [`parse`]. The compile step in `rules` turns these types into the
+//! executable form; fields that need checking after parsing (regexes, templates, durations,
+//! event names) are [`Located`] so their errors point at the right line and column.
+
+mod action;
+mod located;
+mod rule;
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
+
+pub use action::{
+    ActionSpec, ButtonSpec, ForwardSpec, GroupSpec, ListRowSpec, ListSectionSpec, ListSpec,
+    LocationSpec, MessageContent, MessageSpec, WebhookSpec,
+};
+pub use located::{Located, OneOrMany};
+pub use rule::{ConditionSpec, Mode, RuleFile, RuleSpec, TagsSpec};
+
+use crate::rules::Diagnostic;
+
+/// One rule file read from disk.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path as it is shown in diagnostics.
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Parses one rule file. A YAML or schema mistake stops the file at its first error (the YAML
+/// reader cannot resume after one); the compile step then finds every semantic error.
+pub fn parse(source: &SourceFile) -> Result<RuleFile, Diagnostic> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+    };
+    if source.text.trim().is_empty() || is_only_comments(&source.text) {
+        return Ok(RuleFile::default());
+    }
+    serde_saphyr::from_str_with_options::<RuleFile>(&source.text, options)
+        .map_err(|err| yaml_diagnostic(&source.path, &err))
+}
+
+fn is_only_comments(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
+}
+
+fn yaml_diagnostic(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
+    let err = err.without_snippet();
+    let (line, column) = err
+        .location()
+        .map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
+    let message = match err {
+        serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } => unknown_name_message("field", field, expected),
+        serde_saphyr::Error::SerdeUnknownVariant {
+            variant, expected, ..
+        } => unknown_name_message("value", variant, expected),
+        other => {
+            let text = DefaultMessageFormatter.format_message(other);
+            text.escape_debug()
+                .to_string()
+                .replace("\\'", "'")
+                .replace("\\\"", "\"")
+        }
+    };
+    Diagnostic::error(path, line.max(1), column.max(1), message)
+}
+
+fn unknown_name_message(what: &str, name: &str, expected: &[&str]) -> String {
+    let mut message = format!("unknown {what} `{name}`");
+    if let Some(best) = crate::rules::did_you_mean(name, expected.iter().copied()) {
+        message.push_str(&format!(", did you mean `{best}`?"));
+    } else if !expected.is_empty() {
+        message.push_str(&format!(", expected one of: {}", expected.join(", ")));
+    }
+    message
+}

@@ -1,0 +1,142 @@
+//! `rules:` entries and their `when:` conditions, as written.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{ActionSpec, Located, OneOrMany};
+
+/// A rule file: any of `rules:`, `campaigns:` and `calendars:` (the latter two are read by the
+/// scheduler).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Rules, evaluated in file order (files in path order).
+    #[serde(default)]
+    pub rules: Vec<Located<RuleSpec>>,
+}
+
+/// One rule: when an event matches `when`, run the actions in `then`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique name across the whole rule set; shown in logs, traces and `simulate`.
+    pub name: Located<String>,
+    /// What the rule is for, in a sentence.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Conditions; every condition given must hold. An empty `when` matches every `message`.
+    #[serde(default)]
+    pub when: Located<ConditionSpec>,
+    /// Actions, run in order.
+    #[serde(default)]
+    pub then: Vec<Located<ActionSpec>>,
+    /// When true, later rules do not see an event this rule matched.
+    #[serde(default)]
+    pub stop: bool,
+    /// Set to false to switch the rule off without deleting it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `live` (default) sends; `shadow` evaluates and records what it would have done.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Located<ConditionSpec> {
+    fn default() -> Self {
+        Self::unplaced(ConditionSpec::default())
+    }
+}
+
+/// Whether a rule's actions are carried out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Actions are carried out.
+    #[default]
+    Live,
+    /// Actions are rendered and recorded, never sent.
+    Shadow,
+}
+
+/// Conditions on an event. Every condition given must hold; `any`, `all` and `not` combine
+/// blocks of conditions.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    /// Event kind(s): `message`, `button_reply`, `status`, `group_join`, `custom:NAME`, ...
+    /// Default `message`.
+    #[serde(default)]
+    pub event: Option<Located<OneOrMany<String>>>,
+    /// Message content type(s): `text`, `image`, `document`, `video`, `audio`, `voice`, ...
+    #[serde(default, rename = "type")]
+    pub message_type: Option<OneOrMany<String>>,
+    /// Regular expression searched in the text, caption, link preview or tapped button title.
+    /// Named groups such as `(?P<order>\d+)` become `match.order`.
+    #[serde(default)]
+    pub text: Option<Located<String>>,
+    /// Words or phrases, matched case-insensitively as whole words anywhere in the text.
+    #[serde(default)]
+    pub keywords: Option<Located<Vec<String>>>,
+    /// Sender numbers or globs (`49*`).
+    #[serde(default)]
+    pub from: Option<Located<OneOrMany<String>>>,
+    /// Sender numbers or globs that must not match.
+    #[serde(default)]
+    pub not_from: Option<Located<OneOrMany<String>>>,
+    /// Chat kind(s): `private`, `group`, `channel`, `status` or `any`.
+    #[serde(default)]
+    pub chat: Option<Located<OneOrMany<String>>>,
+    /// Chat id(s) or globs (`120363041234567890@g.us`, `*@g.us`).
+    #[serde(default)]
+    pub chat_id: Option<Located<OneOrMany<String>>>,
+    /// Match our own outgoing messages (true) instead of incoming ones (false, the default).
+    #[serde(default)]
+    pub from_me: Option<bool>,
+    /// Tapped button or list row id(s), without Whapi's `ButtonsV3:` / `ListV3:` prefix.
+    #[serde(default)]
+    pub reply_id: Option<Located<OneOrMany<String>>>,
+    /// Reaction emoji(s).
+    #[serde(default)]
+    pub emoji: Option<OneOrMany<String>>,
+    /// Status value(s): delivery (`sent`, `delivered`, `read`, `played`, `failed`, `deleted`),
+    /// call (`ringing`, `missed`, ...), presence or channel status.
+    #[serde(default)]
+    pub status: Option<OneOrMany<String>>,
+    /// Tags on the sender's contact.
+    #[serde(default)]
+    pub tags: Option<TagsSpec>,
+    /// Custom event name(s) (the `NAME` of `/events/NAME`).
+    #[serde(default)]
+    pub name: Option<OneOrMany<String>>,
+    /// A template expression that must be true, e.g. `data.total > 100`.
+    #[serde(default, rename = "if")]
+    pub expr: Option<Located<String>>,
+    /// At least one of these blocks must hold.
+    #[serde(default)]
+    pub any: Option<Vec<Located<ConditionSpec>>>,
+    /// Every one of these blocks must hold.
+    #[serde(default)]
+    pub all: Option<Vec<Located<ConditionSpec>>>,
+    /// This block must not hold.
+    #[serde(default)]
+    pub not: Option<Box<Located<ConditionSpec>>>,
+}
+
+/// Conditions on the contact's tags.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagsSpec {
+    /// The contact has every one of these tags.
+    #[serde(default)]
+    pub all: Vec<String>,
+    /// The contact has at least one of these tags.
+    #[serde(default)]
+    pub any: Vec<String>,
+    /// The contact has none of these tags.
+    #[serde(default)]
+    pub none: Vec<String>,
+}

@@ -1,0 +1,205 @@
+//! Delivery: the worker that claims due jobs, makes their calls and records the result, with
+//! retries (exponential backoff, full jitter, `Retry-After`) and dead letters.
+//!
+//! A crash between the remote answer and the commit that marks the job done is the only window
+//! in which a call can be repeated: the job's lease expires and it is claimed again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::store::{Job, JobResult, Store};
+use crate::whapi::{CallOutcome, Client};
+
+/// How failed calls are retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// The first retry waits up to this long; each further one up to twice as long.
+    pub base: Duration,
+    /// The longest wait between two attempts.
+    pub cap: Duration,
+    /// After this many calls a job is dead.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(300),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before the next attempt, or `None` when the job has used its attempts.
+    /// `jitter` is a number in `[0, 1)`; full jitter spreads retries of many jobs apart.
+    pub fn next_delay(
+        &self,
+        attempts: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Option<Duration> {
+        if attempts >= self.max_attempts {
+            return None;
+        }
+        let exponent = attempts.saturating_sub(1).min(20);
+        let ceiling = self.base.saturating_mul(1 << exponent).min(self.cap);
+        let delay = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
+        Some(retry_after.map_or(delay, |ra| delay.max(ra)))
+    }
+}
+
+/// How long a claimed job stays claimed before another worker may take it over.
+const LEASE: Duration = Duration::from_secs(120);
+/// Longest sleep when nothing is due, so a job written by another process is seen.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// The delivery worker.
+pub struct Delivery {
+    pub store: Arc<dyn Store>,
+    pub client: Client,
+    pub policy: RetryPolicy,
+    /// Calls in flight at once.
+    pub concurrency: usize,
+    /// Woken when new jobs are written.
+    pub wake: Arc<Notify>,
+}
+
+impl Delivery {
+    /// Runs until `shutdown` turns true, then waits for calls in flight to be recorded.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let mut in_flight = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let room = this.concurrency.saturating_sub(in_flight.len());
+            let mut claimed = 0;
+            if room > 0 {
+                let now = Utc::now();
+                match this.store.claim_jobs(now, now + LEASE, room as u32).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            let this = this.clone();
+                            in_flight.spawn(async move { this.deliver(job).await });
+                        }
+                    }
+                    Err(err) => tracing::error!("cannot claim jobs: {err}"),
+                }
+            }
+            if claimed > 0 {
+                continue;
+            }
+            let idle = this.idle_time().await;
+            tokio::select! {
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                () = this.wake.notified() => {}
+                () = tokio::time::sleep(idle) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    async fn idle_time(&self) -> Duration {
+        match self.store.next_job_due().await {
+            Ok(Some(due)) => (due - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(5), IDLE),
+            _ => IDLE,
+        }
+    }
+
+    async fn deliver(&self, job: Job) {
+        let key = format!("riposte-job-{}", job.id);
+        let outcome = self.client.call(&job.request, &key).await;
+        let now = Utc::now();
+        let result = match outcome {
+            CallOutcome::Delivered { status, body } => {
+                tracing::info!(job = job.id, rule = %job.rule, action = %job.action, status, "delivered");
+                JobResult::Done { response: body }
+            }
+            CallOutcome::Rejected { error } => {
+                tracing::warn!(job = job.id, rule = %job.rule, action = %job.action, "rejected, moved to dead letters: {error}");
+                JobResult::Dead { error }
+            }
+            CallOutcome::Retry { error, retry_after } => {
+                let jitter = rand::rng().random::<f64>();
+                match self.policy.next_delay(job.attempts, retry_after, jitter) {
+                    Some(delay) => {
+                        tracing::warn!(job = job.id, rule = %job.rule, attempt = job.attempts, "call failed, retrying in {delay:?}: {error}");
+                        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                        JobResult::Retry { at, error }
+                    }
+                    None => {
+                        tracing::error!(job = job.id, rule = %job.rule, attempts = job.attempts, "giving up, moved to dead letters: {error}");
+                        JobResult::Dead {
+                            error: format!("after {} attempts: {error}", job.attempts),
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(err) = self.store.finish_job(job.id, &result, now).await {
+            // The lease will expire and the job will be tried again.
+            tracing::error!(job = job.id, "cannot record job result: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_gives_up() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+            max_attempts: 5,
+        };
+        assert_eq!(
+            policy.next_delay(1, None, 1.0),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            policy.next_delay(3, None, 1.0),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            policy.next_delay(4, None, 1.0),
+            Some(Duration::from_secs(8))
+        );
+        assert_eq!(
+            policy.next_delay(4, None, 0.5),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(policy.next_delay(5, None, 1.0), None);
+        let capped = RetryPolicy {
+            max_attempts: 100,
+            ..policy
+        };
+        assert_eq!(
+            capped.next_delay(30, None, 1.0),
+            Some(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_a_floor() {
+        let policy = RetryPolicy::default();
+        assert_eq!(
+            policy.next_delay(1, Some(Duration::from_secs(2)), 0.0),
+            Some(Duration::from_secs(2))
+        );
+    }
+}

@@ -1,0 +1,437 @@
+//! Whapi.Cloud webhook bodies → events. Every field is optional here: the documented shapes are
+//! a guide, and real traffic has more. Nothing in this file can fail.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{Chat, Event, EventKind, Party};
+
+/// A stored webhook body with the request details that Whapi's `path` and `method` modes use
+/// to carry the event name instead of the JSON `event` object.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookBody<'a> {
+    pub body: &'a Value,
+    /// The part of the URL after `/webhook/` (empty in body mode).
+    pub path: &'a str,
+    /// The HTTP method the body arrived with.
+    pub method: &'a str,
+}
+
+/// Turns one webhook body into its events, in item order. A body of a family Riposte does not
+/// know yields one [`EventKind::Unknown`] event so it is still recorded.
+pub fn parse_webhook(webhook: WebhookBody<'_>) -> Vec<Event> {
+    let Some(body) = webhook.body.as_object() else {
+        return Vec::new();
+    };
+    let channel = body
+        .get("channel_id")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let method = event_method(body, webhook);
+    let mut events = Vec::new();
+    for (key, value) in body {
+        parse_family(key, value, channel, &method, &mut events);
+    }
+    if events.is_empty() {
+        let item = Arc::new(webhook.body.clone());
+        let mut event = Event::new(EventKind::Unknown, channel, item.clone());
+        event.id = content_hash(&item);
+        events.push(event);
+    }
+    events
+}
+
+/// `event.event` as documented, `event.method` as in the OpenAPI schema, else the URL path or
+/// HTTP method of the `path` / `method` webhook modes.
+fn event_method(body: &Map<String, Value>, webhook: WebhookBody<'_>) -> String {
+    let from_body = body.get("event").and_then(|e| {
+        e.get("event")
+            .or_else(|| e.get("method"))
+            .and_then(Value::as_str)
+    });
+    if let Some(m) = from_body {
+        return m.to_ascii_lowercase();
+    }
+    let last_segment = webhook.path.rsplit('/').find(|s| !s.is_empty());
+    match last_segment {
+        Some(seg @ ("post" | "put" | "patch" | "delete")) => seg.to_owned(),
+        _ => webhook.method.to_ascii_lowercase(),
+    }
+}
+
+fn parse_family(key: &str, value: &Value, channel: &str, method: &str, out: &mut Vec<Event>) {
+    match key {
+        "messages" => each(value, |item| out.push(message_event(item, channel))),
+        "messages_updates" => each(value, |item| out.push(message_update(item, channel))),
+        "messages_removed" => each(value, |item| out.push(message_removed(item, channel))),
+        "messages_removed_all" => out.push(chat_cleared(value, channel)),
+        "statuses" => each(value, |item| out.push(status_event(item, channel))),
+        "groups_participants" => each(value, |item| participant_events(item, channel, out)),
+        "groups" => each(value, |item| {
+            out.push(chat_item(EventKind::GroupCreated, item, channel))
+        }),
+        "groups_updates" => each(value, |item| {
+            out.push(update_item(EventKind::GroupUpdated, item, channel))
+        }),
+        "chats" => each(value, |item| {
+            out.push(chat_item(EventKind::ChatCreated, item, channel))
+        }),
+        "chats_updates" => each(value, |item| {
+            out.push(update_item(EventKind::ChatUpdated, item, channel))
+        }),
+        "chats_removed" => each(value, |item| {
+            out.push(chat_item(EventKind::ChatDeleted, item, channel))
+        }),
+        "contacts" => each(value, |item| {
+            out.push(contact_item(EventKind::ContactCreated, item, channel))
+        }),
+        "contacts_updates" => each(value, |item| {
+            out.push(contact_item(EventKind::ContactUpdated, item, channel))
+        }),
+        "labels" => each(value, |item| {
+            out.push(plain_item(EventKind::LabelCreated, item, channel))
+        }),
+        "labels_removed" => each(value, |item| {
+            out.push(plain_item(EventKind::LabelRemoved, item, channel))
+        }),
+        "presences" => each(value, |item| out.push(presence_event(item, channel))),
+        "calls" => each(value, |item| out.push(call_event(item, channel))),
+        "health" | "qr" | "user" => out.push(channel_status(key, value, channel, method)),
+        _ => {}
+    }
+}
+
+/// Calls `f` for each element of an array, or once for a lone object (defensive: the envelope
+/// documents arrays, but a single object costs nothing to accept).
+fn each(value: &Value, mut f: impl FnMut(&Value)) {
+    match value {
+        Value::Array(items) => items.iter().for_each(f),
+        Value::Null => {}
+        other => f(other),
+    }
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn owned_at(v: &Value, pointer: &str) -> Option<String> {
+    str_at(v, pointer).map(str::to_owned)
+}
+
+/// Whapi writes senders as bare digits but calls and statuses as full JIDs.
+pub(crate) fn bare_phone(raw: &str) -> String {
+    let user = raw.split('@').next().unwrap_or(raw);
+    user.trim_start_matches('+').to_owned()
+}
+
+/// Seconds since the epoch from a number or a numeric string; call events count milliseconds.
+fn timestamp(v: &Value) -> Option<i64> {
+    let raw = match v.get("timestamp")? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    Some(if raw > 100_000_000_000 {
+        raw / 1000
+    } else {
+        raw
+    })
+}
+
+pub(crate) fn content_hash(v: &Value) -> String {
+    let digest = Sha256::digest(v.to_string().as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("h:{hex}")
+}
+
+fn with_id(mut event: Event, id: Option<String>) -> Event {
+    match id {
+        Some(id) if !id.is_empty() => {
+            event.id = id;
+            event.has_own_id = true;
+        }
+        _ => event.id = content_hash(&event.item),
+    }
+    event
+}
+
+fn message_event(raw: &Value, channel: &str) -> Event {
+    let item = Arc::new(raw.clone());
+    let kind = message_kind(raw);
+    let mut event = Event::new(kind, channel, item.clone());
+    event.message = Some(item);
+    fill_from_message(&mut event, raw);
+    with_id(event, owned_at(raw, "/id"))
+}
+
+fn message_kind(m: &Value) -> EventKind {
+    match str_at(m, "/type").unwrap_or("") {
+        "reply" => match str_at(m, "/reply/type") {
+            Some("list_reply") => EventKind::ListReply,
+            _ => EventKind::ButtonReply,
+        },
+        "poll_update" => EventKind::PollVote,
+        "action" => match str_at(m, "/action/type").unwrap_or("") {
+            "reaction" => EventKind::Reaction,
+            "vote" => EventKind::PollVote,
+            "edit" | "edited" => EventKind::MessageEdited,
+            "delete" => EventKind::MessageDeleted,
+            _ => EventKind::Message,
+        },
+        _ => EventKind::Message,
+    }
+}
+
+/// Fills sender, chat, text and the message-specific fields from a Whapi Message object.
+fn fill_from_message(event: &mut Event, m: &Value) {
+    event.at = timestamp(m);
+    event.from_me = m.get("from_me").and_then(Value::as_bool).unwrap_or(false);
+    event.message_type = owned_at(m, "/type");
+    event.message_id = owned_at(m, "/id");
+    if let Some(chat_id) = str_at(m, "/chat_id") {
+        event.chat = Some(Chat::from_id(chat_id, owned_at(m, "/chat_name")));
+    }
+    if let Some(from) = str_at(m, "/from") {
+        event.sender = Some(Party {
+            phone: bare_phone(from),
+            name: owned_at(m, "/from_name"),
+        });
+    }
+    event.text = message_text(m);
+    match event.kind {
+        EventKind::ButtonReply | EventKind::ListReply => {
+            let reply = m
+                .pointer("/reply/buttons_reply")
+                .or_else(|| m.pointer("/reply/list_reply"));
+            if let Some(reply) = reply {
+                event.reply_id = owned_at(reply, "/id").map(|id| strip_reply_prefix(&id));
+                event.text = owned_at(reply, "/title");
+            }
+        }
+        EventKind::Reaction => {
+            event.emoji = owned_at(m, "/action/emoji");
+            event.message_id = owned_at(m, "/action/target").or(event.message_id.take());
+        }
+        EventKind::MessageEdited | EventKind::MessageDeleted => {
+            event.message_id = owned_at(m, "/action/target").or(event.message_id.take());
+        }
+        _ => {}
+    }
+}
+
+/// Whapi prefixes the ids of tapped buttons and list rows; rules name the id they sent.
+fn strip_reply_prefix(id: &str) -> String {
+    id.strip_prefix("ButtonsV3:")
+        .or_else(|| id.strip_prefix("ListV3:"))
+        .unwrap_or(id)
+        .to_owned()
+}
+
+/// The text a person wrote: body, media caption, link preview body or an edit's new text.
+fn message_text(m: &Value) -> Option<String> {
+    const POINTERS: &[&str] = &[
+        "/text/body",
+        "/image/caption",
+        "/video/caption",
+        "/document/caption",
+        "/gif/caption",
+        "/short/caption",
+        "/link_preview/body",
+        "/action/edited_content/body",
+        "/interactive/body/text",
+        "/hsm/body",
+        "/system/body",
+    ];
+    POINTERS.iter().find_map(|p| owned_at(m, p))
+}
+
+fn message_update(raw: &Value, channel: &str) -> Event {
+    let item = Arc::new(raw.clone());
+    let mut event = Event::new(EventKind::MessageEdited, channel, item.clone());
+    let current = raw
+        .get("after_update")
+        .or_else(|| raw.get("trigger"))
+        .filter(|v| v.is_object());
+    if let Some(message) = current {
+        fill_from_message(&mut event, message);
+        event.message = Some(Arc::new(message.clone()));
+    } else {
+        event.message = Some(item);
+    }
+    event.message_id = owned_at(raw, "/id").or(event.message_id.take());
+    // One message can be edited many times; the trigger (the edit itself) names each edit.
+    let id = owned_at(raw, "/trigger/id").or_else(|| {
+        let after = timestamp(raw.get("after_update").unwrap_or(&Value::Null));
+        owned_at(raw, "/id").map(|id| format!("{id}:{}", after.unwrap_or_default()))
+    });
+    with_id(event, id)
+}
+
+fn message_removed(raw: &Value, channel: &str) -> Event {
+    let item = Arc::new(raw.clone());
+    let mut event = Event::new(EventKind::MessageDeleted, channel, item.clone());
+    event.message = Some(item);
+    let id = raw
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| owned_at(raw, "/id"));
+    event.message_id.clone_from(&id);
+    with_id(event, id)
+}
+
+fn chat_cleared(raw: &Value, channel: &str) -> Event {
+    let item = Arc::new(raw.clone());
+    let mut event = Event::new(EventKind::MessageDeleted, channel, item.clone());
+    event.message = Some(item);
+    if let Some(chat_id) = raw.as_str() {
+        event.chat = Some(Chat::from_id(chat_id, None));
+    }
+    with_id(event, None)
+}
+
+fn status_event(raw: &Value, channel: &str) -> Event {
+    let mut event = Event::new(EventKind::Status, channel, Arc::new(raw.clone()));
+    event.at = timestamp(raw);
+    event.status = owned_at(raw, "/status");
+    event.message_id = owned_at(raw, "/id");
+    if let Some(recipient) = str_at(raw, "/recipient_id") {
+        event.chat = Some(Chat::from_id(recipient, None));
+        event.sender = Some(Party {
+            phone: bare_phone(str_at(raw, "/viewer_id").unwrap_or(recipient)),
+            name: None,
+        });
+    }
+    // A message goes through several statuses; each is its own event.
+    let id = event
+        .message_id
+        .as_ref()
+        .map(|id| format!("{id}:{}", event.status.as_deref().unwrap_or("")));
+    with_id(event, id)
+}
+
+fn participant_events(raw: &Value, channel: &str, out: &mut Vec<Event>) {
+    let kind = match str_at(raw, "/action") {
+        Some("add") => EventKind::GroupJoin,
+        Some("remove") => EventKind::GroupLeave,
+        Some("promote") => EventKind::GroupPromote,
+        Some("demote") => EventKind::GroupDemote,
+        _ => EventKind::Unknown,
+    };
+    let item = Arc::new(raw.clone());
+    let group = str_at(raw, "/group_id");
+    let participants: Vec<&Value> = match raw.get("participants") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        _ => vec![&Value::Null],
+    };
+    for participant in participants {
+        let mut event = Event::new(kind.clone(), channel, item.clone());
+        event.at = timestamp(raw);
+        event.chat = group.map(|g| Chat::from_id(g, None));
+        let phone = participant
+            .as_str()
+            .or_else(|| str_at(participant, "/id"))
+            .map(bare_phone);
+        event.sender = phone.map(|phone| Party { phone, name: None });
+        // Participant changes carry no id; the content hash below covers group, action and
+        // person, so one person joining is one event.
+        let mut keyed = serde_json::json!({ "change": raw, "participant": participant });
+        if let Some(obj) = keyed.as_object_mut() {
+            obj.insert("kind".into(), Value::String(kind.to_string()));
+        }
+        event.id = content_hash(&keyed);
+        out.push(event);
+    }
+}
+
+fn chat_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
+    let mut event = Event::new(kind, channel, Arc::new(raw.clone()));
+    event.at = timestamp(raw);
+    let id = raw
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| owned_at(raw, "/id"));
+    if let Some(id) = &id {
+        event.chat = Some(Chat::from_id(id, owned_at(raw, "/name")));
+    }
+    with_id(event, id)
+}
+
+fn update_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
+    let mut event = Event::new(kind, channel, Arc::new(raw.clone()));
+    let after = raw.get("after_update").unwrap_or(raw);
+    event.at = timestamp(after);
+    if let Some(id) = str_at(after, "/id") {
+        event.chat = Some(Chat::from_id(id, owned_at(after, "/name")));
+    }
+    with_id(event, None)
+}
+
+fn contact_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
+    let mut event = Event::new(kind, channel, Arc::new(raw.clone()));
+    let contact = raw.get("after_update").unwrap_or(raw);
+    if let Some(id) = str_at(contact, "/id") {
+        let phone = bare_phone(id);
+        event.chat = Some(Chat::from_id(&format!("{phone}@s.whatsapp.net"), None));
+        event.sender = Some(Party {
+            phone,
+            name: owned_at(contact, "/name"),
+        });
+    }
+    with_id(event, None)
+}
+
+fn plain_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
+    let event = Event::new(kind, channel, Arc::new(raw.clone()));
+    with_id(event, None)
+}
+
+fn presence_event(raw: &Value, channel: &str) -> Event {
+    let mut event = Event::new(EventKind::Presence, channel, Arc::new(raw.clone()));
+    event.status = owned_at(raw, "/status");
+    if let Some(contact) = str_at(raw, "/contact_id") {
+        event.chat = Some(Chat::from_id(contact, None));
+        event.sender = Some(Party {
+            phone: bare_phone(contact),
+            name: None,
+        });
+    }
+    with_id(event, None)
+}
+
+fn call_event(raw: &Value, channel: &str) -> Event {
+    let mut event = Event::new(EventKind::Call, channel, Arc::new(raw.clone()));
+    event.at = timestamp(raw);
+    event.status = owned_at(raw, "/status");
+    if let Some(chat) = str_at(raw, "/chat_id") {
+        event.chat = Some(Chat::from_id(chat, None));
+    }
+    if let Some(from) = str_at(raw, "/from") {
+        event.sender = Some(Party {
+            phone: bare_phone(from),
+            name: None,
+        });
+    }
+    // One call passes through several statuses (ringing, missed, ...): one event each.
+    let id =
+        owned_at(raw, "/id").map(|id| format!("{id}:{}", event.status.as_deref().unwrap_or("")));
+    with_id(event, id)
+}
+
+fn channel_status(key: &str, raw: &Value, channel: &str, method: &str) -> Event {
+    let mut event = Event::new(EventKind::ChannelStatus, channel, Arc::new(raw.clone()));
+    event.status = match key {
+        "health" => owned_at(raw, "/status/text"),
+        "qr" => Some("QR".to_owned()),
+        _ if method == "delete" => Some("LOGGED_OUT".to_owned()),
+        _ => Some("LOGGED_IN".to_owned()),
+    };
+    let mut keyed = raw.clone();
+    if let Some(obj) = keyed.as_object_mut() {
+        obj.insert("family".into(), Value::String(format!("{key}.{method}")));
+    }
+    event.id = content_hash(&keyed);
+    event
+}

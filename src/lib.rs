@@ -1,0 +1,20 @@
+//! Riposte: declarative automation rules for WhatsApp on Whapi.Cloud.
+//!
+//! The pipeline, module by module: `server` accepts webhooks into the `store`; `intake` parses
+//! them into `events` and runs the `engine` over the compiled `rules`, whose `actions` become
+//! durable jobs; `delivery` makes each job's call through the `whapi` client.
+
+pub mod actions;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod duration;
+pub mod engine;
+pub mod events;
+pub mod intake;
+pub mod rules;
+pub mod serve;
+pub mod server;
+pub mod store;
+pub mod templates;
+pub mod whapi;

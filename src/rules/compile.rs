@@ -1,0 +1,404 @@
+//! Rule files → an immutable [`RuleSet`]. Every problem is collected with its position, so
+//! `riposte check` reports them all at once; a set with any error never loads.
+
+use std::collections::HashMap;
+
+use regex::{Regex, RegexBuilder};
+
+use super::condition::{Block, Condition, Glob};
+use super::{Diagnostic, Rule, RuleSet, did_you_mean};
+use crate::actions::compile_action;
+use crate::config::{self, ConditionSpec, Located, Mode, RuleSpec, SourceFile};
+use crate::events::{BUILTIN_KINDS, ChatKind, EventKind};
+use crate::templates::{TemplateProblem, Templates, Text};
+
+/// Memory a single compiled regex may use; a hostile or careless pattern fails at load time.
+const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Compiles rule files into a rule set, or returns every problem found.
+pub fn compile(files: &[SourceFile]) -> Result<RuleSet, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let mut templates = Templates::new();
+    let mut rules = Vec::new();
+    let mut names: HashMap<String, (String, u32)> = HashMap::new();
+    for file in files {
+        let parsed = match config::parse(file) {
+            Ok(parsed) => parsed,
+            Err(diag) => {
+                diagnostics.push(diag);
+                continue;
+            }
+        };
+        let mut compiler = Compiler {
+            file,
+            templates: &mut templates,
+            diagnostics: &mut diagnostics,
+            groups: Vec::new(),
+        };
+        for spec in &parsed.rules {
+            let name = &spec.value.name;
+            let here = format!("{}:{}", file.path.display(), name.line);
+            if let Some((first, _)) = names.get(&name.value) {
+                compiler.error(
+                    name.line,
+                    name.column,
+                    format!(
+                        "duplicate rule name `{}` (first defined at {first})",
+                        name.value
+                    ),
+                );
+            } else {
+                names.insert(name.value.clone(), (here, name.line));
+            }
+            if let Some(rule) = compiler.rule(spec) {
+                rules.push(rule);
+            }
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(RuleSet::new(rules, templates, files))
+    } else {
+        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        Err(diagnostics)
+    }
+}
+
+/// Compiles one file's pieces, recording problems against that file.
+pub(crate) struct Compiler<'a> {
+    file: &'a SourceFile,
+    pub(crate) templates: &'a mut Templates,
+    diagnostics: &'a mut Vec<Diagnostic>,
+    /// Named groups of the current rule's `text` regexes, for `match.NAME`.
+    groups: Vec<String>,
+}
+
+impl Compiler<'_> {
+    pub(crate) fn error(&mut self, line: u32, column: u32, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::error(
+            &self.file.path,
+            line.max(1),
+            column.max(1),
+            message,
+        ));
+    }
+
+    /// Compiles a template string written at a position.
+    pub(crate) fn text_at(&mut self, source: &str, line: u32, column: u32) -> Option<Text> {
+        let result = self.templates.text(source, &self.groups);
+        self.located(result, line, column)
+    }
+
+    /// Compiles a located template string.
+    pub(crate) fn text(&mut self, source: &Located<String>) -> Option<Text> {
+        self.text_at(&source.value, source.line, source.column)
+    }
+
+    /// Compiles a `{{ expr }}` string into a typed JSON value template.
+    pub(crate) fn json_value_at(&mut self, expr: &str, line: u32, column: u32) -> Option<String> {
+        let result = self.templates.json_value(expr, &self.groups);
+        self.located(result, line, column)
+    }
+
+    fn located<T>(
+        &mut self,
+        result: Result<T, Vec<TemplateProblem>>,
+        line: u32,
+        column: u32,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(problems) => {
+                for p in problems {
+                    let (line, column) = if p.line_offset > 1 {
+                        (line + p.line_offset - 1, 1)
+                    } else {
+                        (line, column)
+                    };
+                    self.error(line, column, p.message);
+                }
+                None
+            }
+        }
+    }
+
+    fn rule(&mut self, spec: &Located<RuleSpec>) -> Option<Rule> {
+        let rule = &spec.value;
+        let errors_before = self.diagnostics.len();
+        if rule.name.value.trim().is_empty() {
+            self.error(rule.name.line, rule.name.column, "rule name is empty");
+        }
+        self.groups = collect_groups(&rule.when.value);
+        let when = &rule.when.value;
+        let events = match &when.event {
+            Some(names) => self.event_kinds(names),
+            None => vec![EventKind::Message],
+        };
+        let mut block = self.block(when, true);
+        if when.from_me.is_none() {
+            // A bot never answers itself unless a rule asks for our own messages.
+            block.0.insert(0, Condition::FromMe(false));
+        }
+        let mut actions = Vec::with_capacity(rule.then.len());
+        for action in &rule.then {
+            if let Some(action) = compile_action(action, self) {
+                actions.push(action);
+            }
+        }
+        if rule.then.is_empty() && !rule.stop {
+            self.error(
+                spec.line,
+                spec.column,
+                format!(
+                    "rule `{}` has no actions (`then:`) and no `stop: true`, so it does nothing",
+                    rule.name.value
+                ),
+            );
+        }
+        (self.diagnostics.len() == errors_before).then(|| Rule {
+            name: rule.name.value.clone(),
+            description: rule.description.clone(),
+            file: self.file.path.clone(),
+            line: spec.line,
+            events,
+            when: block,
+            actions,
+            stop: rule.stop,
+            enabled: rule.enabled,
+            shadow: rule.mode == Mode::Shadow,
+        })
+    }
+
+    fn event_kinds(&mut self, names: &Located<config::OneOrMany<String>>) -> Vec<EventKind> {
+        let mut kinds = Vec::new();
+        for name in names.value.iter() {
+            match EventKind::from_name(name) {
+                Some(kind) => kinds.push(kind),
+                None => {
+                    let known = BUILTIN_KINDS.iter().map(|(n, _)| *n);
+                    let hint = did_you_mean(name, known).map_or_else(
+                        || " (custom events are written `custom:NAME`)".to_owned(),
+                        |b| format!(", did you mean `{b}`?"),
+                    );
+                    self.error(
+                        names.line,
+                        names.column,
+                        format!("unknown event `{name}`{hint}"),
+                    );
+                }
+            }
+        }
+        kinds
+    }
+
+    fn block(&mut self, spec: &ConditionSpec, top: bool) -> Block {
+        let mut out = Vec::new();
+        if !top && let Some(names) = &spec.event {
+            let kinds = self.event_kinds(names);
+            out.push(Condition::Event(kinds));
+        }
+        if let Some(from_me) = spec.from_me {
+            out.push(Condition::FromMe(from_me));
+        }
+        if let Some(types) = &spec.message_type {
+            out.push(Condition::Type(types.0.clone()));
+        }
+        if let Some(chat) = &spec.chat {
+            self.chat(chat, &mut out);
+        }
+        if let Some(ids) = &spec.chat_id {
+            out.push(Condition::ChatId(
+                ids.value.iter().map(|g| Glob::new(g)).collect(),
+            ));
+        }
+        if let Some(from) = &spec.from {
+            out.push(Condition::From {
+                globs: from.value.iter().map(|g| Glob::new(g)).collect(),
+                negate: false,
+            });
+        }
+        if let Some(from) = &spec.not_from {
+            out.push(Condition::From {
+                globs: from.value.iter().map(|g| Glob::new(g)).collect(),
+                negate: true,
+            });
+        }
+        if let Some(ids) = &spec.reply_id {
+            let ids = ids.value.iter().map(|id| {
+                id.trim_start_matches("ButtonsV3:")
+                    .trim_start_matches("ListV3:")
+                    .to_owned()
+            });
+            out.push(Condition::ReplyId(ids.collect()));
+        }
+        if let Some(emoji) = &spec.emoji {
+            out.push(Condition::Emoji(emoji.0.clone()));
+        }
+        if let Some(status) = &spec.status {
+            out.push(Condition::Status(status.0.clone()));
+        }
+        if let Some(names) = &spec.name {
+            out.push(Condition::Name(names.0.clone()));
+        }
+        if let Some(tags) = &spec.tags {
+            out.push(Condition::Tags {
+                all: tags.all.clone(),
+                any: tags.any.clone(),
+                none: tags.none.clone(),
+            });
+        }
+        if let Some(words) = &spec.keywords {
+            self.keywords(words, &mut out);
+        }
+        if let Some(text) = &spec.text
+            && let Some(regex) = self.regex(text)
+        {
+            out.push(Condition::Text {
+                regex,
+                source: text.value.clone(),
+            });
+        }
+        for (blocks, all) in [(&spec.any, false), (&spec.all, true)] {
+            if let Some(blocks) = blocks {
+                let compiled = blocks.iter().map(|b| self.block(&b.value, false)).collect();
+                out.push(if all {
+                    Condition::All(compiled)
+                } else {
+                    Condition::Any(compiled)
+                });
+            }
+        }
+        if let Some(not) = &spec.not {
+            out.push(Condition::Not(Box::new(self.block(&not.value, false))));
+        }
+        if let Some(expr) = &spec.expr {
+            let result = self.templates.condition(&expr.value, &self.groups);
+            if let Some(template) = self.located(result, expr.line, expr.column) {
+                out.push(Condition::If {
+                    template,
+                    source: expr.value.clone(),
+                });
+            }
+        }
+        Block(out)
+    }
+
+    fn chat(&mut self, chat: &Located<config::OneOrMany<String>>, out: &mut Vec<Condition>) {
+        let mut kinds = Vec::new();
+        for name in chat.value.iter() {
+            let kind = match name.as_str() {
+                "any" => return,
+                "private" => ChatKind::Private,
+                "group" => ChatKind::Group,
+                "channel" => ChatKind::Channel,
+                "status" => ChatKind::Status,
+                other => {
+                    let hint =
+                        did_you_mean(other, ["private", "group", "channel", "status", "any"])
+                            .map_or_else(
+                                || ", expected private, group, channel, status or any".to_owned(),
+                                |b| format!(", did you mean `{b}`?"),
+                            );
+                    self.error(
+                        chat.line,
+                        chat.column,
+                        format!("unknown chat kind `{other}`{hint}"),
+                    );
+                    continue;
+                }
+            };
+            kinds.push(kind);
+        }
+        out.push(Condition::Chat(kinds));
+    }
+
+    fn keywords(&mut self, words: &Located<Vec<String>>, out: &mut Vec<Condition>) {
+        let cleaned: Vec<String> = words.value.iter().map(|w| w.trim().to_owned()).collect();
+        if cleaned.iter().any(String::is_empty) || cleaned.is_empty() {
+            self.error(
+                words.line,
+                words.column,
+                "`keywords` has an empty entry, which can never match",
+            );
+            return;
+        }
+        let alternatives: Vec<String> = cleaned
+            .iter()
+            .map(|w| regex::escape(w).replace("\\ ", r"\s+").replace(' ', r"\s+"))
+            .collect();
+        // `\b` fails around keywords that start or end with punctuation or emoji, so whole-word
+        // boundaries are spelled out.
+        let pattern = format!(r"(?i)(?:^|[^\w])(?:{})(?:[^\w]|$)", alternatives.join("|"));
+        match RegexBuilder::new(&pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+        {
+            Ok(regex) => out.push(Condition::Keywords {
+                regex,
+                words: cleaned,
+            }),
+            Err(err) => self.error(
+                words.line,
+                words.column,
+                format!("keywords too large: {err}"),
+            ),
+        }
+    }
+
+    fn regex(&mut self, text: &Located<String>) -> Option<Regex> {
+        let pattern = &text.value;
+        if let Err(err) = regex_syntax::ast::parse::Parser::new().parse(pattern) {
+            let offset = pattern[..err.span().start.offset].chars().count() as u32;
+            let column = text.column + offset + self.quote_width(text.line, text.column);
+            self.error(text.line, column, format!("invalid regex: {}", err.kind()));
+            return None;
+        }
+        match RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+        {
+            Ok(regex) => Some(regex),
+            Err(err) => {
+                let message = err.to_string();
+                let last = message
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or(&message);
+                let last = last.trim().trim_start_matches("error: ");
+                self.error(text.line, text.column, format!("invalid regex: {last}"));
+                None
+            }
+        }
+    }
+
+    /// 1 when the scalar at a position starts with a quote, so offsets inside it line up.
+    fn quote_width(&self, line: u32, column: u32) -> u32 {
+        let Some(text) = self.file.text.lines().nth(line.saturating_sub(1) as usize) else {
+            return 0;
+        };
+        let first = text.chars().nth(column.saturating_sub(1) as usize);
+        u32::from(matches!(first, Some('\'' | '"')))
+    }
+}
+
+/// Named groups of every `text` regex in a condition tree (invalid regexes contribute none).
+fn collect_groups(spec: &ConditionSpec) -> Vec<String> {
+    let mut groups = Vec::new();
+    if let Some(text) = &spec.text
+        && let Ok(re) = Regex::new(&text.value)
+    {
+        groups.extend(re.capture_names().flatten().map(str::to_owned));
+    }
+    let nested = spec
+        .any
+        .iter()
+        .chain(spec.all.iter())
+        .flatten()
+        .map(|b| &b.value)
+        .chain(spec.not.as_deref().map(|b| &b.value));
+    for block in nested {
+        groups.extend(collect_groups(block));
+    }
+    groups
+}

@@ -1,0 +1,353 @@
+//! Compiled conditions and their evaluation. A failed condition reports itself so `simulate
+//! --explain` can say which condition stopped a rule and what value it saw.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use crate::events::{ChatKind, Event, EventKind};
+use crate::store::Contact;
+
+/// A block of conditions that must all hold (a rule's `when`, or one entry of `any`/`all`).
+#[derive(Debug, Clone, Default)]
+pub struct Block(pub Vec<Condition>);
+
+/// One compiled condition.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    Event(Vec<EventKind>),
+    Type(Vec<String>),
+    Text {
+        regex: Regex,
+        source: String,
+    },
+    Keywords {
+        regex: Regex,
+        words: Vec<String>,
+    },
+    From {
+        globs: Vec<Glob>,
+        negate: bool,
+    },
+    Chat(Vec<ChatKind>),
+    ChatId(Vec<Glob>),
+    FromMe(bool),
+    ReplyId(Vec<String>),
+    Emoji(Vec<String>),
+    Status(Vec<String>),
+    Tags {
+        all: Vec<String>,
+        any: Vec<String>,
+        none: Vec<String>,
+    },
+    Name(Vec<String>),
+    /// An `if:` expression compiled as a template that renders `1` when it holds.
+    If {
+        template: String,
+        source: String,
+    },
+    Any(Vec<Block>),
+    All(Vec<Block>),
+    Not(Box<Block>),
+}
+
+/// A number or id pattern where `*` stands for any run of characters.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    pub source: String,
+    regex: Option<Regex>,
+}
+
+impl Glob {
+    /// Compiles `49*`-style patterns; plain values compare as strings. A leading `+` is ignored
+    /// because Whapi writes numbers without it.
+    pub fn new(source: &str) -> Self {
+        let pattern = source.trim().trim_start_matches('+');
+        let regex = pattern.contains(['*', '?']).then(|| {
+            let escaped: String = pattern
+                .chars()
+                .map(|c| match c {
+                    '*' => ".*".to_owned(),
+                    '?' => ".".to_owned(),
+                    c => regex::escape(&c.to_string()),
+                })
+                .collect();
+            Regex::new(&format!("^{escaped}$")).unwrap_or_else(|_| Regex::new("$^").expect("valid"))
+        });
+        Self {
+            source: pattern.to_owned(),
+            regex,
+        }
+    }
+
+    /// Whether a value matches the pattern.
+    pub fn matches(&self, value: &str) -> bool {
+        match &self.regex {
+            Some(re) => re.is_match(value),
+            None => self.source == value,
+        }
+    }
+}
+
+/// What a condition sees: the event, the contact as it is now, and a way to check `if:`.
+pub struct Input<'a> {
+    pub event: &'a Event,
+    pub contact: &'a Contact,
+    /// Named groups captured by `text:` so far.
+    pub captures: BTreeMap<String, String>,
+}
+
+/// The condition that stopped a rule, described for people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Miss {
+    pub condition: &'static str,
+    pub detail: String,
+}
+
+/// Evaluates `if:` templates; the rule set provides it so conditions need no template access.
+pub trait ExprEval {
+    /// Whether the `if:` template renders `1` for this input (errors count as false).
+    fn holds(&self, template: &str, input: &Input<'_>) -> Result<bool, String>;
+}
+
+impl Block {
+    /// Checks every condition in order, stopping at the first that fails.
+    pub fn check(&self, input: &mut Input<'_>, eval: &dyn ExprEval) -> Result<(), Miss> {
+        for condition in &self.0 {
+            condition.check(input, eval)?;
+        }
+        Ok(())
+    }
+}
+
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "nothing".to_owned(), |v| format!("{v:?}"))
+}
+
+fn one_of(value: Option<&str>, allowed: &[String]) -> bool {
+    value.is_some_and(|v| allowed.iter().any(|a| a == v))
+}
+
+impl Condition {
+    fn check(&self, input: &mut Input<'_>, eval: &dyn ExprEval) -> Result<(), Miss> {
+        let event = input.event;
+        let miss = |condition, detail: String| Err(Miss { condition, detail });
+        match self {
+            Self::Event(kinds) => {
+                if kinds.contains(&event.kind) {
+                    return Ok(());
+                }
+                miss(
+                    "event",
+                    format!("expected {} but the event is {}", list(kinds), event.kind),
+                )
+            }
+            Self::Type(types) => {
+                if one_of(event.message_type.as_deref(), types) {
+                    return Ok(());
+                }
+                miss(
+                    "type",
+                    format!(
+                        "{} is not {}",
+                        shown(event.message_type.as_deref()),
+                        types.join(" or ")
+                    ),
+                )
+            }
+            Self::Text { regex, source } => {
+                let text = event.text.as_deref().unwrap_or("");
+                let Some(caps) = regex.captures(text) else {
+                    return miss(
+                        "text",
+                        format!("/{source}/ did not match {}", shown(event.text.as_deref())),
+                    );
+                };
+                for name in regex.capture_names().flatten() {
+                    if let Some(m) = caps.name(name) {
+                        input
+                            .captures
+                            .insert(name.to_owned(), m.as_str().to_owned());
+                    }
+                }
+                Ok(())
+            }
+            Self::Keywords { regex, words } => {
+                if event.text.as_deref().is_some_and(|t| regex.is_match(t)) {
+                    return Ok(());
+                }
+                miss(
+                    "keywords",
+                    format!(
+                        "none of [{}] in {}",
+                        words.join(", "),
+                        shown(event.text.as_deref())
+                    ),
+                )
+            }
+            Self::From { globs, negate } => {
+                let phone = event.sender.as_ref().map(|s| s.phone.as_str());
+                let hit = phone.is_some_and(|p| globs.iter().any(|g| g.matches(p)));
+                if hit != *negate {
+                    return Ok(());
+                }
+                let name = if *negate { "not_from" } else { "from" };
+                let verb = if *negate { "matches" } else { "does not match" };
+                miss(
+                    name,
+                    format!("sender {} {verb} {}", shown(phone), glob_list(globs)),
+                )
+            }
+            Self::Chat(kinds) => {
+                let kind = event.chat.as_ref().map(|c| c.kind);
+                if kind.is_some_and(|k| kinds.contains(&k)) {
+                    return Ok(());
+                }
+                let wanted: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                miss(
+                    "chat",
+                    format!(
+                        "chat is {} not {}",
+                        shown(kind.map(ChatKind::as_str)),
+                        wanted.join(" or ")
+                    ),
+                )
+            }
+            Self::ChatId(globs) => {
+                let id = event.chat.as_ref().map(|c| c.id.as_str());
+                if id.is_some_and(|i| globs.iter().any(|g| g.matches(i))) {
+                    return Ok(());
+                }
+                miss(
+                    "chat_id",
+                    format!("chat {} does not match {}", shown(id), glob_list(globs)),
+                )
+            }
+            Self::FromMe(wanted) => {
+                if event.from_me == *wanted {
+                    return Ok(());
+                }
+                let detail = if event.from_me {
+                    "the message is our own (from_me); add `from_me: true` to match it".to_owned()
+                } else {
+                    "the message is not our own".to_owned()
+                };
+                miss("from_me", detail)
+            }
+            Self::ReplyId(ids) => {
+                if one_of(event.reply_id.as_deref(), ids) {
+                    return Ok(());
+                }
+                miss(
+                    "reply_id",
+                    format!(
+                        "{} is not {}",
+                        shown(event.reply_id.as_deref()),
+                        ids.join(" or ")
+                    ),
+                )
+            }
+            Self::Emoji(emojis) => {
+                if one_of(event.emoji.as_deref(), emojis) {
+                    return Ok(());
+                }
+                miss(
+                    "emoji",
+                    format!(
+                        "{} is not {}",
+                        shown(event.emoji.as_deref()),
+                        emojis.join(" or ")
+                    ),
+                )
+            }
+            Self::Status(statuses) => {
+                if one_of(event.status.as_deref(), statuses) {
+                    return Ok(());
+                }
+                miss(
+                    "status",
+                    format!(
+                        "{} is not {}",
+                        shown(event.status.as_deref()),
+                        statuses.join(" or ")
+                    ),
+                )
+            }
+            Self::Tags { all, any, none } => check_tags(input.contact, all, any, none),
+            Self::Name(names) => {
+                let name = match &event.kind {
+                    EventKind::Custom(n) => Some(n.as_str()),
+                    _ => None,
+                };
+                if one_of(name, names) {
+                    return Ok(());
+                }
+                miss(
+                    "name",
+                    format!("{} is not {}", shown(name), names.join(" or ")),
+                )
+            }
+            Self::If { template, source } => match eval.holds(template, input) {
+                Ok(true) => Ok(()),
+                Ok(false) => miss("if", format!("`{source}` is false")),
+                Err(err) => miss("if", format!("`{source}` failed: {err}")),
+            },
+            Self::Any(blocks) => {
+                let mut misses = Vec::new();
+                for block in blocks {
+                    match block.check(input, eval) {
+                        Ok(()) => return Ok(()),
+                        Err(m) => misses.push(format!("{}: {}", m.condition, m.detail)),
+                    }
+                }
+                miss("any", format!("no block held ({})", misses.join("; ")))
+            }
+            Self::All(blocks) => blocks.iter().try_for_each(|b| b.check(input, eval)),
+            Self::Not(block) => match block.check(input, eval) {
+                Ok(()) => miss("not", "the negated block held".to_owned()),
+                Err(_) => Ok(()),
+            },
+        }
+    }
+}
+
+fn check_tags(
+    contact: &Contact,
+    all: &[String],
+    any: &[String],
+    none: &[String],
+) -> Result<(), Miss> {
+    let has = |t: &String| contact.tags.contains(t);
+    let fail = |detail: String| {
+        Err(Miss {
+            condition: "tags",
+            detail,
+        })
+    };
+    if let Some(missing) = all.iter().find(|t| !has(t)) {
+        return fail(format!("contact lacks `{missing}`"));
+    }
+    if !any.is_empty() && !any.iter().any(has) {
+        return fail(format!("contact has none of [{}]", any.join(", ")));
+    }
+    if let Some(present) = none.iter().find(|t| has(t)) {
+        return fail(format!("contact has `{present}`"));
+    }
+    Ok(())
+}
+
+fn list(kinds: &[EventKind]) -> String {
+    kinds
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn glob_list(globs: &[Glob]) -> String {
+    globs
+        .iter()
+        .map(|g| g.source.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

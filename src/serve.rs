@@ -1,0 +1,200 @@
+//! `riposte serve`: opens the store, loads the rules, starts the workers and the HTTP server,
+//! and shuts all of it down in order.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::delivery::{Delivery, RetryPolicy};
+use crate::intake::Intake;
+use crate::rules::{self, RuleSet};
+use crate::server::{self, AppState, HttpLimits, Secrets};
+use crate::store::{SqliteStore, Store};
+use crate::whapi::Client;
+
+/// Everything `serve` needs, from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub rules: Vec<PathBuf>,
+    pub db: PathBuf,
+    pub whapi_url: String,
+    pub whapi_token: Option<String>,
+    pub dry_run: bool,
+    /// Default zone for schedules and hours.
+    pub timezone: chrono_tz::Tz,
+    pub webhook_secret: Option<String>,
+    pub events_token: Option<String>,
+    pub admin_token: Option<String>,
+    pub max_event_age: Option<Duration>,
+    pub max_body: usize,
+    pub request_timeout: Duration,
+    pub call_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub concurrency: usize,
+}
+
+/// A running server.
+pub struct Running {
+    /// The address the HTTP server listens on.
+    pub addr: SocketAddr,
+    /// The current rule set; sending a new one swaps it for every worker.
+    pub rules: watch::Sender<Arc<RuleSet>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets the workers finish what they hold, and waits (bounded).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let all = futures_join(self.tasks);
+        if tokio::time::timeout(Duration::from_secs(15), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown took longer than 15s; leftover work is resumed at the next start"
+            );
+        }
+    }
+}
+
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Starts the server and its workers; returns once the listener is bound.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let rule_set = rules::load(&settings.rules).map_err(|diagnostics| {
+        let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the rules do not compile:\n{}", lines.join("\n"))
+    })?;
+    tracing::info!(rules = rule_set.rules.len(), version = %rule_set.version, "rules loaded");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&settings.db)
+            .await
+            .with_context(|| format!("cannot open database `{}`", settings.db.display()))?,
+    );
+    let client = Client::new(
+        &settings.whapi_url,
+        settings.whapi_token.clone(),
+        settings.dry_run,
+        settings.call_timeout,
+    )?;
+    if client.dry_run() {
+        let why = if settings.whapi_token.is_none() {
+            "WHAPI_TOKEN is not set"
+        } else {
+            "--dry-run is on"
+        };
+        tracing::warn!(
+            "DRY-RUN: {why}. Every action is logged fully rendered and NOTHING is sent to WhatsApp."
+        );
+    }
+    let (rules_tx, rules_rx) = watch::channel(Arc::new(rule_set));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let intake_wake = Arc::new(Notify::new());
+    let delivery_wake = Arc::new(Notify::new());
+    let intake = Intake {
+        store: store.clone(),
+        rules: rules_rx.clone(),
+        wake: intake_wake.clone(),
+        delivery: delivery_wake.clone(),
+        max_event_age: settings.max_event_age,
+    };
+    let delivery = Delivery {
+        store: store.clone(),
+        client,
+        policy: settings.retry,
+        concurrency: settings.concurrency,
+        wake: delivery_wake,
+    };
+    let state = AppState {
+        store: store.clone(),
+        rules: rules_rx,
+        intake: intake_wake,
+        secrets: Arc::new(Secrets {
+            webhook: settings.webhook_secret.clone(),
+            events: settings.events_token.clone(),
+            admin: settings.admin_token.clone(),
+        }),
+    };
+    let limits = HttpLimits {
+        max_body: settings.max_body,
+        request_timeout: settings.request_timeout,
+    };
+    let (listener, addr) = server::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", settings.listen))?;
+    tracing::info!("listening on http://{addr}");
+    let mut http_shutdown = shutdown_rx.clone();
+    let http = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = http_shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(err) = axum::serve(
+            listener,
+            server::app(state, limits).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await
+        {
+            tracing::error!("http server failed: {err}");
+        }
+    });
+    let tasks = vec![
+        http,
+        tokio::spawn(intake.run(shutdown_rx.clone())),
+        tokio::spawn(delivery.run(shutdown_rx.clone())),
+        tokio::spawn(prune(store, shutdown_rx)),
+    ];
+    Ok(Running {
+        addr,
+        rules: rules_tx,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+async fn prune(store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(err) = store.prune(Utc::now()).await {
+            tracing::warn!("pruning old records failed: {err}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,107 @@
+//! The HTTP surface: webhook intake, custom events, health. Handlers only check, store and
+//! answer; all processing happens in the workers after the answer.
+
+mod admin;
+mod error;
+mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::rules::RuleSet;
+use crate::store::Store;
+
+/// What handlers share: cheap handles only.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    /// Woken after a body is stored so intake picks it up at once.
+    pub intake: Arc<Notify>,
+    pub secrets: Arc<Secrets>,
+}
+
+/// Shared secrets that guard the endpoints; never logged.
+#[derive(Default)]
+pub struct Secrets {
+    /// Required in `X-Riposte-Secret` on `/webhook` when set.
+    pub webhook: Option<String>,
+    /// Required as `Authorization: Bearer` on `/events/*` when set.
+    pub events: Option<String>,
+    /// Required as `Authorization: Bearer` on `/admin/*` when set; unset, loopback only.
+    pub admin: Option<String>,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_body: usize,
+    pub request_timeout: Duration,
+}
+
+/// The router with every endpoint and layer.
+pub fn app(state: AppState, limits: HttpLimits) -> Router {
+    let admin = Router::new()
+        .route("/admin/events", get(admin::events))
+        .route("/admin/jobs", get(admin::jobs))
+        .route("/admin/jobs/{id}/retry", post(admin::retry))
+        .route("/admin/jobs/{id}", axum::routing::delete(admin::cancel))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::guard,
+        ));
+    Router::new()
+        .merge(admin)
+        .route("/webhook", post(webhook::whapi))
+        .route("/webhook/{*path}", any(webhook::whapi_path))
+        .route("/events/{name}", post(webhook::custom))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        // Order, innermost first: size limit on the body, then timeout, then panics become
+        // 500s, and tracing outermost so it sees the final status.
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let rules = state.rules.borrow().clone();
+    match state.store.ready().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "ready": true, "rules": rules.rules.len(), "version": rules.version })),
+        ),
+        Err(err) => {
+            tracing::error!("not ready: {err}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "ready": false, "error": "database unavailable" })),
+            )
+        }
+    }
+}
+
+/// Binds the listener; split from serving so callers learn the port before requests flow.
+pub async fn bind(addr: &str) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

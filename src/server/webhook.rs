@@ -1,0 +1,135 @@
+//! `POST /webhook`, `/webhook/{*path}` and `POST /events/{name}`: check, store, answer.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::store::Source;
+
+/// Whapi.Cloud in body mode.
+pub(super) async fn whapi(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    accept_webhook(&state, &headers, String::new(), "POST".into(), &body).await
+}
+
+/// Whapi.Cloud in `path` or `method` mode: the event name is in the URL or the HTTP verb.
+pub(super) async fn whapi_path(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    accept_webhook(&state, &headers, path, method.as_str().to_owned(), &body).await
+}
+
+async fn accept_webhook(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: String,
+    method: String,
+    body: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    if let Some(secret) = &state.secrets.webhook {
+        let given = headers
+            .get("x-riposte-secret")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !constant_time_eq(given, secret.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    let text = json_object(body)?;
+    let id = state
+        .store
+        .accept(Source::Webhook { path, method }, text, Utc::now())
+        .await?;
+    state.intake.notify_one();
+    Ok(Json(json!({ "accepted": id })))
+}
+
+/// A custom event from another system.
+pub(super) async fn custom(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(token) = &state.secrets.events {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(ApiError::BadRequest(
+            "event names use letters, digits, `_`, `-` and `.`".into(),
+        ));
+    }
+    let text = if body.iter().all(u8::is_ascii_whitespace) {
+        "{}"
+    } else {
+        json_object(&body)?
+    };
+    let id = state
+        .store
+        .accept(Source::Custom { name }, text, Utc::now())
+        .await?;
+    state.intake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": format!("e{id}") })),
+    ))
+}
+
+/// The body as text if it is one JSON object; otherwise a one-line reason.
+fn json_object(body: &[u8]) -> Result<&str, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::BadRequest(format!("body is not UTF-8 (byte {})", e.valid_up_to()))
+    })?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_)) => Ok(text),
+        Ok(other) => Err(ApiError::BadRequest(format!(
+            "body must be a JSON object, got {}",
+            type_name(&other)
+        ))),
+        Err(err) => Err(ApiError::BadRequest(format!(
+            "body is not valid JSON: {err}"
+        ))),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Compares secrets without leaking, through timing, how much of a guess was right.
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, &byte) in b.iter().enumerate() {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ byte);
+    }
+    diff == 0
+}

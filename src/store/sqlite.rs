@@ -1,0 +1,372 @@
+//! The embedded SQLite store. One writer connection (SQLite allows one writer at a time, and a
+//! single connection never meets `SQLITE_BUSY` from itself) and a small pool of readers.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+
+use super::{
+    Contact, ContactChange, Inbound, Job, JobResult, JobStatus, Outcome, Source, Store, StoreError,
+    StoreResult,
+};
+
+/// How long event records are kept for `/admin/events`.
+const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
+/// How long processed bodies are kept after processing.
+const INBOUND_KEEP: i64 = 24 * 3600 * 1000;
+
+/// SQLite in a single file, WAL mode, fsync on every commit.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the webhook is answered, power loss included.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("src/store/migrations/sqlite")
+            .run(&writer)
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
+    let request: String = row.try_get("request")?;
+    let status: String = row.try_get("status")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        rule: row.try_get("rule")?,
+        action: row.try_get("action")?,
+        event: row.try_get("event")?,
+        request: serde_json::from_str(&request)
+            .map_err(|e| StoreError::Corrupt(format!("job request: {e}")))?,
+        status: JobStatus::parse(&status)?,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        run_at: time(row.try_get("run_at")?),
+        last_error: row.try_get("last_error")?,
+        created_at: time(row.try_get("created_at")?),
+    })
+}
+
+const JOB_COLUMNS: &str =
+    "id, rule, action, event, request, status, attempts, run_at, last_error, created_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn accept(&self, source: Source, body: &str, at: DateTime<Utc>) -> StoreResult<i64> {
+        let (kind, name, method) = match source {
+            Source::Webhook { path, method } => ("webhook", path, method),
+            Source::Custom { name } => ("custom", name, "POST".to_owned()),
+        };
+        let id = sqlx::query("INSERT INTO inbound (source, name, method, body, received_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(kind)
+            .bind(name)
+            .bind(method)
+            .bind(body)
+            .bind(ms(at))
+            .execute(&self.writer)
+            .await?
+            .last_insert_rowid();
+        Ok(id)
+    }
+
+    async fn unprocessed(&self, limit: u32) -> StoreResult<Vec<Inbound>> {
+        let rows = sqlx::query("SELECT id, source, name, method, body, received_at FROM inbound WHERE processed_at IS NULL ORDER BY id LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("source")?;
+                let name: String = row.try_get("name")?;
+                let source = if kind == "custom" {
+                    Source::Custom { name }
+                } else {
+                    Source::Webhook {
+                        path: name,
+                        method: row.try_get("method")?,
+                    }
+                };
+                Ok(Inbound {
+                    id: row.try_get("id")?,
+                    source,
+                    body: row.try_get("body")?,
+                    received_at: time(row.try_get("received_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>> {
+        let mut seen = BTreeSet::new();
+        for chunk in keys.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT key FROM dedupe WHERE expires_at > ");
+            q.push_bind(ms(now)).push(" AND key IN (");
+            let mut list = q.separated(", ");
+            for key in chunk {
+                list.push_bind(key);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.reader).await? {
+                seen.insert(row.try_get("key")?);
+            }
+        }
+        Ok(seen)
+    }
+
+    async fn contact(&self, phone: &str) -> StoreResult<Contact> {
+        let mut contact = Contact {
+            phone: phone.to_owned(),
+            ..Contact::default()
+        };
+        if phone.is_empty() {
+            return Ok(contact);
+        }
+        if let Some(row) = sqlx::query("SELECT attrs FROM contacts WHERE phone = $1")
+            .bind(phone)
+            .fetch_optional(&self.reader)
+            .await?
+        {
+            let attrs: String = row.try_get("attrs")?;
+            contact.attrs = serde_json::from_str(&attrs)
+                .map_err(|e| StoreError::Corrupt(format!("contact attrs: {e}")))?;
+        }
+        for row in sqlx::query("SELECT tag FROM contact_tags WHERE phone = $1")
+            .bind(phone)
+            .fetch_all(&self.reader)
+            .await?
+        {
+            contact.tags.insert(row.try_get("tag")?);
+        }
+        Ok(contact)
+    }
+
+    async fn complete(
+        &self,
+        inbound: i64,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let now_ms = ms(now);
+        let mut tx = self.writer.begin().await?;
+        for (key, expires) in &outcome.seen {
+            sqlx::query("INSERT INTO dedupe (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at")
+                .bind(key)
+                .bind(ms(*expires))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for change in &outcome.contact_changes {
+            apply_change(&mut tx, change, now_ms).await?;
+        }
+        for job in &outcome.jobs {
+            let request = serde_json::to_string(&job.request)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("INSERT INTO jobs (lane, rule, action, event, request, status, run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7)")
+                .bind(&job.request.lane)
+                .bind(&job.rule)
+                .bind(&job.action)
+                .bind(&job.event)
+                .bind(request)
+                .bind(ms(job.run_at))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for record in &outcome.records {
+            sqlx::query("INSERT INTO event_log (at, record) VALUES ($1, $2)")
+                .bind(now_ms)
+                .bind(record.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE inbound SET processed_at = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(inbound)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        // A job is claimable when it is due and no earlier job of its lane is still open and
+        // active (due, being sent, or waiting for a retry): that keeps each chat in order.
+        let sql = format!(
+            "UPDATE jobs SET status = 'sending', locked_until = $2, attempts = attempts + 1, updated_at = $1
+             WHERE id IN (
+                SELECT j.id FROM jobs j
+                WHERE ((j.status = 'pending' AND j.run_at <= $1) OR (j.status = 'sending' AND j.locked_until <= $1))
+                  AND NOT EXISTS (
+                    SELECT 1 FROM jobs e
+                    WHERE e.lane = j.lane AND e.id < j.id AND e.status IN ('pending', 'sending')
+                      AND (e.status = 'sending' OR e.run_at <= $1 OR e.attempts > 0))
+                ORDER BY j.run_at, j.id LIMIT $3)
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(ms(now))
+            .bind(ms(lease_until))
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
+        let query = match result {
+            JobResult::Done { response } => sqlx::query("UPDATE jobs SET status = 'done', response = $2, last_error = NULL, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(response).bind(ms(now)),
+            JobResult::Retry { at, error } => sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, last_error = $3, locked_until = NULL, updated_at = $4 WHERE id = $1").bind(id).bind(ms(*at)).bind(error).bind(ms(now)),
+            JobResult::Dead { error } => sqlx::query("UPDATE jobs SET status = 'dead', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(error).bind(ms(now)),
+        };
+        query.execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT MIN(CASE WHEN status = 'pending' THEN run_at ELSE locked_until END) AS due FROM jobs WHERE status IN ('pending', 'sending')")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("due")?.map(time))
+    }
+
+    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(status.map(JobStatus::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, attempts = 0, updated_at = $2 WHERE id = $1 AND status IN ('dead', 'cancelled')")
+            .bind(id)
+            .bind(ms(now))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn cancel_job(&self, id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE jobs SET status = 'cancelled', locked_until = NULL WHERE id = $1 AND status = 'pending'").bind(id).execute(&self.writer).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>> {
+        let rows = sqlx::query("SELECT record FROM event_log ORDER BY id DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("record")?;
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+            })
+            .collect()
+    }
+
+    async fn prune(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        let now = ms(now);
+        sqlx::query("DELETE FROM dedupe WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        sqlx::query("DELETE FROM event_log WHERE at < $1")
+            .bind(now - EVENT_LOG_KEEP)
+            .execute(&self.writer)
+            .await?;
+        sqlx::query("DELETE FROM inbound WHERE processed_at IS NOT NULL AND processed_at < $1")
+            .bind(now - INBOUND_KEEP)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        Ok(())
+    }
+}
+
+async fn apply_change(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    change: &ContactChange,
+    now: i64,
+) -> StoreResult<()> {
+    match change {
+        ContactChange::Tag { phone, tag } => {
+            sqlx::query("INSERT INTO contact_tags (phone, tag, added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").bind(phone).bind(tag).bind(now).execute(&mut **tx).await?;
+        }
+        ContactChange::Untag { phone, tag } => {
+            sqlx::query("DELETE FROM contact_tags WHERE phone = $1 AND tag = $2")
+                .bind(phone)
+                .bind(tag)
+                .execute(&mut **tx)
+                .await?;
+        }
+        ContactChange::Set { phone, key, value } => {
+            sqlx::query(
+                "INSERT INTO contacts (phone, attrs, updated_at) VALUES ($1, json_object($2, $3), $4)
+                 ON CONFLICT (phone) DO UPDATE SET attrs = json_set(attrs, '$.' || json_quote($2), $3), updated_at = $4",
+            )
+            .bind(phone)
+            .bind(key)
+            .bind(value)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Templates: MiniJinja strings in actions and `if:` expressions, parsed and checked once when
+//! a rule set compiles, rendered against an event's context at run time.
+//!
+//! Unknown variables are found at load time by walking each template's undeclared variables;
+//! at run time a missing value is an error (strict mode), never a silently empty string.
+
+use std::collections::BTreeSet;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use crate::rules::did_you_mean;
+
+/// Work a single render may do before it is stopped (a runaway loop fails its action, not the
+/// server). One unit is roughly one template instruction.
+const FUEL: u64 = 200_000;
+/// Longest text a template may produce.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+
+/// The variables every template can use, with the fields Riposte itself defines.
+const ROOTS: &[(&str, Option<&[&str]>)] = &[
+    ("item", None),
+    ("message", None),
+    ("data", None),
+    ("text", None),
+    ("now", None),
+    ("event", Some(&["kind", "id", "channel", "at"])),
+    ("sender", Some(&["phone", "name"])),
+    ("chat", Some(&["id", "kind", "name"])),
+    ("contact", Some(&["tags", "attrs", "phone"])),
+    ("rule", Some(&["name"])),
+    ("match", Some(&[])),
+];
+
+/// A string that is either fixed text or a compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Text {
+    Literal(String),
+    Template(String),
+}
+
+/// The compiled templates of one rule set.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    next: usize,
+}
+
+/// A template problem found at load time, with the line inside the template (1-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateProblem {
+    pub line_offset: u32,
+    pub message: String,
+}
+
+/// A failure while rendering at run time.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template error: {0}")]
+    Template(#[from] minijinja::Error),
+    #[error("rendered text is {0} bytes, more than the limit of {MAX_OUTPUT}")]
+    TooLong(usize),
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templates {
+    /// An empty set with Riposte's settings: strict undefined, fuel, no HTML escaping.
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        // WhatsApp text is not HTML: never escape `&`, `<` or quotes.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        Self { env, next: 0 }
+    }
+
+    /// Compiles a template string. `groups` names the regex groups `match.*` may use.
+    pub fn text(&mut self, source: &str, groups: &[String]) -> Result<Text, Vec<TemplateProblem>> {
+        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+            return Ok(Text::Literal(source.to_owned()));
+        }
+        self.add(source.to_owned(), groups).map(Text::Template)
+    }
+
+    /// Compiles an `if:` expression into a template that renders `1` when it holds.
+    pub fn condition(
+        &mut self,
+        expr: &str,
+        groups: &[String],
+    ) -> Result<String, Vec<TemplateProblem>> {
+        self.add(format!("{{% if {expr} %}}1{{% endif %}}"), groups)
+    }
+
+    /// Compiles a `{{ expression }}` into a template that renders the value as JSON, so a
+    /// webhook body keeps numbers, booleans and objects as they are.
+    pub fn json_value(
+        &mut self,
+        expr: &str,
+        groups: &[String],
+    ) -> Result<String, Vec<TemplateProblem>> {
+        self.add(format!("{{{{ ({expr}) | tojson }}}}"), groups)
+    }
+
+    fn add(&mut self, source: String, groups: &[String]) -> Result<String, Vec<TemplateProblem>> {
+        let name = format!("t{}", self.next);
+        self.next += 1;
+        if let Err(err) = self.env.add_template_owned(name.clone(), source) {
+            return Err(vec![problem_from(&err)]);
+        }
+        let problems = self.check_variables(&name, groups);
+        if problems.is_empty() {
+            Ok(name)
+        } else {
+            self.env.remove_template(&name);
+            Err(problems)
+        }
+    }
+
+    fn check_variables(&self, name: &str, groups: &[String]) -> Vec<TemplateProblem> {
+        let Ok(template) = self.env.get_template(name) else {
+            return Vec::new();
+        };
+        let used: BTreeSet<String> = template.undeclared_variables(true).into_iter().collect();
+        used.iter()
+            .filter_map(|path| self.unknown_variable(path, groups))
+            .map(|message| TemplateProblem {
+                line_offset: 1,
+                message,
+            })
+            .collect()
+    }
+
+    fn unknown_variable(&self, path: &str, groups: &[String]) -> Option<String> {
+        let mut parts = path.splitn(3, '.');
+        let root = parts.next().unwrap_or_default();
+        let field = parts.next();
+        if self.env.globals().any(|(name, _)| name == root) {
+            return None;
+        }
+        let Some((_, fields)) = ROOTS.iter().find(|(r, _)| *r == root) else {
+            let hint = did_you_mean(root, ROOTS.iter().map(|(r, _)| *r))
+                .map(|b| format!(", did you mean `{b}`?"))
+                .unwrap_or_else(|| format!(", available: {}", root_names()));
+            return Some(format!("unknown template variable `{root}`{hint}"));
+        };
+        let (Some(fields), Some(field)) = (fields, field) else {
+            return None;
+        };
+        if root == "match" {
+            if groups.iter().any(|g| g == field) {
+                return None;
+            }
+            return Some(if groups.is_empty() {
+                format!(
+                    "unknown template variable `match.{field}`: the rule's `text` has no named group `{field}`"
+                )
+            } else {
+                let hint = did_you_mean(field, groups.iter().map(String::as_str))
+                    .map(|b| format!(", did you mean `{b}`?"))
+                    .unwrap_or_else(|| format!(" (groups: {})", groups.join(", ")));
+                format!("unknown template variable `match.{field}`: no such group in `text`{hint}")
+            });
+        }
+        if fields.contains(&field) {
+            return None;
+        }
+        let hint = did_you_mean(field, fields.iter().copied())
+            .map(|b| format!(", did you mean `{root}.{b}`?"))
+            .unwrap_or_else(|| format!(" (fields: {})", fields.join(", ")));
+        Some(format!("unknown template variable `{root}.{field}`{hint}"))
+    }
+
+    /// Renders a text against an event context.
+    pub fn render(&self, text: &Text, ctx: &Value) -> Result<String, RenderError> {
+        match text {
+            Text::Literal(s) => Ok(s.clone()),
+            Text::Template(name) => self.render_named(name, ctx),
+        }
+    }
+
+    /// Renders a template compiled by [`Self::condition`] or [`Self::json_value`].
+    pub fn render_named(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
+        let out = self.env.get_template(name)?.render(ctx)?;
+        if out.len() > MAX_OUTPUT {
+            return Err(RenderError::TooLong(out.len()));
+        }
+        Ok(out)
+    }
+}
+
+fn root_names() -> String {
+    ROOTS.iter().map(|(r, _)| *r).collect::<Vec<_>>().join(", ")
+}
+
+fn problem_from(err: &minijinja::Error) -> TemplateProblem {
+    let detail = err
+        .detail()
+        .map(str::to_owned)
+        .unwrap_or_else(|| err.kind().to_string());
+    TemplateProblem {
+        line_offset: err.line().unwrap_or(1) as u32,
+        message: format!("template syntax: {detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn literal_text_is_not_a_template() {
+        let mut t = Templates::new();
+        assert_eq!(
+            t.text("Hello & <welcome>", &[]).unwrap(),
+            Text::Literal("Hello & <welcome>".into())
+        );
+    }
+
+    #[test]
+    fn renders_without_html_escaping() {
+        let mut t = Templates::new();
+        let text = t.text("{{ sender.name }} & co", &[]).unwrap();
+        let out = t
+            .render(
+                &text,
+                &context! { sender => context! { name => "Tom <T>" } },
+            )
+            .unwrap();
+        assert_eq!(out, "Tom <T> & co");
+    }
+
+    #[test]
+    fn unknown_variables_are_load_time_errors() {
+        let mut t = Templates::new();
+        let err = t.text("{{ sender.nme }}", &[]).unwrap_err();
+        assert_eq!(
+            err[0].message,
+            "unknown template variable `sender.nme`, did you mean `sender.name`?"
+        );
+        let err = t.text("{{ match.ordr }}", &["order".into()]).unwrap_err();
+        assert!(err[0].message.contains("did you mean `order`"), "{err:?}");
+        let err = t.text("{{ sendr.name }}", &[]).unwrap_err();
+        assert!(err[0].message.contains("did you mean `sender`"), "{err:?}");
+    }
+
+    #[test]
+    fn default_filter_covers_missing_values() {
+        let mut t = Templates::new();
+        let text = t
+            .text("Hi {{ sender.name | default('there') }}", &[])
+            .unwrap();
+        let out = t
+            .render(&text, &context! { sender => context! { phone => "1" } })
+            .unwrap();
+        assert_eq!(out, "Hi there");
+    }
+
+    #[test]
+    fn runaway_loops_run_out_of_fuel() {
+        let mut t = Templates::new();
+        let text = t
+            .text("{% for i in range(100000000) %}x{% endfor %}", &[])
+            .unwrap();
+        assert!(t.render(&text, &context! {}).is_err());
+    }
+}
