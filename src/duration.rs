@@ -8,6 +8,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("empty duration, expected e.g. `90s`, `2h` or `3d`".into());
     }
+    if text.contains(char::is_whitespace) {
+        return Err(format!(
+            "invalid duration `{text}`: write it without spaces, e.g. `90s`, `2h` or `3d`"
+        ));
+    }
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {

@@ -93,6 +93,17 @@ impl Templates {
         groups: &[String],
     ) -> Result<String, Vec<TemplateProblem>> {
         self.add(format!("{{% if {expr} %}}1{{% endif %}}"), groups)
+            .map_err(|problems| {
+                problems
+                    .into_iter()
+                    .map(|p| TemplateProblem {
+                        message: p
+                            .message
+                            .replace("template syntax: ", "invalid expression: "),
+                        ..p
+                    })
+                    .collect()
+            })
     }
 
     /// Compiles a `{{ expression }}` into a template that renders the value as JSON, so a

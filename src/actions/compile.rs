@@ -330,57 +330,56 @@ fn content(
 }
 
 fn webhook(hook: &crate::config::WebhookSpec, cx: &mut Compiler<'_>) -> Option<Action> {
-    let url = cx.text(&hook.url)?;
-    if let Text::Literal(u) = &url
+    // Every part is checked before giving up, so one `check` run reports all mistakes.
+    let url = cx.text(&hook.url);
+    if let Some(Text::Literal(u)) = &url
         && !(u.starts_with("http://") || u.starts_with("https://"))
     {
-        cx.error(
-            hook.url.line,
-            hook.url.column,
-            format!("webhook url `{u}` must start with http:// or https://"),
-        );
-        return None;
+        let message = format!("webhook url `{u}` must start with http:// or https://");
+        cx.error(hook.url.line, hook.url.column, message);
     }
     let method = match &hook.method {
-        None => "POST".to_owned(),
+        None => Some("POST".to_owned()),
         Some(m) => {
             let upper = m.value.to_ascii_uppercase();
-            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&upper.as_str()) {
-                cx.error(
-                    m.line,
-                    m.column,
-                    format!(
-                        "unknown HTTP method `{}`, expected GET, POST, PUT, PATCH or DELETE",
-                        m.value
-                    ),
+            if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&upper.as_str()) {
+                Some(upper)
+            } else {
+                let message = format!(
+                    "unknown HTTP method `{}`, expected GET, POST, PUT, PATCH or DELETE",
+                    m.value
                 );
-                return None;
+                cx.error(m.line, m.column, message);
+                None
             }
-            upper
         }
     };
-    let mut headers = Vec::new();
+    let mut headers = Some(Vec::new());
     if let Some(h) = &hook.headers {
         for (name, value) in &h.value {
-            headers.push((name.clone(), cx.text_at(value, h.line, h.column)?));
+            match (cx.text_at(value, h.line, h.column), headers.as_mut()) {
+                (Some(t), Some(list)) => list.push((name.clone(), t)),
+                _ => headers = None,
+            }
         }
     }
     let body = match &hook.body {
-        None => None,
+        None => Some(None),
         Some(b) => match &b.value {
-            serde_json::Value::String(s) => {
-                Some(BodyTemplate::Text(cx.text_at(s, b.line, b.column)?))
+            serde_json::Value::String(s) => cx
+                .text_at(s, b.line, b.column)
+                .map(|t| Some(BodyTemplate::Text(t))),
+            other => {
+                json_template(other, b.line, b.column, cx).map(|j| Some(BodyTemplate::Json(j)))
             }
-            other => Some(BodyTemplate::Json(json_template(
-                other, b.line, b.column, cx,
-            )?)),
         },
     };
+    let url = url.filter(|u| !matches!(u, Text::Literal(l) if !l.starts_with("http")))?;
     Some(Action::Webhook(WebhookAction {
         url,
-        method,
-        headers,
-        body,
+        method: method?,
+        headers: headers?,
+        body: body?,
     }))
 }
 

@@ -64,8 +64,8 @@ pub enum JsonTemplate {
     Fixed(serde_json::Value),
     Text(Text),
     Value(String),
-    Array(Vec<JsonTemplate>),
-    Object(Vec<(String, JsonTemplate)>),
+    Array(Vec<Self>),
+    Object(Vec<(String, Self)>),
 }
 
 /// Who receives an outbound call.

@@ -31,6 +31,8 @@ enum Command {
     },
     /// Feed webhook bodies through the rules and print what would be done; sends nothing.
     Simulate(simulate::SimulateArgs),
+    /// Print the JSON Schema of rule files.
+    Schema,
 }
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
@@ -133,6 +135,10 @@ impl Cli {
             }
             Command::Check { paths } => Ok(check::run(&default_rules(paths))),
             Command::Simulate(args) => simulate::run(args),
+            Command::Schema => {
+                print!("{}", crate::config::schema());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     }
 }

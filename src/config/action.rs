@@ -202,7 +202,7 @@ pub enum MessageContent {
     /// A text message.
     Text(String),
     /// Any message content.
-    Full(MessageSpec),
+    Full(Box<MessageSpec>),
 }
 
 impl<'de> Deserialize<'de> for MessageContent {
@@ -220,7 +220,7 @@ impl<'de> Deserialize<'de> for MessageContent {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 MessageSpec::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(MessageContent::Full)
+                    .map(|m| MessageContent::Full(Box::new(m)))
             }
         }
 

@@ -42,6 +42,15 @@ pub fn parse(source: &SourceFile) -> Result<RuleFile, Diagnostic> {
         .map_err(|err| yaml_diagnostic(&source.path, &err))
 }
 
+/// The JSON Schema of rule files, for editors (`yaml-language-server`) and other tools.
+pub fn schema() -> String {
+    let mut schema = schemars::schema_for!(RuleFile);
+    schema.insert("title".into(), "Riposte rule file".into());
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 fn is_only_comments(text: &str) -> bool {
     text.lines()
         .map(str::trim)

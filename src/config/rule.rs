@@ -5,8 +5,7 @@ use serde::Deserialize;
 
 use super::{ActionSpec, Located, OneOrMany};
 
-/// A rule file: any of `rules:`, `campaigns:` and `calendars:` (the latter two are read by the
-/// scheduler).
+/// A Riposte rule file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleFile {
@@ -117,13 +116,13 @@ pub struct ConditionSpec {
     pub expr: Option<Located<String>>,
     /// At least one of these blocks must hold.
     #[serde(default)]
-    pub any: Option<Vec<Located<ConditionSpec>>>,
+    pub any: Option<Vec<Located<Self>>>,
     /// Every one of these blocks must hold.
     #[serde(default)]
-    pub all: Option<Vec<Located<ConditionSpec>>>,
+    pub all: Option<Vec<Located<Self>>>,
     /// This block must not hold.
     #[serde(default)]
-    pub not: Option<Box<Located<ConditionSpec>>>,
+    pub not: Option<Box<Located<Self>>>,
 }
 
 /// Conditions on the contact's tags.

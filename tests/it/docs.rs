@@ -1,0 +1,70 @@
+//! The YAML examples in the documentation compile (or fail, where the text says they do), and
+//! so does every rule file shipped in `rules/` and `examples/`.
+
+use std::path::{Path, PathBuf};
+
+use riposte::config::SourceFile;
+
+fn yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (n, line) in markdown.lines().enumerate() {
+        match (&mut current, line.trim_start()) {
+            (None, "```yaml") => current = Some((n + 2, String::new())),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some((_, text)), _) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn documentation_examples_compile() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for doc in ["README.md", "docs/rules.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for (line, block) in yaml_blocks(&text) {
+            let source = SourceFile {
+                path: PathBuf::from(format!("{doc}:{line}")),
+                text: block.clone(),
+            };
+            let result = riposte::rules::compile(&[source]);
+            if block.starts_with("# this rule does not pass check") {
+                assert!(result.is_err(), "{doc}:{line} should fail check");
+            } else if let Err(diagnostics) = result {
+                let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+                panic!(
+                    "example at {doc}:{line} does not compile:\n{}",
+                    lines.join("\n")
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} examples found");
+}
+
+#[test]
+fn shipped_rule_files_compile() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Each example is its own rule set; together they may reuse rule names.
+    let mut sets = vec![root.join("rules")];
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sets.push(path);
+        }
+    }
+    assert!(sets.len() >= 2, "no examples found");
+    for dir in sets {
+        if let Err(diagnostics) = riposte::rules::load(std::slice::from_ref(&dir)) {
+            let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            panic!("{} does not compile:\n{}", dir.display(), lines.join("\n"));
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Test harness: the real Riposte server on a loopback port, with a stand-in Whapi.Cloud on
+//! another loopback port that records every request it receives.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use riposte::delivery::RetryPolicy;
+use riposte::serve::{self, Running, Settings};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+/// How long any wait in a test may take before it fails.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One request as the stand-in received it.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
+}
+
+#[derive(Default)]
+struct Recorder {
+    received: Mutex<Vec<Received>>,
+    /// Status codes to answer with, in order; after they run out, 200.
+    script: Mutex<Vec<(u16, Option<u64>)>>,
+    arrived: Notify,
+}
+
+/// A stand-in Whapi.Cloud (or any webhook target) on 127.0.0.1.
+#[derive(Clone)]
+pub(crate) struct StandIn {
+    pub(crate) url: String,
+    recorder: Arc<Recorder>,
+}
+
+async fn record(
+    State(rec): State<Arc<Recorder>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let body = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let path = uri
+        .path_and_query()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let next = {
+        let mut script = rec.script.lock().unwrap();
+        if script.is_empty() {
+            None
+        } else {
+            Some(script.remove(0))
+        }
+    };
+    rec.received.lock().unwrap().push(Received {
+        method: method.to_string(),
+        path,
+        headers,
+        body,
+    });
+    rec.arrived.notify_waiters();
+    match next {
+        Some((status, retry_after)) => {
+            let mut response = (
+                StatusCode::from_u16(status).unwrap(),
+                r#"{"error":{"code":1,"message":"scripted failure"}}"#,
+            )
+                .into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", seconds.to_string().parse().unwrap());
+            }
+            response
+        }
+        None => (
+            StatusCode::OK,
+            r#"{"sent":true,"message":{"id":"out-1","status":"pending"}}"#,
+        )
+            .into_response(),
+    }
+}
+
+impl StandIn {
+    /// Starts a stand-in that answers 200 to everything.
+    pub(crate) async fn start() -> Self {
+        let recorder = Arc::new(Recorder::default());
+        let app = Router::new().fallback(record).with_state(recorder.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, recorder }
+    }
+
+    /// Answers the next calls with these statuses (and optional `Retry-After` seconds).
+    pub(crate) fn fail_next(&self, script: &[(u16, Option<u64>)]) {
+        self.recorder
+            .script
+            .lock()
+            .unwrap()
+            .extend_from_slice(script);
+    }
+
+    /// Every request received so far.
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.recorder.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived, then returns all of them.
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let wait = async {
+            loop {
+                let notified = self.recorder.arrived.notified();
+                let got = self.received();
+                if got.len() >= n {
+                    return got;
+                }
+                notified.await;
+            }
+        };
+        match tokio::time::timeout(DEADLINE, wait).await {
+            Ok(got) => got,
+            Err(_) => panic!(
+                "expected {n} requests at the stand-in, got {:#?}",
+                self.received()
+            ),
+        }
+    }
+}
+
+/// The real server with a temporary rules folder and database.
+pub(crate) struct Riposte {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) whapi: StandIn,
+    pub(crate) url: String,
+    running: Option<Running>,
+    http: reqwest::Client,
+    dry_run: bool,
+}
+
+/// Where the sample webhook bodies live.
+pub(crate) fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/whapi")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+impl Riposte {
+    /// Starts Riposte on `rules` (YAML text) against a fresh stand-in.
+    pub(crate) async fn start(rules: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules/rules.yaml"), rules).unwrap();
+        let whapi = StandIn::start().await;
+        let mut this = Self {
+            dir,
+            whapi,
+            url: String::new(),
+            running: None,
+            http: reqwest::Client::new(),
+            dry_run: false,
+        };
+        this.boot().await;
+        this
+    }
+
+    /// Starts Riposte with no Whapi token: dry-run.
+    pub(crate) async fn start_dry_run(rules: &str) -> Self {
+        let mut this = Self::start(rules).await;
+        this.stop().await;
+        this.dry_run = true;
+        this.boot().await;
+        this
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            listen: "127.0.0.1:0".into(),
+            rules: vec![self.dir.path().join("rules")],
+            db: self.db_path(),
+            whapi_url: self.whapi.url.clone(),
+            whapi_token: (!self.dry_run).then(|| "test-token".to_owned()),
+            dry_run: false,
+            timezone: chrono_tz::UTC,
+            webhook_secret: None,
+            events_token: None,
+            admin_token: None,
+            max_event_age: None,
+            max_body: 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(5),
+            retry: RetryPolicy {
+                base: Duration::from_millis(20),
+                cap: Duration::from_millis(200),
+                max_attempts: 5,
+            },
+            concurrency: 8,
+        }
+    }
+
+    /// The database file.
+    pub(crate) fn db_path(&self) -> PathBuf {
+        self.dir.path().join("riposte.db")
+    }
+
+    async fn boot(&mut self) {
+        let running = serve::start(self.settings()).await.expect("server starts");
+        self.url = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    /// Stops the server (the database stays).
+    pub(crate) async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Stops and starts again on the same database and rules.
+    pub(crate) async fn restart(&mut self) {
+        self.stop().await;
+        self.boot().await;
+    }
+
+    /// Posts a body to a path; returns the status and the JSON answer.
+    pub(crate) async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Posts a webhook body and asserts it was accepted.
+    pub(crate) async fn webhook(&self, body: &Value) {
+        let (status, answer) = self.post("/webhook", body.to_string()).await;
+        assert_eq!(status, 200, "webhook refused: {answer}");
+    }
+
+    /// `GET` a path and return the JSON answer.
+    pub(crate) async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `/admin/events` holds at least `n` records (the intake worker has committed
+    /// them), and returns them oldest first.
+    pub(crate) async fn wait_events(&self, n: usize) -> Vec<Value> {
+        let wait = async {
+            loop {
+                let events = self.get("/admin/events?limit=1000").await["events"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if events.len() >= n {
+                    return events.into_iter().rev().collect::<Vec<_>>();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("expected {n} processed events"))
+    }
+
+    /// Waits until no job is pending or being sent.
+    pub(crate) async fn wait_jobs_settled(&self) -> Vec<Value> {
+        let wait = async {
+            loop {
+                let jobs = self.get("/admin/jobs?limit=1000").await["jobs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if jobs
+                    .iter()
+                    .all(|j| j["status"] != "pending" && j["status"] != "sending")
+                {
+                    return jobs;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .expect("jobs settle")
+    }
+}
