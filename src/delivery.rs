@@ -125,7 +125,12 @@ impl Delivery {
         let now = Utc::now();
         let result = match outcome {
             CallOutcome::Delivered { status, body } => {
-                tracing::info!(job = job.id, rule = %job.rule, action = %job.action, status, "delivered");
+                let what = if self.client.dry_run() {
+                    "logged (dry-run)"
+                } else {
+                    "delivered"
+                };
+                tracing::info!(job = job.id, rule = %job.rule, action = %job.action, status, "{what}");
                 JobResult::Done { response: body }
             }
             CallOutcome::Rejected { error } => {

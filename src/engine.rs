@@ -84,6 +84,11 @@ pub fn evaluate(
 ) -> Evaluation {
     let base = base_context(event, now);
     let mut contact = contact.clone();
+    if contact.phone.is_empty()
+        && let Some(sender) = &event.sender
+    {
+        contact.phone.clone_from(&sender.phone);
+    }
     let mut traces = Vec::new();
     let mut planned = Vec::new();
     let mut stopped_by: Option<&str> = None;

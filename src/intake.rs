@@ -118,7 +118,17 @@ impl Intake {
                 Some(c) => c.clone(),
                 None => self.store.contact(&phone).await?,
             };
-            let evaluation = engine::evaluate(&rules, event, &contact, now, false);
+            // A bug in the engine must cost one event, not stop intake for every later one.
+            let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                engine::evaluate(&rules, event, &contact, now, false)
+            }));
+            let Ok(evaluation) = evaluated else {
+                tracing::error!(event = %event.dedupe_key(), "rule evaluation panicked; event skipped");
+                outcome
+                    .records
+                    .push(record(event, now, "engine error", None));
+                continue;
+            };
             plan(&evaluation, event, now, &mut outcome);
             outcome
                 .records

@@ -97,7 +97,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             "--dry-run is on"
         };
         tracing::warn!(
-            "DRY-RUN: {why}. Every action is logged fully rendered and NOTHING is sent to WhatsApp."
+            "DRY-RUN: {why}. Every action is logged fully rendered; NOTHING is sent to WhatsApp or to any webhook."
         );
     }
     let (rules_tx, rules_rx) = watch::channel(Arc::new(rule_set));

@@ -213,6 +213,6 @@ pub(super) fn render(
         path: format!("/messages/{endpoint}"),
         headers: Vec::new(),
         body: Some(Payload::Json(Value::Object(body))),
-        lane: format!("chat:{to}"),
+        lane: super::chat_lane_of(&to),
     })
 }

@@ -292,8 +292,14 @@ fn whapi(method: &str, path: String, body: Option<serde_json::Value>, lane: &str
         path,
         headers: Vec::new(),
         body: body.map(Payload::Json),
-        lane: format!("chat:{lane}"),
+        lane: chat_lane_of(lane),
     })
+}
+
+/// The ordering lane of a chat. `4915…` and `4915…@s.whatsapp.net` are one chat, so one lane.
+pub(crate) fn chat_lane_of(to: &str) -> String {
+    let chat = to.strip_suffix("@s.whatsapp.net").unwrap_or(to);
+    format!("chat:{}", chat.trim_start_matches('+'))
 }
 
 fn render_webhook(cx: &RenderCx<'_>, hook: &WebhookAction) -> Result<OutboundRequest, ActionError> {

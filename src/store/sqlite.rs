@@ -334,7 +334,10 @@ impl Store for SqliteStore {
     }
 
     async fn ready(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        // Taking the write lock proves the file is writable, not just readable.
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
         Ok(())
     }
 }

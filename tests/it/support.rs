@@ -147,6 +147,7 @@ pub(crate) struct Riposte {
     running: Option<Running>,
     http: reqwest::Client,
     dry_run: bool,
+    adjust: fn(&mut Settings),
 }
 
 /// Where the sample webhook bodies live.
@@ -160,6 +161,11 @@ pub(crate) fn fixture(name: &str) -> Value {
 impl Riposte {
     /// Starts Riposte on `rules` (YAML text) against a fresh stand-in.
     pub(crate) async fn start(rules: &str) -> Self {
+        Self::start_with(rules, |_| {}).await
+    }
+
+    /// Starts Riposte with settings changed by `adjust`.
+    pub(crate) async fn start_with(rules: &str, adjust: fn(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         std::fs::write(dir.path().join("rules/rules.yaml"), rules).unwrap();
@@ -171,6 +177,7 @@ impl Riposte {
             running: None,
             http: reqwest::Client::new(),
             dry_run: false,
+            adjust,
         };
         this.boot().await;
         this
@@ -186,7 +193,7 @@ impl Riposte {
     }
 
     fn settings(&self) -> Settings {
-        Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".into(),
             rules: vec![self.dir.path().join("rules")],
             db: self.db_path(),
@@ -207,7 +214,9 @@ impl Riposte {
                 max_attempts: 5,
             },
             concurrency: 8,
-        }
+        };
+        (self.adjust)(&mut settings);
+        settings
     }
 
     /// The database file.
@@ -236,14 +245,24 @@ impl Riposte {
 
     /// Posts a body to a path; returns the status and the JSON answer.
     pub(crate) async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-        let response = self
+        self.post_with(path, &[], body).await
+    }
+
+    /// Posts a body with extra headers.
+    pub(crate) async fn post_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut request = self
             .http
             .post(format!("{}{path}", self.url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.body(body).send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (

@@ -1,0 +1,295 @@
+//! Conditions and rule flow, evaluated directly: which rules match, and what `--explain` says.
+
+use std::path::PathBuf;
+
+use chrono::{TimeZone, Utc};
+use riposte::actions::{Effect, Payload};
+use riposte::config::SourceFile;
+use riposte::engine::{Evaluation, RuleOutcome, evaluate};
+use riposte::events::{Event, WebhookBody, parse_webhook};
+use riposte::rules::{RuleSet, compile};
+use riposte::store::Contact;
+use serde_json::{Value, json};
+
+use crate::support::fixture;
+
+fn rules(yaml: &str) -> RuleSet {
+    let source = SourceFile {
+        path: PathBuf::from("test.yaml"),
+        text: yaml.to_owned(),
+    };
+    compile(&[source]).unwrap_or_else(|d| {
+        panic!(
+            "{}",
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+fn event(body: &Value) -> Event {
+    parse_webhook(WebhookBody {
+        body,
+        path: "",
+        method: "POST",
+    })
+    .remove(0)
+}
+
+fn text_message(text: &str, from: &str, chat: &str) -> Event {
+    let mut body = fixture("message-text-private.json");
+    body["messages"][0]["text"]["body"] = json!(text);
+    body["messages"][0]["from"] = json!(from);
+    body["messages"][0]["chat_id"] = json!(chat);
+    event(&body)
+}
+
+fn run(set: &RuleSet, event: &Event, contact: &Contact) -> Evaluation {
+    evaluate(
+        set,
+        event,
+        contact,
+        Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
+        true,
+    )
+}
+
+fn matched(evaluation: &Evaluation) -> Vec<&str> {
+    evaluation
+        .rules
+        .iter()
+        .filter(|r| matches!(r.outcome, RuleOutcome::Matched { .. }))
+        .map(|r| r.rule.as_str())
+        .collect()
+}
+
+fn why(evaluation: &Evaluation, rule: &str) -> String {
+    let trace = evaluation.rules.iter().find(|r| r.rule == rule).unwrap();
+    match &trace.outcome {
+        RuleOutcome::Failed { condition, detail } => format!("{condition}: {detail}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn sent_texts(evaluation: &Evaluation) -> Vec<String> {
+    evaluation
+        .planned
+        .iter()
+        .filter_map(|p| match &p.effect {
+            Effect::Request(r) => match &r.body {
+                Some(Payload::Json(b)) => b["body"].as_str().map(str::to_owned),
+                _ => None,
+            },
+            Effect::Contact(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stop_shadow_and_disabled_shape_the_flow() {
+    let set = rules(
+        r#"
+rules:
+  - name: off
+    enabled: false
+    then: [{reply: "never"}]
+  - name: trial
+    mode: shadow
+    then: [{reply: "shadow reply"}, {tag: tried}]
+  - name: first
+    when: {keywords: [hello]}
+    then: [{reply: "first"}]
+    stop: true
+  - name: second
+    then: [{reply: "second"}]
+"#,
+    );
+    let result = run(
+        &set,
+        &text_message(
+            "hello there",
+            "4915112345678",
+            "4915112345678@s.whatsapp.net",
+        ),
+        &Contact::default(),
+    );
+    assert_eq!(matched(&result), ["trial", "first"]);
+    assert_eq!(sent_texts(&result), ["first"], "shadow rules plan nothing");
+    assert!(
+        result.contact.tags.is_empty(),
+        "shadow rules change no contact"
+    );
+    assert_eq!(why(&result, "off"), "Disabled");
+    assert_eq!(why(&result, "second"), "Stopped { by: \"first\" }");
+}
+
+#[test]
+fn sender_chat_and_tag_conditions() {
+    let set = rules(
+        r#"
+rules:
+  - name: germany
+    when: {from: "+49*", not_from: "4915199988877"}
+    then: [{reply: "de"}]
+  - name: groups-only
+    when: {chat: group, chat_id: "*@g.us"}
+    then: [{reply: "group"}]
+  - name: vip
+    when: {tags: {all: [vip], none: [blocked]}}
+    then: [{reply: "vip"}]
+  - name: either
+    when:
+      any:
+        - {keywords: [refund]}
+        - all: [{from: "4917*"}, {text: '(?i)angebot'}]
+    then: [{reply: "either"}]
+  - name: expression
+    when:
+      if: "text | length > 20 and 'vip' in contact.tags"
+    then: [{reply: "long vip"}]
+"#,
+    );
+    let vip = Contact {
+        tags: ["vip".to_owned()].into(),
+        ..Contact::default()
+    };
+    let result = run(
+        &set,
+        &text_message(
+            "Ist das Angebot noch gültig bitte?",
+            "4917098765432",
+            "120363041234567890@g.us",
+        ),
+        &vip,
+    );
+    assert_eq!(
+        matched(&result),
+        ["germany", "groups-only", "vip", "either", "expression"]
+    );
+
+    let result = run(
+        &set,
+        &text_message("hi", "4915199988877", "4915199988877@s.whatsapp.net"),
+        &Contact::default(),
+    );
+    assert_eq!(matched(&result), Vec::<&str>::new());
+    assert_eq!(
+        why(&result, "germany"),
+        "not_from: sender \"4915199988877\" matches 4915199988877"
+    );
+    assert_eq!(
+        why(&result, "groups-only"),
+        "chat: chat is \"private\" not group"
+    );
+    assert_eq!(why(&result, "vip"), "tags: contact lacks `vip`");
+    assert!(
+        why(&result, "either")
+            .starts_with("any: no block held (keywords: none of [refund] in \"hi\""),
+        "{}",
+        why(&result, "either")
+    );
+    assert_eq!(
+        why(&result, "expression"),
+        "if: `text | length > 20 and 'vip' in contact.tags` is false"
+    );
+}
+
+#[test]
+fn keywords_match_whole_words_in_any_case() {
+    let set = rules(
+        "rules:\n  - name: k\n    when: {keywords: [stop, \"c++\", wie viel]}\n    then: [{reply: k}]\n",
+    );
+    for (text, expected) in [
+        ("STOP", true),
+        ("please stop!", true),
+        ("stopping", false),
+        ("nonstop", false),
+        ("I like C++ a lot", true),
+        ("Wie  viel kostet das?", true),
+    ] {
+        let result = run(
+            &set,
+            &text_message(text, "1", "1@s.whatsapp.net"),
+            &Contact::default(),
+        );
+        assert_eq!(!matched(&result).is_empty(), expected, "{text}");
+    }
+}
+
+#[test]
+fn event_specific_conditions() {
+    let set = rules(
+        r#"
+rules:
+  - name: heart
+    when: {event: reaction, emoji: ["❤️", "😍"]}
+    then: [{react: "🙌"}]
+  - name: read
+    when: {event: status, status: [read, played]}
+    then: [{tag: reads-us}]
+  - name: cart
+    when: {event: [custom:cart_abandoned, custom:cart_saved], name: cart_abandoned}
+    then: [{reply: "cart {{ data.id }}"}]
+  - name: images
+    when: {type: [image, video]}
+    then: [{reply: "nice picture"}]
+"#,
+    );
+    let reaction = event(
+        &fixture("batch-multiple-messages.json")["messages"][2]
+            .clone()
+            .pipe(|m| json!({"messages": [m]})),
+    );
+    assert_eq!(
+        matched(&run(&set, &reaction, &Contact::default())),
+        ["heart"]
+    );
+    let read = event(&fixture("status-read.json"));
+    let result = run(&set, &read, &Contact::default());
+    assert_eq!(matched(&result), ["read"]);
+    assert!(result.contact.tags.contains("reads-us"));
+    let cart = Event::custom(
+        "cart_abandoned",
+        "e1",
+        json!({"phone": "4915112345678", "id": "c-9"}),
+    );
+    let result = run(&set, &cart, &Contact::default());
+    assert_eq!(sent_texts(&result), ["cart c-9"]);
+    assert_eq!(
+        why(&result, "images"),
+        "event: expected message but the event is custom:cart_abandoned"
+    );
+    let image = event(&fixture("message-image-caption.json"));
+    assert_eq!(matched(&run(&set, &image, &Contact::default())), ["images"]);
+}
+
+#[test]
+fn a_failing_action_does_not_stop_the_others() {
+    let set = rules(
+        "rules:\n  - name: r\n    then:\n      - reply: \"Hi {{ sender.name }}\"\n      - tag: reached\n",
+    );
+    let mut body = fixture("message-text-private.json");
+    body["messages"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("from_name");
+    let result = run(&set, &event(&body), &Contact::default());
+    let RuleOutcome::Matched { actions, .. } = &result.rules[0].outcome else {
+        panic!("{:?}", result.rules[0])
+    };
+    assert!(
+        actions[0].error.as_deref().unwrap().contains("undefined"),
+        "{:?}",
+        actions[0]
+    );
+    assert!(result.contact.tags.contains("reached"));
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl Pipe for Value {}
