@@ -97,6 +97,21 @@ fn put_wrapped(
     Ok(())
 }
 
+/// The parts buttons and lists share: type, header, body text and footer.
+fn interactive_frame(
+    map: &mut Map<String, Value>,
+    kind: &str,
+    cx: &RenderCx<'_>,
+    text: &Text,
+    header: Option<&Text>,
+    footer: Option<&Text>,
+) -> Result<(), ActionError> {
+    map.insert("type".into(), json!(kind));
+    put_wrapped(map, "header", cx, header)?;
+    map.insert("body".into(), json!({ "text": cx.required(text, "text")? }));
+    put_wrapped(map, "footer", cx, footer)
+}
+
 /// Renders a message into its Whapi request: `POST /messages/{text,image,...,interactive}`.
 pub(super) fn render(
     cx: &RenderCx<'_>,
@@ -157,10 +172,14 @@ pub(super) fn render(
             footer,
             buttons,
         } => {
-            body.insert("type".into(), json!("button"));
-            put_wrapped(&mut body, "header", cx, header.as_ref())?;
-            body.insert("body".into(), json!({ "text": cx.required(text, "text")? }));
-            put_wrapped(&mut body, "footer", cx, footer.as_ref())?;
+            interactive_frame(
+                &mut body,
+                "button",
+                cx,
+                text,
+                header.as_ref(),
+                footer.as_ref(),
+            )?;
             let mut list = Vec::with_capacity(buttons.len());
             for (id, title) in buttons {
                 list.push(json!({ "type": "quick_reply", "title": cx.required(title, "buttons.title")?, "id": cx.required(id, "buttons.id")? }));
@@ -175,10 +194,14 @@ pub(super) fn render(
             label,
             sections,
         } => {
-            body.insert("type".into(), json!("list"));
-            put_wrapped(&mut body, "header", cx, header.as_ref())?;
-            body.insert("body".into(), json!({ "text": cx.required(text, "text")? }));
-            put_wrapped(&mut body, "footer", cx, footer.as_ref())?;
+            interactive_frame(
+                &mut body,
+                "list",
+                cx,
+                text,
+                header.as_ref(),
+                footer.as_ref(),
+            )?;
             let mut rendered = Vec::with_capacity(sections.len());
             for section in sections {
                 let mut rows = Vec::with_capacity(section.rows.len());

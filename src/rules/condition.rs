@@ -128,6 +128,19 @@ fn one_of(value: Option<&str>, allowed: &[String]) -> bool {
     value.is_some_and(|v| allowed.iter().any(|a| a == v))
 }
 
+/// Holds when the event's value is one of the allowed values.
+fn expect_one_of(
+    condition: &'static str,
+    value: Option<&str>,
+    allowed: &[String],
+) -> Result<(), Miss> {
+    if one_of(value, allowed) {
+        return Ok(());
+    }
+    let detail = format!("{} is not {}", shown(value), allowed.join(" or "));
+    Err(Miss { condition, detail })
+}
+
 impl Condition {
     fn check(&self, input: &mut Input<'_>, eval: &dyn ExprEval) -> Result<(), Miss> {
         let event = input.event;
@@ -142,19 +155,7 @@ impl Condition {
                     format!("expected {} but the event is {}", list(kinds), event.kind),
                 )
             }
-            Self::Type(types) => {
-                if one_of(event.message_type.as_deref(), types) {
-                    return Ok(());
-                }
-                miss(
-                    "type",
-                    format!(
-                        "{} is not {}",
-                        shown(event.message_type.as_deref()),
-                        types.join(" or ")
-                    ),
-                )
-            }
+            Self::Type(types) => expect_one_of("type", event.message_type.as_deref(), types),
             Self::Text { regex, source } => {
                 let text = event.text.as_deref().unwrap_or("");
                 let Some(caps) = regex.captures(text) else {
@@ -234,58 +235,16 @@ impl Condition {
                 };
                 miss("from_me", detail)
             }
-            Self::ReplyId(ids) => {
-                if one_of(event.reply_id.as_deref(), ids) {
-                    return Ok(());
-                }
-                miss(
-                    "reply_id",
-                    format!(
-                        "{} is not {}",
-                        shown(event.reply_id.as_deref()),
-                        ids.join(" or ")
-                    ),
-                )
-            }
-            Self::Emoji(emojis) => {
-                if one_of(event.emoji.as_deref(), emojis) {
-                    return Ok(());
-                }
-                miss(
-                    "emoji",
-                    format!(
-                        "{} is not {}",
-                        shown(event.emoji.as_deref()),
-                        emojis.join(" or ")
-                    ),
-                )
-            }
-            Self::Status(statuses) => {
-                if one_of(event.status.as_deref(), statuses) {
-                    return Ok(());
-                }
-                miss(
-                    "status",
-                    format!(
-                        "{} is not {}",
-                        shown(event.status.as_deref()),
-                        statuses.join(" or ")
-                    ),
-                )
-            }
+            Self::ReplyId(ids) => expect_one_of("reply_id", event.reply_id.as_deref(), ids),
+            Self::Emoji(emojis) => expect_one_of("emoji", event.emoji.as_deref(), emojis),
+            Self::Status(statuses) => expect_one_of("status", event.status.as_deref(), statuses),
             Self::Tags { all, any, none } => check_tags(input.contact, all, any, none),
             Self::Name(names) => {
                 let name = match &event.kind {
                     EventKind::Custom(n) => Some(n.as_str()),
                     _ => None,
                 };
-                if one_of(name, names) {
-                    return Ok(());
-                }
-                miss(
-                    "name",
-                    format!("{} is not {}", shown(name), names.join(" or ")),
-                )
+                expect_one_of("name", name, names)
             }
             Self::If { template, source } => match eval.holds(template, input) {
                 Ok(true) => Ok(()),

@@ -2,15 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{Riposte, fixture};
-
-const RULES: &str = r#"
-rules:
-  - name: hello
-    when: {text: "(?i)hallo"}
-    then:
-      - reply: "Hi {{ sender.name }}"
-"#;
+use crate::support::{HELLO_RULES as RULES, Riposte, fixture};
 
 #[tokio::test]
 async fn server_errors_are_retried_until_delivered_once() {

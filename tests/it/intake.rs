@@ -4,15 +4,7 @@ use chrono::Utc;
 use riposte::store::{Source, SqliteStore, Store};
 use serde_json::json;
 
-use crate::support::{Riposte, fixture};
-
-const RULES: &str = r#"
-rules:
-  - name: hello
-    when: {text: "(?i)hallo"}
-    then:
-      - reply: "Hi {{ sender.name }}"
-"#;
+use crate::support::{HELLO_RULES as RULES, Riposte, fixture};
 
 #[tokio::test]
 async fn a_body_stored_before_a_crash_is_processed_at_the_next_start() {

@@ -15,6 +15,15 @@ use riposte::serve::{self, Running, Settings};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+/// A rule set that greets "hallo" by name, for tests about plumbing rather than rules.
+pub(crate) const HELLO_RULES: &str = r#"
+rules:
+  - name: hello
+    when: {text: "(?i)hallo"}
+    then:
+      - reply: "Hi {{ sender.name }}"
+"#;
+
 /// How long any wait in a test may take before it fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
