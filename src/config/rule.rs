@@ -19,7 +19,9 @@ pub struct RuleFile {
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// Unique name across the whole rule set; shown in logs, traces and `simulate`.
-    pub name: Located<String>,
+    // Optional to the YAML reader so that a missing name is reported at the rule itself.
+    #[schemars(required)]
+    pub name: Option<Located<String>>,
     /// What the rule is for, in a sentence.
     #[serde(default)]
     pub description: Option<String>,

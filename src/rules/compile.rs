@@ -20,7 +20,7 @@ pub fn compile(files: &[SourceFile]) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
     let mut templates = Templates::new();
     let mut rules = Vec::new();
-    let mut names: HashMap<String, (String, u32)> = HashMap::new();
+    let mut names: HashMap<String, String> = HashMap::new();
     for file in files {
         let parsed = match config::parse(file) {
             Ok(parsed) => parsed,
@@ -36,19 +36,17 @@ pub fn compile(files: &[SourceFile]) -> Result<RuleSet, Vec<Diagnostic>> {
             groups: Vec::new(),
         };
         for spec in &parsed.rules {
-            let name = &spec.value.name;
-            let here = format!("{}:{}", file.path.display(), name.line);
-            if let Some((first, _)) = names.get(&name.value) {
-                compiler.error(
-                    name.line,
-                    name.column,
-                    format!(
+            if let Some(name) = &spec.value.name {
+                let here = format!("{}:{}", file.path.display(), name.line);
+                if let Some(first) = names.get(&name.value) {
+                    let message = format!(
                         "duplicate rule name `{}` (first defined at {first})",
                         name.value
-                    ),
-                );
-            } else {
-                names.insert(name.value.clone(), (here, name.line));
+                    );
+                    compiler.error(name.line, name.column, message);
+                } else {
+                    names.insert(name.value.clone(), here);
+                }
             }
             if let Some(rule) = compiler.rule(spec) {
                 rules.push(rule);
@@ -124,9 +122,17 @@ impl Compiler<'_> {
     fn rule(&mut self, spec: &Located<RuleSpec>) -> Option<Rule> {
         let rule = &spec.value;
         let errors_before = self.diagnostics.len();
-        if rule.name.value.trim().is_empty() {
-            self.error(rule.name.line, rule.name.column, "rule name is empty");
-        }
+        let name = match &rule.name {
+            Some(name) if !name.value.trim().is_empty() => name.value.clone(),
+            Some(name) => {
+                self.error(name.line, name.column, "rule name is empty");
+                String::new()
+            }
+            None => {
+                self.error(spec.line, spec.column, "every rule needs a `name`");
+                String::new()
+            }
+        };
         self.groups = collect_groups(&rule.when.value);
         let when = &rule.when.value;
         let events = match &when.event {
@@ -149,13 +155,12 @@ impl Compiler<'_> {
                 spec.line,
                 spec.column,
                 format!(
-                    "rule `{}` has no actions (`then:`) and no `stop: true`, so it does nothing",
-                    rule.name.value
+                    "rule `{name}` has no actions (`then:`) and no `stop: true`, so it does nothing"
                 ),
             );
         }
         (self.diagnostics.len() == errors_before).then(|| Rule {
-            name: rule.name.value.clone(),
+            name,
             description: rule.description.clone(),
             file: self.file.path.clone(),
             line: spec.line,
