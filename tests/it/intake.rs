@@ -78,3 +78,22 @@ rules:
     let got = riposte.whapi.wait_for(1).await;
     assert_eq!(got[0].body["body"], "Welcome back, Anna (gold)");
 }
+
+#[tokio::test]
+async fn events_older_than_max_event_age_are_recorded_but_fire_nothing() {
+    let riposte = Riposte::start_with(RULES, |s| {
+        s.max_event_age = Some(std::time::Duration::from_secs(6 * 3600))
+    })
+    .await;
+    // The fixture's timestamp is in January 2026: a replay of old history.
+    riposte.webhook(&fixture("message-text-private.json")).await;
+    let mut fresh = fixture("message-text-private.json");
+    fresh["messages"][0]["id"] = json!("fresh-1");
+    fresh["messages"][0]["timestamp"] = json!(Utc::now().timestamp());
+    riposte.webhook(&fresh).await;
+    let events = riposte.wait_events(2).await;
+    assert_eq!(events[0]["result"], "older than max-event-age");
+    assert_eq!(events[1]["result"], "processed");
+    let got = riposte.whapi.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+}
