@@ -7,12 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::store::{Job, JobResult, Store};
+use crate::actions::{OutboundRequest, Payload, Unless};
+use crate::campaigns::OPTED_OUT;
+use crate::clock::Clock;
+use crate::store::{Job, JobKind, JobResult, JobWork, Op, Store, StoreResult};
 use crate::whapi::{CallOutcome, Client};
 
 /// How failed calls are retried.
@@ -63,6 +65,7 @@ const IDLE: Duration = Duration::from_secs(1);
 /// The delivery worker.
 pub struct Delivery {
     pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
     pub client: Client,
     pub policy: RetryPolicy,
     /// Calls in flight at once.
@@ -83,7 +86,7 @@ impl Delivery {
             let room = this.concurrency.saturating_sub(in_flight.len());
             let mut claimed = 0;
             if room > 0 {
-                let now = Utc::now();
+                let now = this.clock.now();
                 match this.store.claim_jobs(now, now + LEASE, room as u32).await {
                     Ok(jobs) => {
                         claimed = jobs.len();
@@ -111,7 +114,7 @@ impl Delivery {
 
     async fn idle_time(&self) -> Duration {
         match self.store.next_job_due().await {
-            Ok(Some(due)) => (due - Utc::now())
+            Ok(Some(due)) => (due - self.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .clamp(Duration::from_millis(5), IDLE),
@@ -120,10 +123,87 @@ impl Delivery {
     }
 
     async fn deliver(&self, job: Job) {
+        let result = match self.skip_reason(&job).await {
+            Ok(Some(reason)) => {
+                tracing::info!(job = job.id, rule = %job.rule, "skipped: {reason}");
+                JobResult::Skipped { reason }
+            }
+            Ok(None) => self.perform(&job).await,
+            Err(err) => {
+                // The lease will expire and the job will be tried again.
+                tracing::error!(job = job.id, "cannot check the job's contact: {err}");
+                return;
+            }
+        };
+        if let Err(err) = self
+            .store
+            .finish_job(job.id, &result, self.clock.now())
+            .await
+        {
+            tracing::error!(job = job.id, "cannot record job result: {err}");
+        }
+    }
+
+    /// Follow-ups and campaign sends never reach a contact who opted out meanwhile, and a
+    /// follow-up's `unless` is checked against the contact as it is now.
+    async fn skip_reason(&self, job: &Job) -> StoreResult<Option<String>> {
+        if job.kind == JobKind::Action {
+            return Ok(None);
+        }
+        let mut phones: Vec<String> = job.contact.iter().cloned().collect();
+        if let JobWork::Call(request) = &job.work
+            && let Some(to) = recipient_phone(request)
+        {
+            phones.push(to);
+        }
+        let now = self.clock.now();
+        for phone in &phones {
+            let contact = self.store.contact(phone).await?;
+            if contact.tags.contains(OPTED_OUT) {
+                return Ok(Some(format!("{phone} is tagged `{OPTED_OUT}`")));
+            }
+        }
+        let Some(unless) = job
+            .unless
+            .as_ref()
+            .and_then(|u| serde_json::from_value::<Unless>(u.clone()).ok())
+        else {
+            return Ok(None);
+        };
+        let contact = self
+            .store
+            .contact(job.contact.as_deref().unwrap_or_default())
+            .await?;
+        Ok(match unless.skip_reason(&contact, job.vars.as_ref(), now) {
+            Ok(reason) => reason,
+            // A broken expression must not send what the author meant to hold back.
+            Err(err) => Some(format!("unless could not be evaluated ({err}); not sent")),
+        })
+    }
+
+    async fn perform(&self, job: &Job) -> JobResult {
+        let local = match &job.work {
+            JobWork::Call(request) => return self.call(job, request).await,
+            JobWork::Contact(change) => Op::Contact(change.clone()),
+            JobWork::Cancel { key } => Op::Cancel { key: key.clone() },
+            JobWork::Handoff(change) => Op::Handoff(change.clone()),
+        };
+        match self.store.apply(&[local], self.clock.now()).await {
+            Ok(()) => JobResult::Done {
+                response: "applied".into(),
+            },
+            Err(err) => JobResult::Retry {
+                at: self.clock.now() + chrono::Duration::seconds(1),
+                error: err.to_string(),
+            },
+        }
+    }
+
+    async fn call(&self, job: &Job, request: &OutboundRequest) -> JobResult {
         let key = format!("riposte-job-{}", job.id);
-        let outcome = self.client.call(&job.request, &key).await;
-        let now = Utc::now();
-        let result = match outcome {
+        let outcome = self.client.call(request, &key).await;
+        let now = self.clock.now();
+        match outcome {
             CallOutcome::Delivered { status, body } => {
                 let what = if self.client.dry_run() {
                     "logged (dry-run)"
@@ -153,12 +233,21 @@ impl Delivery {
                     }
                 }
             }
-        };
-        if let Err(err) = self.store.finish_job(job.id, &result, now).await {
-            // The lease will expire and the job will be tried again.
-            tracing::error!(job = job.id, "cannot record job result: {err}");
         }
     }
+}
+
+/// The private number a Whapi send goes to, if it goes to a person.
+fn recipient_phone(request: &OutboundRequest) -> Option<String> {
+    let Some(Payload::Json(body)) = &request.body else {
+        return None;
+    };
+    let to = body.get("to")?.as_str()?;
+    let digits = to.strip_suffix("@s.whatsapp.net").unwrap_or(to);
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.to_owned())
 }
 
 #[cfg(test)]

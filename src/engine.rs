@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use minijinja::value::Serde;
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use crate::actions::{Effect, RenderCx};
+use crate::actions::{Effect, RenderCx, Step, Timing, Unless, parse_at};
 use crate::events::Event;
 use crate::rules::{ExprEval, Input, Rule, RuleSet};
-use crate::store::Contact;
+use crate::store::{ChatState, Contact, Handoff, HandoffChange};
+use crate::templates::to_value;
 
 /// What happened to one rule for one event.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +27,10 @@ pub enum RuleOutcome {
     Failed {
         condition: &'static str,
         detail: String,
+    },
+    /// The conditions held but the rule may not fire now (a handoff, `once_per`).
+    Held {
+        reason: String,
     },
     Disabled,
     /// An earlier rule with `stop: true` matched.
@@ -49,16 +53,34 @@ pub struct ActionOutcome {
     pub action: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<Effect>,
+    /// For a follow-up: when it is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// When and under which conditions a follow-up runs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// When it is due, or why the `at` template gave no time.
+    pub run_at: Result<DateTime<Utc>, String>,
+    pub key: Option<String>,
+    pub unless: Option<Unless>,
+    /// The event's variables, for `unless.if`.
+    pub vars: Option<serde_json::Value>,
+}
+
 /// An effect to carry out, with the rule and action it came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Planned {
     pub rule: String,
     pub action: &'static str,
     pub effect: Effect,
+    /// `None`: now. `Some`: a follow-up.
+    pub schedule: Option<Schedule>,
 }
 
 /// The result of evaluating one event.
@@ -72,6 +94,9 @@ pub struct Evaluation {
     /// The contact after the rules' tag and set actions.
     #[serde(skip)]
     pub contact: Contact,
+    /// `once_per` rules that fired, to remember for their chat.
+    #[serde(skip)]
+    pub fired: Vec<String>,
 }
 
 /// Evaluates an event. `explain` also reports rules that listen to other event kinds.
@@ -79,6 +104,7 @@ pub fn evaluate(
     set: &RuleSet,
     event: &Event,
     contact: &Contact,
+    chat: &ChatState,
     now: DateTime<Utc>,
     explain: bool,
 ) -> Evaluation {
@@ -89,8 +115,13 @@ pub fn evaluate(
     {
         contact.phone.clone_from(&sender.phone);
     }
-    let mut traces = Vec::new();
-    let mut planned = Vec::new();
+    let mut handoff = chat.handoff.clone().filter(|h| h.until > now);
+    let mut out = Evaluation {
+        rules: Vec::new(),
+        planned: Vec::new(),
+        contact,
+        fired: Vec::new(),
+    };
     let mut stopped_by: Option<&str> = None;
     let candidates: Box<dyn Iterator<Item = &Rule>> = if explain {
         Box::new(set.rules.iter())
@@ -120,97 +151,212 @@ pub fn evaluate(
             };
             let mut input = Input {
                 event,
-                contact: &contact,
+                contact: &out.contact,
                 captures: BTreeMap::new(),
+                now,
             };
             match rule.when.check(&mut input, &eval) {
                 Err(miss) => RuleOutcome::Failed {
                     condition: miss.condition,
                     detail: miss.detail,
                 },
-                Ok(()) => {
-                    let captures = input.captures;
-                    let actions = run_actions(
-                        set,
-                        rule,
-                        event,
-                        &base,
-                        &captures,
-                        &mut contact,
-                        &mut planned,
-                    );
-                    if rule.stop {
-                        stopped_by = Some(&rule.name);
+                Ok(()) => match held(rule, handoff.as_ref(), chat, now) {
+                    Some(reason) => RuleOutcome::Held { reason },
+                    None => {
+                        let captures = input.captures;
+                        let actions = run_actions(
+                            set,
+                            rule,
+                            event,
+                            &base,
+                            &captures,
+                            now,
+                            &mut out,
+                            &mut handoff,
+                        );
+                        if rule.stop {
+                            stopped_by = Some(&rule.name);
+                        }
+                        if rule.once_per.is_some() && !rule.shadow {
+                            out.fired.push(rule.name.clone());
+                        }
+                        RuleOutcome::Matched {
+                            shadow: rule.shadow,
+                            actions,
+                        }
                     }
-                    RuleOutcome::Matched {
-                        shadow: rule.shadow,
-                        actions,
-                    }
-                }
+                },
             }
         };
-        traces.push(RuleTrace {
+        out.rules.push(RuleTrace {
             rule: rule.name.clone(),
             outcome,
         });
     }
-    Evaluation {
-        rules: traces,
-        planned,
-        contact,
-    }
+    out
 }
 
+/// Why a rule whose conditions hold may not fire now.
+fn held(
+    rule: &Rule,
+    handoff: Option<&Handoff>,
+    chat: &ChatState,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    if let Some(h) = handoff
+        && !rule.during_handoff
+    {
+        return Some(format!(
+            "a human has this chat until {} (handoff by `{}`)",
+            h.until.to_rfc3339_opts(SecondsFormat::Secs, true),
+            h.rule
+        ));
+    }
+    let window = rule.once_per?;
+    let last = chat.fired.get(&rule.name)?;
+    (now < *last + window).then(|| {
+        format!(
+            "once_per: fired in this chat at {}, next possible at {}",
+            last.to_rfc3339_opts(SecondsFormat::Secs, true),
+            (*last + window).to_rfc3339_opts(SecondsFormat::Secs, true)
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_actions(
     set: &RuleSet,
     rule: &Rule,
     event: &Event,
     base: &Value,
     captures: &BTreeMap<String, String>,
-    contact: &mut Contact,
-    planned: &mut Vec<Planned>,
+    now: DateTime<Utc>,
+    out: &mut Evaluation,
+    handoff: &mut Option<Handoff>,
 ) -> Vec<ActionOutcome> {
     let mut outcomes = Vec::with_capacity(rule.actions.len());
-    for action in &rule.actions {
+    for step in &rule.actions {
+        let name = step.action.name();
         // Each action sees the contact as the previous actions left it.
-        let ctx = rule_context(base, rule, captures, contact);
+        let ctx = rule_context(base, rule, captures, &out.contact);
         let cx = RenderCx {
             templates: &set.templates,
             ctx: &ctx,
             event,
-            contact,
+            contact: &out.contact,
+            now,
+            rule: &rule.name,
         };
-        match action.render(&cx) {
-            Ok(effects) => {
+        let rendered = step
+            .action
+            .render(&cx)
+            .and_then(|effects| Ok((effects, schedule(step, &cx, rule, event, captures)?)));
+        match rendered {
+            Ok((effects, schedule)) => {
+                let at = schedule
+                    .as_ref()
+                    .and_then(|s| s.run_at.as_ref().ok().copied());
+                let key = schedule.as_ref().and_then(|s| s.key.clone());
+                let error = schedule
+                    .as_ref()
+                    .and_then(|s| s.run_at.as_ref().err().cloned());
                 if !rule.shadow {
                     for effect in &effects {
-                        if let Effect::Contact(change) = effect {
-                            contact.apply(change);
+                        if schedule.is_none() {
+                            apply_now(effect, &mut out.contact, handoff, now);
                         }
-                        planned.push(Planned {
+                        out.planned.push(Planned {
                             rule: rule.name.clone(),
-                            action: action.name(),
+                            action: name,
                             effect: effect.clone(),
+                            schedule: schedule.clone(),
                         });
                     }
                 }
                 outcomes.push(ActionOutcome {
-                    action: action.name(),
+                    action: name,
                     effects,
-                    error: None,
+                    at,
+                    key,
+                    error,
                 });
             }
             Err(err) => {
-                tracing::warn!(rule = %rule.name, action = action.name(), event = %event.id, "action failed: {err}");
+                tracing::warn!(rule = %rule.name, action = name, event = %event.id, "action failed: {err}");
                 outcomes.push(ActionOutcome {
-                    action: action.name(),
+                    action: name,
                     effects: Vec::new(),
+                    at: None,
+                    key: None,
                     error: Some(err.to_string()),
                 });
             }
         }
     }
     outcomes
+}
+
+/// Later rules of the same event see what earlier ones did to the contact and the chat.
+fn apply_now(
+    effect: &Effect,
+    contact: &mut Contact,
+    handoff: &mut Option<Handoff>,
+    now: DateTime<Utc>,
+) {
+    match effect {
+        Effect::Contact(change) => contact.apply(change),
+        Effect::Handoff(HandoffChange::Start {
+            chat,
+            until,
+            resume_on,
+            rule,
+        }) => {
+            *handoff = Some(Handoff {
+                chat: chat.clone(),
+                until: *until,
+                since: now,
+                resume_on: resume_on.clone(),
+                rule: rule.clone(),
+            });
+        }
+        Effect::Handoff(HandoffChange::End { .. }) => *handoff = None,
+        Effect::Request(_) | Effect::Cancel { .. } => {}
+    }
+}
+
+fn schedule(
+    step: &Step,
+    cx: &RenderCx<'_>,
+    rule: &Rule,
+    event: &Event,
+    captures: &BTreeMap<String, String>,
+) -> Result<Option<Schedule>, crate::actions::ActionError> {
+    let run_at = match &step.timing {
+        Timing::Now => return Ok(None),
+        Timing::After(delay) => Ok(cx.now + *delay),
+        Timing::At(text) => parse_at(&cx.text(text)?, rule.timezone),
+    };
+    let key = step
+        .key
+        .as_ref()
+        .map(|k| cx.required(k, "key"))
+        .transpose()?;
+    let vars = step.unless.as_ref().and_then(|u| u.expr.as_ref()).map(|_| {
+        serde_json::json!({
+            "event": {"kind": event.kind.to_string(), "id": event.id, "channel": event.channel, "at": event.at},
+            "sender": event.sender,
+            "chat": event.chat,
+            "text": event.text,
+            "data": event.data.as_deref(),
+            "match": captures,
+        })
+    });
+    Ok(Some(Schedule {
+        run_at,
+        key,
+        unless: step.unless.clone(),
+        vars,
+    }))
 }
 
 struct RuleEval<'a> {
@@ -272,8 +418,4 @@ fn rule_context(
         rule => context! { name => rule.name.as_str() },
         ..base.clone()
     }
-}
-
-fn to_value<T: Serialize + ?Sized>(value: &T) -> Value {
-    Value::from(Serde(value))
 }

@@ -14,10 +14,14 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use crate::actions::Effect;
+use crate::clock::Clock;
 use crate::engine::{self, Evaluation};
 use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
 use crate::rules::RuleSet;
-use crate::store::{Contact, Inbound, NewJob, Outcome, Source, Store, StoreResult};
+use crate::store::{
+    ChatState, Contact, Handoff, HandoffChange, Inbound, JobKind, JobWork, NewJob, Op, Outcome,
+    Source, Store, StoreResult,
+};
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
 const REMEMBER_IDENTIFIED: Duration = Duration::from_secs(48 * 3600);
@@ -29,12 +33,21 @@ const REMEMBER_ANONYMOUS: Duration = Duration::from_secs(600);
 pub struct Intake {
     pub store: Arc<dyn Store>,
     pub rules: watch::Receiver<Arc<RuleSet>>,
+    pub clock: Arc<dyn Clock>,
     /// Woken when a body is stored.
     pub wake: Arc<Notify>,
     /// Woken when jobs were written.
     pub delivery: Arc<Notify>,
     /// Events older than this fire no rule (a reconnecting phone replays history).
     pub max_event_age: Option<Duration>,
+}
+
+/// Contacts and chats as the events of one body leave them, so the second message of a batch
+/// sees what the first one did.
+#[derive(Default)]
+struct Memory {
+    contacts: HashMap<String, Contact>,
+    chats: HashMap<String, ChatState>,
 }
 
 impl Intake {
@@ -73,13 +86,13 @@ impl Intake {
     }
 
     async fn process(&self, inbound: &Inbound) -> StoreResult<()> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let rules = self.rules.borrow().clone();
         let events = events_of(inbound);
         let keys: Vec<String> = events.iter().map(Event::dedupe_key).collect();
         let seen = self.store.seen(&keys, now).await?;
         let mut outcome = Outcome::default();
-        let mut contacts: HashMap<String, Contact> = HashMap::new();
+        let mut memory = Memory::default();
         let mut this_body = BTreeSet::new();
         for event in &events {
             let key = event.dedupe_key();
@@ -101,45 +114,79 @@ impl Intake {
                 outcome
                     .records
                     .push(record(event, now, "unknown family", None));
-                continue;
-            }
-            if self.too_old(event, now) {
+            } else if self.too_old(event, now) {
                 outcome
                     .records
                     .push(record(event, now, "older than max-event-age", None));
-                continue;
+            } else {
+                self.evaluate(&rules, event, now, &mut memory, &mut outcome)
+                    .await?;
             }
-            let phone = event
-                .sender
-                .as_ref()
-                .map(|s| s.phone.clone())
-                .unwrap_or_default();
-            let contact = match contacts.get(&phone) {
-                Some(c) => c.clone(),
-                None => self.store.contact(&phone).await?,
-            };
-            // A bug in the engine must cost one event, not stop intake for every later one.
-            let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine::evaluate(&rules, event, &contact, now, false)
-            }));
-            let Ok(evaluation) = evaluated else {
-                tracing::error!(event = %event.dedupe_key(), "rule evaluation panicked; event skipped");
-                outcome
-                    .records
-                    .push(record(event, now, "engine error", None));
-                continue;
-            };
-            plan(&evaluation, event, now, &mut outcome);
-            outcome
-                .records
-                .push(record(event, now, "processed", Some(&evaluation)));
-            contacts.insert(phone, evaluation.contact);
         }
-        let has_jobs = !outcome.jobs.is_empty();
+        let has_jobs = outcome.ops.iter().any(|op| matches!(op, Op::Job(_)));
         self.store.complete(inbound.id, &outcome, now).await?;
         if has_jobs {
             self.delivery.notify_one();
         }
+        Ok(())
+    }
+
+    async fn evaluate(
+        &self,
+        rules: &RuleSet,
+        event: &Event,
+        now: DateTime<Utc>,
+        memory: &mut Memory,
+        outcome: &mut Outcome,
+    ) -> StoreResult<()> {
+        let phone = event
+            .sender
+            .as_ref()
+            .map(|s| s.phone.clone())
+            .unwrap_or_default();
+        let contact = match memory.contacts.get(&phone) {
+            Some(c) => c.clone(),
+            None => self.store.contact(&phone).await?,
+        };
+        let chat_id = event
+            .chat
+            .as_ref()
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
+        let mut chat = match memory.chats.get(&chat_id) {
+            Some(c) => c.clone(),
+            None => self.store.chat_state(&chat_id).await?,
+        };
+        if let Some(end) = agent_resume(event, &chat, now) {
+            outcome.ops.push(Op::Handoff(end));
+            chat.handoff = None;
+        }
+        // A bug in the engine must cost one event, not stop intake for every later one.
+        let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine::evaluate(rules, event, &contact, &chat, now, false)
+        }));
+        let Ok(evaluation) = evaluated else {
+            tracing::error!(event = %event.dedupe_key(), "rule evaluation panicked; event skipped");
+            outcome
+                .records
+                .push(record(event, now, "engine error", None));
+            return Ok(());
+        };
+        plan(&evaluation, event, now, outcome);
+        outcome
+            .records
+            .push(record(event, now, "processed", Some(&evaluation)));
+        for rule in &evaluation.fired {
+            outcome.ops.push(Op::Fired {
+                rule: rule.clone(),
+                chat: chat_id.clone(),
+                at: now,
+            });
+            chat.fired.insert(rule.clone(), now);
+        }
+        chat.handoff = current_handoff(&evaluation, chat.handoff.take(), now);
+        memory.contacts.insert(phone, evaluation.contact);
+        memory.chats.insert(chat_id, chat);
         Ok(())
     }
 
@@ -171,18 +218,93 @@ pub fn events_of(inbound: &Inbound) -> Vec<Event> {
     }
 }
 
-fn plan(evaluation: &Evaluation, event: &Event, now: DateTime<Utc>, outcome: &mut Outcome) {
-    for planned in &evaluation.planned {
-        match &planned.effect {
-            Effect::Contact(change) => outcome.contact_changes.push(change.clone()),
-            Effect::Request(request) => outcome.jobs.push(NewJob {
-                rule: planned.rule.clone(),
-                action: planned.action.to_owned(),
-                event: event.dedupe_key(),
-                request: request.clone(),
-                run_at: now,
-            }),
+/// A message from our own side (an agent on the phone) with the handoff's resume word ends it.
+pub fn agent_resume(event: &Event, chat: &ChatState, now: DateTime<Utc>) -> Option<HandoffChange> {
+    let handoff = chat.handoff.as_ref().filter(|h| h.until > now)?;
+    let word = handoff.resume_on.as_deref()?;
+    let text = event.text.as_deref()?;
+    (event.from_me && text.to_lowercase().contains(&word.to_lowercase())).then(|| {
+        HandoffChange::End {
+            chat: handoff.chat.clone(),
         }
+    })
+}
+
+/// The chat's handoff after the event's rules ran (one may have started it).
+pub fn current_handoff(
+    evaluation: &Evaluation,
+    before: Option<Handoff>,
+    now: DateTime<Utc>,
+) -> Option<Handoff> {
+    let mut handoff = before;
+    for planned in evaluation.planned.iter().filter(|p| p.schedule.is_none()) {
+        match &planned.effect {
+            Effect::Handoff(HandoffChange::Start {
+                chat,
+                until,
+                resume_on,
+                rule,
+            }) => {
+                handoff = Some(Handoff {
+                    chat: chat.clone(),
+                    until: *until,
+                    since: now,
+                    resume_on: resume_on.clone(),
+                    rule: rule.clone(),
+                });
+            }
+            Effect::Handoff(HandoffChange::End { .. }) => handoff = None,
+            _ => {}
+        }
+    }
+    handoff
+}
+
+/// Turns the planned effects into ordered store operations: local changes at once, calls and
+/// follow-ups as jobs.
+pub fn plan(evaluation: &Evaluation, event: &Event, now: DateTime<Utc>, outcome: &mut Outcome) {
+    for planned in &evaluation.planned {
+        let work = match &planned.effect {
+            Effect::Contact(change) => JobWork::Contact(change.clone()),
+            Effect::Request(request) => JobWork::Call(request.clone()),
+            Effect::Cancel { key } => JobWork::Cancel { key: key.clone() },
+            Effect::Handoff(change) => JobWork::Handoff(change.clone()),
+        };
+        let Some(schedule) = &planned.schedule else {
+            outcome.ops.push(match work {
+                JobWork::Contact(change) => Op::Contact(change),
+                JobWork::Cancel { key } => Op::Cancel { key },
+                JobWork::Handoff(change) => Op::Handoff(change),
+                call @ JobWork::Call(_) => Op::Job(Box::new(NewJob::action(
+                    &planned.rule,
+                    planned.action,
+                    &event.dedupe_key(),
+                    call,
+                    now,
+                ))),
+            });
+            continue;
+        };
+        let mut job = NewJob::action(
+            &planned.rule,
+            planned.action,
+            &event.dedupe_key(),
+            work,
+            now,
+        );
+        job.kind = JobKind::FollowUp;
+        job.key.clone_from(&schedule.key);
+        job.contact = Some(evaluation.contact.phone.clone()).filter(|p| !p.is_empty());
+        job.unless = schedule
+            .unless
+            .as_ref()
+            .and_then(|u| serde_json::to_value(u).ok());
+        job.vars.clone_from(&schedule.vars);
+        match &schedule.run_at {
+            Ok(at) => job.run_at = *at,
+            Err(reason) => job.dead = Some(reason.clone()),
+        }
+        outcome.ops.push(Op::Job(Box::new(job)));
     }
 }
 

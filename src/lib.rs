@@ -5,7 +5,10 @@
 //! durable jobs; `delivery` makes each job's call through the `whapi` client.
 
 pub mod actions;
+pub mod calendar;
+pub mod campaigns;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod duration;
@@ -13,6 +16,7 @@ pub mod engine;
 pub mod events;
 pub mod intake;
 pub mod rules;
+pub mod scheduler;
 pub mod serve;
 pub mod server;
 pub mod store;

@@ -11,9 +11,11 @@ use chrono::Utc;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::delivery::{Delivery, RetryPolicy};
 use crate::intake::Intake;
 use crate::rules::{self, RuleSet};
+use crate::scheduler::Scheduler;
 use crate::server::{self, AppState, HttpLimits, Secrets};
 use crate::store::{SqliteStore, Store};
 use crate::whapi::Client;
@@ -38,6 +40,8 @@ pub struct Settings {
     pub call_timeout: Duration,
     pub retry: RetryPolicy,
     pub concurrency: usize,
+    /// Where time comes from (the system clock, except in tests).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A running server.
@@ -74,7 +78,7 @@ async fn futures_join(tasks: Vec<JoinHandle<()>>) {
 
 /// Starts the server and its workers; returns once the listener is bound.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
-    let rule_set = rules::load(&settings.rules).map_err(|diagnostics| {
+    let rule_set = rules::load_in(&settings.rules, settings.timezone).map_err(|diagnostics| {
         let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the rules do not compile:\n{}", lines.join("\n"))
     })?;
@@ -106,13 +110,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let delivery_wake = Arc::new(Notify::new());
     let intake = Intake {
         store: store.clone(),
+        clock: settings.clock.clone(),
         rules: rules_rx.clone(),
         wake: intake_wake.clone(),
         delivery: delivery_wake.clone(),
         max_event_age: settings.max_event_age,
     };
+    let scheduler = Scheduler {
+        store: store.clone(),
+        rules: rules_rx.clone(),
+        clock: settings.clock.clone(),
+        delivery: delivery_wake.clone(),
+    };
     let delivery = Delivery {
         store: store.clone(),
+        clock: settings.clock.clone(),
         client,
         policy: settings.retry,
         concurrency: settings.concurrency,
@@ -155,6 +167,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         http,
         tokio::spawn(intake.run(shutdown_rx.clone())),
         tokio::spawn(delivery.run(shutdown_rx.clone())),
+        tokio::spawn(scheduler.run(shutdown_rx.clone())),
         tokio::spawn(prune(store, shutdown_rx)),
     ];
     Ok(Running {

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
+use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
 
 use crate::rules::did_you_mean;
 
@@ -16,8 +18,10 @@ const FUEL: u64 = 200_000;
 /// Longest text a template may produce.
 pub const MAX_OUTPUT: usize = 64 * 1024;
 
-/// The variables every template can use, with the fields Riposte itself defines.
-const ROOTS: &[(&str, Option<&[&str]>)] = &[
+/// The variables a template can use, with the fields Riposte itself defines; `None` means any.
+type Roots = &'static [(&'static str, Option<&'static [&'static str]>)];
+
+const EVENT_ROOTS: Roots = &[
     ("item", None),
     ("message", None),
     ("data", None),
@@ -30,6 +34,37 @@ const ROOTS: &[(&str, Option<&[&str]>)] = &[
     ("rule", Some(&["name"])),
     ("match", Some(&[])),
 ];
+
+const CAMPAIGN_ROOTS: Roots = &[
+    ("contact", Some(&["tags", "attrs", "phone"])),
+    ("campaign", Some(&["name"])),
+    ("now", None),
+];
+
+/// Where a template is used decides which variables it can see.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// In a rule: the event's variables; `match` has the rule's regex groups.
+    Event { groups: &'a [String] },
+    /// In a campaign message: the recipient and the campaign.
+    Campaign,
+}
+
+impl Scope<'_> {
+    fn roots(self) -> Roots {
+        match self {
+            Self::Event { .. } => EVENT_ROOTS,
+            Self::Campaign => CAMPAIGN_ROOTS,
+        }
+    }
+
+    fn groups(&self) -> &[String] {
+        match self {
+            Self::Event { groups } => groups,
+            Self::Campaign => &[],
+        }
+    }
+}
 
 /// A string that is either fixed text or a compiled template.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +102,11 @@ impl Default for Templates {
     }
 }
 
+/// Any serialisable value as a template value.
+pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Value {
+    Value::from(Serde(value))
+}
+
 impl Templates {
     /// An empty set with Riposte's settings: strict undefined, fuel, no HTML escaping.
     pub fn new() -> Self {
@@ -78,21 +118,21 @@ impl Templates {
         Self { env, next: 0 }
     }
 
-    /// Compiles a template string. `groups` names the regex groups `match.*` may use.
-    pub fn text(&mut self, source: &str, groups: &[String]) -> Result<Text, Vec<TemplateProblem>> {
+    /// Compiles a template string for use in `scope`.
+    pub fn text(&mut self, source: &str, scope: Scope<'_>) -> Result<Text, Vec<TemplateProblem>> {
         if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
             return Ok(Text::Literal(source.to_owned()));
         }
-        self.add(source.to_owned(), groups).map(Text::Template)
+        self.add(source.to_owned(), scope).map(Text::Template)
     }
 
     /// Compiles an `if:` expression into a template that renders `1` when it holds.
     pub fn condition(
         &mut self,
         expr: &str,
-        groups: &[String],
+        scope: Scope<'_>,
     ) -> Result<String, Vec<TemplateProblem>> {
-        self.add(format!("{{% if {expr} %}}1{{% endif %}}"), groups)
+        self.add(format!("{{% if {expr} %}}1{{% endif %}}"), scope)
             .map_err(|problems| {
                 problems
                     .into_iter()
@@ -111,18 +151,29 @@ impl Templates {
     pub fn json_value(
         &mut self,
         expr: &str,
-        groups: &[String],
+        scope: Scope<'_>,
     ) -> Result<String, Vec<TemplateProblem>> {
-        self.add(format!("{{{{ ({expr}) | tojson }}}}"), groups)
+        self.add(format!("{{{{ ({expr}) | tojson }}}}"), scope)
     }
 
-    fn add(&mut self, source: String, groups: &[String]) -> Result<String, Vec<TemplateProblem>> {
+    /// Evaluates an expression once, without keeping it (a follow-up's `unless.if`, checked
+    /// when it is due; it was validated when its rule loaded).
+    pub fn holds_once(&mut self, expr: &str, ctx: &Value) -> Result<bool, String> {
+        let source = format!("{{% if {expr} %}}1{{% endif %}}");
+        let rendered = self
+            .env
+            .render_str(&source, ctx)
+            .map_err(|e| e.to_string())?;
+        Ok(rendered == "1")
+    }
+
+    fn add(&mut self, source: String, scope: Scope<'_>) -> Result<String, Vec<TemplateProblem>> {
         let name = format!("t{}", self.next);
         self.next += 1;
         if let Err(err) = self.env.add_template_owned(name.clone(), source) {
             return Err(vec![problem_from(&err)]);
         }
-        let problems = self.check_variables(&name, groups);
+        let problems = self.check_variables(&name, scope);
         if problems.is_empty() {
             Ok(name)
         } else {
@@ -131,13 +182,13 @@ impl Templates {
         }
     }
 
-    fn check_variables(&self, name: &str, groups: &[String]) -> Vec<TemplateProblem> {
+    fn check_variables(&self, name: &str, scope: Scope<'_>) -> Vec<TemplateProblem> {
         let Ok(template) = self.env.get_template(name) else {
             return Vec::new();
         };
         let used: BTreeSet<String> = template.undeclared_variables(true).into_iter().collect();
         used.iter()
-            .filter_map(|path| self.unknown_variable(path, groups))
+            .filter_map(|path| self.unknown_variable(path, scope))
             .map(|message| TemplateProblem {
                 line_offset: 1,
                 message,
@@ -145,43 +196,35 @@ impl Templates {
             .collect()
     }
 
-    fn unknown_variable(&self, path: &str, groups: &[String]) -> Option<String> {
+    fn unknown_variable(&self, path: &str, scope: Scope<'_>) -> Option<String> {
         let mut parts = path.splitn(3, '.');
         let root = parts.next().unwrap_or_default();
         let field = parts.next();
         if self.env.globals().any(|(name, _)| name == root) {
             return None;
         }
-        let Some((_, fields)) = ROOTS.iter().find(|(r, _)| *r == root) else {
-            let hint = did_you_mean(root, ROOTS.iter().map(|(r, _)| *r))
-                .map(|b| format!(", did you mean `{b}`?"))
-                .unwrap_or_else(|| format!(", available: {}", root_names()));
+        let roots = scope.roots();
+        let Some((_, fields)) = roots.iter().find(|(r, _)| *r == root) else {
+            let names: Vec<&str> = roots.iter().map(|(r, _)| *r).collect();
+            let hint = did_you_mean(root, names.iter().copied()).map_or_else(
+                || format!(", available: {}", names.join(", ")),
+                |b| format!(", did you mean `{b}`?"),
+            );
             return Some(format!("unknown template variable `{root}`{hint}"));
         };
         let (Some(fields), Some(field)) = (fields, field) else {
             return None;
         };
         if root == "match" {
-            if groups.iter().any(|g| g == field) {
-                return None;
-            }
-            return Some(if groups.is_empty() {
-                format!(
-                    "unknown template variable `match.{field}`: the rule's `text` has no named group `{field}`"
-                )
-            } else {
-                let hint = did_you_mean(field, groups.iter().map(String::as_str))
-                    .map(|b| format!(", did you mean `{b}`?"))
-                    .unwrap_or_else(|| format!(" (groups: {})", groups.join(", ")));
-                format!("unknown template variable `match.{field}`: no such group in `text`{hint}")
-            });
+            return unknown_group(field, scope.groups());
         }
         if fields.contains(&field) {
             return None;
         }
-        let hint = did_you_mean(field, fields.iter().copied())
-            .map(|b| format!(", did you mean `{root}.{b}`?"))
-            .unwrap_or_else(|| format!(" (fields: {})", fields.join(", ")));
+        let hint = did_you_mean(field, fields.iter().copied()).map_or_else(
+            || format!(" (fields: {})", fields.join(", ")),
+            |b| format!(", did you mean `{root}.{b}`?"),
+        );
         Some(format!("unknown template variable `{root}.{field}`{hint}"))
     }
 
@@ -203,15 +246,28 @@ impl Templates {
     }
 }
 
-fn root_names() -> String {
-    ROOTS.iter().map(|(r, _)| *r).collect::<Vec<_>>().join(", ")
+fn unknown_group(field: &str, groups: &[String]) -> Option<String> {
+    if groups.iter().any(|g| g == field) {
+        return None;
+    }
+    if groups.is_empty() {
+        return Some(format!(
+            "unknown template variable `match.{field}`: the rule's `text` has no named group `{field}`"
+        ));
+    }
+    let hint = did_you_mean(field, groups.iter().map(String::as_str)).map_or_else(
+        || format!(" (groups: {})", groups.join(", ")),
+        |b| format!(", did you mean `{b}`?"),
+    );
+    Some(format!(
+        "unknown template variable `match.{field}`: no such group in `text`{hint}"
+    ))
 }
 
 fn problem_from(err: &minijinja::Error) -> TemplateProblem {
     let detail = err
         .detail()
-        .map(str::to_owned)
-        .unwrap_or_else(|| err.kind().to_string());
+        .map_or_else(|| err.kind().to_string(), str::to_owned);
     TemplateProblem {
         line_offset: err.line().unwrap_or(1) as u32,
         message: format!("template syntax: {detail}"),
@@ -227,7 +283,8 @@ mod tests {
     fn literal_text_is_not_a_template() {
         let mut t = Templates::new();
         assert_eq!(
-            t.text("Hello & <welcome>", &[]).unwrap(),
+            t.text("Hello & <welcome>", Scope::Event { groups: &[] })
+                .unwrap(),
             Text::Literal("Hello & <welcome>".into())
         );
     }
@@ -235,7 +292,9 @@ mod tests {
     #[test]
     fn renders_without_html_escaping() {
         let mut t = Templates::new();
-        let text = t.text("{{ sender.name }} & co", &[]).unwrap();
+        let text = t
+            .text("{{ sender.name }} & co", Scope::Event { groups: &[] })
+            .unwrap();
         let out = t
             .render(
                 &text,
@@ -248,14 +307,25 @@ mod tests {
     #[test]
     fn unknown_variables_are_load_time_errors() {
         let mut t = Templates::new();
-        let err = t.text("{{ sender.nme }}", &[]).unwrap_err();
+        let err = t
+            .text("{{ sender.nme }}", Scope::Event { groups: &[] })
+            .unwrap_err();
         assert_eq!(
             err[0].message,
             "unknown template variable `sender.nme`, did you mean `sender.name`?"
         );
-        let err = t.text("{{ match.ordr }}", &["order".into()]).unwrap_err();
+        let err = t
+            .text(
+                "{{ match.ordr }}",
+                Scope::Event {
+                    groups: &["order".into()],
+                },
+            )
+            .unwrap_err();
         assert!(err[0].message.contains("did you mean `order`"), "{err:?}");
-        let err = t.text("{{ sendr.name }}", &[]).unwrap_err();
+        let err = t
+            .text("{{ sendr.name }}", Scope::Event { groups: &[] })
+            .unwrap_err();
         assert!(err[0].message.contains("did you mean `sender`"), "{err:?}");
     }
 
@@ -263,7 +333,10 @@ mod tests {
     fn default_filter_covers_missing_values() {
         let mut t = Templates::new();
         let text = t
-            .text("Hi {{ sender.name | default('there') }}", &[])
+            .text(
+                "Hi {{ sender.name | default('there') }}",
+                Scope::Event { groups: &[] },
+            )
             .unwrap();
         let out = t
             .render(&text, &context! { sender => context! { phone => "1" } })
@@ -274,9 +347,25 @@ mod tests {
     #[test]
     fn runaway_loops_run_out_of_fuel() {
         let mut t = Templates::new();
-        let text = t
-            .text("{% for i in range(100000000) %}x{% endfor %}", &[])
-            .unwrap();
-        assert!(t.render(&text, &context! {}).is_err());
+        // Each loop stays under the range limit; together they would run ten billion times.
+        let source =
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+        let text = t.text(source, Scope::Event { groups: &[] }).unwrap();
+        let err = t.render(&text, &context! {}).unwrap_err();
+        assert!(err.to_string().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn campaign_templates_see_only_the_recipient() {
+        let mut t = Templates::new();
+        assert!(
+            t.text("Hi {{ contact.attrs.first_name }}", Scope::Campaign)
+                .is_ok()
+        );
+        let err = t.text("Hi {{ sender.name }}", Scope::Campaign).unwrap_err();
+        assert!(
+            err[0].message.contains("available: contact, campaign, now"),
+            "{err:?}"
+        );
     }
 }

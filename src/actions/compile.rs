@@ -1,8 +1,10 @@
 //! `then:` entries → compiled [`Action`]s, with every problem located.
 
 use super::message::{MediaKind, Section};
-use super::{Action, BodyTemplate, Content, JsonTemplate, Recipient, WebhookAction};
-use crate::config::{ActionSpec, Located, MessageContent, MessageSpec};
+use super::{
+    Action, BodyTemplate, Content, JsonTemplate, Recipient, Step, Timing, Unless, WebhookAction,
+};
+use crate::config::{ActionSpec, HandoffSpec, Located, MessageContent, MessageSpec, UnlessSpec};
 use crate::duration;
 use crate::rules::Compiler;
 use crate::templates::Text;
@@ -11,8 +13,108 @@ use crate::templates::Text;
 const ACTION_KEYS: &str =
     "reply, send, forward, react, mark_read, tag, untag, set, webhook, group_add, group_remove";
 
-/// Compiles one `then:` entry; problems are recorded on the compiler.
-pub(crate) fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Action> {
+/// Compiles one `then:` entry with its timing; problems are recorded on the compiler.
+pub(crate) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Step> {
+    let a = &spec.value;
+    let action = compile_action(spec, cx);
+    let timing = match (&a.after, &a.at) {
+        (Some(_), Some(at)) => {
+            cx.error(at.line, at.column, "write `after` or `at`, not both");
+            None
+        }
+        (Some(after), None) => match crate::duration::parse(&after.value) {
+            Ok(d) => chrono::Duration::from_std(d).ok().map(Timing::After),
+            Err(e) => {
+                cx.error(after.line, after.column, e);
+                None
+            }
+        },
+        (None, Some(at)) => cx.text(at).map(Timing::At),
+        (None, None) => Some(Timing::Now),
+    };
+    let key = match &a.key {
+        Some(k) => Some(cx.text(k)?),
+        None => None,
+    };
+    let unless = match &a.unless {
+        Some(u) => Some(unless(u, cx)?),
+        None => None,
+    };
+    if matches!(timing, Some(Timing::Now)) {
+        for (name, given) in [
+            ("key", a.key.as_ref().map(|k| (k.line, k.column))),
+            ("unless", a.unless.as_ref().map(|u| (u.line, u.column))),
+        ] {
+            if let Some((line, column)) = given {
+                cx.error(
+                    line,
+                    column,
+                    format!("`{name}` only applies to follow-ups: add `after` or `at`"),
+                );
+                return None;
+            }
+        }
+    }
+    Some(Step {
+        action: action?,
+        timing: timing?,
+        key,
+        unless,
+    })
+}
+
+fn unless(spec: &Located<UnlessSpec>, cx: &mut Compiler<'_>) -> Option<Unless> {
+    let u = &spec.value;
+    let tags = u.tags.clone().unwrap_or_default();
+    let compiled = Unless {
+        all_tags: tags.all,
+        any_tags: tags.any,
+        no_tags: tags.none,
+        attrs: u.attrs.clone().unwrap_or_default().into_iter().collect(),
+        expr: u.expr.as_ref().map(|e| e.value.clone()),
+    };
+    if let Some(expr) = &u.expr {
+        // Checked now so a typo is found at load time; evaluated when the follow-up is due.
+        cx.condition(expr)?;
+    }
+    if compiled.is_empty() {
+        cx.error(
+            spec.line,
+            spec.column,
+            "`unless` needs `tags`, `attrs` or `if`",
+        );
+        return None;
+    }
+    Some(compiled)
+}
+
+fn handoff(spec: &Located<HandoffSpec>, cx: &mut Compiler<'_>) -> Option<Action> {
+    let h = &spec.value;
+    let duration = match crate::duration::parse(&h.duration.value) {
+        Ok(d) => chrono::Duration::from_std(d).ok(),
+        Err(e) => {
+            cx.error(h.duration.line, h.duration.column, e);
+            None
+        }
+    };
+    let notify = match &h.notify {
+        Some(n) => Some(Box::new(message(n, true, cx)?)),
+        None => None,
+    };
+    let resume_on = h
+        .resume_on
+        .as_ref()
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty());
+    Some(Action::Handoff {
+        duration: duration?,
+        notify,
+        resume_on,
+    })
+}
+
+/// Compiles the action of a `then:` entry.
+fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Action> {
     let a = &spec.value;
     let present: Vec<&str> = [
         ("reply", a.reply.is_some()),
@@ -26,6 +128,8 @@ pub(crate) fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) 
         ("webhook", a.webhook.is_some()),
         ("group_add", a.group_add.is_some()),
         ("group_remove", a.group_remove.is_some()),
+        ("cancel", a.cancel.is_some()),
+        ("handoff", a.handoff.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, p)| p.then_some(k))
@@ -94,6 +198,12 @@ pub(crate) fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) 
     }
     if let Some(hook) = &a.webhook {
         return webhook(hook, cx);
+    }
+    if let Some(key) = &a.cancel {
+        return cx.text(key).map(Action::Cancel);
+    }
+    if let Some(h) = &a.handoff {
+        return handoff(h, cx);
     }
     let (add, group) = match (&a.group_add, &a.group_remove) {
         (Some(g), _) => (true, g),
@@ -184,7 +294,7 @@ fn message(spec: &Located<MessageContent>, is_send: bool, cx: &mut Compiler<'_>)
     })
 }
 
-fn content(
+pub(crate) fn content(
     m: &MessageSpec,
     action: &str,
     line: u32,

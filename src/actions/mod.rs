@@ -3,15 +3,17 @@
 
 mod compile;
 mod message;
+mod step;
 
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use compile::compile_action;
-pub use message::{Content, Recipient};
+pub(crate) use compile::{compile_step, content as compile_content};
+pub use message::{Content, MediaKind, Recipient, Section};
+pub use step::{Step, Timing, Unless, parse_at};
 
 use crate::events::Event;
-use crate::store::{Contact, ContactChange};
+use crate::store::{Contact, ContactChange, HandoffChange};
 use crate::templates::{RenderError, Templates, Text};
 
 /// A compiled action.
@@ -38,6 +40,14 @@ pub enum Action {
         add: bool,
         group: Text,
         participants: Vec<Text>,
+    },
+    /// Cancels the pending follow-ups with a key.
+    Cancel(Text),
+    /// A human takes over the chat; `notify` tells the agents.
+    Handoff {
+        duration: chrono::Duration,
+        notify: Option<Box<Self>>,
+        resume_on: Option<String>,
     },
 }
 
@@ -106,6 +116,11 @@ pub enum Payload {
 pub enum Effect {
     Contact(ContactChange),
     Request(OutboundRequest),
+    /// Cancel the pending follow-ups with this key.
+    Cancel {
+        key: String,
+    },
+    Handoff(HandoffChange),
 }
 
 /// Why an action could not be rendered.
@@ -125,14 +140,16 @@ pub struct RenderCx<'a> {
     pub ctx: &'a Value,
     pub event: &'a Event,
     pub contact: &'a Contact,
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub rule: &'a str,
 }
 
 impl RenderCx<'_> {
-    fn text(&self, text: &Text) -> Result<String, ActionError> {
+    pub(crate) fn text(&self, text: &Text) -> Result<String, ActionError> {
         Ok(self.templates.render(text, self.ctx)?)
     }
 
-    fn required(&self, text: &Text, what: &'static str) -> Result<String, ActionError> {
+    pub(crate) fn required(&self, text: &Text, what: &'static str) -> Result<String, ActionError> {
         let out = self.text(text)?;
         let trimmed = out.trim();
         if trimmed.is_empty() {
@@ -179,6 +196,8 @@ impl Action {
             Self::Webhook(_) => "webhook",
             Self::Group { add: true, .. } => "group_add",
             Self::Group { add: false, .. } => "group_remove",
+            Self::Cancel(_) => "cancel",
+            Self::Handoff { .. } => "handoff",
         }
     }
 
@@ -252,6 +271,36 @@ impl Action {
                     .collect()
             }
             Self::Webhook(hook) => render_webhook(cx, hook).map(|r| vec![Effect::Request(r)]),
+            Self::Cancel(key) => Ok(vec![Effect::Cancel {
+                key: cx.required(key, "cancel")?,
+            }]),
+            Self::Handoff {
+                duration,
+                notify,
+                resume_on,
+            } => {
+                let chat = cx
+                    .event
+                    .chat
+                    .as_ref()
+                    .map(|c| c.id.clone())
+                    .ok_or_else(|| {
+                        ActionError::Missing(format!(
+                            "`handoff` needs a chat, and this {} event has none",
+                            cx.event.kind
+                        ))
+                    })?;
+                let mut effects = vec![Effect::Handoff(HandoffChange::Start {
+                    chat,
+                    until: cx.now + *duration,
+                    resume_on: resume_on.clone(),
+                    rule: cx.rule.to_owned(),
+                })];
+                if let Some(notify) = notify {
+                    effects.extend(notify.render(cx)?);
+                }
+                Ok(effects)
+            }
             Self::Group {
                 add,
                 group,

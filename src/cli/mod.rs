@@ -115,6 +115,7 @@ impl ServeArgs {
                 max_attempts: self.retry_attempts.max(1),
             },
             concurrency: self.concurrency.max(1),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         }
     }
 }

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use crate::actions::{Effect, Payload};
 use crate::engine::{self, Evaluation, RuleOutcome};
 use crate::events::{Event, WebhookBody, parse_webhook};
+use crate::intake::{agent_resume, current_handoff};
 use crate::rules;
-use crate::store::{Contact, ContactChange};
+use crate::store::{ChatState, Contact, ContactChange, HandoffChange};
 
 #[derive(Debug, Args)]
 pub(super) struct SimulateArgs {
@@ -49,6 +50,7 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     let now = args.at.unwrap_or_else(Utc::now);
     let mut contacts: HashMap<String, Contact> = HashMap::new();
+    let mut chats: HashMap<String, ChatState> = HashMap::new();
     let mut reports = Vec::new();
     for path in &args.events {
         let text = read(path)?;
@@ -68,8 +70,21 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 phone,
                 ..Contact::default()
             });
-            let evaluation = engine::evaluate(&set, &event, contact, now, args.explain);
+            let chat_id = event
+                .chat
+                .as_ref()
+                .map(|c| c.id.clone())
+                .unwrap_or_default();
+            let chat = chats.entry(chat_id.clone()).or_default();
+            if agent_resume(&event, chat, now).is_some() {
+                chat.handoff = None;
+            }
+            let evaluation = engine::evaluate(&set, &event, contact, chat, now, args.explain);
             *contact = evaluation.contact.clone();
+            for rule in &evaluation.fired {
+                chat.fired.insert(rule.clone(), now);
+            }
+            chat.handoff = current_handoff(&evaluation, chat.handoff.take(), now);
             if args.json {
                 reports.push(json_report(&event, &evaluation));
             } else {
@@ -133,8 +148,17 @@ pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool)
                     if let Some(err) = &action.error {
                         out.push_str(&format!("    {}: FAILED: {err}\n", action.action));
                     }
+                    let when = match (&action.at, &action.key) {
+                        (Some(at), Some(key)) => format!(" (follow-up at {at}, key {key:?})"),
+                        (Some(at), None) => format!(" (follow-up at {at})"),
+                        _ => String::new(),
+                    };
                     for effect in &action.effects {
-                        out.push_str(&format!("    {}: {}\n", action.action, describe(effect)));
+                        out.push_str(&format!(
+                            "    {}: {}{when}\n",
+                            action.action,
+                            describe(effect)
+                        ));
                     }
                 }
             }
@@ -143,6 +167,9 @@ pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool)
                     "  skipped {}: {condition}: {detail}\n",
                     trace.rule
                 ));
+            }
+            RuleOutcome::Held { reason } => {
+                out.push_str(&format!("  held {}: {reason}\n", trace.rule))
             }
             RuleOutcome::Disabled if explain => {
                 out.push_str(&format!("  skipped {}: disabled\n", trace.rule))
@@ -177,5 +204,10 @@ fn describe(effect: &Effect) -> String {
         Effect::Contact(ContactChange::Set { phone, key, value }) => {
             format!("set {phone} {key}={value:?}")
         }
+        Effect::Cancel { key } => format!("cancel follow-ups with key {key:?}"),
+        Effect::Handoff(HandoffChange::Start { chat, until, .. }) => {
+            format!("hand {chat} to a human until {until}")
+        }
+        Effect::Handoff(HandoffChange::End { chat }) => format!("hand {chat} back to the bot"),
     }
 }

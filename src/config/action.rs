@@ -47,6 +47,57 @@ pub struct ActionSpec {
     /// Remove people from a group (Riposte's number must be a group admin).
     #[serde(default)]
     pub group_remove: Option<GroupSpec>,
+    /// Cancel the pending follow-ups scheduled with this key (a template).
+    #[serde(default)]
+    pub cancel: Option<Located<String>>,
+    /// Hand the chat to a human: rules stop answering in it for a while.
+    #[serde(default)]
+    pub handoff: Option<Located<HandoffSpec>>,
+    /// Run the action this long after the event (`90s`, `2h`, `3d`), as a follow-up.
+    #[serde(default)]
+    pub after: Option<Located<String>>,
+    /// Run the action at this time: a template giving RFC 3339 (`2026-03-02T09:00:00+01:00`)
+    /// or a local date and time (`2026-03-02 09:00`) in the rule's time zone.
+    #[serde(default)]
+    pub at: Option<Located<String>>,
+    /// Name of the follow-up (a template), so `cancel` can remove it; scheduling the same key
+    /// again replaces the pending one.
+    #[serde(default)]
+    pub key: Option<Located<String>>,
+    /// Skip the follow-up if these conditions on the contact hold when it is due.
+    #[serde(default)]
+    pub unless: Option<Located<UnlessSpec>>,
+}
+
+/// Conditions checked when a follow-up is due, against the contact as it is then.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlessSpec {
+    /// Tags on the contact.
+    #[serde(default)]
+    pub tags: Option<super::TagsSpec>,
+    /// Contact attributes with these exact values.
+    #[serde(default)]
+    pub attrs: Option<BTreeMap<String, String>>,
+    /// A template expression, e.g. `contact.attrs.last_order_at > event.at`.
+    #[serde(default, rename = "if")]
+    pub expr: Option<Located<String>>,
+}
+
+/// A human takes over a chat.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffSpec {
+    /// How long the bot stays quiet in this chat (`24h`), unless resumed earlier.
+    #[serde(rename = "for")]
+    pub duration: Located<String>,
+    /// A message to the agents, like `send` (needs `to`).
+    #[serde(default)]
+    pub notify: Option<Located<MessageContent>>,
+    /// A word that, written by the agent (from our own number) in the chat, hands it back to
+    /// the bot, e.g. `#bot`.
+    #[serde(default)]
+    pub resume_on: Option<String>,
 }
 
 /// Message content for `reply` and `send`. A plain string is a text message.

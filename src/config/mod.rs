@@ -7,17 +7,19 @@
 mod action;
 mod located;
 mod rule;
+mod schedule;
 
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 pub use action::{
-    ActionSpec, ButtonSpec, ForwardSpec, GroupSpec, ListRowSpec, ListSectionSpec, ListSpec,
-    LocationSpec, MessageContent, MessageSpec, WebhookSpec,
+    ActionSpec, ButtonSpec, ForwardSpec, GroupSpec, HandoffSpec, ListRowSpec, ListSectionSpec,
+    ListSpec, LocationSpec, MessageContent, MessageSpec, UnlessSpec, WebhookSpec,
 };
 pub use located::{Located, OneOrMany};
 pub use rule::{ConditionSpec, Mode, RuleFile, RuleSpec, TagsSpec};
+pub use schedule::{AudienceSpec, CalendarSpec, CampaignSpec, CatchUp, HoursSpec, OpenSpec};
 
 use crate::rules::Diagnostic;
 

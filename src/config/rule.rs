@@ -12,6 +12,12 @@ pub struct RuleFile {
     /// Rules, evaluated in file order (files in path order).
     #[serde(default)]
     pub rules: Vec<Located<RuleSpec>>,
+    /// Messages sent on a schedule to an audience.
+    #[serde(default)]
+    pub campaigns: Vec<Located<super::CampaignSpec>>,
+    /// Opening hours, for the `hours` and `outside_hours` conditions.
+    #[serde(default)]
+    pub calendars: Vec<Located<super::CalendarSpec>>,
 }
 
 /// One rule: when an event matches `when`, run the actions in `then`.
@@ -40,6 +46,15 @@ pub struct RuleSpec {
     /// `live` (default) sends; `shadow` evaluates and records what it would have done.
     #[serde(default)]
     pub mode: Mode,
+    /// Fire at most once per chat in this window (`12h`).
+    #[serde(default)]
+    pub once_per: Option<Located<String>>,
+    /// Keep firing while a human has the chat (for opt-out and similar).
+    #[serde(default)]
+    pub during_handoff: bool,
+    /// Time zone for `at:` times without an offset (an IANA name); default the server's.
+    #[serde(default)]
+    pub timezone: Option<Located<String>>,
 }
 
 fn yes() -> bool {
@@ -113,6 +128,12 @@ pub struct ConditionSpec {
     /// Custom event name(s) (the `NAME` of `/events/NAME`).
     #[serde(default)]
     pub name: Option<OneOrMany<String>>,
+    /// Within opening hours: `{calendar: NAME}` or `{days: Mon-Fri, between: "09:00-18:00"}`.
+    #[serde(default)]
+    pub hours: Option<Located<super::HoursSpec>>,
+    /// Outside opening hours (same shape as `hours`).
+    #[serde(default)]
+    pub outside_hours: Option<Located<super::HoursSpec>>,
     /// A template expression that must be true, e.g. `data.total > 100`.
     #[serde(default, rename = "if")]
     pub expr: Option<Located<String>>,

@@ -41,6 +41,11 @@ pub enum Condition {
         none: Vec<String>,
     },
     Name(Vec<String>),
+    /// Within (`inside`) or outside a calendar's opening hours.
+    Hours {
+        calendar: std::sync::Arc<crate::calendar::Calendar>,
+        inside: bool,
+    },
     /// An `if:` expression compiled as a template that renders `1` when it holds.
     If {
         template: String,
@@ -95,6 +100,8 @@ pub struct Input<'a> {
     pub contact: &'a Contact,
     /// Named groups captured by `text:` so far.
     pub captures: BTreeMap<String, String>,
+    /// The time the event is processed (for opening hours).
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The condition that stopped a rule, described for people.
@@ -245,6 +252,27 @@ impl Condition {
                     _ => None,
                 };
                 expect_one_of("name", name, names)
+            }
+            Self::Hours { calendar, inside } => {
+                if calendar.is_open(input.now) == *inside {
+                    return Ok(());
+                }
+                let local = input
+                    .now
+                    .with_timezone(&calendar.timezone)
+                    .format("%a %H:%M");
+                let (name, state) = if *inside {
+                    ("hours", "closed")
+                } else {
+                    ("outside_hours", "open")
+                };
+                miss(
+                    name,
+                    format!(
+                        "`{}` is {state} at {local} ({})",
+                        calendar.name, calendar.timezone
+                    ),
+                )
             }
             Self::If { template, source } => match eval.holds(template, input) {
                 Ok(true) => Ok(()),

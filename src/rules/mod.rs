@@ -14,11 +14,13 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 pub(crate) use compile::Compiler;
-pub use compile::compile;
+pub use compile::{compile, compile_in};
 pub use condition::{Block, Condition, ExprEval, Input, Miss};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
 
-use crate::actions::Action;
+use crate::actions::Step;
+use crate::calendar::Calendar;
+use crate::campaigns::Campaign;
 use crate::config::SourceFile;
 use crate::events::EventKind;
 use crate::templates::Templates;
@@ -33,17 +35,27 @@ pub struct Rule {
     /// The event kinds the rule listens to (`message` unless `when.event` says otherwise).
     pub events: Vec<EventKind>,
     pub when: Block,
-    pub actions: Vec<Action>,
+    pub actions: Vec<Step>,
     pub stop: bool,
     pub enabled: bool,
     pub shadow: bool,
+    /// Fires at most once per chat in this window.
+    pub once_per: Option<chrono::Duration>,
+    /// Still fires while a human has the chat.
+    pub during_handoff: bool,
+    /// Zone of `at:` times that give none.
+    pub timezone: chrono_tz::Tz,
 }
 
 /// An immutable, compiled set of rules; shared by every event processed while it is current.
 #[derive(Debug)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    pub campaigns: Vec<Campaign>,
+    pub calendars: HashMap<String, Arc<Calendar>>,
     pub templates: Templates,
+    /// The default time zone the set was compiled with.
+    pub timezone: chrono_tz::Tz,
     /// Rule indexes per event kind, in rule order, so an event only meets rules for its kind.
     by_kind: HashMap<EventKind, Vec<usize>>,
     pub files: Vec<PathBuf>,
@@ -52,7 +64,14 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    pub(crate) fn new(rules: Vec<Rule>, templates: Templates, files: &[SourceFile]) -> Self {
+    pub(crate) fn new(
+        rules: Vec<Rule>,
+        campaigns: Vec<Campaign>,
+        calendars: HashMap<String, Arc<Calendar>>,
+        templates: Templates,
+        files: &[SourceFile],
+        timezone: chrono_tz::Tz,
+    ) -> Self {
         let mut by_kind: HashMap<EventKind, Vec<usize>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
             for kind in &rule.events {
@@ -75,7 +94,10 @@ impl RuleSet {
             .collect();
         Self {
             rules,
+            campaigns,
+            calendars,
             templates,
+            timezone,
             by_kind,
             files: files.iter().map(|f| f.path.clone()).collect(),
             version,
@@ -84,7 +106,19 @@ impl RuleSet {
 
     /// An empty rule set.
     pub fn empty() -> Self {
-        Self::new(Vec::new(), Templates::new(), &[])
+        Self::new(
+            Vec::new(),
+            Vec::new(),
+            HashMap::new(),
+            Templates::new(),
+            &[],
+            chrono_tz::UTC,
+        )
+    }
+
+    /// A campaign by name.
+    pub fn campaign(&self, name: &str) -> Option<&Campaign> {
+        self.campaigns.iter().find(|c| c.name == name)
     }
 
     /// The rules listening to an event kind, in order.
@@ -154,8 +188,13 @@ fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> Result<(), Lo
     Ok(())
 }
 
-/// Reads and compiles a rule set; every problem is returned as a diagnostic.
+/// Reads and compiles a rule set in UTC; every problem is returned as a diagnostic.
 pub fn load(paths: &[PathBuf]) -> Result<RuleSet, Vec<Diagnostic>> {
+    load_in(paths, chrono_tz::UTC)
+}
+
+/// Reads and compiles a rule set with a default time zone.
+pub fn load_in(paths: &[PathBuf], zone: chrono_tz::Tz) -> Result<RuleSet, Vec<Diagnostic>> {
     let sources = read_sources(paths).map_err(|e| {
         vec![Diagnostic::error(
             &e.path,
@@ -164,7 +203,7 @@ pub fn load(paths: &[PathBuf]) -> Result<RuleSet, Vec<Diagnostic>> {
             format!("cannot read file: {}", e.source),
         )]
     })?;
-    compile(&sources)
+    compile_in(&sources, zone)
 }
 
 /// The current rule set, shared by the server's workers.

@@ -91,14 +91,149 @@ pub struct Inbound {
     pub received_at: DateTime<Utc>,
 }
 
-/// A job to be created: one outbound call.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a job does when it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobWork {
+    /// An HTTP call to Whapi.Cloud or another system.
+    Call(OutboundRequest),
+    /// A contact change made later (a follow-up `tag`, `untag` or `set`).
+    Contact(ContactChange),
+    /// A follow-up `cancel`.
+    Cancel { key: String },
+    /// A follow-up `handoff`.
+    Handoff(HandoffChange),
+}
+
+/// Why a job exists; follow-ups and campaign sends are checked against opt-out when due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// An action of a rule, run at once.
+    Action,
+    /// An action with `after` or `at`.
+    FollowUp,
+    /// One recipient of a campaign run.
+    Campaign,
+}
+
+impl JobKind {
+    /// The kind as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::FollowUp => "follow_up",
+            Self::Campaign => "campaign",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "action" => Self::Action,
+            "follow_up" => Self::FollowUp,
+            "campaign" => Self::Campaign,
+            other => return Err(StoreError::Corrupt(format!("job kind `{other}`"))),
+        })
+    }
+}
+
+/// A job to be created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
+    pub kind: JobKind,
     pub rule: String,
     pub action: String,
     pub event: String,
-    pub request: OutboundRequest,
+    pub work: JobWork,
     pub run_at: DateTime<Utc>,
+    /// The follow-up's key: a pending job with the same key is replaced.
+    pub key: Option<String>,
+    /// The phone of the contact the job is about.
+    pub contact: Option<String>,
+    /// Conditions that skip the job when they hold at its time (JSON of `actions::Unless`).
+    pub unless: Option<serde_json::Value>,
+    /// The event's template variables, kept for `unless.if`.
+    pub vars: Option<serde_json::Value>,
+    pub campaign_run: Option<i64>,
+    /// Created dead with this reason (a follow-up whose `at` is not a time).
+    pub dead: Option<String>,
+}
+
+impl NewJob {
+    /// An immediate job for a rule's action.
+    pub fn action(
+        rule: &str,
+        action: &str,
+        event: &str,
+        work: JobWork,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            kind: JobKind::Action,
+            rule: rule.to_owned(),
+            action: action.to_owned(),
+            event: event.to_owned(),
+            work,
+            run_at: now,
+            key: None,
+            contact: None,
+            unless: None,
+            vars: None,
+            campaign_run: None,
+            dead: None,
+        }
+    }
+}
+
+/// A change to a chat's handoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffChange {
+    Start {
+        chat: String,
+        until: DateTime<Utc>,
+        resume_on: Option<String>,
+        rule: String,
+    },
+    End {
+        chat: String,
+    },
+}
+
+/// A human agent has a chat until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub chat: String,
+    pub until: DateTime<Utc>,
+    pub since: DateTime<Utc>,
+    pub resume_on: Option<String>,
+    pub rule: String,
+}
+
+/// What Riposte remembers about a chat: a handoff, and when `once_per` rules last fired.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatState {
+    pub handoff: Option<Handoff>,
+    pub fired: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// One change in the result of processing a body, applied in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Contact(ContactChange),
+    Job(Box<NewJob>),
+    /// Cancels the pending jobs with this key.
+    Cancel {
+        key: String,
+    },
+    Handoff(HandoffChange),
+    /// A `once_per` rule fired in a chat.
+    Fired {
+        rule: String,
+        chat: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// What processing one stored body decided, committed atomically.
@@ -106,8 +241,7 @@ pub struct NewJob {
 pub struct Outcome {
     /// Dedupe keys of the events processed, with how long each is remembered.
     pub seen: Vec<(String, DateTime<Utc>)>,
-    pub contact_changes: Vec<ContactChange>,
-    pub jobs: Vec<NewJob>,
+    pub ops: Vec<Op>,
     /// One JSON record per event: kind, id and each rule's result.
     pub records: Vec<serde_json::Value>,
 }
@@ -121,6 +255,8 @@ pub enum JobStatus {
     Done,
     Dead,
     Cancelled,
+    /// Not run: the contact opted out, or `unless` held.
+    Skipped,
 }
 
 impl JobStatus {
@@ -132,6 +268,7 @@ impl JobStatus {
             Self::Done => "done",
             Self::Dead => "dead",
             Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -142,6 +279,7 @@ impl JobStatus {
             "done" => Self::Done,
             "dead" => Self::Dead,
             "cancelled" => Self::Cancelled,
+            "skipped" => Self::Skipped,
             other => return Err(StoreError::Corrupt(format!("job status `{other}`"))),
         })
     }
@@ -151,14 +289,20 @@ impl JobStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
     pub id: i64,
+    pub kind: JobKind,
     pub rule: String,
     pub action: String,
     pub event: String,
-    pub request: OutboundRequest,
+    pub work: JobWork,
     pub status: JobStatus,
-    /// Calls made so far (including the one in flight for a claimed job).
+    /// Runs so far (including the one in flight for a claimed job).
     pub attempts: u32,
     pub run_at: DateTime<Utc>,
+    pub key: Option<String>,
+    pub contact: Option<String>,
+    pub unless: Option<serde_json::Value>,
+    pub vars: Option<serde_json::Value>,
+    pub campaign_run: Option<i64>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -169,6 +313,34 @@ pub enum JobResult {
     Done { response: String },
     Retry { at: DateTime<Utc>, error: String },
     Dead { error: String },
+    Skipped { reason: String },
+}
+
+/// A campaign run to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub campaign: String,
+    pub fire_at: DateTime<Utc>,
+    /// `schedule`, `catch_up` or `manual`.
+    pub trigger: String,
+    /// Recipients left out when planning (opted out, excluded, invalid numbers).
+    pub skipped: u32,
+}
+
+/// A campaign run as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignRun {
+    pub id: i64,
+    pub campaign: String,
+    pub fire_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub trigger: String,
+    pub planned: u32,
+    /// Left out when planned plus skipped when due.
+    pub skipped: u32,
+    pub sent: u32,
+    pub failed: u32,
+    pub pending: u32,
 }
 
 /// The embedded or external database behind Riposte.
@@ -189,6 +361,31 @@ pub trait Store: Send + Sync + 'static {
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Applies ops outside of intake (a follow-up's local work, an import, a resume), atomically.
+    async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()>;
+    /// A chat's handoff and `once_per` memory.
+    async fn chat_state(&self, chat: &str) -> StoreResult<ChatState>;
+    /// Chats a human has now.
+    async fn handoffs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Handoff>>;
+    /// Every contact with tags or attributes (for campaign audiences and export).
+    async fn contacts(&self) -> StoreResult<Vec<Contact>>;
+    /// When a campaign's schedule was last handled.
+    async fn campaign_checked(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Records that a campaign's fire times up to `at` are handled.
+    async fn set_campaign_checked(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a campaign run and its jobs at once; `None` if that fire time already ran.
+    async fn start_campaign_run(
+        &self,
+        run: &NewRun,
+        jobs: &[NewJob],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>>;
+    /// Recent runs of a campaign (all campaigns if `None`), newest first.
+    async fn campaign_runs(
+        &self,
+        campaign: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignRun>>;
     /// Claims due jobs, at most one per ordering lane, for `lease`; returns them claimed.
     async fn claim_jobs(
         &self,

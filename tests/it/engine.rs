@@ -8,7 +8,7 @@ use riposte::config::SourceFile;
 use riposte::engine::{Evaluation, RuleOutcome, evaluate};
 use riposte::events::{Event, WebhookBody, parse_webhook};
 use riposte::rules::{RuleSet, compile};
-use riposte::store::Contact;
+use riposte::store::{ChatState, Contact};
 use serde_json::{Value, json};
 
 use crate::support::fixture;
@@ -51,6 +51,7 @@ fn run(set: &RuleSet, event: &Event, contact: &Contact) -> Evaluation {
         set,
         event,
         contact,
+        &ChatState::default(),
         Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap(),
         true,
     )
@@ -82,7 +83,7 @@ fn sent_texts(evaluation: &Evaluation) -> Vec<String> {
                 Some(Payload::Json(b)) => b["body"].as_str().map(str::to_owned),
                 _ => None,
             },
-            Effect::Contact(_) => None,
+            _ => None,
         })
         .collect()
 }

@@ -223,6 +223,7 @@ impl Riposte {
                 max_attempts: 5,
             },
             concurrency: 8,
+            clock: std::sync::Arc::new(riposte::clock::SystemClock),
         };
         (self.adjust)(&mut settings);
         settings

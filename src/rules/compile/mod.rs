@@ -1,63 +1,113 @@
 //! Rule files → an immutable [`RuleSet`]. Every problem is collected with its position, so
 //! `riposte check` reports them all at once; a set with any error never loads.
 
-use std::collections::HashMap;
+mod campaign;
+mod hours;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
 use regex::{Regex, RegexBuilder};
 
 use super::condition::{Block, Condition, Glob};
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
-use crate::actions::compile_action;
-use crate::config::{self, ConditionSpec, Located, Mode, RuleSpec, SourceFile};
+use crate::actions::compile_step;
+use crate::calendar::Calendar;
+use crate::config::{self, ConditionSpec, Located, Mode, RuleFile, RuleSpec, SourceFile};
 use crate::events::{BUILTIN_KINDS, ChatKind, EventKind};
-use crate::templates::{TemplateProblem, Templates, Text};
+use crate::templates::{Scope, TemplateProblem, Templates, Text};
 
 /// Memory a single compiled regex may use; a hostile or careless pattern fails at load time.
 const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
-/// Compiles rule files into a rule set, or returns every problem found.
+/// Compiles rule files into a rule set (times without a zone read as UTC).
 pub fn compile(files: &[SourceFile]) -> Result<RuleSet, Vec<Diagnostic>> {
+    compile_in(files, chrono_tz::UTC)
+}
+
+/// Compiles rule files into a rule set, or returns every problem found. `zone` is the default
+/// time zone of calendars, campaigns and `at:` times that name none.
+pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
-    let mut templates = Templates::new();
-    let mut rules = Vec::new();
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut parsed: Vec<(&SourceFile, RuleFile)> = Vec::new();
     for file in files {
-        let parsed = match config::parse(file) {
-            Ok(parsed) => parsed,
-            Err(diag) => {
-                diagnostics.push(diag);
-                continue;
+        match config::parse(file) {
+            Ok(rule_file) => parsed.push((file, rule_file)),
+            Err(diag) => diagnostics.push(diag),
+        }
+    }
+    let mut templates = Templates::new();
+    let mut calendars = HashMap::new();
+    let mut names = Names::default();
+    let none = HashMap::new();
+    for (file, rule_file) in &parsed {
+        let mut compiler = Compiler::new(file, &mut templates, &mut diagnostics, &none, zone);
+        for spec in &rule_file.calendars {
+            let name = &spec.value.name;
+            if names.claim(&mut compiler, "calendar", name)
+                && let Some(cal) = compiler.calendar(spec)
+            {
+                calendars.insert(name.value.clone(), Arc::new(cal));
             }
-        };
-        let mut compiler = Compiler {
-            file,
-            templates: &mut templates,
-            diagnostics: &mut diagnostics,
-            groups: Vec::new(),
-        };
-        for spec in &parsed.rules {
+        }
+    }
+    let mut rules = Vec::new();
+    let mut campaigns = Vec::new();
+    for (file, rule_file) in &parsed {
+        let mut compiler = Compiler::new(file, &mut templates, &mut diagnostics, &calendars, zone);
+        for spec in &rule_file.rules {
             if let Some(name) = &spec.value.name {
-                let here = format!("{}:{}", file.path.display(), name.line);
-                if let Some(first) = names.get(&name.value) {
-                    let message = format!(
-                        "duplicate rule name `{}` (first defined at {first})",
-                        name.value
-                    );
-                    compiler.error(name.line, name.column, message);
-                } else {
-                    names.insert(name.value.clone(), here);
-                }
+                names.claim(&mut compiler, "rule", name);
             }
             if let Some(rule) = compiler.rule(spec) {
                 rules.push(rule);
             }
         }
+        for spec in &rule_file.campaigns {
+            names.claim(&mut compiler, "campaign", &spec.value.name);
+            if let Some(campaign) = compiler.campaign(spec) {
+                campaigns.push(campaign);
+            }
+        }
     }
     if diagnostics.is_empty() {
-        Ok(RuleSet::new(rules, templates, files))
+        Ok(RuleSet::new(
+            rules, campaigns, calendars, templates, files, zone,
+        ))
     } else {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         Err(diagnostics)
+    }
+}
+
+/// Names seen so far, per kind of thing, with where each was first defined.
+#[derive(Default)]
+struct Names(HashMap<(&'static str, String), String>);
+
+impl Names {
+    /// Records a name; false (and an error) if it was taken.
+    fn claim(
+        &mut self,
+        compiler: &mut Compiler<'_>,
+        what: &'static str,
+        name: &Located<String>,
+    ) -> bool {
+        let here = format!("{}:{}", compiler.file.path.display(), name.line);
+        match self.0.get(&(what, name.value.clone())) {
+            Some(first) => {
+                let message = format!(
+                    "duplicate {what} name `{}` (first defined at {first})",
+                    name.value
+                );
+                compiler.error(name.line, name.column, message);
+                false
+            }
+            None => {
+                self.0.insert((what, name.value.clone()), here);
+                true
+            }
+        }
     }
 }
 
@@ -68,9 +118,75 @@ pub(crate) struct Compiler<'a> {
     diagnostics: &'a mut Vec<Diagnostic>,
     /// Named groups of the current rule's `text` regexes, for `match.NAME`.
     groups: Vec<String>,
+    /// Compiling a campaign: templates see the recipient, not an event.
+    in_campaign: bool,
+    calendars: &'a HashMap<String, Arc<Calendar>>,
+    /// The default time zone.
+    zone: Tz,
+}
+
+impl<'a> Compiler<'a> {
+    fn new(
+        file: &'a SourceFile,
+        templates: &'a mut Templates,
+        diagnostics: &'a mut Vec<Diagnostic>,
+        calendars: &'a HashMap<String, Arc<Calendar>>,
+        zone: Tz,
+    ) -> Self {
+        Self {
+            file,
+            templates,
+            diagnostics,
+            groups: Vec::new(),
+            in_campaign: false,
+            calendars,
+            zone,
+        }
+    }
 }
 
 impl Compiler<'_> {
+    /// Runs a template compilation in the current scope (a rule's groups, or a campaign).
+    fn in_scope<T>(&mut self, f: impl FnOnce(&mut Templates, Scope<'_>) -> T) -> T {
+        let groups = std::mem::take(&mut self.groups);
+        let scope = if self.in_campaign {
+            Scope::Campaign
+        } else {
+            Scope::Event { groups: &groups }
+        };
+        let result = f(self.templates, scope);
+        self.groups = groups;
+        result
+    }
+
+    /// Checks an `if:`-style expression and compiles it.
+    pub(crate) fn condition(&mut self, expr: &Located<String>) -> Option<String> {
+        let result = self.in_scope(|t, scope| t.condition(&expr.value, scope));
+        self.located(result, expr.line, expr.column)
+    }
+
+    /// Reads a time zone name.
+    pub(crate) fn zone(&mut self, name: Option<&Located<String>>) -> Option<Tz> {
+        let Some(name) = name else {
+            return Some(self.zone);
+        };
+        match name.value.parse::<Tz>() {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
+                let hint = did_you_mean(&name.value, names).map_or_else(
+                    || ", expected an IANA name such as `Europe/Berlin`".to_owned(),
+                    |b| format!(", did you mean `{b}`?"),
+                );
+                self.error(
+                    name.line,
+                    name.column,
+                    format!("unknown time zone `{}`{hint}", name.value),
+                );
+                None
+            }
+        }
+    }
     pub(crate) fn error(&mut self, line: u32, column: u32, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic::error(
             &self.file.path,
@@ -82,7 +198,7 @@ impl Compiler<'_> {
 
     /// Compiles a template string written at a position.
     pub(crate) fn text_at(&mut self, source: &str, line: u32, column: u32) -> Option<Text> {
-        let result = self.templates.text(source, &self.groups);
+        let result = self.in_scope(|t, scope| t.text(source, scope));
         self.located(result, line, column)
     }
 
@@ -93,7 +209,7 @@ impl Compiler<'_> {
 
     /// Compiles a `{{ expr }}` string into a typed JSON value template.
     pub(crate) fn json_value_at(&mut self, expr: &str, line: u32, column: u32) -> Option<String> {
-        let result = self.templates.json_value(expr, &self.groups);
+        let result = self.in_scope(|t, scope| t.json_value(expr, scope));
         self.located(result, line, column)
     }
 
@@ -146,10 +262,21 @@ impl Compiler<'_> {
         }
         let mut actions = Vec::with_capacity(rule.then.len());
         for action in &rule.then {
-            if let Some(action) = compile_action(action, self) {
-                actions.push(action);
+            if let Some(step) = compile_step(action, self) {
+                actions.push(step);
             }
         }
+        let once_per =
+            rule.once_per
+                .as_ref()
+                .and_then(|w| match crate::duration::parse(&w.value) {
+                    Ok(d) => chrono::Duration::from_std(d).ok(),
+                    Err(e) => {
+                        self.error(w.line, w.column, e);
+                        None
+                    }
+                });
+        let timezone = self.zone(rule.timezone.as_ref());
         if rule.then.is_empty() && !rule.stop {
             self.error(
                 spec.line,
@@ -170,6 +297,9 @@ impl Compiler<'_> {
             stop: rule.stop,
             enabled: rule.enabled,
             shadow: rule.mode == Mode::Shadow,
+            once_per,
+            during_handoff: rule.during_handoff,
+            timezone: timezone.unwrap_or(self.zone),
         })
     }
 
@@ -275,14 +405,20 @@ impl Compiler<'_> {
         if let Some(not) = &spec.not {
             out.push(Condition::Not(Box::new(self.block(&not.value, false))));
         }
-        if let Some(expr) = &spec.expr {
-            let result = self.templates.condition(&expr.value, &self.groups);
-            if let Some(template) = self.located(result, expr.line, expr.column) {
-                out.push(Condition::If {
-                    template,
-                    source: expr.value.clone(),
-                });
+        for (hours, inside) in [(&spec.hours, true), (&spec.outside_hours, false)] {
+            if let Some(hours) = hours
+                && let Some(calendar) = self.hours(hours)
+            {
+                out.push(Condition::Hours { calendar, inside });
             }
+        }
+        if let Some(expr) = &spec.expr
+            && let Some(template) = self.condition(expr)
+        {
+            out.push(Condition::If {
+                template,
+                source: expr.value.clone(),
+            });
         }
         Block(out)
     }

@@ -1,6 +1,9 @@
 //! The embedded SQLite store. One writer connection (SQLite allows one writer at a time, and a
 //! single connection never meets `SQLITE_BUSY` from itself) and a small pool of readers.
 
+mod campaigns;
+mod jobs;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
@@ -9,14 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    Contact, ContactChange, Inbound, Job, JobResult, JobStatus, Outcome, Source, Store, StoreError,
-    StoreResult,
+    CampaignRun, ChatState, Contact, ContactChange, Handoff, HandoffChange, Inbound, Job,
+    JobResult, JobStatus, NewJob, NewRun, Op, Outcome, Source, Store, StoreError, StoreResult,
 };
 
 /// How long event records are kept for `/admin/events`.
@@ -31,11 +33,11 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
+pub(super) fn time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
@@ -64,27 +66,6 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 }
-
-fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
-    let request: String = row.try_get("request")?;
-    let status: String = row.try_get("status")?;
-    Ok(Job {
-        id: row.try_get("id")?,
-        rule: row.try_get("rule")?,
-        action: row.try_get("action")?,
-        event: row.try_get("event")?,
-        request: serde_json::from_str(&request)
-            .map_err(|e| StoreError::Corrupt(format!("job request: {e}")))?,
-        status: JobStatus::parse(&status)?,
-        attempts: row.try_get::<i64, _>("attempts")? as u32,
-        run_at: time(row.try_get("run_at")?),
-        last_error: row.try_get("last_error")?,
-        created_at: time(row.try_get("created_at")?),
-    })
-}
-
-const JOB_COLUMNS: &str =
-    "id, rule, action, event, request, status, attempts, run_at, last_error, created_at";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -163,9 +144,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?
         {
-            let attrs: String = row.try_get("attrs")?;
-            contact.attrs = serde_json::from_str(&attrs)
-                .map_err(|e| StoreError::Corrupt(format!("contact attrs: {e}")))?;
+            contact.attrs = parse_attrs(&row.try_get::<String, _>("attrs")?)?;
         }
         for row in sqlx::query("SELECT tag FROM contact_tags WHERE phone = $1")
             .bind(phone)
@@ -192,22 +171,8 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for change in &outcome.contact_changes {
-            apply_change(&mut tx, change, now_ms).await?;
-        }
-        for job in &outcome.jobs {
-            let request = serde_json::to_string(&job.request)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("INSERT INTO jobs (lane, rule, action, event, request, status, run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7)")
-                .bind(&job.request.lane)
-                .bind(&job.rule)
-                .bind(&job.action)
-                .bind(&job.event)
-                .bind(request)
-                .bind(ms(job.run_at))
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
+        for op in &outcome.ops {
+            apply_op(&mut tx, op, now).await?;
         }
         for record in &outcome.records {
             sqlx::query("INSERT INTO event_log (at, record) VALUES ($1, $2)")
@@ -225,38 +190,148 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for op in ops {
+            apply_op(&mut tx, op, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn chat_state(&self, chat: &str) -> StoreResult<ChatState> {
+        let mut state = ChatState::default();
+        if chat.is_empty() {
+            return Ok(state);
+        }
+        let row = sqlx::query("SELECT handoff_until, resume_on, handoff_rule, handoff_since FROM chat_state WHERE chat_id = $1 AND handoff_until IS NOT NULL")
+            .bind(chat)
+            .fetch_optional(&self.reader)
+            .await?;
+        if let Some(row) = row {
+            state.handoff = Some(Handoff {
+                chat: chat.to_owned(),
+                until: time(row.try_get("handoff_until")?),
+                since: time(
+                    row.try_get::<Option<i64>, _>("handoff_since")?
+                        .unwrap_or_default(),
+                ),
+                resume_on: row.try_get("resume_on")?,
+                rule: row
+                    .try_get::<Option<String>, _>("handoff_rule")?
+                    .unwrap_or_default(),
+            });
+        }
+        for row in sqlx::query("SELECT rule, fired_at FROM rule_fires WHERE chat_id = $1")
+            .bind(chat)
+            .fetch_all(&self.reader)
+            .await?
+        {
+            state
+                .fired
+                .insert(row.try_get("rule")?, time(row.try_get("fired_at")?));
+        }
+        Ok(state)
+    }
+
+    async fn handoffs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Handoff>> {
+        let rows = sqlx::query("SELECT chat_id, handoff_until, resume_on, handoff_rule, handoff_since FROM chat_state WHERE handoff_until > $1 ORDER BY handoff_since")
+            .bind(ms(now))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Handoff {
+                    chat: row.try_get("chat_id")?,
+                    until: time(row.try_get("handoff_until")?),
+                    since: time(
+                        row.try_get::<Option<i64>, _>("handoff_since")?
+                            .unwrap_or_default(),
+                    ),
+                    resume_on: row.try_get("resume_on")?,
+                    rule: row
+                        .try_get::<Option<String>, _>("handoff_rule")?
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn contacts(&self) -> StoreResult<Vec<Contact>> {
+        let mut contacts: std::collections::BTreeMap<String, Contact> =
+            std::collections::BTreeMap::new();
+        for row in sqlx::query("SELECT phone, attrs FROM contacts")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let phone: String = row.try_get("phone")?;
+            let attrs = parse_attrs(&row.try_get::<String, _>("attrs")?)?;
+            contacts.insert(
+                phone.clone(),
+                Contact {
+                    phone,
+                    attrs,
+                    ..Contact::default()
+                },
+            );
+        }
+        for row in sqlx::query("SELECT phone, tag FROM contact_tags")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let phone: String = row.try_get("phone")?;
+            let entry = contacts.entry(phone.clone()).or_insert_with(|| Contact {
+                phone,
+                ..Contact::default()
+            });
+            entry.tags.insert(row.try_get("tag")?);
+        }
+        Ok(contacts.into_values().collect())
+    }
+
+    async fn campaign_checked(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        campaigns::checked(&self.reader, name).await
+    }
+
+    async fn set_campaign_checked(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        campaigns::set_checked(&self.writer, name, at).await
+    }
+
+    async fn start_campaign_run(
+        &self,
+        run: &NewRun,
+        jobs: &[NewJob],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        campaigns::start_run(&self.writer, run, jobs, now).await
+    }
+
+    async fn campaign_runs(
+        &self,
+        campaign: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignRun>> {
+        campaigns::runs(&self.reader, campaign, limit).await
+    }
+
     async fn claim_jobs(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Job>> {
-        // A job is claimable when it is due and no earlier job of its lane is still open and
-        // active (due, being sent, or waiting for a retry): that keeps each chat in order.
-        let sql = format!(
-            "UPDATE jobs SET status = 'sending', locked_until = $2, attempts = attempts + 1, updated_at = $1
-             WHERE id IN (
-                SELECT j.id FROM jobs j
-                WHERE ((j.status = 'pending' AND j.run_at <= $1) OR (j.status = 'sending' AND j.locked_until <= $1))
-                  AND NOT EXISTS (
-                    SELECT 1 FROM jobs e
-                    WHERE e.lane = j.lane AND e.id < j.id AND e.status IN ('pending', 'sending')
-                      AND (e.status = 'sending' OR e.run_at <= $1 OR e.attempts > 0))
-                ORDER BY j.run_at, j.id LIMIT $3)
-             RETURNING {JOB_COLUMNS}"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(jobs::claim_sql()))
             .bind(ms(now))
             .bind(ms(lease_until))
             .bind(i64::from(limit))
             .fetch_all(&self.writer)
             .await?;
-        let mut jobs = rows
+        let mut claimed = rows
             .iter()
-            .map(job_from_row)
+            .map(jobs::job_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        jobs.sort_by_key(|j| j.id);
-        Ok(jobs)
+        claimed.sort_by_key(|j| j.id);
+        Ok(claimed)
     }
 
     async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
@@ -264,6 +339,7 @@ impl Store for SqliteStore {
             JobResult::Done { response } => sqlx::query("UPDATE jobs SET status = 'done', response = $2, last_error = NULL, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(response).bind(ms(now)),
             JobResult::Retry { at, error } => sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, last_error = $3, locked_until = NULL, updated_at = $4 WHERE id = $1").bind(id).bind(ms(*at)).bind(error).bind(ms(now)),
             JobResult::Dead { error } => sqlx::query("UPDATE jobs SET status = 'dead', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(error).bind(ms(now)),
+            JobResult::Skipped { reason } => sqlx::query("UPDATE jobs SET status = 'skipped', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(reason).bind(ms(now)),
         };
         query.execute(&self.writer).await?;
         Ok(())
@@ -278,18 +354,19 @@ impl Store for SqliteStore {
 
     async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2"
+            "SELECT {} FROM jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+            jobs::JOB_COLUMNS
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(status.map(JobStatus::as_str))
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(jobs::job_from_row).collect()
     }
 
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, attempts = 0, updated_at = $2 WHERE id = $1 AND status IN ('dead', 'cancelled')")
+        let done = sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, attempts = 0, updated_at = $2 WHERE id = $1 AND status IN ('dead', 'cancelled', 'skipped')")
             .bind(id)
             .bind(ms(now))
             .execute(&self.writer)
@@ -342,8 +419,69 @@ impl Store for SqliteStore {
     }
 }
 
+fn parse_attrs(text: &str) -> StoreResult<std::collections::BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("contact attrs: {e}")))
+}
+
+async fn apply_op(
+    tx: &mut Transaction<'_, Sqlite>,
+    op: &Op,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    match op {
+        Op::Contact(change) => apply_change(tx, change, ms(now)).await,
+        Op::Job(job) => jobs::insert(tx, job, now).await.map(drop),
+        Op::Cancel { key } => jobs::cancel_key(tx, key, now).await,
+        Op::Handoff(change) => apply_handoff(tx, change, now).await,
+        Op::Fired { rule, chat, at } => {
+            sqlx::query("INSERT INTO rule_fires (rule, chat_id, fired_at) VALUES ($1, $2, $3) ON CONFLICT (rule, chat_id) DO UPDATE SET fired_at = excluded.fired_at")
+                .bind(rule)
+                .bind(chat)
+                .bind(ms(*at))
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn apply_handoff(
+    tx: &mut Transaction<'_, Sqlite>,
+    change: &HandoffChange,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    match change {
+        HandoffChange::Start {
+            chat,
+            until,
+            resume_on,
+            rule,
+        } => {
+            sqlx::query(
+                "INSERT INTO chat_state (chat_id, handoff_until, resume_on, handoff_rule, handoff_since) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (chat_id) DO UPDATE SET handoff_until = excluded.handoff_until, resume_on = excluded.resume_on,
+                   handoff_rule = excluded.handoff_rule, handoff_since = excluded.handoff_since",
+            )
+            .bind(chat)
+            .bind(ms(*until))
+            .bind(resume_on)
+            .bind(rule)
+            .bind(ms(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        HandoffChange::End { chat } => {
+            sqlx::query("UPDATE chat_state SET handoff_until = NULL, resume_on = NULL, handoff_rule = NULL, handoff_since = NULL WHERE chat_id = $1")
+                .bind(chat)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn apply_change(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     change: &ContactChange,
     now: i64,
 ) -> StoreResult<()> {

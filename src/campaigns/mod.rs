@@ -1,0 +1,156 @@
+//! Campaigns: messages sent on a cron schedule to an audience, paced, once per fire time.
+//!
+//! This module owns the schedule arithmetic (next fire times in a zone, what is due after
+//! downtime) and the planning of a run into one durable job per recipient. The `scheduler`
+//! worker decides when to call it.
+
+mod run;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+
+pub use run::{OPTED_OUT, PlannedRun, launch, plan};
+
+use crate::actions::Content;
+use crate::config::CatchUp;
+
+/// A recipient from an audience file: the phone and the other columns as attributes.
+pub type Row = (String, BTreeMap<String, String>);
+
+/// Who a campaign goes to.
+#[derive(Debug, Clone, Default)]
+pub struct Audience {
+    /// Contacts with all of, any of and none of these tags (when given).
+    pub tags: Option<(Vec<String>, Vec<String>, Vec<String>)>,
+    pub numbers: Vec<String>,
+    /// Rows of the CSV file: phone and extra columns as attributes.
+    pub rows: Vec<Row>,
+    pub file: Option<PathBuf>,
+    /// Groups or channels that get the message once.
+    pub chats: Vec<String>,
+}
+
+/// A compiled campaign.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub line: u32,
+    pub schedule: String,
+    pub cron: Cron,
+    pub timezone: Tz,
+    pub audience: Audience,
+    pub content: Content,
+    /// Time between two sends of a run.
+    pub interval: Duration,
+    pub rate: String,
+    pub catch_up: CatchUp,
+    pub exclude: Vec<String>,
+    pub enabled: bool,
+}
+
+/// How late a fire time may be handled and still count as on time, not missed.
+pub const ON_TIME: Duration = Duration::seconds(120);
+
+/// Why a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    CatchUp,
+    Manual,
+}
+
+impl Trigger {
+    /// The name recorded with the run.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::CatchUp => "catch_up",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+impl Campaign {
+    /// The next `n` fire times after `after`, in the campaign's zone.
+    pub fn next_fires(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
+        let mut out = Vec::with_capacity(n);
+        let mut cursor = after.with_timezone(&self.timezone);
+        while out.len() < n {
+            match self.cron.find_next_occurrence(&cursor, false) {
+                Ok(next) => {
+                    cursor = next;
+                    out.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// The fire time to run now, if any, given that fire times up to `checked` are handled.
+    /// A fire time within [`ON_TIME`] of `now` runs; older ones were missed while Riposte was
+    /// down, and only the most recent of them runs, once, with `catch_up: once`.
+    pub fn due(
+        &self,
+        checked: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, Trigger)> {
+        let local_now = now.with_timezone(&self.timezone);
+        let latest = self
+            .cron
+            .find_previous_occurrence(&local_now, true)
+            .ok()?
+            .with_timezone(&Utc);
+        if latest <= checked {
+            return None;
+        }
+        if now - latest <= ON_TIME {
+            return Some((latest, Trigger::Schedule));
+        }
+        match self.catch_up {
+            CatchUp::Once => Some((latest, Trigger::CatchUp)),
+            CatchUp::Skip => None,
+        }
+    }
+}
+
+/// Parses a rate such as `30/min`, `1/s` or `500/h` into the time between two sends.
+pub fn parse_rate(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid rate `{text}`, expected e.g. `30/min`, `1/s` or `500/h`");
+    let (count, unit) = text.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(format!(
+            "rate `{text}` sends nothing; use `enabled: false` to pause a campaign"
+        ));
+    }
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::seconds(1),
+        "m" | "min" | "minute" => Duration::minutes(1),
+        "h" | "hour" => Duration::hours(1),
+        "d" | "day" => Duration::days(1),
+        _ => return Err(bad()),
+    };
+    Ok(per / count as i32)
+}
+
+/// Parses a 5-field cron (or 6 with seconds first).
+pub fn parse_schedule(text: &str) -> Result<Cron, String> {
+    let fields = text.split_whitespace().count();
+    if !(5..=6).contains(&fields) && !text.trim().starts_with('@') {
+        return Err(format!(
+            "cron schedule `{text}` has {fields} fields; write 5 (minute hour day month weekday) or 6 with seconds first"
+        ));
+    }
+    text.parse::<Cron>()
+        .map_err(|e| format!("invalid cron schedule `{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests;

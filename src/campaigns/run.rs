@@ -1,0 +1,187 @@
+//! Planning a campaign run: the audience resolved, opted-out and excluded contacts left out,
+//! the message rendered per recipient, and one paced job each.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use minijinja::context;
+
+use super::{Campaign, Trigger};
+use crate::actions::{Action, Recipient, RenderCx};
+use crate::events::{Event, EventKind};
+use crate::rules::RuleSet;
+use crate::store::{Contact, JobKind, JobWork, NewJob, NewRun, Store, StoreResult};
+use crate::templates::{Templates, Text, to_value};
+
+/// The tag that keeps a contact out of every campaign and follow-up.
+pub const OPTED_OUT: &str = "opted-out";
+
+/// A planned run: one job per recipient, and how many were left out.
+#[derive(Debug, Default)]
+pub struct PlannedRun {
+    pub jobs: Vec<NewJob>,
+    pub skipped: u32,
+}
+
+/// Bare digits of a phone number as people write it (`+49 151 1234-5678`), if it is one.
+fn normalise(phone: &str) -> Option<String> {
+    let digits: String = phone
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '+'))
+        .collect();
+    (7..=15)
+        .contains(&digits.len())
+        .then_some(digits)
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Plans a run starting at `start`. `known` are the contacts in the database (tags, attributes).
+pub fn plan(
+    campaign: &Campaign,
+    templates: &Templates,
+    known: &[Contact],
+    start: DateTime<Utc>,
+) -> PlannedRun {
+    let by_phone: HashMap<&str, &Contact> = known.iter().map(|c| (c.phone.as_str(), c)).collect();
+    let mut recipients: Vec<Contact> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut run = PlannedRun::default();
+    let mut add = |phone: &str, extra: &BTreeMap<String, String>, run: &mut PlannedRun| {
+        let Some(phone) = normalise(phone) else {
+            run.skipped += 1;
+            return;
+        };
+        if !seen.insert(phone.clone()) {
+            return;
+        }
+        let mut contact = by_phone.get(phone.as_str()).map_or_else(
+            || Contact {
+                phone: phone.clone(),
+                ..Contact::default()
+            },
+            |c| (*c).clone(),
+        );
+        contact
+            .attrs
+            .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        recipients.push(contact);
+    };
+    if let Some((all, any, none)) = &campaign.audience.tags {
+        for contact in known {
+            let has = |t: &String| contact.tags.contains(t);
+            if all.iter().all(has)
+                && (any.is_empty() || any.iter().any(has))
+                && !none.iter().any(has)
+            {
+                add(&contact.phone, &BTreeMap::new(), &mut run);
+            }
+        }
+    }
+    for number in &campaign.audience.numbers {
+        add(number, &BTreeMap::new(), &mut run);
+    }
+    for (phone, attrs) in &campaign.audience.rows {
+        add(phone, attrs, &mut run);
+    }
+    let blocked = |c: &Contact| {
+        c.tags.contains(OPTED_OUT) || campaign.exclude.iter().any(|t| c.tags.contains(t))
+    };
+    let before = recipients.len();
+    recipients.retain(|c| !blocked(c));
+    run.skipped += (before - recipients.len()) as u32;
+    let mut targets: Vec<(String, Option<Contact>)> = recipients
+        .into_iter()
+        .map(|c| (c.phone.clone(), Some(c)))
+        .collect();
+    targets.extend(
+        campaign
+            .audience
+            .chats
+            .iter()
+            .map(|chat| (chat.clone(), None)),
+    );
+    let event = Event::new(
+        EventKind::Custom(format!("campaign:{}", campaign.name)),
+        "campaign",
+        Arc::new(serde_json::Value::Null),
+    );
+    let now = start.to_rfc3339_opts(SecondsFormat::Secs, true);
+    for (i, (to, contact)) in targets.into_iter().enumerate() {
+        let contact = contact.unwrap_or_default();
+        let ctx = context! {
+            contact => to_value(&contact),
+            campaign => context! { name => campaign.name.as_str() },
+            now => now.as_str(),
+        };
+        let action = Action::Message {
+            to: Recipient::To(Text::Literal(to.clone())),
+            content: campaign.content.clone(),
+            quote: false,
+            typing: None,
+        };
+        let cx = RenderCx {
+            templates,
+            ctx: &ctx,
+            event: &event,
+            contact: &contact,
+            now: start,
+            rule: &campaign.name,
+        };
+        let run_at = start + campaign.interval * i as i32;
+        let mut job = NewJob::action(
+            &campaign.name,
+            "campaign",
+            &format!("campaign:{}", campaign.name),
+            JobWork::Call(placeholder()),
+            run_at,
+        );
+        job.kind = JobKind::Campaign;
+        job.contact = (!contact.phone.is_empty()).then(|| contact.phone.clone());
+        match action.render(&cx) {
+            Ok(effects) => match effects.into_iter().next() {
+                Some(crate::actions::Effect::Request(request)) => job.work = JobWork::Call(request),
+                _ => job.dead = Some("the message rendered to nothing".into()),
+            },
+            Err(err) => job.dead = Some(format!("message for {to} could not be rendered: {err}")),
+        }
+        run.jobs.push(job);
+    }
+    run
+}
+
+fn placeholder() -> crate::actions::OutboundRequest {
+    crate::actions::OutboundRequest {
+        target: crate::actions::Target::Whapi,
+        method: "POST".into(),
+        path: String::new(),
+        headers: Vec::new(),
+        body: None,
+        lane: String::new(),
+    }
+}
+
+/// Plans and records a run of a campaign at a fire time. `None` if that fire time already ran
+/// (the run and its jobs are written in one transaction, so a retry never doubles a run).
+pub async fn launch(
+    store: &dyn Store,
+    set: &RuleSet,
+    campaign: &Campaign,
+    fire_at: DateTime<Utc>,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<(i64, usize, u32)>> {
+    let known = store.contacts().await?;
+    let planned = plan(campaign, &set.templates, &known, now);
+    let run = NewRun {
+        campaign: campaign.name.clone(),
+        fire_at,
+        trigger: trigger.as_str().to_owned(),
+        skipped: planned.skipped,
+    };
+    let id = store.start_campaign_run(&run, &planned.jobs, now).await?;
+    if let Some(id) = id {
+        tracing::info!(campaign = %campaign.name, run = id, recipients = planned.jobs.len(), skipped = planned.skipped, trigger = trigger.as_str(), "campaign run planned");
+    }
+    Ok(id.map(|id| (id, planned.jobs.len(), planned.skipped)))
+}

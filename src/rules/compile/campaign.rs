@@ -1,0 +1,203 @@
+//! `campaigns:` entries → compiled [`Campaign`]s.
+
+use std::path::{Path, PathBuf};
+
+use super::Compiler;
+use crate::actions::compile_content;
+use crate::campaigns::{Audience, Campaign, Row, parse_rate, parse_schedule};
+use crate::config::{AudienceSpec, CampaignSpec, Located, MessageContent, MessageSpec};
+
+/// A conservative default: well under WhatsApp's thresholds for unusual activity.
+const DEFAULT_RATE: &str = "20/min";
+
+impl Compiler<'_> {
+    /// Compiles a campaign; its templates see `contact`, `campaign` and `now`.
+    pub(super) fn campaign(
+        &mut self,
+        spec: &Located<CampaignSpec>,
+    ) -> Option<crate::campaigns::Campaign> {
+        let c = &spec.value;
+        let errors_before = self.diagnostics.len();
+        let cron = parse_schedule(&c.schedule.value)
+            .map_err(|e| self.error(c.schedule.line, c.schedule.column, e))
+            .ok();
+        let timezone = self.zone(c.timezone.as_ref());
+        let rate_text = c
+            .rate
+            .as_ref()
+            .map_or(DEFAULT_RATE, |r| r.value.as_str())
+            .to_owned();
+        let interval = match parse_rate(&rate_text) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                let (line, column) = c
+                    .rate
+                    .as_ref()
+                    .map_or((spec.line, spec.column), |r| (r.line, r.column));
+                self.error(line, column, e);
+                None
+            }
+        };
+        let audience = match &c.audience {
+            Some(a) => self.audience(a),
+            None => {
+                self.error(
+                    spec.line,
+                    spec.column,
+                    format!(
+                        "campaign `{}` has no `audience` (tags, numbers, file or chat_id)",
+                        c.name.value
+                    ),
+                );
+                None
+            }
+        };
+        self.in_campaign = true;
+        let content = self.campaign_message(&c.send);
+        self.in_campaign = false;
+        if self.diagnostics.len() != errors_before {
+            return None;
+        }
+        Some(Campaign {
+            name: c.name.value.clone(),
+            description: c.description.clone(),
+            file: self.file.path.clone(),
+            line: spec.line,
+            schedule: c.schedule.value.clone(),
+            cron: cron?,
+            timezone: timezone?,
+            audience: audience?,
+            content: content?,
+            interval: interval?,
+            rate: rate_text,
+            catch_up: c.catch_up,
+            exclude: c.exclude.clone(),
+            enabled: c.enabled,
+        })
+    }
+
+    fn campaign_message(
+        &mut self,
+        send: &Located<MessageContent>,
+    ) -> Option<crate::actions::Content> {
+        let (line, column) = (send.line, send.column);
+        let owned;
+        let m = match &send.value {
+            MessageContent::Text(text) => {
+                owned = MessageSpec {
+                    text: Some(Located {
+                        value: text.clone(),
+                        line,
+                        column,
+                    }),
+                    ..MessageSpec::default()
+                };
+                &owned
+            }
+            MessageContent::Full(m) => m,
+        };
+        if let Some(to) = &m.to {
+            self.error(
+                to.line,
+                to.column,
+                "a campaign sends to its `audience`; remove `to`",
+            );
+            return None;
+        }
+        if m.quote || m.typing.is_some() {
+            self.error(
+                line,
+                column,
+                "`quote` and `typing` need an incoming message; campaigns have none",
+            );
+            return None;
+        }
+        compile_content(m, "send", line, column, self)
+    }
+
+    fn audience(&mut self, spec: &Located<AudienceSpec>) -> Option<Audience> {
+        let a = &spec.value;
+        let mut audience = Audience {
+            tags: a
+                .tags
+                .as_ref()
+                .map(|t| (t.all.clone(), t.any.clone(), t.none.clone())),
+            numbers: a.numbers.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
+            chats: a.chat_id.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
+            ..Audience::default()
+        };
+        if let Some(file) = &a.file {
+            let base = self.file.path.parent().unwrap_or(Path::new("."));
+            let path = base.join(&file.value);
+            match read_csv(&path) {
+                Ok(rows) => audience.rows = rows,
+                Err(e) => {
+                    self.error(file.line, file.column, e);
+                    return None;
+                }
+            }
+            audience.file = Some(path);
+        }
+        if audience
+            .tags
+            .as_ref()
+            .is_some_and(|(all, any, none)| all.is_empty() && any.is_empty() && none.is_empty())
+        {
+            self.error(
+                spec.line,
+                spec.column,
+                "`audience.tags` needs `all`, `any` or `none`",
+            );
+            return None;
+        }
+        if audience.tags.is_none()
+            && audience.numbers.is_empty()
+            && a.file.is_none()
+            && audience.chats.is_empty()
+        {
+            self.error(
+                spec.line,
+                spec.column,
+                "the audience is empty: give `tags`, `numbers`, `file` or `chat_id`",
+            );
+            return None;
+        }
+        Some(audience)
+    }
+}
+
+/// Reads an audience CSV: a `phone` column and any others, which become attributes.
+pub(crate) fn read_csv(path: &PathBuf) -> Result<Vec<Row>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| format!("cannot read audience file `{}`: {e}", path.display()))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("`{}`: {e}", path.display()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let Some(phone_col) = headers.iter().position(|h| h.eq_ignore_ascii_case("phone")) else {
+        return Err(format!(
+            "audience file `{}` has no `phone` column (columns: {})",
+            path.display(),
+            headers.join(", ")
+        ));
+    };
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("`{}` row {}: {e}", path.display(), n + 2))?;
+        let phone = record.get(phone_col).unwrap_or_default().to_owned();
+        let attrs = headers
+            .iter()
+            .zip(record.iter())
+            .enumerate()
+            .filter(|(i, (_, value))| *i != phone_col && !value.is_empty())
+            .map(|(_, (k, v))| (k.clone(), v.to_owned()))
+            .collect();
+        rows.push((phone, attrs));
+    }
+    Ok(rows)
+}

@@ -1,0 +1,89 @@
+//! The scheduler: starts campaign runs when their cron says so, in each campaign's zone.
+//!
+//! Fire times are handled once: a run is recorded under (campaign, fire time) together with its
+//! jobs, and the time up to which the schedule was handled is kept in the database, so a
+//! restart neither repeats a run nor (with `catch_up: once`) loses the last missed one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+
+use crate::campaigns::{self, Campaign};
+use crate::clock::Clock;
+use crate::rules::RuleSet;
+use crate::store::{Store, StoreResult};
+
+/// How often schedules are looked at; also the finest schedule that keeps its second.
+const TICK: Duration = Duration::from_millis(500);
+
+/// The campaign scheduler worker.
+pub struct Scheduler {
+    pub store: Arc<dyn Store>,
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    pub clock: Arc<dyn Clock>,
+    /// Woken when a run wrote jobs.
+    pub delivery: Arc<Notify>,
+}
+
+impl Scheduler {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut checked: HashMap<String, DateTime<Utc>> = HashMap::new();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let set = self.rules.borrow().clone();
+            for campaign in set.campaigns.iter().filter(|c| c.enabled) {
+                if let Err(err) = self.tick(&set, campaign, &mut checked).await {
+                    tracing::error!(campaign = %campaign.name, "campaign schedule failed, will retry: {err}");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(TICK) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn tick(
+        &self,
+        set: &RuleSet,
+        campaign: &Campaign,
+        checked: &mut HashMap<String, DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let now = self.clock.now();
+        let last = match checked.get(&campaign.name) {
+            Some(at) => *at,
+            None => match self.store.campaign_checked(&campaign.name).await? {
+                Some(at) => at,
+                None => {
+                    // A new campaign starts with its next fire time, not with the past.
+                    self.store.set_campaign_checked(&campaign.name, now).await?;
+                    checked.insert(campaign.name.clone(), now);
+                    return Ok(());
+                }
+            },
+        };
+        if let Some((fire_at, trigger)) = campaign.due(last, now) {
+            if campaigns::launch(self.store.as_ref(), set, campaign, fire_at, trigger, now)
+                .await?
+                .is_some()
+            {
+                self.delivery.notify_one();
+            }
+            self.store.set_campaign_checked(&campaign.name, now).await?;
+        } else if last < now - chrono::Duration::hours(1) {
+            // Keep the stored mark recent, so downtime is measured from the last time we looked.
+            self.store.set_campaign_checked(&campaign.name, now).await?;
+        } else {
+            checked.insert(campaign.name.clone(), last);
+            return Ok(());
+        }
+        checked.insert(campaign.name.clone(), now);
+        Ok(())
+    }
+}

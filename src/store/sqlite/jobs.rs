@@ -1,0 +1,124 @@
+//! Job rows: writing, claiming in lane order, finishing.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{ms, time};
+use crate::store::{Job, JobKind, JobStatus, NewJob, StoreError, StoreResult};
+
+pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, created_at";
+
+fn json_column(row: &SqliteRow, name: &str) -> StoreResult<Option<serde_json::Value>> {
+    let text: Option<String> = row.try_get(name)?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("job {name}: {e}")))
+    })
+    .transpose()
+}
+
+pub(super) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
+    let work: String = row.try_get("work")?;
+    let status: String = row.try_get("status")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        kind: JobKind::parse(&kind)?,
+        rule: row.try_get("rule")?,
+        action: row.try_get("action")?,
+        event: row.try_get("event")?,
+        work: serde_json::from_str(&work)
+            .map_err(|e| StoreError::Corrupt(format!("job work: {e}")))?,
+        status: JobStatus::parse(&status)?,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        run_at: time(row.try_get("run_at")?),
+        key: row.try_get("key")?,
+        contact: row.try_get("contact")?,
+        unless: json_column(row, "unless")?,
+        vars: json_column(row, "vars")?,
+        campaign_run: row.try_get("campaign_run")?,
+        last_error: row.try_get("last_error")?,
+        created_at: time(row.try_get("created_at")?),
+    })
+}
+
+/// The ordering lane of a job's work: one chat's messages go out in order.
+fn lane(job: &NewJob) -> String {
+    match &job.work {
+        crate::store::JobWork::Call(request) => request.lane.clone(),
+        _ => format!("local:{}", job.contact.as_deref().unwrap_or("")),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Inserts a job; a pending job with the same key is cancelled first (the new one replaces it).
+pub(super) async fn insert(
+    tx: &mut Transaction<'_, Sqlite>,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
+    if let Some(key) = &job.key {
+        cancel_key(tx, key, now).await?;
+    }
+    let (status, error) = match &job.dead {
+        Some(reason) => ("dead", Some(reason.as_str())),
+        None => ("pending", None),
+    };
+    let id = sqlx::query(
+        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, run_at, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+    )
+    .bind(lane(job))
+    .bind(job.kind.as_str())
+    .bind(&job.rule)
+    .bind(&job.action)
+    .bind(&job.event)
+    .bind(to_json(&job.work)?)
+    .bind(status)
+    .bind(ms(job.run_at))
+    .bind(&job.key)
+    .bind(&job.contact)
+    .bind(job.unless.as_ref().map(ToString::to_string))
+    .bind(job.vars.as_ref().map(ToString::to_string))
+    .bind(job.campaign_run)
+    .bind(error)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
+}
+
+/// Cancels the pending jobs with a key.
+pub(super) async fn cancel_key(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE jobs SET status = 'cancelled', last_error = 'replaced or cancelled by key', updated_at = $2 WHERE key = $1 AND status = 'pending'")
+        .bind(key)
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A job is claimable when it is due and no earlier job of its lane is still open and active
+/// (due, being sent, or waiting for a retry): that keeps each chat in order.
+pub(super) fn claim_sql() -> String {
+    format!(
+        "UPDATE jobs SET status = 'sending', locked_until = $2, attempts = attempts + 1, updated_at = $1
+         WHERE id IN (
+            SELECT j.id FROM jobs j
+            WHERE ((j.status = 'pending' AND j.run_at <= $1) OR (j.status = 'sending' AND j.locked_until <= $1))
+              AND NOT EXISTS (
+                SELECT 1 FROM jobs e
+                WHERE e.lane = j.lane AND e.id < j.id AND e.status IN ('pending', 'sending')
+                  AND (e.status = 'sending' OR e.run_at <= $1 OR e.attempts > 0))
+            ORDER BY j.run_at, j.id LIMIT $3)
+         RETURNING {JOB_COLUMNS}"
+    )
+}
