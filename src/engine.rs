@@ -161,7 +161,15 @@ pub fn evaluate(
                     detail: miss.detail,
                 },
                 Ok(()) => match held(rule, handoff.as_ref(), chat, now) {
-                    Some(reason) => RuleOutcome::Held { reason },
+                    Some(Hold::Handoff(reason)) => RuleOutcome::Held { reason },
+                    Some(Hold::OncePer(reason)) => {
+                        // The event is still this rule's: the out-of-hours notice that went
+                        // out an hour ago does not hand later messages to the fallback.
+                        if rule.stop {
+                            stopped_by = Some(&rule.name);
+                        }
+                        RuleOutcome::Held { reason }
+                    }
                     None => {
                         let captures = input.captures;
                         let actions = run_actions(
@@ -197,29 +205,37 @@ pub fn evaluate(
 }
 
 /// Why a rule whose conditions hold may not fire now.
+enum Hold {
+    /// A human has the chat.
+    Handoff(String),
+    /// The rule fired in this chat within its `once_per` window.
+    OncePer(String),
+}
+
 fn held(
     rule: &Rule,
     handoff: Option<&Handoff>,
     chat: &ChatState,
     now: DateTime<Utc>,
-) -> Option<String> {
+) -> Option<Hold> {
     if let Some(h) = handoff
         && !rule.during_handoff
     {
-        return Some(format!(
-            "a human has this chat until {} (handoff by `{}`)",
-            h.until.to_rfc3339_opts(SecondsFormat::Secs, true),
+        let until = h.until.to_rfc3339_opts(SecondsFormat::Secs, true);
+        return Some(Hold::Handoff(format!(
+            "a human has this chat until {until} (handoff by `{}`)",
             h.rule
-        ));
+        )));
     }
     let window = rule.once_per?;
-    let last = chat.fired.get(&rule.name)?;
-    (now < *last + window).then(|| {
-        format!(
+    let last = *chat.fired.get(&rule.name)?;
+    (now < last + window).then(|| {
+        let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        Hold::OncePer(format!(
             "once_per: fired in this chat at {}, next possible at {}",
-            last.to_rfc3339_opts(SecondsFormat::Secs, true),
-            (*last + window).to_rfc3339_opts(SecondsFormat::Secs, true)
-        )
+            fmt(last),
+            fmt(last + window)
+        ))
     })
 }
 

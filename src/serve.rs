@@ -50,11 +50,19 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The current rule set; sending a new one swaps it for every worker.
     pub rules: watch::Sender<Arc<RuleSet>>,
+    wakes: [Arc<Notify>; 2],
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
+    /// Makes the workers look for work now (after a test moved its clock forward).
+    pub fn wake(&self) {
+        for wake in &self.wakes {
+            wake.notify_one();
+        }
+    }
+
     /// Stops accepting requests, lets the workers finish what they hold, and waits (bounded).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
@@ -128,12 +136,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         client,
         policy: settings.retry,
         concurrency: settings.concurrency,
-        wake: delivery_wake,
+        wake: delivery_wake.clone(),
     };
     let state = AppState {
         store: store.clone(),
         rules: rules_rx,
-        intake: intake_wake,
+        intake: intake_wake.clone(),
+        delivery: delivery_wake.clone(),
+        clock: settings.clock.clone(),
         secrets: Arc::new(Secrets {
             webhook: settings.webhook_secret.clone(),
             events: settings.events_token.clone(),
@@ -173,6 +183,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     Ok(Running {
         addr,
         rules: rules_tx,
+        wakes: [intake_wake, delivery_wake],
         shutdown: shutdown_tx,
         tasks,
     })

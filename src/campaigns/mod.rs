@@ -148,8 +148,17 @@ pub fn parse_schedule(text: &str) -> Result<Cron, String> {
             "cron schedule `{text}` has {fields} fields; write 5 (minute hour day month weekday) or 6 with seconds first"
         ));
     }
-    text.parse::<Cron>()
-        .map_err(|e| format!("invalid cron schedule `{text}`: {e}"))
+    text.parse::<Cron>().map_err(|e| {
+        let detail = e.to_string();
+        if detail.contains("out of bounds") {
+            format!(
+                "invalid cron schedule `{text}`: a field is out of range (second 0-59, minute 0-59, \
+                 hour 0-23, day 1-31, month 1-12, weekday 0-7)"
+            )
+        } else {
+            format!("invalid cron schedule `{text}`: {}", detail.trim_end_matches('.'))
+        }
+    })
 }
 
 #[cfg(test)]

@@ -8,13 +8,13 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::webhook::constant_time_eq;
 use super::{ApiError, AppState};
-use crate::store::JobStatus;
+use crate::campaigns::{self, Trigger};
+use crate::store::{HandoffChange, JobStatus, Op};
 
 /// Lets a request through when it carries the admin token, or when no token is configured
 /// and it comes from this machine.
@@ -76,7 +76,8 @@ pub(super) async fn retry(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if state.store.retry_job(id, Utc::now()).await? {
+    if state.store.retry_job(id, state.clock.now()).await? {
+        state.delivery.notify_one();
         Ok((StatusCode::OK, Json(json!({ "retried": id }))))
     } else {
         Ok((
@@ -99,4 +100,83 @@ pub(super) async fn cancel(
             Json(json!({ "error": format!("no pending job {id}") })),
         ))
     }
+}
+
+/// `GET /admin/campaigns`: every campaign with its next fire times and recent runs.
+pub(super) async fn campaigns(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let set = state.rules.borrow().clone();
+    let now = state.clock.now();
+    let mut list = Vec::new();
+    for c in &set.campaigns {
+        let runs = state.store.campaign_runs(Some(&c.name), 5).await?;
+        let next: Vec<String> = c
+            .next_fires(now, 5)
+            .iter()
+            .map(chrono::DateTime::to_rfc3339)
+            .collect();
+        list.push(json!({
+            "name": c.name,
+            "description": c.description,
+            "enabled": c.enabled,
+            "schedule": c.schedule,
+            "timezone": c.timezone.name(),
+            "rate": c.rate,
+            "next": next,
+            "runs": runs,
+        }));
+    }
+    Ok(Json(json!({ "campaigns": list })))
+}
+
+/// `POST /admin/campaigns/{name}/run`: a run now, outside the schedule.
+pub(super) async fn run_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let set = state.rules.borrow().clone();
+    let Some(campaign) = set.campaign(&name) else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no campaign `{name}`") })),
+        ));
+    };
+    let now = state.clock.now();
+    match campaigns::launch(
+        state.store.as_ref(),
+        &set,
+        campaign,
+        now,
+        Trigger::Manual,
+        now,
+    )
+    .await?
+    {
+        Some((run, planned, skipped)) => {
+            state.delivery.notify_one();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "run": run, "planned": planned, "skipped": skipped })),
+            ))
+        }
+        None => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({ "error": "a run for this instant exists already" })),
+        )),
+    }
+}
+
+/// `GET /admin/chats`: chats a human has now.
+pub(super) async fn chats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let handoffs = state.store.handoffs(state.clock.now()).await?;
+    Ok(Json(json!({ "handoffs": handoffs })))
+}
+
+/// `POST /admin/chats/{chat_id}/resume`: the bot answers in this chat again.
+pub(super) async fn resume(
+    State(state): State<AppState>,
+    Path(chat): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let op = Op::Handoff(HandoffChange::End { chat: chat.clone() });
+    state.store.apply(&[op], state.clock.now()).await?;
+    Ok(Json(json!({ "resumed": chat })))
 }

@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::clock::Clock;
 use crate::rules::RuleSet;
 use crate::store::Store;
 
@@ -31,6 +32,9 @@ pub struct AppState {
     pub rules: watch::Receiver<Arc<RuleSet>>,
     /// Woken after a body is stored so intake picks it up at once.
     pub intake: Arc<Notify>,
+    /// Woken after jobs are written outside intake (a manual campaign run, a retry).
+    pub delivery: Arc<Notify>,
+    pub clock: Arc<dyn Clock>,
     pub secrets: Arc<Secrets>,
 }
 
@@ -59,6 +63,10 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .route("/admin/jobs", get(admin::jobs))
         .route("/admin/jobs/{id}/retry", post(admin::retry))
         .route("/admin/jobs/{id}", axum::routing::delete(admin::cancel))
+        .route("/admin/campaigns", get(admin::campaigns))
+        .route("/admin/campaigns/{name}/run", post(admin::run_campaign))
+        .route("/admin/chats", get(admin::chats))
+        .route("/admin/chats/{chat_id}/resume", post(admin::resume))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::guard,

@@ -1,10 +1,14 @@
 //! Integration tests: the real server, a stand-in Whapi.Cloud, and the exact requests made.
 
+mod campaigns;
+mod chats;
 mod cli;
+mod crash;
 mod delivery;
 mod docs;
 mod engine;
 mod events;
+mod followups;
 mod intake;
 mod schema;
 mod security;

@@ -10,6 +10,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use riposte::clock::{ManualClock, SystemClock};
 use riposte::delivery::RetryPolicy;
 use riposte::serve::{self, Running, Settings};
 use serde_json::Value;
@@ -157,6 +159,8 @@ pub(crate) struct Riposte {
     http: reqwest::Client,
     dry_run: bool,
     adjust: fn(&mut Settings),
+    /// Set for tests on a virtual clock.
+    pub(crate) clock: Option<Arc<ManualClock>>,
 }
 
 /// Where the sample webhook bodies live.
@@ -187,9 +191,37 @@ impl Riposte {
             http: reqwest::Client::new(),
             dry_run: false,
             adjust,
+            clock: None,
         };
         this.boot().await;
         this
+    }
+
+    /// Starts Riposte on a virtual clock standing at `start`, with extra files beside the
+    /// rules (name, content).
+    pub(crate) async fn start_at(
+        rules: &str,
+        start: DateTime<Utc>,
+        files: &[(&str, &str)],
+    ) -> Self {
+        let mut this = Self::start("rules: []").await;
+        this.stop().await;
+        for (name, content) in files {
+            std::fs::write(this.dir.path().join("rules").join(name), content).unwrap();
+        }
+        std::fs::write(this.dir.path().join("rules/rules.yaml"), rules).unwrap();
+        this.clock = Some(Arc::new(ManualClock::new(start)));
+        this.boot().await;
+        this
+    }
+
+    /// Moves the virtual clock forward and lets the workers see it.
+    pub(crate) fn advance(&self, by: chrono::Duration) {
+        let clock = self.clock.as_ref().expect("a test on the virtual clock");
+        clock.advance(by);
+        if let Some(running) = &self.running {
+            running.wake();
+        }
     }
 
     /// Starts Riposte with no Whapi token: dry-run.
@@ -223,7 +255,10 @@ impl Riposte {
                 max_attempts: 5,
             },
             concurrency: 8,
-            clock: std::sync::Arc::new(riposte::clock::SystemClock),
+            clock: match &self.clock {
+                Some(manual) => manual.clone(),
+                None => Arc::new(SystemClock),
+            },
         };
         (self.adjust)(&mut settings);
         settings
@@ -317,6 +352,29 @@ impl Riposte {
         tokio::time::timeout(DEADLINE, wait)
             .await
             .unwrap_or_else(|_| panic!("expected {n} processed events"))
+    }
+
+    /// Waits until the jobs satisfy `done`, and returns them (newest first).
+    pub(crate) async fn wait_jobs(
+        &self,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let wait = async {
+            loop {
+                let jobs = self.get("/admin/jobs?limit=1000").await["jobs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if done(&jobs) {
+                    return jobs;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("jobs never reached: {what}"))
     }
 
     /// Waits until no job is pending or being sent.

@@ -1,0 +1,133 @@
+//! The real binary killed with SIGKILL: a pending follow-up is still sent, once.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{DEADLINE, StandIn};
+
+const RULES: &str = r#"
+rules:
+  - name: cart-reminder
+    when:
+      event: custom:cart_abandoned
+    then:
+      - send: {to: "{{ data.phone }}", text: "Your cart is waiting"}
+        after: 2s
+        key: "cart-{{ data.phone }}"
+"#;
+
+struct Process {
+    child: Child,
+    url: String,
+}
+
+fn spawn(dir: &std::path::Path, whapi: &str) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_riposte"))
+        .arg("serve")
+        .env("RIPOSTE_LISTEN", "127.0.0.1:0")
+        .env("RIPOSTE_RULES", dir.join("rules"))
+        .env("RIPOSTE_DB", dir.join("riposte.db"))
+        .env("WHAPI_URL", whapi)
+        .env("WHAPI_TOKEN", "test-token")
+        .env("RIPOSTE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("riposte starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("listening on http://") {
+                let rest = &line[at + "listening on ".len()..];
+                let url: String = rest
+                    .chars()
+                    .take_while(|c| !matches!(c, '"' | ' '))
+                    .collect();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(DEADLINE)
+        .expect("riposte reports its address");
+    Process { child, url }
+}
+
+async fn jobs(url: &str) -> Vec<Value> {
+    let answer: Value = reqwest::get(format!("{url}/admin/jobs"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["jobs"].as_array().cloned().unwrap_or_default()
+}
+
+async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let wait = async {
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+#[tokio::test]
+async fn a_pending_follow_up_survives_sigkill_and_is_sent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rules.yaml"), RULES).unwrap();
+    let whapi = StandIn::start().await;
+
+    let mut first = spawn(dir.path(), &whapi.url);
+    let body = json!({"phone": "4915112345678"}).to_string();
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!("{}/events/cart_abandoned", first.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    let url = first.url.clone();
+    poll("the follow-up to be stored", async || {
+        jobs(&url)
+            .await
+            .iter()
+            .any(|j| j["status"] == "pending")
+            .then_some(())
+    })
+    .await;
+    first.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    first.child.wait().unwrap();
+    assert!(
+        whapi.received().is_empty(),
+        "killed before the follow-up was due"
+    );
+
+    let mut second = spawn(dir.path(), &whapi.url);
+    let got = whapi.wait_for(1).await;
+    assert_eq!(
+        got[0].body,
+        json!({"to": "4915112345678", "body": "Your cart is waiting"})
+    );
+    let url = second.url.clone();
+    let done = poll("the job to be done", async || {
+        let jobs = jobs(&url).await;
+        jobs.iter().all(|j| j["status"] == "done").then_some(jobs)
+    })
+    .await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(whapi.received().len(), 1);
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+}
