@@ -21,4 +21,5 @@ pub mod serve;
 pub mod server;
 pub mod store;
 pub mod templates;
+pub mod verify;
 pub mod whapi;

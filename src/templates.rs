@@ -4,12 +4,16 @@
 //! Unknown variables are found at load time by walking each template's undeclared variables;
 //! at run time a missing value is an error (strict mode), never a silently empty string.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use crate::calendar::Calendar;
 use crate::rules::did_you_mean;
 
 /// Work a single render may do before it is stopped (a runaway loop fails its action, not the
@@ -116,6 +120,33 @@ impl Templates {
         // WhatsApp text is not HTML: never escape `&`, `<` or quotes.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Self { env, next: 0 }
+    }
+
+    /// Makes `next_open('CALENDAR')` available: when the calendar next opens after the event,
+    /// in its zone, as `Monday 09:00` (or in a strftime format given as a second argument).
+    pub fn add_calendars(&mut self, calendars: HashMap<String, Arc<Calendar>>) {
+        self.env.add_function(
+            "next_open",
+            move |state: &minijinja::State<'_, '_>, name: &str, format: Option<&str>| {
+                let calendar = calendars.get(name).ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("unknown calendar `{name}`"),
+                    )
+                })?;
+                let now = state
+                    .lookup("now")
+                    .and_then(|v| {
+                        v.as_str()
+                            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    })
+                    .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+                Ok(calendar
+                    .next_open(now)
+                    .map(|t| t.format(format.unwrap_or("%A %H:%M")).to_string())
+                    .unwrap_or_default())
+            },
+        );
     }
 
     /// Compiles a template string for use in `scope`.

@@ -7,13 +7,13 @@
 mod run;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
-pub use run::{OPTED_OUT, PlannedRun, launch, plan};
+pub use run::{OPTED_OUT, PlannedRun, launch, normalise, plan};
 
 use crate::actions::Content;
 use crate::config::CatchUp;
@@ -159,6 +159,42 @@ pub fn parse_schedule(text: &str) -> Result<Cron, String> {
             format!("invalid cron schedule `{text}`: {}", detail.trim_end_matches('.'))
         }
     })
+}
+
+/// Reads an audience CSV: a `phone` column and any others, which become attributes.
+pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| format!("cannot read audience file `{}`: {e}", path.display()))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("`{}`: {e}", path.display()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let Some(phone_col) = headers.iter().position(|h| h.eq_ignore_ascii_case("phone")) else {
+        return Err(format!(
+            "audience file `{}` has no `phone` column (columns: {})",
+            path.display(),
+            headers.join(", ")
+        ));
+    };
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("`{}` row {}: {e}", path.display(), n + 2))?;
+        let phone = record.get(phone_col).unwrap_or_default().to_owned();
+        let attrs = headers
+            .iter()
+            .zip(record.iter())
+            .enumerate()
+            .filter(|(i, (_, value))| *i != phone_col && !value.is_empty())
+            .map(|(_, (k, v))| (k.clone(), v.to_owned()))
+            .collect();
+        rows.push((phone, attrs));
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

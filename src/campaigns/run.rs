@@ -25,7 +25,7 @@ pub struct PlannedRun {
 }
 
 /// Bare digits of a phone number as people write it (`+49 151 1234-5678`), if it is one.
-fn normalise(phone: &str) -> Option<String> {
+pub fn normalise(phone: &str) -> Option<String> {
     let digits: String = phone
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '+'))

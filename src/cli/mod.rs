@@ -1,6 +1,9 @@
 //! The `riposte` command line: flags and environment variables, and one function per command.
 
+mod campaigns;
 mod check;
+mod contacts;
+mod jobs;
 mod simulate;
 
 use std::path::PathBuf;
@@ -33,6 +36,34 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of rule files.
     Schema,
+    /// Campaigns: list them, preview one, or run one now.
+    Campaigns(campaigns::CampaignsArgs),
+    /// Jobs: scheduled follow-ups, pending sends and dead letters.
+    Jobs(jobs::JobsArgs),
+    /// Contacts: import and export tags and attributes, verify numbers.
+    Contacts(contacts::ContactsArgs),
+}
+
+/// Where the database is, for commands that read or change it directly.
+#[derive(Debug, Args)]
+struct DbArgs {
+    /// Embedded database file.
+    #[arg(
+        long,
+        env = "RIPOSTE_DB",
+        default_value = "./riposte.db",
+        global = true
+    )]
+    db: PathBuf,
+}
+
+impl DbArgs {
+    fn open(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<crate::store::SqliteStore> {
+        use anyhow::Context;
+        runtime
+            .block_on(crate::store::SqliteStore::open(&self.db))
+            .with_context(|| format!("cannot open database `{}`", self.db.display()))
+    }
 }
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
@@ -140,6 +171,9 @@ impl Cli {
                 print!("{}", crate::config::schema());
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Campaigns(args) => campaigns::run(args),
+            Command::Jobs(args) => jobs::run(args),
+            Command::Contacts(args) => contacts::run(args),
         }
     }
 }

@@ -380,6 +380,15 @@ pub trait Store: Send + Sync + 'static {
         jobs: &[NewJob],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<i64>>;
+    /// Numbers already checked in a verification run: phone → (status, WhatsApp id).
+    async fn verified(&self, run: &str) -> StoreResult<BTreeMap<String, (String, Option<String>)>>;
+    /// Records checked numbers of a verification run.
+    async fn record_verified(
+        &self,
+        run: &str,
+        checked: &[(String, String, Option<String>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Recent runs of a campaign (all campaigns if `None`), newest first.
     async fn campaign_runs(
         &self,

@@ -33,7 +33,7 @@ rules:
     when:
       outside_hours: {calendar: office}
     then:
-      - reply: "We're closed; we open at 9:00."
+      - reply: "We're closed; we open again {{ next_open('office') }}."
     once_per: 12h
     stop: true
   - name: bot-answer
@@ -91,8 +91,8 @@ async fn the_closed_notice_goes_out_once_per_twelve_hours() {
     assert_eq!(
         texts(&riposte),
         [
-            "We're closed; we open at 9:00.",
-            "We're closed; we open at 9:00."
+            "We're closed; we open again Monday 09:00.",
+            "We're closed; we open again Monday 09:00."
         ]
     );
 }

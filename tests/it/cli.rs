@@ -115,3 +115,89 @@ fn simulate_refuses_broken_rules() {
         "{stderr}"
     );
 }
+
+fn riposte_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_riposte"))
+        .args(args)
+        .current_dir(dir)
+        .env("RIPOSTE_DB", dir.join("riposte.db"))
+        .env("RIPOSTE_RULES", dir.join("rules"))
+        .output()
+        .expect("riposte runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn contacts_campaigns_and_jobs_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("rules")).unwrap();
+    std::fs::write(
+        root.join("rules/deals.yaml"),
+        "campaigns:\n  - name: deals\n    schedule: \"0 9 * * MON\"\n    timezone: Europe/Berlin\n    audience: {tags: {any: [deals]}}\n    send: \"Hi {{ contact.attrs.first_name }}\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("people.csv"), "phone,tags,first_name\n+49 151 12345678,deals;vip,Anna\n4917098765432,opted-out;deals,Jonas\nnot a phone,deals,X\n").unwrap();
+
+    let (code, stdout, stderr) = riposte_in(
+        root,
+        &["contacts", "import", "people.csv", "--tag", "imported"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "imported 2 contacts\n");
+    assert!(stderr.contains("skipped `not a phone`"), "{stderr}");
+    let (_, export, _) = riposte_in(root, &["contacts", "export"]);
+    assert_eq!(
+        export,
+        "phone,tags,first_name\n4915112345678,deals;imported;vip,Anna\n4917098765432,deals;imported;opted-out,Jonas\n"
+    );
+
+    let (code, preview, stderr) = riposte_in(root, &["campaigns", "preview", "deals"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        preview.contains("audience: 1 recipients, 1 left out"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains(r#"/messages/text {"to":"4915112345678","body":"Hi Anna"}"#),
+        "{preview}"
+    );
+    assert_eq!(
+        preview
+            .lines()
+            .filter(|l| l.starts_with("  Mon ") && l.ends_with(":00:00 CET")
+                || l.ends_with(":00:00 CEST"))
+            .count(),
+        5,
+        "{preview}"
+    );
+
+    let (code, run, stderr) = riposte_in(root, &["campaigns", "run", "deals"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(run.contains("1 messages planned, 1 left out"), "{run}");
+    let (_, jobs, _) = riposte_in(root, &["jobs", "list"]);
+    assert!(
+        jobs.contains("pending")
+            && jobs.contains("campaign")
+            && jobs.contains("POST /messages/text"),
+        "{jobs}"
+    );
+    let id = jobs.split_whitespace().next().unwrap();
+    let (code, out, _) = riposte_in(root, &["jobs", "cancel", id]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("job {id} is cancelled").as_str())
+    );
+    let (code, _, err) = riposte_in(root, &["jobs", "cancel", id]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no pending job"), "{err}");
+    let (code, out, _) = riposte_in(root, &["jobs", "retry", id]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("job {id} is queued again").as_str())
+    );
+}

@@ -13,4 +13,5 @@ mod intake;
 mod schema;
 mod security;
 mod support;
+mod verify;
 mod webhook;

@@ -43,8 +43,12 @@ struct Recorder {
     received: Mutex<Vec<Received>>,
     /// Status codes to answer with, in order; after they run out, 200.
     script: Mutex<Vec<(u16, Option<u64>)>>,
+    /// Answers computed from the request, after the script runs out.
+    responder: Mutex<Option<Responder>>,
     arrived: Notify,
 }
+
+type Responder = Box<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
 
 /// A stand-in Whapi.Cloud (or any webhook target) on 127.0.0.1.
 #[derive(Clone)]
@@ -74,15 +78,17 @@ async fn record(
             Some(script.remove(0))
         }
     };
-    rec.received.lock().unwrap().push(Received {
+    let received = Received {
         method: method.to_string(),
         path,
         headers,
         body,
-    });
+    };
+    let computed = rec.responder.lock().unwrap().as_ref().map(|f| f(&received));
+    rec.received.lock().unwrap().push(received);
     rec.arrived.notify_waiters();
-    match next {
-        Some((status, retry_after)) => {
+    match (next, computed) {
+        (Some((status, retry_after)), _) => {
             let mut response = (
                 StatusCode::from_u16(status).unwrap(),
                 r#"{"error":{"code":1,"message":"scripted failure"}}"#,
@@ -95,7 +101,10 @@ async fn record(
             }
             response
         }
-        None => (
+        (None, Some((status, body))) => {
+            (StatusCode::from_u16(status).unwrap(), body).into_response()
+        }
+        (None, None) => (
             StatusCode::OK,
             r#"{"sent":true,"message":{"id":"out-1","status":"pending"}}"#,
         )
@@ -121,6 +130,14 @@ impl StandIn {
             .lock()
             .unwrap()
             .extend_from_slice(script);
+    }
+
+    /// Answers requests with what `f` computes from them (after any scripted failures).
+    pub(crate) fn respond_with(
+        &self,
+        f: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
+    ) {
+        *self.recorder.responder.lock().unwrap() = Some(Box::new(f));
     }
 
     /// Every request received so far.

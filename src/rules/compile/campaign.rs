@@ -1,10 +1,10 @@
 //! `campaigns:` entries → compiled [`Campaign`]s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Compiler;
 use crate::actions::compile_content;
-use crate::campaigns::{Audience, Campaign, Row, parse_rate, parse_schedule};
+use crate::campaigns::{Audience, Campaign, parse_rate, parse_schedule, read_csv};
 use crate::config::{AudienceSpec, CampaignSpec, Located, MessageContent, MessageSpec};
 
 /// A conservative default: well under WhatsApp's thresholds for unusual activity.
@@ -164,40 +164,4 @@ impl Compiler<'_> {
         }
         Some(audience)
     }
-}
-
-/// Reads an audience CSV: a `phone` column and any others, which become attributes.
-pub(crate) fn read_csv(path: &PathBuf) -> Result<Vec<Row>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| format!("cannot read audience file `{}`: {e}", path.display()))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| format!("`{}`: {e}", path.display()))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let Some(phone_col) = headers.iter().position(|h| h.eq_ignore_ascii_case("phone")) else {
-        return Err(format!(
-            "audience file `{}` has no `phone` column (columns: {})",
-            path.display(),
-            headers.join(", ")
-        ));
-    };
-    let mut rows = Vec::new();
-    for (n, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format!("`{}` row {}: {e}", path.display(), n + 2))?;
-        let phone = record.get(phone_col).unwrap_or_default().to_owned();
-        let attrs = headers
-            .iter()
-            .zip(record.iter())
-            .enumerate()
-            .filter(|(i, (_, value))| *i != phone_col && !value.is_empty())
-            .map(|(_, (k, v))| (k.clone(), v.to_owned()))
-            .collect();
-        rows.push((phone, attrs));
-    }
-    Ok(rows)
 }

@@ -52,6 +52,7 @@ pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnos
             }
         }
     }
+    templates.add_calendars(calendars.clone());
     let mut rules = Vec::new();
     let mut campaigns = Vec::new();
     for (file, rule_file) in &parsed {

@@ -314,6 +314,48 @@ impl Store for SqliteStore {
         campaigns::runs(&self.reader, campaign, limit).await
     }
 
+    async fn verified(
+        &self,
+        run: &str,
+    ) -> StoreResult<std::collections::BTreeMap<String, (String, Option<String>)>> {
+        let rows = sqlx::query("SELECT phone, status, wa_id FROM verifications WHERE run = $1")
+            .bind(run)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("phone")?,
+                    (r.try_get("status")?, r.try_get("wa_id")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn record_verified(
+        &self,
+        run: &str,
+        checked: &[(String, String, Option<String>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for (phone, status, wa_id) in checked {
+            sqlx::query(
+                "INSERT INTO verifications (run, phone, status, wa_id, checked_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (run, phone) DO UPDATE SET status = excluded.status, wa_id = excluded.wa_id, checked_at = excluded.checked_at",
+            )
+            .bind(run)
+            .bind(phone)
+            .bind(status)
+            .bind(wa_id)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn claim_jobs(
         &self,
         now: DateTime<Utc>,

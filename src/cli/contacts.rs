@@ -1,0 +1,241 @@
+//! `riposte contacts`: tags and attributes in and out of the database, and number checks.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::{Args, Subcommand};
+
+use super::DbArgs;
+use crate::campaigns::read_csv;
+use crate::store::{ContactChange, Op, Store};
+use crate::verify::{self, Pace, Progress};
+use crate::whapi::Client;
+
+#[derive(Debug, Args)]
+pub(super) struct ContactsArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: ContactsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactsCommand {
+    /// Import a CSV: a `phone` column, an optional `tags` column (`a;b`), other columns as attributes.
+    Import {
+        file: PathBuf,
+        /// Also give every imported contact this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Print every contact as CSV: phone, tags, then one column per attribute.
+    Export,
+    /// Check which numbers of a CSV (a `phone` column) exist on WhatsApp; resumable.
+    Verify {
+        file: PathBuf,
+        /// Where to write the numbers with their `status` (valid, invalid) and `wa_id`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Numbers per request.
+        #[arg(long, default_value_t = 5)]
+        batch: usize,
+        /// Pause between requests.
+        #[arg(long, default_value = "10s", value_parser = super::duration_arg)]
+        every: Duration,
+        /// Ask WhatsApp again instead of Whapi's cache.
+        #[arg(long)]
+        force: bool,
+        /// Import the valid numbers as contacts with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Whapi.Cloud gate.
+        #[arg(long, env = "WHAPI_URL", default_value = "https://gate.whapi.cloud")]
+        whapi_url: String,
+    },
+}
+
+fn tag_ops(phones: impl IntoIterator<Item = String>, tag: &str) -> Vec<Op> {
+    phones
+        .into_iter()
+        .map(|phone| {
+            Op::Contact(ContactChange::Tag {
+                phone,
+                tag: tag.to_owned(),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn run(args: ContactsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let store = args.db.open(&runtime)?;
+    runtime.block_on(async {
+        match args.command {
+            ContactsCommand::Import { file, tag } => import(&store, &file, tag.as_deref()).await,
+            ContactsCommand::Export => export(&store).await,
+            ContactsCommand::Verify {
+                file,
+                out,
+                batch,
+                every,
+                force,
+                tag,
+                whapi_url,
+            } => {
+                let token = std::env::var("WHAPI_TOKEN")
+                    .ok()
+                    .filter(|t| !t.trim().is_empty());
+                let client = Client::new(&whapi_url, token, false, Duration::from_secs(30))?;
+                let pace = Pace {
+                    batch,
+                    every,
+                    force,
+                };
+                check_numbers(&store, &client, &file, &out, pace, tag.as_deref()).await
+            }
+        }
+    })
+}
+
+async fn import(store: &dyn Store, file: &Path, tag: Option<&str>) -> anyhow::Result<ExitCode> {
+    let rows = read_csv(file).map_err(anyhow::Error::msg)?;
+    let mut ops = Vec::new();
+    let mut count = 0;
+    for (raw, mut attrs) in rows {
+        let Some(phone) = crate::campaigns::normalise(&raw) else {
+            eprintln!("skipped `{raw}`: not a phone number");
+            continue;
+        };
+        count += 1;
+        let tags = attrs.remove("tags").unwrap_or_default();
+        for t in tags
+            .split([';', '|'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .chain(tag)
+        {
+            ops.push(Op::Contact(ContactChange::Tag {
+                phone: phone.clone(),
+                tag: t.to_owned(),
+            }));
+        }
+        for (key, value) in attrs {
+            ops.push(Op::Contact(ContactChange::Set {
+                phone: phone.clone(),
+                key,
+                value,
+            }));
+        }
+    }
+    for chunk in ops.chunks(5000) {
+        store.apply(chunk, Utc::now()).await?;
+    }
+    println!("imported {count} contacts");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn export(store: &dyn Store) -> anyhow::Result<ExitCode> {
+    let contacts = store.contacts().await?;
+    let keys: BTreeSet<&String> = contacts.iter().flat_map(|c| c.attrs.keys()).collect();
+    let mut out = csv::Writer::from_writer(std::io::stdout());
+    let mut header = vec!["phone", "tags"];
+    header.extend(keys.iter().map(|k| k.as_str()));
+    out.write_record(&header)?;
+    for c in &contacts {
+        let tags = c.tags.iter().cloned().collect::<Vec<_>>().join(";");
+        let mut row = vec![c.phone.clone(), tags];
+        row.extend(
+            keys.iter()
+                .map(|k| c.attrs.get(*k).cloned().unwrap_or_default()),
+        );
+        out.write_record(&row)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(p: Progress) {
+    let width = 30;
+    let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
+    let line = format!(
+        "[{}{}] {}/{} checked, {} valid",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        p.done,
+        p.total,
+        p.valid
+    );
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+async fn check_numbers(
+    store: &dyn Store,
+    client: &Client,
+    file: &Path,
+    out: &Path,
+    pace: Pace,
+    tag: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let rows = read_csv(file).map_err(anyhow::Error::msg)?;
+    let phones: Vec<String> = rows
+        .iter()
+        .filter_map(|(p, _)| crate::campaigns::normalise(p))
+        .collect();
+    let skipped = rows.len() - phones.len();
+    if skipped > 0 {
+        eprintln!("{skipped} rows are not phone numbers and are not checked");
+    }
+    let result = verify::verify(store, client, &phones, pace, |p| {
+        if p.resumed > 0 && p.done == p.resumed {
+            eprintln!(
+                "resuming: {} of {} numbers were checked before",
+                p.resumed, p.total
+            );
+        }
+        show(p);
+    })
+    .await;
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let checked = result.context("checking stopped; run the same command again to resume")?;
+    let mut writer =
+        csv::Writer::from_path(out).with_context(|| format!("cannot write `{}`", out.display()))?;
+    writer.write_record(["phone", "status", "wa_id"])?;
+    for c in &checked {
+        writer.write_record([
+            c.phone.as_str(),
+            c.status.as_str(),
+            c.wa_id.as_deref().unwrap_or(""),
+        ])?;
+    }
+    writer.flush()?;
+    let valid: Vec<String> = checked
+        .iter()
+        .filter(|c| c.status == "valid")
+        .map(|c| c.wa_id.clone().unwrap_or_else(|| c.phone.clone()))
+        .collect();
+    println!(
+        "{} numbers checked: {} valid, {} not on WhatsApp; written to {}",
+        checked.len(),
+        valid.len(),
+        checked.len() - valid.len(),
+        out.display()
+    );
+    if let Some(tag) = tag {
+        store
+            .apply(&tag_ops(valid.clone(), tag), Utc::now())
+            .await?;
+        println!("{} valid numbers imported with tag `{tag}`", valid.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,104 @@
+//! `riposte jobs`: follow-ups, pending sends and dead letters, straight from the database (a
+//! running server picks up a retried job within a second).
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+
+use super::DbArgs;
+use crate::store::{Job, JobStatus, JobWork, Store};
+
+#[derive(Debug, Args)]
+pub(super) struct JobsArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only jobs with this status: pending, sending, done, dead, cancelled, skipped.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<JobStatus>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Put a dead, cancelled or skipped job back in the queue.
+    Retry { id: i64 },
+    /// Cancel a pending job.
+    Cancel { id: i64 },
+}
+
+fn parse_status(text: &str) -> Result<JobStatus, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!(
+            "unknown status `{text}`, expected pending, sending, done, dead, cancelled or skipped"
+        )
+    })
+}
+
+/// One line per job: id, status, when, rule and what it does.
+pub(crate) fn describe(job: &Job) -> String {
+    let what = match &job.work {
+        JobWork::Call(r) => format!("{} {}", r.method, r.path),
+        JobWork::Contact(c) => format!("{c:?}"),
+        JobWork::Cancel { key } => format!("cancel {key}"),
+        JobWork::Handoff(h) => format!("{h:?}"),
+    };
+    let error = job
+        .last_error
+        .as_deref()
+        .map(|e| format!("  ({e})"))
+        .unwrap_or_default();
+    let key = job
+        .key
+        .as_deref()
+        .map(|k| format!(" key={k}"))
+        .unwrap_or_default();
+    format!(
+        "{:>6}  {:<9} {}  {:<10} {} {}{key}  {what}{error}",
+        job.id,
+        job.status.as_str(),
+        job.run_at.format("%Y-%m-%d %H:%M:%S"),
+        job.kind.as_str(),
+        job.rule,
+        job.action
+    )
+}
+
+pub(super) fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let store = args.db.open(&runtime)?;
+    runtime.block_on(async {
+        match args.command {
+            JobsCommand::List { status, limit } => {
+                for job in store.jobs(status, limit).await? {
+                    println!("{}", describe(&job));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            JobsCommand::Retry { id } => {
+                if store.retry_job(id, Utc::now()).await? {
+                    println!("job {id} is queued again");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    eprintln!("error: no dead, cancelled or skipped job {id}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+            JobsCommand::Cancel { id } => {
+                if store.cancel_job(id).await? {
+                    println!("job {id} is cancelled");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    eprintln!("error: no pending job {id}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    })
+}
