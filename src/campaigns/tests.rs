@@ -162,3 +162,47 @@ fn pacing_spreads_a_thousand_recipients_over_a_hundred_seconds_at_600_per_minute
             .all(|w| w[1].run_at - w[0].run_at == Duration::milliseconds(100))
     );
 }
+
+#[test]
+fn the_audience_adds_up_without_doubles_and_leaves_out_opted_out_and_excluded() {
+    let mut c = campaign("0 9 * * *", chrono_tz::UTC, CatchUp::Skip);
+    c.audience.tags = Some((vec![], vec!["deals".into()], vec![]));
+    c.audience.numbers = vec![
+        "+49 151 1111111".into(),
+        "4915222222222".into(),
+        "12".into(),
+    ];
+    c.audience.chats = vec!["120363041234567890@g.us".into()];
+    c.exclude = vec!["staff".into()];
+    let contact = |phone: &str, tags: &[&str]| crate::store::Contact {
+        phone: phone.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        ..Default::default()
+    };
+    let known = [
+        contact("491511111111", &["deals"]),
+        contact("4915333333333", &["deals", "opted-out"]),
+        contact("4915444444444", &["deals", "staff"]),
+        contact("4915222222222", &[]),
+    ];
+    let start = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
+    let planned = plan(&c, &crate::templates::Templates::new(), &known, start);
+    let to: Vec<String> = planned
+        .jobs
+        .iter()
+        .map(|j| match &j.work {
+            crate::store::JobWork::Call(r) => r.lane.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        to,
+        [
+            "chat:491511111111",
+            "chat:4915222222222",
+            "chat:120363041234567890@g.us"
+        ]
+    );
+    // Opted out, excluded by tag, and `12`, which is not a phone number.
+    assert_eq!(planned.skipped, 3);
+}
