@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::actions::{Effect, RenderCx, Step, Timing, Unless, parse_at};
 use crate::events::Event;
 use crate::rules::{ExprEval, Input, Rule, RuleSet};
-use crate::store::{ChatState, Contact, Handoff, HandoffChange};
+use crate::store::{ChatState, Contact, Handoff};
 use crate::templates::to_value;
 
 /// What happened to one rule for one event.
@@ -97,6 +97,9 @@ pub struct Evaluation {
     /// `once_per` rules that fired, to remember for their chat.
     #[serde(skip)]
     pub fired: Vec<String>,
+    /// The chat's handoff after the rules ran (one may have started or ended it).
+    #[serde(skip)]
+    pub handoff: Option<Handoff>,
 }
 
 /// Evaluates an event. `explain` also reports rules that listen to other event kinds.
@@ -121,6 +124,7 @@ pub fn evaluate(
         planned: Vec::new(),
         contact,
         fired: Vec::new(),
+        handoff: None,
     };
     let mut stopped_by: Option<&str> = None;
     let candidates: Box<dyn Iterator<Item = &Rule>> = if explain {
@@ -201,6 +205,7 @@ pub fn evaluate(
             outcome,
         });
     }
+    out.handoff = handoff;
     out
 }
 
@@ -321,21 +326,7 @@ fn apply_now(
 ) {
     match effect {
         Effect::Contact(change) => contact.apply(change),
-        Effect::Handoff(HandoffChange::Start {
-            chat,
-            until,
-            resume_on,
-            rule,
-        }) => {
-            *handoff = Some(Handoff {
-                chat: chat.clone(),
-                until: *until,
-                since: now,
-                resume_on: resume_on.clone(),
-                rule: rule.clone(),
-            });
-        }
-        Effect::Handoff(HandoffChange::End { .. }) => *handoff = None,
+        Effect::Handoff(change) => change.apply_to(handoff, now),
         Effect::Request(_) | Effect::Cancel { .. } => {}
     }
 }

@@ -19,8 +19,8 @@ use crate::engine::{self, Evaluation};
 use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
 use crate::rules::RuleSet;
 use crate::store::{
-    ChatState, Contact, Handoff, HandoffChange, Inbound, JobKind, JobWork, NewJob, Op, Outcome,
-    Source, Store, StoreResult,
+    ChatState, Contact, HandoffChange, Inbound, JobKind, JobWork, NewJob, Op, Outcome, Source,
+    Store, StoreResult,
 };
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
@@ -184,7 +184,7 @@ impl Intake {
             });
             chat.fired.insert(rule.clone(), now);
         }
-        chat.handoff = current_handoff(&evaluation, chat.handoff.take(), now);
+        chat.handoff.clone_from(&evaluation.handoff);
         memory.contacts.insert(phone, evaluation.contact);
         memory.chats.insert(chat_id, chat);
         Ok(())
@@ -228,36 +228,6 @@ pub fn agent_resume(event: &Event, chat: &ChatState, now: DateTime<Utc>) -> Opti
             chat: handoff.chat.clone(),
         }
     })
-}
-
-/// The chat's handoff after the event's rules ran (one may have started it).
-pub fn current_handoff(
-    evaluation: &Evaluation,
-    before: Option<Handoff>,
-    now: DateTime<Utc>,
-) -> Option<Handoff> {
-    let mut handoff = before;
-    for planned in evaluation.planned.iter().filter(|p| p.schedule.is_none()) {
-        match &planned.effect {
-            Effect::Handoff(HandoffChange::Start {
-                chat,
-                until,
-                resume_on,
-                rule,
-            }) => {
-                handoff = Some(Handoff {
-                    chat: chat.clone(),
-                    until: *until,
-                    since: now,
-                    resume_on: resume_on.clone(),
-                    rule: rule.clone(),
-                });
-            }
-            Effect::Handoff(HandoffChange::End { .. }) => handoff = None,
-            _ => {}
-        }
-    }
-    handoff
 }
 
 /// Turns the planned effects into ordered store operations: local changes at once, calls and

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::actions::{Effect, Payload};
 use crate::engine::{self, Evaluation, RuleOutcome};
 use crate::events::{Event, WebhookBody, parse_webhook};
-use crate::intake::{agent_resume, current_handoff};
+use crate::intake::agent_resume;
 use crate::rules;
 use crate::store::{ChatState, Contact, ContactChange, HandoffChange};
 
@@ -84,7 +84,7 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             for rule in &evaluation.fired {
                 chat.fired.insert(rule.clone(), now);
             }
-            chat.handoff = current_handoff(&evaluation, chat.handoff.take(), now);
+            chat.handoff.clone_from(&evaluation.handoff);
             if args.json {
                 reports.push(json_report(&event, &evaluation));
             } else {

@@ -200,6 +200,27 @@ pub enum HandoffChange {
     },
 }
 
+impl HandoffChange {
+    /// The chat's handoff after this change.
+    pub fn apply_to(&self, current: &mut Option<Handoff>, now: DateTime<Utc>) {
+        *current = match self {
+            Self::Start {
+                chat,
+                until,
+                resume_on,
+                rule,
+            } => Some(Handoff {
+                chat: chat.clone(),
+                until: *until,
+                since: now,
+                resume_on: resume_on.clone(),
+                rule: rule.clone(),
+            }),
+            Self::End { .. } => None,
+        };
+    }
+}
+
 /// A human agent has a chat until `until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Handoff {
