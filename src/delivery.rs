@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::actions::{OutboundRequest, Payload, Unless};
 use crate::campaigns::OPTED_OUT;
 use crate::clock::Clock;
+use crate::metrics;
 use crate::store::{Job, JobKind, JobResult, JobWork, Op, Store, StoreResult};
 use crate::whapi::{CallOutcome, Client};
 
@@ -135,6 +136,12 @@ impl Delivery {
                 return;
             }
         };
+        match &result {
+            JobResult::Done { .. } => metrics::JOBS_DONE.inc(),
+            JobResult::Retry { .. } => metrics::JOBS_RETRIED.inc(),
+            JobResult::Dead { .. } => metrics::JOBS_DEAD.inc(),
+            JobResult::Skipped { .. } => metrics::JOBS_SKIPPED.inc(),
+        }
         if let Err(err) = self
             .store
             .finish_job(job.id, &result, self.clock.now())

@@ -17,6 +17,7 @@ use crate::actions::Effect;
 use crate::clock::Clock;
 use crate::engine::{self, Evaluation};
 use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
+use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{
     ChatState, Contact, HandoffChange, Inbound, JobKind, JobWork, NewJob, Op, Outcome, Source,
@@ -99,6 +100,7 @@ impl Intake {
             if seen.contains(&key) || !this_body.insert(key.clone()) {
                 tracing::debug!(event = %key, "duplicate, ignored");
                 outcome.records.push(record(event, now, "duplicate", None));
+                metrics::EVENTS_DUPLICATE.inc();
                 continue;
             }
             let keep = if event.has_own_id {
@@ -172,6 +174,7 @@ impl Intake {
                 .push(record(event, now, "engine error", None));
             return Ok(());
         };
+        metrics::EVENTS_PROCESSED.inc();
         plan(&evaluation, event, now, outcome);
         outcome
             .records

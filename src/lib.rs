@@ -15,6 +15,8 @@ pub mod duration;
 pub mod engine;
 pub mod events;
 pub mod intake;
+pub mod metrics;
+pub mod reload;
 pub mod rules;
 pub mod scheduler;
 pub mod serve;

@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::delivery::{Delivery, RetryPolicy};
 use crate::intake::Intake;
-use crate::rules::{self, RuleSet};
+use crate::reload::Reloader;
+use crate::rules;
 use crate::scheduler::Scheduler;
 use crate::server::{self, AppState, HttpLimits, Secrets};
 use crate::store::{SqliteStore, Store};
@@ -42,14 +43,16 @@ pub struct Settings {
     pub concurrency: usize,
     /// Where time comes from (the system clock, except in tests).
     pub clock: Arc<dyn Clock>,
+    /// Watch the rules folder for changes (SIGHUP and `/admin/reload` work either way).
+    pub watch: bool,
 }
 
 /// A running server.
 pub struct Running {
     /// The address the HTTP server listens on.
     pub addr: SocketAddr,
-    /// The current rule set; sending a new one swaps it for every worker.
-    pub rules: watch::Sender<Arc<RuleSet>>,
+    /// Reloads the rules (the watcher, SIGHUP and `/admin/reload` use it too).
+    pub reloader: Arc<Reloader>,
     wakes: [Arc<Notify>; 2],
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -113,6 +116,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         );
     }
     let (rules_tx, rules_rx) = watch::channel(Arc::new(rule_set));
+    let reloader = Arc::new(Reloader::new(
+        settings.rules.clone(),
+        settings.timezone,
+        rules_tx,
+    ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let intake_wake = Arc::new(Notify::new());
     let delivery_wake = Arc::new(Notify::new());
@@ -144,6 +152,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         intake: intake_wake.clone(),
         delivery: delivery_wake.clone(),
         clock: settings.clock.clone(),
+        reloader: reloader.clone(),
         secrets: Arc::new(Secrets {
             webhook: settings.webhook_secret.clone(),
             events: settings.events_token.clone(),
@@ -178,11 +187,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(intake.run(shutdown_rx.clone())),
         tokio::spawn(delivery.run(shutdown_rx.clone())),
         tokio::spawn(scheduler.run(shutdown_rx.clone())),
+        tokio::spawn(reloader.clone().watch(settings.watch, shutdown_rx.clone())),
         tokio::spawn(prune(store, shutdown_rx)),
     ];
     Ok(Running {
         addr,
-        rules: rules_tx,
+        reloader,
         wakes: [intake_wake, delivery_wake],
         shutdown: shutdown_tx,
         tasks,

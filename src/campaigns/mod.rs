@@ -52,6 +52,8 @@ pub struct Campaign {
     pub catch_up: CatchUp,
     pub exclude: Vec<String>,
     pub enabled: bool,
+    /// Hash of the campaign's text, to report what a reload changed.
+    pub fingerprint: u64,
 }
 
 /// How late a fire time may be handled and still count as on time, not missed.

@@ -20,6 +20,7 @@ fn campaign(schedule: &str, zone: Tz, catch_up: CatchUp) -> Campaign {
         catch_up,
         exclude: Vec::new(),
         enabled: true,
+        fingerprint: 0,
     }
 }
 

@@ -114,6 +114,9 @@ struct ServeArgs {
     /// Calls per job before it goes to the dead letters.
     #[arg(long, env = "RIPOSTE_RETRY_ATTEMPTS", default_value_t = 10)]
     retry_attempts: u32,
+    /// Do not watch the rules folder (reload with SIGHUP or `POST /admin/reload` instead).
+    #[arg(long, env = "RIPOSTE_NO_WATCH")]
+    no_watch: bool,
     /// Outbound calls in flight at once.
     #[arg(long, env = "RIPOSTE_CONCURRENCY", default_value_t = 16)]
     concurrency: usize,
@@ -147,6 +150,7 @@ impl ServeArgs {
             },
             concurrency: self.concurrency.max(1),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
+            watch: !self.no_watch,
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Rule {
     pub during_handoff: bool,
     /// Zone of `at:` times that give none.
     pub timezone: chrono_tz::Tz,
+    /// Hash of the rule's text, to report what a reload changed.
+    pub fingerprint: u64,
 }
 
 /// An immutable, compiled set of rules; shared by every event processed while it is current.

@@ -180,3 +180,33 @@ pub(super) async fn resume(
     state.store.apply(&[op], state.clock.now()).await?;
     Ok(Json(json!({ "resumed": chat })))
 }
+
+/// `GET /admin/rules`: the loaded set (version, files, rules, campaigns) and the last reload.
+pub(super) async fn rules(State(state): State<AppState>) -> Json<Value> {
+    let set = state.reloader.current();
+    let rules: Vec<Value> = set
+        .rules
+        .iter()
+        .map(|r| json!({"name": r.name, "file": r.file, "line": r.line, "events": r.events.iter().map(ToString::to_string).collect::<Vec<_>>(), "enabled": r.enabled, "shadow": r.shadow}))
+        .collect();
+    let campaigns: Vec<&str> = set.campaigns.iter().map(|c| c.name.as_str()).collect();
+    Json(json!({
+        "version": set.version,
+        "files": set.files,
+        "rules": rules,
+        "campaigns": campaigns,
+        "calendars": set.calendars.keys().collect::<Vec<_>>(),
+        "last_reload": state.reloader.last(),
+    }))
+}
+
+/// `POST /admin/reload`: reload now; `200` with the report, `422` if the rules do not compile.
+pub(super) async fn reload(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let report = state.reloader.reload("admin").await;
+    let status = if report.result == "rejected" {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(json!(report)))
+}

@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::clock::Clock;
+use crate::reload::Reloader;
 use crate::rules::RuleSet;
 use crate::store::Store;
 
@@ -35,6 +36,7 @@ pub struct AppState {
     /// Woken after jobs are written outside intake (a manual campaign run, a retry).
     pub delivery: Arc<Notify>,
     pub clock: Arc<dyn Clock>,
+    pub reloader: Arc<Reloader>,
     pub secrets: Arc<Secrets>,
 }
 
@@ -66,6 +68,8 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .route("/admin/campaigns", get(admin::campaigns))
         .route("/admin/campaigns/{name}/run", post(admin::run_campaign))
         .route("/admin/chats", get(admin::chats))
+        .route("/admin/rules", get(admin::rules))
+        .route("/admin/reload", post(admin::reload))
         .route("/admin/chats/{chat_id}/resume", post(admin::resume))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -78,6 +82,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .route("/events/{name}", post(webhook::custom))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
         // Order, innermost first: size limit on the body, then timeout, then panics become
         // 500s, and tracing outermost so it sees the final status.
@@ -88,6 +93,20 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         ))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let set = state.rules.borrow().clone();
+    let body = crate::metrics::render(set.rules.len(), set.campaigns.len());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {

@@ -52,6 +52,7 @@ async fn accept_webhook(
         .accept(Source::Webhook { path, method }, text, Utc::now())
         .await?;
     state.intake.notify_one();
+    crate::metrics::WEBHOOKS_ACCEPTED.inc();
     Ok(Json(json!({ "accepted": id })))
 }
 
@@ -91,6 +92,7 @@ pub(super) async fn custom(
         .accept(Source::Custom { name }, text, Utc::now())
         .await?;
     state.intake.notify_one();
+    crate::metrics::WEBHOOKS_ACCEPTED.inc();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": format!("e{id}") })),

@@ -1,4 +1,4 @@
-//! The real binary killed with SIGKILL: a pending follow-up is still sent, once.
+//! The real binary and signals: SIGKILL loses no pending follow-up, SIGHUP reloads the rules.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -25,8 +25,13 @@ struct Process {
 }
 
 fn spawn(dir: &std::path::Path, whapi: &str) -> Process {
+    spawn_with(dir, whapi, &[])
+}
+
+fn spawn_with(dir: &std::path::Path, whapi: &str, args: &[&str]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_riposte"))
         .arg("serve")
+        .args(args)
         .env("RIPOSTE_LISTEN", "127.0.0.1:0")
         .env("RIPOSTE_RULES", dir.join("rules"))
         .env("RIPOSTE_DB", dir.join("riposte.db"))
@@ -130,4 +135,44 @@ async fn a_pending_follow_up_survives_sigkill_and_is_sent_once() {
     assert_eq!(whapi.received().len(), 1);
     second.child.kill().unwrap();
     second.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rules.yaml"), RULES).unwrap();
+    let whapi = StandIn::start().await;
+    let mut server = spawn_with(dir.path(), &whapi.url, &["--no-watch"]);
+    let url = server.url.clone();
+    let before: Value = reqwest::get(format!("{url}/admin/rules"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.path().join("rules/more.yaml"),
+        "rules:\n  - name: hello\n    then: [{reply: hi}]\n",
+    )
+    .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let after = poll("the reload", async || {
+        let rules: Value = reqwest::get(format!("{url}/admin/rules"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (rules["version"] != before["version"]).then_some(rules)
+    })
+    .await;
+    assert_eq!(after["last_reload"]["trigger"], "signal");
+    assert_eq!(after["last_reload"]["added"], json!(["hello"]));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
 }

@@ -10,6 +10,7 @@ mod engine;
 mod events;
 mod followups;
 mod intake;
+mod reload;
 mod schema;
 mod security;
 mod support;

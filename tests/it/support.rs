@@ -272,6 +272,7 @@ impl Riposte {
                 max_attempts: 5,
             },
             concurrency: 8,
+            watch: true,
             clock: match &self.clock {
                 Some(manual) => manual.clone(),
                 None => Arc::new(SystemClock),

@@ -82,6 +82,27 @@ pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnos
     }
 }
 
+/// A hash of the YAML text of the item starting at `line`/`column` (its line and every
+/// following line indented at least as deep), so a reload can tell which rules changed.
+fn fingerprint(file: &SourceFile, line: u32, column: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let indent = column.saturating_sub(1) as usize;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (i, text) in file
+        .text
+        .lines()
+        .skip(line.saturating_sub(1) as usize)
+        .enumerate()
+    {
+        let depth = text.len() - text.trim_start().len();
+        if i > 0 && !text.trim().is_empty() && depth < indent {
+            break;
+        }
+        text.trim_end().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// Names seen so far, per kind of thing, with where each was first defined.
 #[derive(Default)]
 struct Names(HashMap<(&'static str, String), String>);
@@ -301,6 +322,7 @@ impl Compiler<'_> {
             once_per,
             during_handoff: rule.during_handoff,
             timezone: timezone.unwrap_or(self.zone),
+            fingerprint: fingerprint(self.file, spec.line, spec.column),
         })
     }
 

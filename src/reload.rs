@@ -1,0 +1,235 @@
+//! Hot reload: the rules folder is watched (the folder, not the files: editors save by rename
+//! and Kubernetes swaps a `..data` symlink), changes are debounced, the whole set is read and
+//! compiled again, and swapped in only if it compiles. SIGHUP and `POST /admin/reload` take the
+//! same path. Events already being processed finish with the set they started with.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics;
+use crate::rules::{self, RuleSet};
+
+/// Quiet time after the last change before reloading: one save is often several events.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    pub at: DateTime<Utc>,
+    /// `watch`, `signal`, `admin` or `start`.
+    pub trigger: String,
+    /// `reloaded`, `unchanged` or `rejected`.
+    pub result: &'static str,
+    pub version: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub millis: u64,
+}
+
+/// Reloads rules into the shared rule set and remembers the last result.
+pub struct Reloader {
+    paths: Vec<PathBuf>,
+    zone: chrono_tz::Tz,
+    rules: watch::Sender<Arc<RuleSet>>,
+    last: Mutex<Option<ReloadReport>>,
+    /// One reload at a time; a second request waits and then sees the fresh files.
+    busy: tokio::sync::Mutex<()>,
+}
+
+fn fingerprints(set: &RuleSet) -> BTreeMap<String, u64> {
+    set.rules
+        .iter()
+        .map(|r| (r.name.clone(), r.fingerprint))
+        .chain(
+            set.campaigns
+                .iter()
+                .map(|c| (format!("campaign {}", c.name), c.fingerprint)),
+        )
+        .collect()
+}
+
+impl Reloader {
+    /// A reloader for the set currently in `rules`.
+    pub fn new(
+        paths: Vec<PathBuf>,
+        zone: chrono_tz::Tz,
+        rules: watch::Sender<Arc<RuleSet>>,
+    ) -> Self {
+        Self {
+            paths,
+            zone,
+            rules,
+            last: Mutex::new(None),
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The rule set in use.
+    pub fn current(&self) -> Arc<RuleSet> {
+        self.rules.borrow().clone()
+    }
+
+    /// The result of the last reload, if any.
+    pub fn last(&self) -> Option<ReloadReport> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads and compiles the rules again; swaps them in if they compile.
+    pub async fn reload(&self, trigger: &str) -> ReloadReport {
+        let _one_at_a_time = self.busy.lock().await;
+        let started = Instant::now();
+        let (paths, zone) = (self.paths.clone(), self.zone);
+        let compiled = tokio::task::spawn_blocking(move || rules::load_in(&paths, zone))
+            .await
+            .unwrap_or_else(|e| {
+                Err(vec![rules::Diagnostic::error(
+                    std::path::Path::new("rules"),
+                    1,
+                    1,
+                    format!("reload failed: {e}"),
+                )])
+            });
+        let old = self.current();
+        let mut report = ReloadReport {
+            at: Utc::now(),
+            trigger: trigger.to_owned(),
+            result: "rejected",
+            version: old.version.clone(),
+            errors: Vec::new(),
+            added: Vec::new(),
+            removed: Vec::new(),
+            changed: Vec::new(),
+            millis: 0,
+        };
+        match compiled {
+            Err(diagnostics) => {
+                report.errors = diagnostics.iter().map(ToString::to_string).collect();
+                metrics::RELOADS_FAILED.inc();
+                tracing::error!(
+                    "rules not reloaded, the last good set keeps serving:\n{}",
+                    report.errors.join("\n")
+                );
+            }
+            Ok(new) if new.version == old.version => report.result = "unchanged",
+            Ok(new) => {
+                let (before, after) = (fingerprints(&old), fingerprints(&new));
+                let names = |m: &BTreeMap<String, u64>| m.keys().cloned().collect::<BTreeSet<_>>();
+                report.added = names(&after).difference(&names(&before)).cloned().collect();
+                report.removed = names(&before).difference(&names(&after)).cloned().collect();
+                report.changed = after
+                    .iter()
+                    .filter(|(n, f)| before.get(*n).is_some_and(|old| old != *f))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                report.version.clone_from(&new.version);
+                report.result = "reloaded";
+                self.rules.send_replace(Arc::new(new));
+                metrics::RELOADS_OK.inc();
+                tracing::info!(version = %report.version, added = ?report.added, removed = ?report.removed, changed = ?report.changed, "rules reloaded");
+            }
+        }
+        report.millis = started.elapsed().as_millis() as u64;
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+        report
+    }
+
+    /// Reloads after each burst of changes in the rules folders (when `files`), and on SIGHUP,
+    /// until `shutdown` turns true.
+    pub async fn watch(self: Arc<Self>, files: bool, mut shutdown: watch::Receiver<bool>) {
+        let (tx, mut changes) = mpsc::channel::<()>(1);
+        let _watcher = match files.then(|| self.start_watcher(tx)) {
+            Some(Ok(w)) => Some(w),
+            Some(Err(err)) => {
+                tracing::warn!(
+                    "cannot watch the rules folder ({err}); reload with SIGHUP or POST /admin/reload"
+                );
+                None
+            }
+            None => None,
+        };
+        let mut hangup = hangup_signal();
+        loop {
+            tokio::select! {
+                Some(()) = changes.recv() => { self.reload("watch").await; }
+                Some(()) = recv_signal(&mut hangup) => { self.reload("signal").await; }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn start_watcher(
+        &self,
+        tx: mpsc::Sender<()>,
+    ) -> notify::Result<
+        notify_debouncer_full::Debouncer<
+            notify::RecommendedWatcher,
+            notify_debouncer_full::RecommendedCache,
+        >,
+    > {
+        use notify::RecursiveMode;
+        let mut debouncer = notify_debouncer_full::new_debouncer(
+            DEBOUNCE,
+            None,
+            move |result: notify_debouncer_full::DebounceEventResult| {
+                let relevant = match result {
+                    // Reads (and closing after a read) change nothing; anything else may.
+                    Ok(events) => events
+                        .iter()
+                        .any(|e| !matches!(e.kind, notify::EventKind::Access(_))),
+                    Err(_) => true,
+                };
+                if relevant {
+                    // A full channel means a reload is already queued; that one will see this change.
+                    let _ = tx.try_send(());
+                }
+            },
+        )?;
+        for path in &self.paths {
+            debouncer.watch(path, RecursiveMode::Recursive)?;
+        }
+        Ok(debouncer)
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup_signal() -> Hangup {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Hangup {
+    None
+}
+
+#[cfg(unix)]
+async fn recv_signal(signal: &mut Hangup) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn recv_signal(_: &mut Hangup) -> Option<()> {
+    std::future::pending().await
+}
