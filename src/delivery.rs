@@ -73,7 +73,12 @@ pub struct Delivery {
     pub concurrency: usize,
     /// Woken when new jobs are written.
     pub wake: Arc<Notify>,
+    /// Told about every job that runs (not skipped), before its result is recorded.
+    pub observer: Option<Observer>,
 }
+
+/// A callback that sees each job as it runs (rule tests record the actions with it).
+pub type Observer = Arc<dyn Fn(&Job) + Send + Sync>;
 
 impl Delivery {
     /// Runs until `shutdown` turns true, then waits for calls in flight to be recorded.
@@ -113,6 +118,21 @@ impl Delivery {
         while in_flight.join_next().await.is_some() {}
     }
 
+    /// Runs every job that is due now, one after the other, until none is left (rule tests
+    /// call this instead of running the worker).
+    pub async fn drain(&self) -> StoreResult<()> {
+        loop {
+            let now = self.clock.now();
+            let jobs = self.store.claim_jobs(now, now + LEASE, 100).await?;
+            if jobs.is_empty() {
+                return Ok(());
+            }
+            for job in jobs {
+                self.deliver(job).await;
+            }
+        }
+    }
+
     async fn idle_time(&self) -> Duration {
         match self.store.next_job_due().await {
             Ok(Some(due)) => (due - self.clock.now())
@@ -129,7 +149,12 @@ impl Delivery {
                 tracing::info!(job = job.id, rule = %job.rule, "skipped: {reason}");
                 JobResult::Skipped { reason }
             }
-            Ok(None) => self.perform(&job).await,
+            Ok(None) => {
+                if let Some(observe) = &self.observer {
+                    observe(&job);
+                }
+                self.perform(&job).await
+            }
             Err(err) => {
                 // The lease will expire and the job will be tried again.
                 tracing::error!(job = job.id, "cannot check the job's contact: {err}");

@@ -86,7 +86,22 @@ impl Intake {
         }
     }
 
-    async fn process(&self, inbound: &Inbound) -> StoreResult<()> {
+    /// Processes every stored body not processed yet and returns what each one decided (rule
+    /// tests read the immediate actions from it).
+    pub async fn process_pending(&self) -> StoreResult<Vec<Outcome>> {
+        let mut outcomes = Vec::new();
+        loop {
+            let batch = self.store.unprocessed(64).await?;
+            if batch.is_empty() {
+                return Ok(outcomes);
+            }
+            for inbound in batch {
+                outcomes.push(self.process(&inbound).await?);
+            }
+        }
+    }
+
+    async fn process(&self, inbound: &Inbound) -> StoreResult<Outcome> {
         let now = self.clock.now();
         let rules = self.rules.borrow().clone();
         let events = events_of(inbound);
@@ -130,7 +145,7 @@ impl Intake {
         if has_jobs {
             self.delivery.notify_one();
         }
-        Ok(())
+        Ok(outcome)
     }
 
     async fn evaluate(

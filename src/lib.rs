@@ -18,6 +18,7 @@ pub mod intake;
 pub mod metrics;
 pub mod reload;
 pub mod rules;
+pub mod ruletest;
 pub mod scheduler;
 pub mod serve;
 pub mod server;

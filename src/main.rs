@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = riposte::cli::Cli::parse();
-    init_logging();
+    init_logging(if cli.is_server() { "info" } else { "warn" });
     match cli.run() {
         Ok(code) => code,
         Err(err) => {
@@ -15,9 +15,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// `RUST_LOG` filters (default `info`); `RIPOSTE_LOG_FORMAT=json` gives one JSON object a line.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `RUST_LOG` filters (default `info` for the server, `warn` for the other commands, whose
+/// output is their report); `RIPOSTE_LOG_FORMAT=json` gives one JSON object a line.
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -36,15 +36,20 @@ impl Scheduler {
             if *shutdown.borrow() {
                 return;
             }
-            let set = self.rules.borrow().clone();
-            for campaign in set.campaigns.iter().filter(|c| c.enabled) {
-                if let Err(err) = self.tick(&set, campaign, &mut checked).await {
-                    tracing::error!(campaign = %campaign.name, "campaign schedule failed, will retry: {err}");
-                }
-            }
+            self.tick_all(&mut checked).await;
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
                 _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Starts the runs that are due now. `checked` caches how far each schedule was handled.
+    pub async fn tick_all(&self, checked: &mut HashMap<String, DateTime<Utc>>) {
+        let set = self.rules.borrow().clone();
+        for campaign in set.campaigns.iter().filter(|c| c.enabled) {
+            if let Err(err) = self.tick(&set, campaign, checked).await {
+                tracing::error!(campaign = %campaign.name, "campaign schedule failed, will retry: {err}");
             }
         }
     }

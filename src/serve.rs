@@ -145,6 +145,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         policy: settings.retry,
         concurrency: settings.concurrency,
         wake: delivery_wake.clone(),
+        observer: None,
     };
     let state = AppState {
         store: store.clone(),

@@ -131,7 +131,7 @@ pub fn plan(
         let run_at = start + campaign.interval * i as i32;
         let mut job = NewJob::action(
             &campaign.name,
-            "campaign",
+            "send",
             &format!("campaign:{}", campaign.name),
             JobWork::Call(placeholder()),
             run_at,

@@ -5,6 +5,7 @@ mod check;
 mod contacts;
 mod jobs;
 mod simulate;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,11 @@ enum Command {
     /// Validate rule files without starting anything.
     Check {
         /// Rule files or folders (default `./rules`).
+        paths: Vec<PathBuf>,
+    },
+    /// Run rule tests (`*.test.yaml`).
+    Test {
+        /// Test files or folders (default `./rules`).
         paths: Vec<PathBuf>,
     },
     /// Feed webhook bodies through the rules and print what would be done; sends nothing.
@@ -156,6 +162,11 @@ impl ServeArgs {
 }
 
 impl Cli {
+    /// Whether the command is the long-running server (which logs at `info` by default).
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+
     /// Runs the chosen command and returns the process exit code.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
@@ -170,6 +181,7 @@ impl Cli {
                 })
             }
             Command::Check { paths } => Ok(check::run(&default_rules(paths))),
+            Command::Test { paths } => test::run(&default_rules(paths)),
             Command::Simulate(args) => simulate::run(args),
             Command::Schema => {
                 print!("{}", crate::config::schema());

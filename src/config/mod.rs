@@ -34,13 +34,18 @@ pub struct SourceFile {
 /// Parses one rule file. A YAML or schema mistake stops the file at its first error (the YAML
 /// reader cannot resume after one); the compile step then finds every semantic error.
 pub fn parse(source: &SourceFile) -> Result<RuleFile, Diagnostic> {
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-    };
     if source.text.trim().is_empty() || is_only_comments(&source.text) {
         return Ok(RuleFile::default());
     }
-    serde_saphyr::from_str_with_options::<RuleFile>(&source.text, options)
+    parse_yaml(source)
+}
+
+/// Parses any YAML document of Riposte's (rule files, rule tests) into `T`, with located errors.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result<T, Diagnostic> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+    };
+    serde_saphyr::from_str_with_options::<T>(&source.text, options)
         .map_err(|err| yaml_diagnostic(&source.path, &err))
 }
 

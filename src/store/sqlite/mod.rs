@@ -44,12 +44,21 @@ pub(super) fn time(ms: i64) -> DateTime<Utc> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        // FULL: a commit is on disk before the webhook is answered, power loss included.
+        Self::open_with(path, SqliteSynchronous::Full).await
+    }
+
+    /// A throwaway database for rule tests: nothing waits for the disk.
+    pub async fn open_scratch(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, SqliteSynchronous::Off).await
+    }
+
+    async fn open_with(path: &Path, synchronous: SqliteSynchronous) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before the webhook is answered, power loss included.
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()

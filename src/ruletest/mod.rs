@@ -1,0 +1,344 @@
+//! Rule tests: `*.test.yaml` files feed events to the rules, move a virtual clock, and state
+//! the actions expected, so a follow-up two days later is checked in milliseconds.
+//!
+//! The runner uses the real pieces (a scratch database, intake, the delivery worker's job
+//! handling, the campaign scheduler) with a manual clock and no network: what a test shows is
+//! what the server does.
+
+mod expect;
+mod shorthand;
+mod spec;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+
+pub use expect::Done;
+pub use spec::{TestCase, TestFile};
+
+use crate::clock::{Clock, ManualClock};
+use crate::config::{Located, SourceFile};
+use crate::delivery::{Delivery, RetryPolicy};
+use crate::intake::Intake;
+use crate::rules::{self, Diagnostic, RuleSet};
+use crate::scheduler::Scheduler;
+use crate::store::{ContactChange, JobKind, Op, Source, SqliteStore, Store};
+use crate::whapi::Client;
+
+/// The result of one test case.
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    pub file: PathBuf,
+    pub line: u32,
+    pub name: String,
+    /// `None` when the case passed.
+    pub failure: Option<String>,
+}
+
+/// The default start of the virtual clock: a Monday morning.
+const DEFAULT_START: &str = "2026-01-05T09:00:00Z";
+
+/// Every `*.test.yaml` under the given files or folders, in path order.
+pub fn find(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(path: &Path, out: &mut Vec<PathBuf>) {
+        if path.is_file() {
+            out.push(path.to_owned());
+        } else if let Ok(entries) = std::fs::read_dir(path) {
+            for entry in entries.flatten() {
+                let p = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || name == "target" {
+                    continue;
+                }
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if name.ends_with(".test.yaml") || name.ends_with(".test.yml") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        walk(path, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// Runs every case of a test file. A file that does not parse is a diagnostic.
+pub async fn run_file(path: &Path) -> Result<Vec<CaseReport>, Diagnostic> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::error(path, 1, 1, format!("cannot read test file: {e}")))?;
+    let source = SourceFile {
+        path: path.to_owned(),
+        text,
+    };
+    let file: TestFile = crate::config::parse_yaml(&source)?;
+    let mut reports = Vec::new();
+    for case in &file.tests {
+        let failure = run_case(path, case).await.err();
+        reports.push(CaseReport {
+            file: path.to_owned(),
+            line: case.line,
+            name: case.value.name.clone(),
+            failure,
+        });
+    }
+    Ok(reports)
+}
+
+/// Everything one case runs on.
+struct Bench {
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    intake: Intake,
+    delivery: Delivery,
+    scheduler: Scheduler,
+    checked: HashMap<String, DateTime<Utc>>,
+    done: Arc<Mutex<Vec<Done>>>,
+    set: Arc<RuleSet>,
+    _dir: tempfile::TempDir,
+}
+
+fn at_of(case: &TestCase) -> Result<DateTime<Utc>, String> {
+    let text = case.at.as_ref().map_or(DEFAULT_START, |a| a.value.as_str());
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("`at: {text}` is not an RFC 3339 time: {e}"))
+}
+
+async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let rule_paths: Vec<PathBuf> = if case.rules.is_empty() {
+        vec![base.to_owned()]
+    } else {
+        case.rules.iter().map(|r| base.join(r)).collect()
+    };
+    let set = rules::load(&rule_paths).map_err(|d| {
+        format!(
+            "the rules do not compile:\n{}",
+            d.iter()
+                .map(|d| format!("    {d}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let set = Arc::new(set);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open_scratch(&dir.path().join("test.db"))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let clock = Arc::new(ManualClock::new(at_of(case)?));
+    let mut seed = Vec::new();
+    for c in &case.contacts {
+        seed.extend(c.tags.iter().map(|t| {
+            Op::Contact(ContactChange::Tag {
+                phone: c.phone.clone(),
+                tag: t.clone(),
+            })
+        }));
+        seed.extend(c.attrs.iter().map(|(k, v)| {
+            Op::Contact(ContactChange::Set {
+                phone: c.phone.clone(),
+                key: k.clone(),
+                value: v.clone(),
+            })
+        }));
+    }
+    store
+        .apply(&seed, clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_tx, rules_rx) = watch::channel(set.clone());
+    let done: Arc<Mutex<Vec<Done>>> = Arc::new(Mutex::new(Vec::new()));
+    let record = done.clone();
+    let observer: crate::delivery::Observer = Arc::new(move |job| {
+        // Immediate actions were recorded when their event was processed.
+        if job.kind != JobKind::Action {
+            record
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Done::from_work(&job.action, &job.work));
+        }
+    });
+    let client = Client::new(
+        "http://riposte.test",
+        None,
+        true,
+        std::time::Duration::from_secs(1),
+    )
+    .map_err(|e| e.to_string())?;
+    let wake = Arc::new(Notify::new());
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    Ok(Bench {
+        intake: Intake {
+            store: store.clone(),
+            rules: rules_rx.clone(),
+            clock: dyn_clock.clone(),
+            wake: wake.clone(),
+            delivery: wake.clone(),
+            max_event_age: None,
+        },
+        delivery: Delivery {
+            store: store.clone(),
+            clock: dyn_clock.clone(),
+            client,
+            policy: RetryPolicy::default(),
+            concurrency: 1,
+            wake: wake.clone(),
+            observer: Some(observer),
+        },
+        scheduler: Scheduler {
+            store: store.clone(),
+            rules: rules_rx,
+            clock: dyn_clock,
+            delivery: wake,
+        },
+        store,
+        clock,
+        checked: HashMap::new(),
+        done,
+        set,
+        _dir: dir,
+    })
+}
+
+impl Bench {
+    async fn settle(&mut self) -> Result<(), String> {
+        self.scheduler.tick_all(&mut self.checked).await;
+        self.delivery.drain().await.map_err(|e| e.to_string())
+    }
+
+    async fn feed(
+        &mut self,
+        path: &Path,
+        event: &Located<spec::EventSpec>,
+        n: u64,
+    ) -> Result<(), String> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let read = |file: &str| -> Result<serde_json::Value, String> {
+            let p = base.join(file);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("`{}` is not JSON: {e}", p.display()))
+        };
+        let (source, body) = match shorthand::feed(&event.value, n, read)? {
+            shorthand::Feed::Webhook(body) => (
+                Source::Webhook {
+                    path: String::new(),
+                    method: "POST".into(),
+                },
+                body,
+            ),
+            shorthand::Feed::Custom { name, data } => (Source::Custom { name }, data),
+        };
+        self.store
+            .accept(source, &body.to_string(), self.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcomes = self
+            .intake
+            .process_pending()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut done = self
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for op in outcomes.iter().flat_map(|o| &o.ops) {
+            match op {
+                Op::Job(job) if job.kind == JobKind::Action => {
+                    done.push(Done::from_work(&job.action, &job.work))
+                }
+                Op::Contact(change) => done.push(Done::from_work(
+                    "contact",
+                    &crate::store::JobWork::Contact(change.clone()),
+                )),
+                Op::Cancel { key } => done.push(Done::from_work(
+                    "cancel",
+                    &crate::store::JobWork::Cancel { key: key.clone() },
+                )),
+                Op::Handoff(change) => done.push(Done::from_work(
+                    "handoff",
+                    &crate::store::JobWork::Handoff(change.clone()),
+                )),
+                _ => {}
+            }
+        }
+        drop(done);
+        self.settle().await
+    }
+
+    /// Moves the clock to `target`, stopping at every due job and campaign fire time on the
+    /// way so they happen in order and at their time.
+    async fn advance(&mut self, target: DateTime<Utc>) -> Result<(), String> {
+        loop {
+            let now = self.clock.now();
+            let job = self.store.next_job_due().await.map_err(|e| e.to_string())?;
+            let fire = self
+                .set
+                .campaigns
+                .iter()
+                .filter(|c| c.enabled)
+                .filter_map(|c| c.next_fires(now, 1).first().map(|t| t.with_timezone(&Utc)))
+                .min();
+            let next = [job, fire].into_iter().flatten().filter(|t| *t > now).min();
+            match next {
+                Some(t) if t <= target => {
+                    self.clock.set(t);
+                    self.settle().await?;
+                }
+                _ => break,
+            }
+        }
+        self.clock.set(target);
+        self.settle().await
+    }
+}
+
+async fn run_case(path: &Path, case: &Located<TestCase>) -> Result<(), String> {
+    let mut bench = bench(path, &case.value).await?;
+    bench.settle().await?;
+    for (i, step) in case.value.steps.iter().enumerate() {
+        let where_ = format!("step {} ({}:{})", i + 1, path.display(), step.line);
+        let s = &step.value;
+        let given = [s.event.is_some(), s.advance.is_some(), s.expect.is_some()]
+            .iter()
+            .filter(|g| **g)
+            .count();
+        if given != 1 {
+            return Err(format!(
+                "{where_}: a step is one of `event`, `advance` or `expect`"
+            ));
+        }
+        if let Some(event) = &s.event {
+            bench
+                .feed(path, event, i as u64 + 1)
+                .await
+                .map_err(|e| format!("{where_}: {e}"))?;
+        } else if let Some(by) = &s.advance {
+            let by = crate::duration::parse(&by.value).map_err(|e| format!("{where_}: {e}"))?;
+            let target = bench.clock.now() + chrono::Duration::from_std(by).unwrap_or_default();
+            bench
+                .advance(target)
+                .await
+                .map_err(|e| format!("{where_}: {e}"))?;
+        } else if let Some(expected) = &s.expect {
+            let done: Vec<Done> = std::mem::take(
+                &mut *bench
+                    .done
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            expect::compare(&expected.value, &done, s.ignore_extra)
+                .map_err(|e| format!("{where_}: {e}"))?;
+        }
+    }
+    Ok(())
+}

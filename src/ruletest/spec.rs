@@ -1,0 +1,176 @@
+//! `*.test.yaml` files as written.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::config::Located;
+
+/// A rule test file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestFile {
+    /// Test cases, run one after the other, each on a fresh database.
+    pub tests: Vec<Located<TestCase>>,
+}
+
+/// One test case: events in, time passing, actions expected.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// What the case checks.
+    pub name: String,
+    /// The virtual clock's start (RFC 3339); default `2026-01-05T09:00:00Z`, a Monday.
+    #[serde(default)]
+    pub at: Option<Located<String>>,
+    /// Rule files or folders, relative to this file; default every rule file beside it.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Contacts in the database before the first step.
+    #[serde(default)]
+    pub contacts: Vec<ContactSpec>,
+    /// The steps, in order.
+    pub steps: Vec<Located<StepSpec>>,
+}
+
+/// A contact to start with.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactSpec {
+    pub phone: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// One step: exactly one of `event`, `advance` and `expect`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// An event: `{message: {...}}`, `{button: {...}}`, `{custom: NAME, data: {...}}`, `{file: FIXTURE}`, ...
+    #[serde(default)]
+    pub event: Option<Located<EventSpec>>,
+    /// Move the virtual clock forward (`1h`, `2d`); due follow-ups and campaign runs happen.
+    #[serde(default)]
+    pub advance: Option<Located<String>>,
+    /// The actions since the last `expect`, in order; `[]` for none. Values between slashes
+    /// (`/your cart/`) are regexes.
+    #[serde(default)]
+    pub expect: Option<Located<Vec<serde_json::Value>>>,
+    /// With `expect`: other actions may come between and after the expected ones.
+    #[serde(default)]
+    pub ignore_extra: bool,
+}
+
+/// An event to feed in.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// A webhook body in a JSON file, relative to the test file.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A webhook body written in place.
+    #[serde(default)]
+    pub webhook: Option<serde_json::Value>,
+    /// A text (or other) message.
+    #[serde(default)]
+    pub message: Option<MessageEvent>,
+    /// A tap on a quick-reply button.
+    #[serde(default)]
+    pub button: Option<ReplyEvent>,
+    /// A pick from a list.
+    #[serde(default)]
+    pub list: Option<ReplyEvent>,
+    /// A reaction.
+    #[serde(default)]
+    pub reaction: Option<ReactionEvent>,
+    /// A delivery status.
+    #[serde(default)]
+    pub status: Option<StatusEvent>,
+    /// Someone joins a group.
+    #[serde(default)]
+    pub group_join: Option<GroupEvent>,
+    /// Someone leaves a group.
+    #[serde(default)]
+    pub group_leave: Option<GroupEvent>,
+    /// A custom event's name (`cart_abandoned`), with `data`.
+    #[serde(default)]
+    pub custom: Option<String>,
+    /// The custom event's body.
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// `message:` shorthand.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageEvent {
+    /// Sender number.
+    pub from: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Sender push name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Chat id; default the sender's private chat.
+    #[serde(default)]
+    pub chat: Option<String>,
+    /// Message type; default `text` (`image`, `document`, `video` put `text` in the caption).
+    #[serde(default, rename = "type")]
+    pub message_type: Option<String>,
+    /// Our own message (sent from the business phone).
+    #[serde(default)]
+    pub from_me: bool,
+    /// Message id; default generated.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// `button:` / `list:` shorthand.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyEvent {
+    pub from: String,
+    /// The id the button or row was sent with.
+    pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `reaction:` shorthand.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionEvent {
+    pub from: String,
+    pub emoji: String,
+    /// The message reacted to.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// `status:` shorthand.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusEvent {
+    /// `sent`, `delivered`, `read`, `played`, `failed`, `deleted`.
+    pub status: String,
+    /// Recipient number or chat id.
+    pub to: String,
+    /// The message id.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// `group_join:` / `group_leave:` shorthand.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupEvent {
+    /// Group id (`…@g.us`).
+    pub group: String,
+    /// The person's number.
+    pub participant: String,
+}
