@@ -25,7 +25,7 @@ use crate::delivery::{Delivery, RetryPolicy};
 use crate::intake::Intake;
 use crate::rules::{self, Diagnostic, RuleSet};
 use crate::scheduler::Scheduler;
-use crate::store::{ContactChange, JobKind, Op, Source, SqliteStore, Store};
+use crate::store::{ContactChange, JobKind, JobWork, Op, Source, SqliteStore, Store};
 use crate::whapi::Client;
 
 /// The result of one test case.
@@ -247,31 +247,23 @@ impl Bench {
             .process_pending()
             .await
             .map_err(|e| e.to_string())?;
-        let mut done = self
-            .done
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now_done = Vec::new();
         for op in outcomes.iter().flat_map(|o| &o.ops) {
-            match op {
+            let work = match op {
                 Op::Job(job) if job.kind == JobKind::Action => {
-                    done.push(Done::from_work(&job.action, &job.work))
+                    Some((job.action.as_str(), job.work.clone()))
                 }
-                Op::Contact(change) => done.push(Done::from_work(
-                    "contact",
-                    &crate::store::JobWork::Contact(change.clone()),
-                )),
-                Op::Cancel { key } => done.push(Done::from_work(
-                    "cancel",
-                    &crate::store::JobWork::Cancel { key: key.clone() },
-                )),
-                Op::Handoff(change) => done.push(Done::from_work(
-                    "handoff",
-                    &crate::store::JobWork::Handoff(change.clone()),
-                )),
-                _ => {}
-            }
+                Op::Contact(change) => Some(("contact", JobWork::Contact(change.clone()))),
+                Op::Cancel { key } => Some(("cancel", JobWork::Cancel { key: key.clone() })),
+                Op::Handoff(change) => Some(("handoff", JobWork::Handoff(change.clone()))),
+                _ => None,
+            };
+            now_done.extend(work.map(|(action, work)| Done::from_work(action, &work)));
         }
-        drop(done);
+        self.done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(now_done);
         self.settle().await
     }
 
