@@ -119,6 +119,7 @@ impl Templates {
         env.set_fuel(Some(FUEL));
         // WhatsApp text is not HTML: never escape `&`, `<` or quotes.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_filter("shift", shift);
         Self { env, next: 0 }
     }
 
@@ -277,6 +278,35 @@ impl Templates {
     }
 }
 
+/// `{{ data.starts_at | shift('-24h') }}`: a time moved by a duration. RFC 3339 stays RFC 3339;
+/// a local `YYYY-MM-DD HH:MM` stays local (and `at:` reads it in the rule's zone).
+fn shift(time: &str, by: &str) -> Result<String, minijinja::Error> {
+    let invalid = |msg: String| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg);
+    let (negative, amount) = match by.trim().strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, by.trim().trim_start_matches('+')),
+    };
+    let step = crate::duration::parse(amount).map_err(invalid)?;
+    let step = chrono::Duration::from_std(step).map_err(|e| invalid(e.to_string()))?;
+    let step = if negative { -step } else { step };
+    if let Ok(t) = DateTime::parse_from_rfc3339(time.trim()) {
+        return Ok((t + step).to_rfc3339());
+    }
+    for format in [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(time.trim(), format) {
+            return Ok((t + step).format("%Y-%m-%d %H:%M").to_string());
+        }
+    }
+    Err(invalid(format!(
+        "shift: `{time}` is not a time (RFC 3339 or `YYYY-MM-DD HH:MM`)"
+    )))
+}
+
 fn unknown_group(field: &str, groups: &[String]) -> Option<String> {
     if groups.iter().any(|g| g == field) {
         return None;
@@ -384,6 +414,29 @@ mod tests {
         let text = t.text(source, Scope::Event { groups: &[] }).unwrap();
         let err = t.render(&text, &context! {}).unwrap_err();
         assert!(err.to_string().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn shift_moves_times_keeping_their_form() {
+        let mut t = Templates::new();
+        let text = t
+            .text(
+                "{{ a | shift('-24h') }} / {{ b | shift('90m') }}",
+                Scope::Campaign,
+            )
+            .unwrap_err();
+        assert!(!text.is_empty(), "`a` is not a campaign variable");
+        let text = t
+            .text(
+                "{{ data.a | shift('-24h') }} / {{ data.b | shift('90m') }}",
+                Scope::Event { groups: &[] },
+            )
+            .unwrap();
+        let ctx = context! { data => context! { a => "2026-03-03T10:00:00+01:00", b => "2026-03-03 10:00" } };
+        assert_eq!(
+            t.render(&text, &ctx).unwrap(),
+            "2026-03-02T10:00:00+01:00 / 2026-03-03 11:30"
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Audience {
     pub file: Option<PathBuf>,
     /// Groups or channels that get the message once.
     pub chats: Vec<String>,
+    /// A compiled `if:` that each recipient must meet.
+    pub filter: Option<String>,
 }
 
 /// A compiled campaign.

@@ -90,6 +90,14 @@ pub fn plan(
     let before = recipients.len();
     recipients.retain(|c| !blocked(c));
     run.skipped += (before - recipients.len()) as u32;
+    let now = start.to_rfc3339_opts(SecondsFormat::Secs, true);
+    if let Some(filter) = &campaign.audience.filter {
+        // Not a skip: people the expression leaves out were never in this run's audience.
+        recipients.retain(|c| {
+            let ctx = context! { contact => to_value(c), campaign => context! { name => campaign.name.as_str() }, now => now.as_str() };
+            templates.render_named(filter, &ctx).is_ok_and(|out| out == "1")
+        });
+    }
     let mut targets: Vec<(String, Option<Contact>)> = recipients
         .into_iter()
         .map(|c| (c.phone.clone(), Some(c)))
@@ -106,7 +114,6 @@ pub fn plan(
         "campaign",
         Arc::new(serde_json::Value::Null),
     );
-    let now = start.to_rfc3339_opts(SecondsFormat::Secs, true);
     for (i, (to, contact)) in targets.into_iter().enumerate() {
         let contact = contact.unwrap_or_default();
         let ctx = context! {

@@ -40,8 +40,12 @@ enum Command {
     },
     /// Feed webhook bodies through the rules and print what would be done; sends nothing.
     Simulate(simulate::SimulateArgs),
-    /// Print the JSON Schema of rule files.
-    Schema,
+    /// Print the JSON Schema of rule files (or, with `--tests`, of rule test files).
+    Schema {
+        /// The schema of `*.test.yaml` files instead.
+        #[arg(long)]
+        tests: bool,
+    },
     /// Campaigns: list them, preview one, or run one now.
     Campaigns(campaigns::CampaignsArgs),
     /// Jobs: scheduled follow-ups, pending sends and dead letters.
@@ -183,8 +187,15 @@ impl Cli {
             Command::Check { paths } => Ok(check::run(&default_rules(paths))),
             Command::Test { paths } => test::run(&default_rules(paths)),
             Command::Simulate(args) => simulate::run(args),
-            Command::Schema => {
-                print!("{}", crate::config::schema());
+            Command::Schema { tests } => {
+                print!(
+                    "{}",
+                    if tests {
+                        crate::config::test_schema()
+                    } else {
+                        crate::config::schema()
+                    }
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Command::Campaigns(args) => campaigns::run(args),

@@ -51,8 +51,18 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result
 
 /// The JSON Schema of rule files, for editors (`yaml-language-server`) and other tools.
 pub fn schema() -> String {
-    let mut schema = schemars::schema_for!(RuleFile);
-    schema.insert("title".into(), "Riposte rule file".into());
+    let schema = schemars::schema_for!(RuleFile);
+    render_schema(schema, "Riposte rule file")
+}
+
+/// The JSON Schema of rule test files (`*.test.yaml`).
+pub fn test_schema() -> String {
+    let schema = schemars::schema_for!(crate::ruletest::TestFile);
+    render_schema(schema, "Riposte rule tests")
+}
+
+fn render_schema(mut schema: schemars::Schema, title: &str) -> String {
+    schema.insert("title".into(), title.into());
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text

@@ -71,6 +71,10 @@ pub struct AudienceSpec {
     /// A group or channel id: the message is posted there once.
     #[serde(default)]
     pub chat_id: Option<OneOrMany<String>>,
+    /// Only recipients for whom this expression is true, e.g. a birthday today:
+    /// `contact.attrs.birthday[5:] == now[5:10]`.
+    #[serde(default, rename = "if")]
+    pub expr: Option<Located<String>>,
 }
 
 /// Named opening hours.

@@ -17,6 +17,12 @@ pub struct Done {
 impl Done {
     /// The action a job's work stands for.
     pub fn from_work(action: &str, work: &JobWork) -> Self {
+        // A handoff's `notify` is a message like `send`.
+        let action = if action == "handoff" && matches!(work, JobWork::Call(_)) {
+            "send"
+        } else {
+            action
+        };
         let fields = match work {
             JobWork::Call(request) => call_fields(action, request),
             JobWork::Contact(change) => contact_fields(change),
@@ -29,6 +35,7 @@ impl Done {
             }
         };
         let action = match work {
+            JobWork::Handoff(HandoffChange::End { .. }) => "resume",
             JobWork::Contact(ContactChange::Tag { .. }) => "tag",
             JobWork::Contact(ContactChange::Untag { .. }) => "untag",
             JobWork::Contact(ContactChange::Set { .. }) => "set",
@@ -38,6 +45,20 @@ impl Done {
             action: action.to_owned(),
             fields,
         }
+    }
+
+    /// Adds the next action, reading consecutive `set` changes of one contact as one `set`
+    /// (an author writes `set: {a: 1, b: 2}` as one action).
+    pub fn push_merged(list: &mut Vec<Self>, next: Self) {
+        if next.action == "set"
+            && let Some(last) = list.last_mut()
+            && last.action == "set"
+            && last.fields.get("phone") == next.fields.get("phone")
+        {
+            last.fields.extend(next.fields);
+            return;
+        }
+        list.push(next);
     }
 
     /// `{action: {fields}}`, for messages.

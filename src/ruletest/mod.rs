@@ -258,7 +258,9 @@ impl Bench {
                 Op::Handoff(change) => Some(("handoff", JobWork::Handoff(change.clone()))),
                 _ => None,
             };
-            now_done.extend(work.map(|(action, work)| Done::from_work(action, &work)));
+            if let Some((action, work)) = work {
+                Done::push_merged(&mut now_done, Done::from_work(action, &work));
+            }
         }
         self.done
             .lock()

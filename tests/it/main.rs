@@ -8,6 +8,7 @@ mod delivery;
 mod docs;
 mod engine;
 mod events;
+mod examples;
 mod followups;
 mod intake;
 mod reload;

@@ -38,6 +38,7 @@ impl Compiler<'_> {
                 None
             }
         };
+        self.in_campaign = true;
         let audience = match &c.audience {
             Some(a) => self.audience(a),
             None => {
@@ -52,7 +53,6 @@ impl Compiler<'_> {
                 None
             }
         };
-        self.in_campaign = true;
         let content = self.campaign_message(&c.send);
         self.in_campaign = false;
         if self.diagnostics.len() != errors_before {
@@ -127,6 +127,9 @@ impl Compiler<'_> {
             chats: a.chat_id.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
             ..Audience::default()
         };
+        if let Some(expr) = &a.expr {
+            audience.filter = Some(self.condition(expr)?);
+        }
         if let Some(file) = &a.file {
             let base = self.file.path.parent().unwrap_or(Path::new("."));
             let path = base.join(&file.value);
