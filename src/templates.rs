@@ -82,6 +82,8 @@ pub enum Text {
 pub struct Templates {
     env: Environment<'static>,
     next: usize,
+    /// Top-level variables used by the templates compiled since the last `take_used`.
+    used: BTreeSet<String>,
 }
 
 /// A template problem found at load time, with the line inside the template (1-based).
@@ -120,7 +122,11 @@ impl Templates {
         // WhatsApp text is not HTML: never escape `&`, `<` or quotes.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_filter("shift", shift);
-        Self { env, next: 0 }
+        Self {
+            env,
+            next: 0,
+            used: BTreeSet::new(),
+        }
     }
 
     /// Makes `next_open('CALENDAR')` available: when the calendar next opens after the event,
@@ -188,6 +194,11 @@ impl Templates {
         self.add(format!("{{{{ ({expr}) | tojson }}}}"), scope)
     }
 
+    /// The top-level variables (`data`, `message`, ...) used since the last call.
+    pub fn take_used(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.used)
+    }
+
     /// Evaluates an expression once, without keeping it (a follow-up's `unless.if`, checked
     /// when it is due; it was validated when its rule loaded).
     pub fn holds_once(&mut self, expr: &str, ctx: &Value) -> Result<bool, String> {
@@ -206,6 +217,10 @@ impl Templates {
             return Err(vec![problem_from(&err)]);
         }
         let problems = self.check_variables(&name, scope);
+        if let Ok(template) = self.env.get_template(&name) {
+            let roots = template.undeclared_variables(false);
+            self.used.extend(roots);
+        }
         if problems.is_empty() {
             Ok(name)
         } else {

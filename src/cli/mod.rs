@@ -32,6 +32,15 @@ enum Command {
     Check {
         /// Rule files or folders (default `./rules`).
         paths: Vec<PathBuf>,
+        /// Fail on lint warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Also print each campaign's next fire times.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Default time zone (an IANA name).
+        #[arg(long, env = "RIPOSTE_TIMEZONE", default_value = "UTC", value_parser = timezone_arg)]
+        timezone: chrono_tz::Tz,
     },
     /// Run rule tests (`*.test.yaml`).
     Test {
@@ -184,7 +193,17 @@ impl Cli {
                     Ok(ExitCode::SUCCESS)
                 })
             }
-            Command::Check { paths } => Ok(check::run(&default_rules(paths))),
+            Command::Check {
+                paths,
+                deny_warnings,
+                verbose,
+                timezone,
+            } => Ok(check::run(
+                &default_rules(paths),
+                timezone,
+                deny_warnings,
+                verbose,
+            )),
             Command::Test { paths } => test::run(&default_rules(paths)),
             Command::Simulate(args) => simulate::run(args),
             Command::Schema { tests } => {

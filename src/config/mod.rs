@@ -9,7 +9,7 @@ mod located;
 mod rule;
 mod schedule;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
@@ -46,7 +46,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result
         strict_booleans: true,
     };
     serde_saphyr::from_str_with_options::<T>(&source.text, options)
-        .map_err(|err| yaml_diagnostic(&source.path, &err))
+        .map_err(|err| yaml_diagnostic(source, &err))
 }
 
 /// The JSON Schema of rule files, for editors (`yaml-language-server`) and other tools.
@@ -74,9 +74,9 @@ fn is_only_comments(text: &str) -> bool {
         .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
 }
 
-fn yaml_diagnostic(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
+fn yaml_diagnostic(source: &SourceFile, err: &serde_saphyr::Error) -> Diagnostic {
     let err = err.without_snippet();
-    let (line, column) = err
+    let (mut line, mut column) = err
         .location()
         .map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
     let message = match err {
@@ -88,13 +88,52 @@ fn yaml_diagnostic(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
         } => unknown_name_message("value", variant, expected),
         other => {
             let text = DefaultMessageFormatter.format_message(other);
-            text.escape_debug()
+            let text = text
+                .escape_debug()
                 .to_string()
                 .replace("\\'", "'")
-                .replace("\\\"", "\"")
+                .replace("\\\"", "\"");
+            if text.contains("found a tab") {
+                // Point at the tab itself, which the YAML reader reports at the token before it.
+                if let Some((n, l)) = source
+                    .text
+                    .lines()
+                    .enumerate()
+                    .find(|(_, l)| l.contains('\t'))
+                {
+                    line = n as u32 + 1;
+                    column = l.find('\t').unwrap_or(0) as u32 + 1;
+                }
+            }
+            friendlier(&text)
         }
     };
-    Diagnostic::error(path, line.max(1), column.max(1), message)
+    Diagnostic::error(&source.path, line.max(1), column.max(1), message)
+}
+
+/// Rewrites the YAML reader's messages in the words of someone editing a rule file.
+fn friendlier(text: &str) -> String {
+    if text.contains("found a tab") {
+        return "tabs are not allowed in YAML indentation; indent with spaces".into();
+    }
+    if text.starts_with("while parsing a block mapping, did not find expected key") {
+        return "the indentation is off: keys of one map must start in the same column".into();
+    }
+    if text.starts_with("expected sequence start") {
+        return "expected a list here (each entry starts with `- `)".into();
+    }
+    if text.starts_with("expected mapping start") {
+        return "expected a map here (`key: value` lines), not a list or a single value".into();
+    }
+    if let Some(rest) = text.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        return format!("`{key}` appears twice in the same map; keep one");
+    }
+    if text.starts_with("invalid boolean") {
+        return "expected `true` or `false` (`yes`, `no`, `on` and `off` are not booleans here)"
+            .into();
+    }
+    text.to_owned()
 }
 
 fn unknown_name_message(what: &str, name: &str, expected: &[&str]) -> String {

@@ -6,6 +6,7 @@
 mod compile;
 mod condition;
 mod diagnostic;
+mod lint;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ pub(crate) use compile::Compiler;
 pub use compile::{compile, compile_in};
 pub use condition::{Block, Condition, ExprEval, Input, Miss};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
+pub use lint::lint;
 
 use crate::actions::Step;
 use crate::calendar::Calendar;
@@ -47,6 +49,8 @@ pub struct Rule {
     pub timezone: chrono_tz::Tz,
     /// Hash of the rule's text, to report what a reload changed.
     pub fingerprint: u64,
+    /// Template variables the rule uses (`data`, `message`, ...), for lint.
+    pub uses: std::collections::BTreeSet<String>,
 }
 
 /// An immutable, compiled set of rules; shared by every event processed while it is current.

@@ -201,3 +201,40 @@ fn contacts_campaigns_and_jobs_from_the_command_line() {
         (0, format!("job {id} is queued again").as_str())
     );
 }
+
+#[test]
+fn lint_warnings_are_reported_and_can_be_denied() {
+    let (code, stdout, _) = check(&["--verbose", "tests/fixtures/rules/lint"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!(stdout);
+    let (code, _, stderr) = check(&["--deny-warnings", "tests/fixtures/rules/lint"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("6 warnings (denied)"), "{stderr}");
+}
+
+#[test]
+fn every_example_passes_check_with_warnings_denied() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec!["rules".to_owned()];
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            dirs.push(path.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+    for dir in dirs {
+        let (code, stdout, stderr) = check(&["--deny-warnings", &dir]);
+        assert_eq!(code, 0, "{dir}:\n{stdout}{stderr}");
+    }
+}
+
+#[test]
+fn failing_rule_tests_show_a_readable_diff() {
+    let (code, stdout, _) = riposte(&["test", "tests/fixtures/ruletests/failing"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.trim_end().ends_with("2 passed, 3 failed"),
+        "{stdout}"
+    );
+    insta::assert_snapshot!(stdout);
+}

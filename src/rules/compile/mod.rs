@@ -272,6 +272,7 @@ impl Compiler<'_> {
             }
         };
         self.groups = collect_groups(&rule.when.value);
+        self.templates.take_used();
         let when = &rule.when.value;
         let events = match &when.event {
             Some(names) => self.event_kinds(names),
@@ -323,6 +324,7 @@ impl Compiler<'_> {
             during_handoff: rule.during_handoff,
             timezone: timezone.unwrap_or(self.zone),
             fingerprint: fingerprint(self.file, spec.line, spec.column),
+            uses: self.templates.take_used(),
         })
     }
 

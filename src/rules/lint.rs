@@ -1,0 +1,227 @@
+//! Lint: rules that load but probably do not do what their author meant. Reported as
+//! `warning:` lines by `riposte check` (`--deny-warnings` fails on them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::condition::{Block, Condition};
+use super::{Diagnostic, Rule, RuleSet, Severity};
+use crate::actions::{Action, Recipient, Timing};
+use crate::events::EventKind;
+
+fn warning(rule: &Rule, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Warning,
+        ..Diagnostic::error(&rule.file, rule.line, 1, message)
+    }
+}
+
+/// Kinds whose events carry no text, so `text` and `keywords` can never match them.
+fn has_text(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Message
+            | EventKind::ButtonReply
+            | EventKind::ListReply
+            | EventKind::MessageEdited
+            | EventKind::Custom(_)
+    )
+}
+
+/// Visits every condition of a block, nested ones included.
+fn walk<'a>(block: &'a Block, f: &mut impl FnMut(&'a Condition)) {
+    for c in &block.0 {
+        f(c);
+        match c {
+            Condition::Any(blocks) | Condition::All(blocks) => {
+                blocks.iter().for_each(|b| walk(b, f))
+            }
+            Condition::Not(b) => walk(b, f),
+            _ => {}
+        }
+    }
+}
+
+/// Whether a rule matches every event of its kinds (no condition but the implicit `from_me`).
+fn matches_all(rule: &Rule) -> bool {
+    rule.when
+        .0
+        .iter()
+        .all(|c| matches!(c, Condition::FromMe(false)))
+}
+
+fn replies(rule: &Rule) -> bool {
+    rule.actions.iter().any(|s| {
+        matches!(s.timing, Timing::Now)
+            && matches!(
+                s.action,
+                Action::Message {
+                    to: Recipient::EventChat,
+                    ..
+                }
+            )
+    })
+}
+
+fn overlap(a: &Rule, b: &Rule) -> Option<EventKind> {
+    a.events.iter().find(|k| b.events.contains(k)).cloned()
+}
+
+/// Every warning for a compiled set. `now` anchors "fires in the next year".
+pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let live: Vec<&Rule> = set.rules.iter().filter(|r| r.enabled).collect();
+    for (i, later) in live.iter().enumerate() {
+        for earlier in &live[..i] {
+            let Some(kind) = overlap(earlier, later) else {
+                continue;
+            };
+            let same_when = format!("{:?}", earlier.when) == format!("{:?}", later.when);
+            if earlier.stop
+                && !earlier.shadow
+                && (matches_all(earlier) || same_when)
+                && later.events.iter().all(|k| earlier.events.contains(k))
+            {
+                let why = if same_when {
+                    "has the same conditions"
+                } else {
+                    "matches every such event"
+                };
+                out.push(warning(
+                    later,
+                    format!(
+                        "rule `{}` never fires: `{}` (line {}) {why} and has `stop: true`",
+                        later.name, earlier.name, earlier.line
+                    ),
+                ));
+            } else if !earlier.stop
+                && replies(earlier)
+                && replies(later)
+                && (matches_all(later) || same_when)
+            {
+                out.push(warning(later, format!(
+                    "rule `{}` and `{}` (line {}) both reply to the same {kind} event; add `stop: true` to `{}` if one answer is enough",
+                    later.name, earlier.name, earlier.line, earlier.name
+                )));
+            }
+        }
+    }
+    for rule in &live {
+        let mut text_conditions = Vec::new();
+        walk(&rule.when, &mut |c| {
+            if matches!(c, Condition::Text { .. } | Condition::Keywords { .. }) {
+                text_conditions.push(if matches!(c, Condition::Text { .. }) {
+                    "text"
+                } else {
+                    "keywords"
+                });
+            }
+        });
+        if let Some(condition) = text_conditions.first()
+            && let Some(kind) = rule.events.iter().find(|k| !has_text(k))
+            && rule.events.iter().all(|k| !has_text(k))
+        {
+            out.push(warning(
+                rule,
+                format!(
+                    "`{condition}` can never match in rule `{}`: {kind} events have no text",
+                    rule.name
+                ),
+            ));
+        }
+        if rule.uses.contains("data")
+            && !rule
+                .events
+                .iter()
+                .any(|k| matches!(k, EventKind::Custom(_)))
+        {
+            out.push(warning(
+                rule,
+                format!(
+                    "rule `{}` uses `data`, which only custom events have; its events are {}",
+                    rule.name,
+                    names(&rule.events)
+                ),
+            ));
+        }
+        if rule.uses.contains("message") && !rule.events.iter().any(EventKind::is_message_family) {
+            out.push(warning(
+                rule,
+                format!(
+                    "rule `{}` uses `message`, which {} events do not have; use `item`",
+                    rule.name,
+                    names(&rule.events)
+                ),
+            ));
+        }
+    }
+    out.extend(unset_tags(set));
+    for c in set.campaigns.iter().filter(|c| c.enabled) {
+        if c.next_fires(now, 1)
+            .first()
+            .is_none_or(|t| t.with_timezone(&Utc) > now + Duration::days(366))
+        {
+            out.push(Diagnostic {
+                severity: Severity::Warning,
+                ..Diagnostic::error(
+                    &c.file,
+                    c.line,
+                    1,
+                    format!(
+                        "campaign `{}` does not fire in the next year (`{}`)",
+                        c.name, c.schedule
+                    ),
+                )
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.file, a.line, &a.message).cmp(&(&b.file, b.line, &b.message)));
+    out.dedup();
+    out
+}
+
+fn names(kinds: &[EventKind]) -> String {
+    kinds
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Tags that conditions or audiences test but that no rule ever sets.
+fn unset_tags(set: &RuleSet) -> Vec<Diagnostic> {
+    let mut set_somewhere: BTreeSet<&str> = BTreeSet::new();
+    let mut tested: BTreeMap<&str, &Rule> = BTreeMap::new();
+    for rule in &set.rules {
+        for step in &rule.actions {
+            if let Action::Tag(tags) = &step.action {
+                set_somewhere.extend(tags.iter().map(String::as_str));
+            }
+            if let Some(unless) = &step.unless {
+                for t in unless
+                    .all_tags
+                    .iter()
+                    .chain(&unless.any_tags)
+                    .chain(&unless.no_tags)
+                {
+                    tested.entry(t).or_insert(rule);
+                }
+            }
+        }
+        walk(&rule.when, &mut |c| {
+            if let Condition::Tags { all, any, none } = c {
+                for t in all.iter().chain(any).chain(none) {
+                    tested.entry(t).or_insert(rule);
+                }
+            }
+        });
+    }
+    tested
+        .into_iter()
+        .filter(|(tag, _)| !set_somewhere.contains(tag))
+        .map(|(tag, rule)| {
+            warning(rule, format!("rule `{}` tests tag `{tag}`, which no rule sets (fine if contacts get it from `riposte contacts import`)", rule.name))
+        })
+        .collect()
+}
