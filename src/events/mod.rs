@@ -228,6 +228,8 @@ pub struct Event {
     pub status: Option<String>,
     /// Body of a custom event.
     pub data: Option<Arc<Value>>,
+    /// `text` lower-cased and single-spaced, made once for all `keywords` conditions.
+    folded: std::sync::OnceLock<String>,
 }
 
 impl Event {
@@ -251,7 +253,18 @@ impl Event {
             emoji: None,
             status: None,
             data: None,
+            folded: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The text as `keywords` compare it: lower-cased, whitespace runs as one space.
+    pub fn folded_text(&self) -> &str {
+        self.folded.get_or_init(|| {
+            self.text
+                .as_deref()
+                .map(crate::rules::fold)
+                .unwrap_or_default()
+        })
     }
 
     /// The custom event `custom:NAME` with `data` as its body.

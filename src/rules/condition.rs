@@ -21,10 +21,7 @@ pub enum Condition {
         regex: Regex,
         source: String,
     },
-    Keywords {
-        regex: Regex,
-        words: Vec<String>,
-    },
+    Keywords(super::keywords::Keywords),
     From {
         globs: Vec<Glob>,
         negate: bool,
@@ -60,37 +57,38 @@ pub enum Condition {
 #[derive(Debug, Clone)]
 pub struct Glob {
     pub source: String,
-    regex: Option<Regex>,
 }
 
 impl Glob {
-    /// Compiles `49*`-style patterns; plain values compare as strings. A leading `+` is ignored
-    /// because Whapi writes numbers without it.
+    /// A `49*`-style pattern; a leading `+` is ignored because Whapi writes numbers without it.
     pub fn new(source: &str) -> Self {
-        let pattern = source.trim().trim_start_matches('+');
-        let regex = pattern.contains(['*', '?']).then(|| {
-            let escaped: String = pattern
-                .chars()
-                .map(|c| match c {
-                    '*' => ".*".to_owned(),
-                    '?' => ".".to_owned(),
-                    c => regex::escape(&c.to_string()),
-                })
-                .collect();
-            Regex::new(&format!("^{escaped}$")).unwrap_or_else(|_| Regex::new("$^").expect("valid"))
-        });
         Self {
-            source: pattern.to_owned(),
-            regex,
+            source: source.trim().trim_start_matches('+').to_owned(),
         }
     }
 
-    /// Whether a value matches the pattern.
+    /// Whether a value matches: `*` stands for any run of characters, `?` for one.
     pub fn matches(&self, value: &str) -> bool {
-        match &self.regex {
-            Some(re) => re.is_match(value),
-            None => self.source == value,
+        let (p, v): (Vec<char>, Vec<char>) =
+            (self.source.chars().collect(), value.chars().collect());
+        let (mut pi, mut vi) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while vi < v.len() {
+            if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+                pi += 1;
+                vi += 1;
+            } else if pi < p.len() && p[pi] == '*' {
+                star = Some((pi, vi));
+                pi += 1;
+            } else if let Some((sp, sv)) = star {
+                pi = sp + 1;
+                vi = sv + 1;
+                star = Some((sp, sv + 1));
+            } else {
+                return false;
+            }
         }
+        p[pi..].iter().all(|c| *c == '*')
     }
 }
 
@@ -180,15 +178,19 @@ impl Condition {
                 }
                 Ok(())
             }
-            Self::Keywords { regex, words } => {
-                if event.text.as_deref().is_some_and(|t| regex.is_match(t)) {
+            Self::Keywords(keywords) => {
+                if event
+                    .text
+                    .as_deref()
+                    .is_some_and(|_| keywords.matches(event.folded_text()))
+                {
                     return Ok(());
                 }
                 miss(
                     "keywords",
                     format!(
                         "none of [{}] in {}",
-                        words.join(", "),
+                        keywords.shown.join(", "),
                         shown(event.text.as_deref())
                     ),
                 )

@@ -110,7 +110,7 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
     for rule in &live {
         let mut text_conditions = Vec::new();
         walk(&rule.when, &mut |c| {
-            if matches!(c, Condition::Text { .. } | Condition::Keywords { .. }) {
+            if matches!(c, Condition::Text { .. } | Condition::Keywords(_)) {
                 text_conditions.push(if matches!(c, Condition::Text { .. }) {
                     "text"
                 } else {

@@ -6,6 +6,7 @@
 mod compile;
 mod condition;
 mod diagnostic;
+mod keywords;
 mod lint;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ pub(crate) use compile::Compiler;
 pub use compile::{compile, compile_in};
 pub use condition::{Block, Condition, ExprEval, Input, Miss};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
+pub use keywords::fold;
 pub use lint::lint;
 
 use crate::actions::Step;

@@ -73,7 +73,7 @@ impl Compiler<'_> {
             catch_up: c.catch_up,
             exclude: c.exclude.clone(),
             enabled: c.enabled,
-            fingerprint: super::fingerprint(self.file, spec.line, spec.column),
+            fingerprint: super::fingerprint(&self.lines, spec.line, spec.column),
         })
     }
 

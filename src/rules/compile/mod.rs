@@ -84,16 +84,12 @@ pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnos
 
 /// A hash of the YAML text of the item starting at `line`/`column` (its line and every
 /// following line indented at least as deep), so a reload can tell which rules changed.
-fn fingerprint(file: &SourceFile, line: u32, column: u32) -> u64 {
+fn fingerprint(lines: &[&str], line: u32, column: u32) -> u64 {
     use std::hash::{Hash, Hasher};
     let indent = column.saturating_sub(1) as usize;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for (i, text) in file
-        .text
-        .lines()
-        .skip(line.saturating_sub(1) as usize)
-        .enumerate()
-    {
+    let start = (line.saturating_sub(1) as usize).min(lines.len());
+    for (i, text) in lines[start..].iter().enumerate() {
         let depth = text.len() - text.trim_start().len();
         if i > 0 && !text.trim().is_empty() && depth < indent {
             break;
@@ -136,6 +132,8 @@ impl Names {
 /// Compiles one file's pieces, recording problems against that file.
 pub(crate) struct Compiler<'a> {
     file: &'a SourceFile,
+    /// The file's lines, split once (positions are looked up for every rule).
+    lines: Vec<&'a str>,
     pub(crate) templates: &'a mut Templates,
     diagnostics: &'a mut Vec<Diagnostic>,
     /// Named groups of the current rule's `text` regexes, for `match.NAME`.
@@ -157,6 +155,7 @@ impl<'a> Compiler<'a> {
     ) -> Self {
         Self {
             file,
+            lines: file.text.lines().collect(),
             templates,
             diagnostics,
             groups: Vec::new(),
@@ -323,7 +322,7 @@ impl Compiler<'_> {
             once_per,
             during_handoff: rule.during_handoff,
             timezone: timezone.unwrap_or(self.zone),
-            fingerprint: fingerprint(self.file, spec.line, spec.column),
+            fingerprint: fingerprint(&self.lines, spec.line, spec.column),
             uses: self.templates.take_used(),
         })
     }
@@ -487,27 +486,9 @@ impl Compiler<'_> {
             );
             return;
         }
-        let alternatives: Vec<String> = cleaned
-            .iter()
-            .map(|w| regex::escape(w).replace("\\ ", r"\s+").replace(' ', r"\s+"))
-            .collect();
-        // `\b` fails around keywords that start or end with punctuation or emoji, so whole-word
-        // boundaries are spelled out.
-        let pattern = format!(r"(?i)(?:^|[^\w])(?:{})(?:[^\w]|$)", alternatives.join("|"));
-        match RegexBuilder::new(&pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-        {
-            Ok(regex) => out.push(Condition::Keywords {
-                regex,
-                words: cleaned,
-            }),
-            Err(err) => self.error(
-                words.line,
-                words.column,
-                format!("keywords too large: {err}"),
-            ),
-        }
+        out.push(Condition::Keywords(super::keywords::Keywords::new(
+            &cleaned,
+        )));
     }
 
     fn regex(&mut self, text: &Located<String>) -> Option<Regex> {
@@ -540,7 +521,7 @@ impl Compiler<'_> {
 
     /// 1 when the scalar at a position starts with a quote, so offsets inside it line up.
     fn quote_width(&self, line: u32, column: u32) -> u32 {
-        let Some(text) = self.file.text.lines().nth(line.saturating_sub(1) as usize) else {
+        let Some(text) = self.lines.get(line.saturating_sub(1) as usize) else {
             return 0;
         };
         let first = text.chars().nth(column.saturating_sub(1) as usize);
@@ -548,14 +529,36 @@ impl Compiler<'_> {
     }
 }
 
-/// Named groups of every `text` regex in a condition tree (invalid regexes contribute none).
-fn collect_groups(spec: &ConditionSpec) -> Vec<String> {
-    let mut groups = Vec::new();
-    if let Some(text) = &spec.text
-        && let Ok(re) = Regex::new(&text.value)
-    {
-        groups.extend(re.capture_names().flatten().map(str::to_owned));
+/// The names of a regex's named groups, `(?P<name>...)` or `(?<name>...)`, found by scanning
+/// (compiling the regex twice would double the cost of a reload).
+fn group_names(pattern: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = pattern;
+    while let Some(at) = rest.find("(?") {
+        let escaped = rest[..at].chars().rev().take_while(|c| *c == '\\').count() % 2 == 1;
+        let after = &rest[at + 2..];
+        let name = after
+            .strip_prefix("P<")
+            .or_else(|| after.strip_prefix('<'))
+            .filter(|n| !n.starts_with(['=', '!']));
+        if !escaped
+            && let Some(name) = name
+            && let Some(end) = name.find('>')
+        {
+            names.push(name[..end].to_owned());
+        }
+        rest = after;
     }
+    names
+}
+
+/// Named groups of every `text` regex in a condition tree.
+fn collect_groups(spec: &ConditionSpec) -> Vec<String> {
+    let mut groups = spec
+        .text
+        .as_ref()
+        .map(|t| group_names(&t.value))
+        .unwrap_or_default();
     let nested = spec
         .any
         .iter()
