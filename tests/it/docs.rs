@@ -26,13 +26,21 @@ fn yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
 fn documentation_examples_compile() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut checked = 0;
-    for doc in ["README.md", "docs/rules.md"] {
+    for doc in ["README.md", "docs/rules.md", "docs/authoring.md"] {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
         for (line, block) in yaml_blocks(&text) {
             let source = SourceFile {
                 path: PathBuf::from(format!("{doc}:{line}")),
                 text: block.clone(),
             };
+            if block.starts_with("tests:") {
+                if let Err(d) = riposte::config::parse_yaml::<riposte::ruletest::TestFile>(&source)
+                {
+                    panic!("test example at {doc}:{line} does not parse: {d}");
+                }
+                checked += 1;
+                continue;
+            }
             let result = riposte::rules::compile(&[source]);
             if block.starts_with("# this rule does not pass check") {
                 assert!(result.is_err(), "{doc}:{line} should fail check");
