@@ -9,11 +9,14 @@ fn check(args: &[&str]) -> (i32, String, String) {
 }
 
 fn riposte(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_riposte"))
+    run(Command::new(env!("CARGO_BIN_EXE_riposte"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("riposte runs");
+        .current_dir(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Runs a command to its end: exit code, standard output, standard error.
+fn run(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().expect("riposte runs");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8(output.stdout).unwrap(),
@@ -117,18 +120,11 @@ fn simulate_refuses_broken_rules() {
 }
 
 fn riposte_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_riposte"))
+    run(Command::new(env!("CARGO_BIN_EXE_riposte"))
         .args(args)
         .current_dir(dir)
         .env("RIPOSTE_DB", dir.join("riposte.db"))
-        .env("RIPOSTE_RULES", dir.join("rules"))
-        .output()
-        .expect("riposte runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+        .env("RIPOSTE_RULES", dir.join("rules")))
 }
 
 #[test]

@@ -352,24 +352,43 @@ impl Riposte {
             .unwrap()
     }
 
-    /// Waits until `/admin/events` holds at least `n` records (the intake worker has committed
-    /// them), and returns them oldest first.
-    pub(crate) async fn wait_events(&self, n: usize) -> Vec<Value> {
+    /// Polls `GET path`'s list under `key` until `done` accepts it (or the deadline passes).
+    async fn poll_list(
+        &self,
+        path: &str,
+        key: &str,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let wait = async {
             loop {
-                let events = self.get("/admin/events?limit=1000").await["events"]
+                let list = self.get(path).await[key]
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                if events.len() >= n {
-                    return events.into_iter().rev().collect::<Vec<_>>();
+                if done(&list) {
+                    return list;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
         tokio::time::timeout(DEADLINE, wait)
             .await
-            .unwrap_or_else(|_| panic!("expected {n} processed events"))
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Waits until `/admin/events` holds at least `n` records (the intake worker has committed
+    /// them), and returns them oldest first.
+    pub(crate) async fn wait_events(&self, n: usize) -> Vec<Value> {
+        let events = self
+            .poll_list(
+                "/admin/events?limit=1000",
+                "events",
+                &format!("{n} processed events"),
+                |e| e.len() >= n,
+            )
+            .await;
+        events.into_iter().rev().collect()
     }
 
     /// Waits until the jobs satisfy `done`, and returns them (newest first).
@@ -378,42 +397,16 @@ impl Riposte {
         what: &str,
         done: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let wait = async {
-            loop {
-                let jobs = self.get("/admin/jobs?limit=1000").await["jobs"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                if done(&jobs) {
-                    return jobs;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(DEADLINE, wait)
+        self.poll_list("/admin/jobs?limit=1000", "jobs", what, done)
             .await
-            .unwrap_or_else(|_| panic!("jobs never reached: {what}"))
     }
 
     /// Waits until no job is pending or being sent.
     pub(crate) async fn wait_jobs_settled(&self) -> Vec<Value> {
-        let wait = async {
-            loop {
-                let jobs = self.get("/admin/jobs?limit=1000").await["jobs"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                if jobs
-                    .iter()
-                    .all(|j| j["status"] != "pending" && j["status"] != "sending")
-                {
-                    return jobs;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(DEADLINE, wait)
-            .await
-            .expect("jobs settle")
+        self.wait_jobs("jobs to settle", |jobs| {
+            jobs.iter()
+                .all(|j| j["status"] != "pending" && j["status"] != "sending")
+        })
+        .await
     }
 }
