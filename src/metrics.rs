@@ -59,6 +59,10 @@ pub static JOBS_SKIPPED: Counter = Counter::new(
     "riposte_jobs_skipped_total",
     "Follow-ups and campaign sends skipped (opted out, unless).",
 );
+pub static BREAKER_OPENED: Counter = Counter::new(
+    "riposte_whapi_breaker_opened_total",
+    "Times calls were paused because Whapi.Cloud kept failing.",
+);
 pub static RELOADS_OK: Counter = Counter::new(
     "riposte_rules_reloads_total",
     "Rule reloads that compiled and were swapped in.",
@@ -76,6 +80,7 @@ const ALL: &[&Counter] = &[
     &JOBS_RETRIED,
     &JOBS_DEAD,
     &JOBS_SKIPPED,
+    &BREAKER_OPENED,
     &RELOADS_OK,
     &RELOADS_FAILED,
 ];

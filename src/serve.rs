@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::delivery::{Delivery, RetryPolicy};
+use crate::delivery::{Breaker, BreakerPolicy, Delivery, Pacer, RetryPolicy};
 use crate::intake::Intake;
 use crate::reload::Reloader;
 use crate::rules;
@@ -40,6 +40,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub call_timeout: Duration,
     pub retry: RetryPolicy,
+    /// When calls to Whapi.Cloud pause because it keeps failing.
+    pub breaker: BreakerPolicy,
+    /// Least time between two calls to Whapi.Cloud; `None` for no pace.
+    pub whapi_rate: Option<Duration>,
     pub concurrency: usize,
     /// Where time comes from (the system clock, except in tests).
     pub clock: Arc<dyn Clock>,
@@ -146,6 +150,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         concurrency: settings.concurrency,
         wake: delivery_wake.clone(),
         observer: None,
+        breaker: Arc::new(Breaker::new(settings.breaker)),
+        pacer: settings
+            .whapi_rate
+            .map(|interval| Arc::new(Pacer::new(interval))),
     };
     let state = AppState {
         store: store.clone(),

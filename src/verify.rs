@@ -155,6 +155,7 @@ async fn check_batch(
         base: Duration::from_secs(2),
         cap: Duration::from_secs(60),
         max_attempts: 6,
+        max_age: Duration::from_secs(600),
     };
     let mut attempt = 0;
     loop {

@@ -89,6 +89,10 @@ fn duration_arg(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
 }
 
+fn rate_arg(text: &str) -> Result<Duration, String> {
+    crate::campaigns::parse_rate(text).and_then(|d| d.to_std().map_err(|e| e.to_string()))
+}
+
 fn timezone_arg(text: &str) -> Result<chrono_tz::Tz, String> {
     text.parse::<chrono_tz::Tz>().map_err(|_| {
         format!("unknown time zone `{text}`, expected an IANA name such as Europe/Berlin")
@@ -133,6 +137,18 @@ struct ServeArgs {
     /// Calls per job before it goes to the dead letters.
     #[arg(long, env = "RIPOSTE_RETRY_ATTEMPTS", default_value_t = 10)]
     retry_attempts: u32,
+    /// A job still failing this long after it was due goes to the dead letters.
+    #[arg(long, env = "RIPOSTE_RETRY_MAX_AGE", default_value = "24h", value_parser = duration_arg)]
+    retry_max_age: Duration,
+    /// Most calls to Whapi.Cloud, all chats together (`20/s`, `600/min`).
+    #[arg(long, env = "RIPOSTE_WHAPI_RATE", default_value = "20/s", value_parser = rate_arg)]
+    whapi_rate: Duration,
+    /// Failed calls in a row after which calls to Whapi.Cloud pause.
+    #[arg(long, env = "RIPOSTE_BREAKER_THRESHOLD", default_value_t = 5)]
+    breaker_threshold: u32,
+    /// How long calls pause before a probe (doubles while probes fail, up to 5 minutes).
+    #[arg(long, env = "RIPOSTE_BREAKER_COOLDOWN", default_value = "10s", value_parser = duration_arg)]
+    breaker_cooldown: Duration,
     /// Do not watch the rules folder (reload with SIGHUP or `POST /admin/reload` instead).
     #[arg(long, env = "RIPOSTE_NO_WATCH")]
     no_watch: bool,
@@ -166,8 +182,15 @@ impl ServeArgs {
                 base: self.retry_base,
                 cap: self.retry_cap,
                 max_attempts: self.retry_attempts.max(1),
+                max_age: self.retry_max_age,
             },
             concurrency: self.concurrency.max(1),
+            breaker: crate::delivery::BreakerPolicy {
+                threshold: self.breaker_threshold.max(1),
+                cooldown: self.breaker_cooldown,
+                ..crate::delivery::BreakerPolicy::default()
+            },
+            whapi_rate: Some(self.whapi_rate),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             watch: !self.no_watch,
         }

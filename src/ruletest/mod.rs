@@ -193,6 +193,8 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
             concurrency: 1,
             wake: wake.clone(),
             observer: Some(observer),
+            breaker: Arc::new(crate::delivery::Breaker::new(Default::default())),
+            pacer: None,
         },
         scheduler: Scheduler {
             store: store.clone(),

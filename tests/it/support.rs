@@ -270,8 +270,14 @@ impl Riposte {
                 base: Duration::from_millis(20),
                 cap: Duration::from_millis(200),
                 max_attempts: 5,
+                max_age: Duration::from_secs(3600),
             },
             concurrency: 8,
+            breaker: riposte::delivery::BreakerPolicy {
+                threshold: 50,
+                ..Default::default()
+            },
+            whapi_rate: None,
             watch: true,
             clock: match &self.clock {
                 Some(manual) => manual.clone(),

@@ -11,52 +11,18 @@ use rand::Rng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::actions::{OutboundRequest, Payload, Unless};
+use crate::actions::{OutboundRequest, Payload, Target, Unless};
 use crate::campaigns::OPTED_OUT;
 use crate::clock::Clock;
 use crate::metrics;
 use crate::store::{Job, JobKind, JobResult, JobWork, Op, Store, StoreResult};
 use crate::whapi::{CallOutcome, Client};
 
-/// How failed calls are retried.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// The first retry waits up to this long; each further one up to twice as long.
-    pub base: Duration,
-    /// The longest wait between two attempts.
-    pub cap: Duration,
-    /// After this many calls a job is dead.
-    pub max_attempts: u32,
-}
+mod guard;
+mod retry;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(300),
-            max_attempts: 10,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before the next attempt, or `None` when the job has used its attempts.
-    /// `jitter` is a number in `[0, 1)`; full jitter spreads retries of many jobs apart.
-    pub fn next_delay(
-        &self,
-        attempts: u32,
-        retry_after: Option<Duration>,
-        jitter: f64,
-    ) -> Option<Duration> {
-        if attempts >= self.max_attempts {
-            return None;
-        }
-        let exponent = attempts.saturating_sub(1).min(20);
-        let ceiling = self.base.saturating_mul(1 << exponent).min(self.cap);
-        let delay = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
-        Some(retry_after.map_or(delay, |ra| delay.max(ra)))
-    }
-}
+pub use guard::{Breaker, BreakerPolicy, Pacer};
+pub use retry::RetryPolicy;
 
 /// How long a claimed job stays claimed before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(120);
@@ -75,6 +41,10 @@ pub struct Delivery {
     pub wake: Arc<Notify>,
     /// Told about every job that runs (not skipped), before its result is recorded.
     pub observer: Option<Observer>,
+    /// Pauses calls while Whapi.Cloud keeps failing.
+    pub breaker: Arc<Breaker>,
+    /// Spaces calls to Whapi.Cloud (all chats together).
+    pub pacer: Option<Arc<Pacer>>,
 }
 
 /// A callback that sees each job as it runs (rule tests record the actions with it).
@@ -89,7 +59,19 @@ impl Delivery {
             if *shutdown.borrow() {
                 break;
             }
-            let room = this.concurrency.saturating_sub(in_flight.len());
+            let mut room = this.concurrency.saturating_sub(in_flight.len());
+            match this.breaker.permit() {
+                guard::Permit::Flow => {}
+                guard::Permit::Probe => room = room.min(1),
+                guard::Permit::WaitUntil(until) => {
+                    // Webhooks are still accepted and processed; their jobs wait here.
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            }
             let mut claimed = 0;
             if room > 0 {
                 let now = this.clock.now();
@@ -233,7 +215,19 @@ impl Delivery {
 
     async fn call(&self, job: &Job, request: &OutboundRequest) -> JobResult {
         let key = format!("riposte-job-{}", job.id);
+        let to_whapi = request.target == Target::Whapi && !self.client.dry_run();
+        if to_whapi && let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
         let outcome = self.client.call(request, &key).await;
+        if to_whapi {
+            match &outcome {
+                CallOutcome::Retry { .. } => self.breaker.failure(),
+                CallOutcome::Delivered { .. } | CallOutcome::Rejected { .. } => {
+                    self.breaker.success()
+                }
+            }
+        }
         let now = self.clock.now();
         match outcome {
             CallOutcome::Delivered { status, body } => {
@@ -251,7 +245,14 @@ impl Delivery {
             }
             CallOutcome::Retry { error, retry_after } => {
                 let jitter = rand::rng().random::<f64>();
-                match self.policy.next_delay(job.attempts, retry_after, jitter) {
+                let age = (now - job.run_at.min(job.created_at))
+                    .to_std()
+                    .unwrap_or_default();
+                let delay = self
+                    .policy
+                    .next_delay(job.attempts, retry_after, jitter)
+                    .filter(|d| age + *d <= self.policy.max_age);
+                match delay {
                     Some(delay) => {
                         tracing::warn!(job = job.id, rule = %job.rule, attempt = job.attempts, "call failed, retrying in {delay:?}: {error}");
                         let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
@@ -260,7 +261,11 @@ impl Delivery {
                     None => {
                         tracing::error!(job = job.id, rule = %job.rule, attempts = job.attempts, "giving up, moved to dead letters: {error}");
                         JobResult::Dead {
-                            error: format!("after {} attempts: {error}", job.attempts),
+                            error: format!(
+                                "gave up after {} attempts over {}s: {error}",
+                                job.attempts,
+                                age.as_secs()
+                            ),
                         }
                     }
                 }
@@ -280,52 +285,4 @@ fn recipient_phone(request: &OutboundRequest) -> Option<String> {
         .bytes()
         .all(|b| b.is_ascii_digit())
         .then(|| digits.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_caps_and_gives_up() {
-        let policy = RetryPolicy {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(10),
-            max_attempts: 5,
-        };
-        assert_eq!(
-            policy.next_delay(1, None, 1.0),
-            Some(Duration::from_secs(1))
-        );
-        assert_eq!(
-            policy.next_delay(3, None, 1.0),
-            Some(Duration::from_secs(4))
-        );
-        assert_eq!(
-            policy.next_delay(4, None, 1.0),
-            Some(Duration::from_secs(8))
-        );
-        assert_eq!(
-            policy.next_delay(4, None, 0.5),
-            Some(Duration::from_secs(4))
-        );
-        assert_eq!(policy.next_delay(5, None, 1.0), None);
-        let capped = RetryPolicy {
-            max_attempts: 100,
-            ..policy
-        };
-        assert_eq!(
-            capped.next_delay(30, None, 1.0),
-            Some(Duration::from_secs(10))
-        );
-    }
-
-    #[test]
-    fn retry_after_is_a_floor() {
-        let policy = RetryPolicy::default();
-        assert_eq!(
-            policy.next_delay(1, Some(Duration::from_secs(2)), 0.0),
-            Some(Duration::from_secs(2))
-        );
-    }
 }
