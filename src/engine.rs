@@ -261,6 +261,7 @@ fn run_actions(
         // Each action sees the contact as the previous actions left it.
         let ctx = rule_context(base, rule, captures, &out.contact);
         let cx = RenderCx {
+            webhook_allow: &set.webhook_allow,
             templates: &set.templates,
             ctx: &ctx,
             event,

@@ -39,6 +39,7 @@ pub struct ReloadReport {
 pub struct Reloader {
     paths: Vec<PathBuf>,
     zone: chrono_tz::Tz,
+    webhook_allow: Vec<rules::Glob>,
     rules: watch::Sender<Arc<RuleSet>>,
     last: Mutex<Option<ReloadReport>>,
     /// One reload at a time; a second request waits and then sees the fresh files.
@@ -62,11 +63,13 @@ impl Reloader {
     pub fn new(
         paths: Vec<PathBuf>,
         zone: chrono_tz::Tz,
+        webhook_allow: Vec<rules::Glob>,
         rules: watch::Sender<Arc<RuleSet>>,
     ) -> Self {
         Self {
             paths,
             zone,
+            webhook_allow,
             rules,
             last: Mutex::new(None),
             busy: tokio::sync::Mutex::new(()),
@@ -90,17 +93,22 @@ impl Reloader {
     pub async fn reload(&self, trigger: &str) -> ReloadReport {
         let _one_at_a_time = self.busy.lock().await;
         let started = Instant::now();
-        let (paths, zone) = (self.paths.clone(), self.zone);
-        let compiled = tokio::task::spawn_blocking(move || rules::load_in(&paths, zone))
-            .await
-            .unwrap_or_else(|e| {
-                Err(vec![rules::Diagnostic::error(
-                    std::path::Path::new("rules"),
-                    1,
-                    1,
-                    format!("reload failed: {e}"),
-                )])
-            });
+        let (paths, zone, allow) = (self.paths.clone(), self.zone, self.webhook_allow.clone());
+        let compiled = tokio::task::spawn_blocking(move || {
+            rules::load_in(&paths, zone).map(|mut set| {
+                set.webhook_allow = allow;
+                set
+            })
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(vec![rules::Diagnostic::error(
+                std::path::Path::new("rules"),
+                1,
+                1,
+                format!("reload failed: {e}"),
+            )])
+        });
         let old = self.current();
         let mut report = ReloadReport {
             at: Utc::now(),

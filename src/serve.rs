@@ -33,6 +33,9 @@ pub struct Settings {
     /// Default zone for schedules and hours.
     pub timezone: chrono_tz::Tz,
     pub webhook_secret: Option<String>,
+    /// Hosts (globs such as `*.example.com`) a webhook may call when its URL's host comes
+    /// from event data.
+    pub webhook_allow: Vec<String>,
     pub events_token: Option<String>,
     pub admin_token: Option<String>,
     pub max_event_age: Option<Duration>,
@@ -119,10 +122,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             "DRY-RUN: {why}. Every action is logged fully rendered; NOTHING is sent to WhatsApp or to any webhook."
         );
     }
+    let allow: Vec<rules::Glob> = settings
+        .webhook_allow
+        .iter()
+        .map(|h| rules::Glob::new(h))
+        .collect();
+    let mut rule_set = rule_set;
+    rule_set.webhook_allow.clone_from(&allow);
     let (rules_tx, rules_rx) = watch::channel(Arc::new(rule_set));
     let reloader = Arc::new(Reloader::new(
         settings.rules.clone(),
         settings.timezone,
+        allow,
         rules_tx,
     ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

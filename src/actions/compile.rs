@@ -485,8 +485,10 @@ fn webhook(hook: &crate::config::WebhookSpec, cx: &mut Compiler<'_>) -> Option<A
         },
     };
     let url = url.filter(|u| !matches!(u, Text::Literal(l) if !l.starts_with("http")))?;
+    let host_from_template = host_is_templated(&hook.url.value);
     Some(Action::Webhook(WebhookAction {
         url,
+        host_from_template,
         method: method?,
         headers: headers?,
         body: body?,
@@ -531,4 +533,21 @@ fn json_template(
         }
         fixed => JsonTemplate::Fixed(fixed.clone()),
     })
+}
+
+/// Whether a URL template's host part depends on a template (`https://{{ data.host }}/x`).
+fn host_is_templated(url: &str) -> bool {
+    let end = [url.find("{{"), url.find("{%")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(url.len());
+    let literal = &url[..end];
+    if literal.len() == url.len() {
+        return false;
+    }
+    match literal.split_once("://") {
+        Some((_, rest)) => !rest.contains(['/', '?', '#']),
+        None => true,
+    }
 }

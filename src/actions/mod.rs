@@ -55,6 +55,8 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct WebhookAction {
     pub url: Text,
+    /// The URL's host comes from a template (event data), so it must be on the allow-list.
+    pub host_from_template: bool,
     pub method: String,
     pub headers: Vec<(String, Text)>,
     pub body: Option<BodyTemplate>,
@@ -142,6 +144,8 @@ pub struct RenderCx<'a> {
     pub contact: &'a Contact,
     pub now: chrono::DateTime<chrono::Utc>,
     pub rule: &'a str,
+    /// Hosts a webhook URL may name when its host comes from a template.
+    pub webhook_allow: &'a [crate::rules::Glob],
 }
 
 impl RenderCx<'_> {
@@ -362,12 +366,12 @@ fn render_webhook(cx: &RenderCx<'_>, hook: &WebhookAction) -> Result<OutboundReq
         Some(BodyTemplate::Text(t)) => Some(Payload::Text(cx.text(t)?)),
         Some(BodyTemplate::Json(j)) => Some(Payload::Json(render_json(cx, j)?)),
     };
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or(&url)
-        .to_owned();
+    let host = host_of(&url);
+    if hook.host_from_template && !cx.webhook_allow.iter().any(|g| g.matches(&host)) {
+        return Err(ActionError::Missing(format!(
+            "webhook host `{host}` comes from event data and is not on the allow-list (--webhook-allow)"
+        )));
+    }
     Ok(OutboundRequest {
         target: Target::External,
         method: hook.method.clone(),
@@ -376,6 +380,22 @@ fn render_webhook(cx: &RenderCx<'_>, hook: &WebhookAction) -> Result<OutboundReq
         body,
         lane: format!("webhook:{host}"),
     })
+}
+
+/// The host of a URL, without user info or port, lower-cased.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default().to_owned()
+    };
+    host.to_ascii_lowercase()
 }
 
 fn render_json(cx: &RenderCx<'_>, json: &JsonTemplate) -> Result<serde_json::Value, ActionError> {

@@ -128,6 +128,7 @@ pub fn plan(
             typing: None,
         };
         let cx = RenderCx {
+            webhook_allow: &[],
             templates,
             ctx: &ctx,
             event: &event,

@@ -29,8 +29,10 @@ enum JobsCommand {
     },
     /// Put a dead, cancelled or skipped job back in the queue.
     Retry { id: i64 },
-    /// Cancel a pending job.
+    /// Cancel a pending job, or drop a dead one.
     Cancel { id: i64 },
+    /// Everything about one job, as JSON: the call it makes, its attempts and last error.
+    Show { id: i64 },
 }
 
 fn parse_status(text: &str) -> Result<JobStatus, String> {
@@ -90,12 +92,22 @@ pub(super) fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+            JobsCommand::Show { id } => match store.job(id).await? {
+                Some(job) => {
+                    println!("{}", serde_json::to_string_pretty(&job)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("error: no job {id}");
+                    Ok(ExitCode::FAILURE)
+                }
+            },
             JobsCommand::Cancel { id } => {
                 if store.cancel_job(id).await? {
                     println!("job {id} is cancelled");
                     Ok(ExitCode::SUCCESS)
                 } else {
-                    eprintln!("error: no pending job {id}");
+                    eprintln!("error: no pending or dead job {id}");
                     Ok(ExitCode::FAILURE)
                 }
             }

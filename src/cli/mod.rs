@@ -149,6 +149,10 @@ struct ServeArgs {
     /// How long calls pause before a probe (doubles while probes fail, up to 5 minutes).
     #[arg(long, env = "RIPOSTE_BREAKER_COOLDOWN", default_value = "10s", value_parser = duration_arg)]
     breaker_cooldown: Duration,
+    /// Hosts a webhook action may call when the URL's host comes from event data
+    /// (comma-separated globs such as `hooks.example.com,*.shop.example`).
+    #[arg(long, env = "RIPOSTE_WEBHOOK_ALLOW", value_delimiter = ',')]
+    webhook_allow: Vec<String>,
     /// Do not watch the rules folder (reload with SIGHUP or `POST /admin/reload` instead).
     #[arg(long, env = "RIPOSTE_NO_WATCH")]
     no_watch: bool,
@@ -172,6 +176,7 @@ impl ServeArgs {
             dry_run: self.dry_run,
             timezone: self.timezone,
             webhook_secret: secret("RIPOSTE_WEBHOOK_SECRET"),
+            webhook_allow: self.webhook_allow,
             events_token: secret("RIPOSTE_EVENTS_TOKEN"),
             admin_token: secret("RIPOSTE_ADMIN_TOKEN"),
             max_event_age: self.max_event_age,

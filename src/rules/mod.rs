@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 pub(crate) use compile::Compiler;
 pub use compile::{compile, compile_in};
-pub use condition::{Block, Condition, ExprEval, Input, Miss};
+pub use condition::{Block, Condition, ExprEval, Glob, Input, Miss};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
 pub use keywords::fold;
 pub use lint::lint;
@@ -64,6 +64,8 @@ pub struct RuleSet {
     pub templates: Templates,
     /// The default time zone the set was compiled with.
     pub timezone: chrono_tz::Tz,
+    /// Hosts a webhook may call when its URL's host comes from event data.
+    pub webhook_allow: Vec<Glob>,
     /// Rule indexes per event kind, in rule order, so an event only meets rules for its kind.
     by_kind: HashMap<EventKind, Vec<usize>>,
     pub files: Vec<PathBuf>,
@@ -106,6 +108,7 @@ impl RuleSet {
             calendars,
             templates,
             timezone,
+            webhook_allow: Vec::new(),
             by_kind,
             files: files.iter().map(|f| f.path.clone()).collect(),
             version,

@@ -97,7 +97,7 @@ pub(super) async fn cancel(
     } else {
         Ok((
             StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no pending job {id}") })),
+            Json(json!({ "error": format!("no pending or dead job {id}") })),
         ))
     }
 }
@@ -209,4 +209,18 @@ pub(super) async fn reload(State(state): State<AppState>) -> (StatusCode, Json<V
         StatusCode::OK
     };
     (status, Json(json!(report)))
+}
+
+/// `GET /admin/jobs/{id}`: one job, to inspect a dead letter.
+pub(super) async fn job(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok(match state.store.job(id).await? {
+        Some(job) => (StatusCode::OK, Json(json!(job))),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no job {id}") })),
+        ),
+    })
 }

@@ -64,7 +64,7 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .route("/admin/events", get(admin::events))
         .route("/admin/jobs", get(admin::jobs))
         .route("/admin/jobs/{id}/retry", post(admin::retry))
-        .route("/admin/jobs/{id}", axum::routing::delete(admin::cancel))
+        .route("/admin/jobs/{id}", get(admin::job).delete(admin::cancel))
         .route("/admin/campaigns", get(admin::campaigns))
         .route("/admin/campaigns/{name}/run", post(admin::run_campaign))
         .route("/admin/chats", get(admin::chats))

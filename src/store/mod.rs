@@ -429,9 +429,11 @@ pub trait Store: Send + Sync + 'static {
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Jobs, newest first, optionally of one status.
     async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
+    /// One job by id.
+    async fn job(&self, id: i64) -> StoreResult<Option<Job>>;
     /// Puts a dead or cancelled job back in the queue; false if no such job.
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Cancels a pending job; false if no such pending job.
+    /// Cancels a pending job, or drops a dead one; false if no such job.
     async fn cancel_job(&self, id: i64) -> StoreResult<bool>;
     /// Most recent event records, newest first.
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>>;

@@ -190,7 +190,7 @@ fn contacts_campaigns_and_jobs_from_the_command_line() {
     );
     let (code, _, err) = riposte_in(root, &["jobs", "cancel", id]);
     assert_eq!(code, 1);
-    assert!(err.contains("no pending job"), "{err}");
+    assert!(err.contains("no pending or dead job"), "{err}");
     let (code, out, _) = riposte_in(root, &["jobs", "retry", id]);
     assert_eq!(
         (code, out.trim()),

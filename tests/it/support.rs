@@ -32,6 +32,8 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 /// One request as the stand-in received it.
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
+    /// When it arrived.
+    pub(crate) at: std::time::Instant,
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) headers: HeaderMap,
@@ -79,6 +81,7 @@ async fn record(
         }
     };
     let received = Received {
+        at: std::time::Instant::now(),
         method: method.to_string(),
         path,
         headers,
@@ -260,6 +263,7 @@ impl Riposte {
             dry_run: false,
             timezone: chrono_tz::UTC,
             webhook_secret: None,
+            webhook_allow: vec!["127.0.0.1".into()],
             events_token: None,
             admin_token: None,
             max_event_age: None,

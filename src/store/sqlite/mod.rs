@@ -416,6 +416,15 @@ impl Store for SqliteStore {
         rows.iter().map(jobs::job_from_row).collect()
     }
 
+    async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
+        let sql = format!("SELECT {} FROM jobs WHERE id = $1", jobs::JOB_COLUMNS);
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(jobs::job_from_row).transpose()
+    }
+
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
         let done = sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, attempts = 0, updated_at = $2 WHERE id = $1 AND status IN ('dead', 'cancelled', 'skipped')")
             .bind(id)
@@ -426,7 +435,7 @@ impl Store for SqliteStore {
     }
 
     async fn cancel_job(&self, id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE jobs SET status = 'cancelled', locked_until = NULL WHERE id = $1 AND status = 'pending'").bind(id).execute(&self.writer).await?;
+        let done = sqlx::query("UPDATE jobs SET status = 'cancelled', locked_until = NULL WHERE id = $1 AND status IN ('pending', 'dead')").bind(id).execute(&self.writer).await?;
         Ok(done.rows_affected() == 1)
     }
 
