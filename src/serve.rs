@@ -106,6 +106,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             .await
             .with_context(|| format!("cannot open database `{}`", settings.db.display()))?,
     );
+    let released = store.release_claims().await?;
+    if released > 0 {
+        tracing::warn!(
+            "{released} jobs were being sent when Riposte last stopped; they are sent again now"
+        );
+    }
     let client = Client::new(
         &settings.whapi_url,
         settings.whapi_token.clone(),
@@ -231,24 +237,31 @@ async fn prune(store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for Ctrl-C and SIGTERM at once (so a signal that arrives while the server starts
+/// is not lost to the default handler) and returns a future that ends at the first of them.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(interrupt) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

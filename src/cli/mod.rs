@@ -214,8 +214,9 @@ impl Cli {
             Command::Serve(args) => {
                 let runtime = tokio::runtime::Runtime::new()?;
                 runtime.block_on(async {
+                    let signal = serve::shutdown_signal();
                     let running = serve::start(args.settings()).await?;
-                    serve::shutdown_signal().await;
+                    signal.await;
                     tracing::info!("shutting down");
                     running.stop().await;
                     Ok(ExitCode::SUCCESS)

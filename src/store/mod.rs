@@ -423,6 +423,10 @@ pub trait Store: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Job>>;
+    /// Releases every job claimed by a process that is gone (called at start, when this
+    /// process is the only one using the database): they run again now instead of after their
+    /// lease. A call that was made but not recorded before the crash is made again.
+    async fn release_claims(&self) -> StoreResult<u64>;
     /// Records how a claimed job ended.
     async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()>;
     /// When the next pending job is due, if any.

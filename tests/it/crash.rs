@@ -37,6 +37,7 @@ fn spawn_with(dir: &std::path::Path, whapi: &str, args: &[&str]) -> Process {
         .env("RIPOSTE_DB", dir.join("riposte.db"))
         .env("WHAPI_URL", whapi)
         .env("WHAPI_TOKEN", "test-token")
+        .env("RIPOSTE_WHAPI_RATE", "1000/s")
         .env("RIPOSTE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -46,6 +47,9 @@ fn spawn_with(dir: &std::path::Path, whapi: &str, args: &[&str]) -> Process {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("\"ERROR\"") || line.contains("\"WARN\"") {
+                eprintln!("riposte: {line}");
+            }
             if let Some(at) = line.find("listening on http://") {
                 let rest = &line[at + "listening on ".len()..];
                 let url: String = rest
@@ -175,4 +179,129 @@ async fn sighup_reloads_the_rules() {
     assert_eq!(after["last_reload"]["added"], json!(["hello"]));
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+}
+
+/// Posts distinct messages until the server stops answering; returns the texts answered 200.
+async fn post_until_down(url: String, round: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    for i in 0.. {
+        let text = format!("r{round}-m{i}");
+        let body = json!({
+            "messages": [{"id": format!("crash-{round}-{i}"), "from_me": false, "type": "text", "chat_id": format!("49151{:07}@s.whatsapp.net", i % 50), "timestamp": 1767261600, "from": format!("49151{:07}", i % 50), "text": {"body": text}}],
+            "event": {"type": "messages", "event": "post"},
+            "channel_id": "CRASH"
+        });
+        match client
+            .post(format!("{url}/webhook"))
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().as_u16() == 200 => accepted.push(text),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    accepted
+}
+
+#[tokio::test]
+async fn random_sigkills_lose_no_answered_event() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        "rules:\n  - name: echo\n    then:\n      - reply: \"{{ text }}\"\n",
+    )
+    .unwrap();
+    let whapi = StandIn::start().await;
+    let mut accepted = Vec::new();
+    let kills = 5;
+    for round in 0..kills {
+        let mut server = spawn(dir.path(), &whapi.url);
+        let poster = tokio::spawn(post_until_down(server.url.clone(), round));
+        // Kill at a random moment: while webhooks are being stored, processed and sent.
+        let pause = 150 + rand::random::<u64>() % 450;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        accepted.extend(poster.await.unwrap());
+    }
+    let mut last = spawn(dir.path(), &whapi.url);
+    let replies = || -> std::collections::HashMap<String, usize> {
+        whapi
+            .received()
+            .iter()
+            .fold(Default::default(), |mut m, r| {
+                *m.entry(r.body["body"].as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+                m
+            })
+    };
+    let wait = async {
+        loop {
+            let texts = replies();
+            if accepted.iter().all(|t| texts.contains_key(t)) {
+                return texts;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let Ok(answered) = tokio::time::timeout(Duration::from_secs(30), wait).await else {
+        let texts = replies();
+        let missing: Vec<&String> = accepted
+            .iter()
+            .filter(|t| !texts.contains_key(*t))
+            .collect();
+        last.child.kill().unwrap();
+        panic!(
+            "{} of {} accepted events got no reply, e.g. {:?}",
+            missing.len(),
+            accepted.len(),
+            &missing[..missing.len().min(5)]
+        );
+    };
+    let duplicates: usize = answered.values().map(|n| n - 1).sum();
+    println!(
+        "{} events answered 200 across {kills} SIGKILLs: all replied to, {duplicates} duplicate replies",
+        accepted.len()
+    );
+    assert!(
+        accepted.len() >= 150,
+        "only {} events were accepted",
+        accepted.len()
+    );
+    // A duplicate needs a kill between a call reaching Whapi and the commit that marks its job
+    // done: at most the calls in flight (16) per kill.
+    assert!(
+        duplicates <= 16 * kills,
+        "{duplicates} duplicates in {kills} kills"
+    );
+    last.child.kill().unwrap();
+    last.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_and_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rules.yaml"), RULES).unwrap();
+    let whapi = StandIn::start().await;
+    let mut server = spawn(dir.path(), &whapi.url);
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -11,6 +11,7 @@ mod events;
 mod examples;
 mod followups;
 mod intake;
+mod props;
 mod reload;
 mod schema;
 mod security;

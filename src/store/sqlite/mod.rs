@@ -385,6 +385,15 @@ impl Store for SqliteStore {
         Ok(claimed)
     }
 
+    async fn release_claims(&self) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'pending', locked_until = NULL WHERE status = 'sending'",
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
         let query = match result {
             JobResult::Done { response } => sqlx::query("UPDATE jobs SET status = 'done', response = $2, last_error = NULL, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(response).bind(ms(now)),
