@@ -115,19 +115,7 @@ async fn a_failing_whapi_trips_the_breaker_which_probes_before_resuming() {
         "{second_pause:?}"
     );
     assert_eq!(riposte.wait_jobs_settled().await[0]["status"], "done");
-    // Webhooks were accepted all along.
-    let metrics = reqwest::get(format!("{}/metrics", riposte.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("riposte_whapi_breaker_opened_total ") && !l.ends_with(" 0")),
-        "{metrics}"
-    );
+    assert!(riposte.metric("riposte_whapi_breaker_opened_total").await >= 2);
 }
 
 #[tokio::test]

@@ -350,6 +350,23 @@ impl Riposte {
         assert_eq!(status, 200, "webhook refused: {answer}");
     }
 
+    /// The value of a counter at `/metrics`.
+    pub(crate) async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no metric `{name}` in:\n{text}"))
+    }
+
     /// `GET` a path and return the JSON answer.
     pub(crate) async fn get(&self, path: &str) -> Value {
         self.http
