@@ -63,3 +63,55 @@ async fn admin_needs_the_admin_token_when_set() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// Without an admin token, only this machine may use `/admin`: a request from another
+/// address is refused, whatever it asks.
+#[tokio::test]
+async fn without_an_admin_token_admin_answers_loopback_only() {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use axum::extract::ConnectInfo;
+    use riposte::server::{AppState, HttpLimits, Secrets, app};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn riposte::store::Store> = Arc::new(
+        riposte::store::SqliteStore::open(&dir.path().join("db"))
+            .await
+            .unwrap(),
+    );
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(riposte::rules::RuleSet::empty()));
+    let state = AppState {
+        store,
+        rules: rx,
+        intake: Arc::default(),
+        delivery: Arc::default(),
+        clock: Arc::new(riposte::clock::SystemClock),
+        reloader: Arc::new(riposte::reload::Reloader::new(
+            vec![dir.path().to_owned()],
+            chrono_tz::UTC,
+            Vec::new(),
+            tx,
+        )),
+        secrets: Arc::new(Secrets::default()),
+    };
+    let limits = HttpLimits {
+        max_body: 1024,
+        request_timeout: std::time::Duration::from_secs(5),
+    };
+    for (from, expected) in [
+        ("10.1.2.3:4000", 401),
+        ("127.0.0.1:4000", 200),
+        ("[::1]:4000", 200),
+    ] {
+        let mut request = axum::http::Request::get("/admin/jobs")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(from.parse::<SocketAddr>().unwrap()));
+        let response = app(state.clone(), limits).oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "from {from}");
+    }
+}
