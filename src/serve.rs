@@ -22,7 +22,7 @@ use crate::store::{SqliteStore, Store};
 use crate::whapi::Client;
 
 /// Everything `serve` needs, from flags and environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub listen: String,
     pub rules: Vec<PathBuf>,
@@ -52,6 +52,28 @@ pub struct Settings {
     pub clock: Arc<dyn Clock>,
     /// Watch the rules folder for changes (SIGHUP and `/admin/reload` work either way).
     pub watch: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets are shown only as set or not, so settings can be logged safely.
+        let set = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("rules", &self.rules)
+            .field("db", &self.db)
+            .field("whapi_url", &self.whapi_url)
+            .field("whapi_token", &set(&self.whapi_token))
+            .field("dry_run", &self.dry_run)
+            .field("timezone", &self.timezone)
+            .field("webhook_secret", &set(&self.webhook_secret))
+            .field("events_token", &set(&self.events_token))
+            .field("admin_token", &set(&self.admin_token))
+            .field("webhook_allow", &self.webhook_allow)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running server.
@@ -263,5 +285,42 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_never_print_their_secrets() {
+        let settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            rules: Vec::new(),
+            db: PathBuf::from("x.db"),
+            whapi_url: "http://x".into(),
+            whapi_token: Some("token-123".into()),
+            dry_run: false,
+            timezone: chrono_tz::UTC,
+            webhook_secret: Some("secret-456".into()),
+            webhook_allow: Vec::new(),
+            events_token: Some("events-789".into()),
+            admin_token: Some("admin-000".into()),
+            max_event_age: None,
+            max_body: 1,
+            request_timeout: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            breaker: BreakerPolicy::default(),
+            whapi_rate: None,
+            concurrency: 1,
+            clock: Arc::new(crate::clock::SystemClock),
+            watch: false,
+        };
+        let shown = format!("{settings:?}");
+        for secret in ["token-123", "secret-456", "events-789", "admin-000"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("whapi_token: \"<set>\""), "{shown}");
     }
 }
