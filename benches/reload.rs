@@ -3,33 +3,12 @@
 //!
 //! Run with `cargo bench --bench reload`.
 
-use std::fmt::Write;
-use std::time::{Duration, Instant};
+#[path = "generate.rs"]
+mod generate;
 
-fn generate(rules: usize) -> String {
-    let mut yaml = String::from("rules:\n");
-    for i in 0..rules {
-        let _ = match i % 4 {
-            0 => writeln!(
-                yaml,
-                "  - name: order-{i}\n    when:\n      text: '(?i)\\border\\s+#?(?P<order>{i}\\d{{2,}})'\n      chat: private\n    then:\n      - reply: \"Order {{{{ match.order }}}} is on its way, {{{{ sender.name | default('there') }}}}!\"\n      - tag: asked-{i}"
-            ),
-            1 => writeln!(
-                yaml,
-                "  - name: keyword-{i}\n    when:\n      keywords: [word{i}, phrase {i}]\n    then:\n      - reply: \"You said {{{{ text }}}}\""
-            ),
-            2 => writeln!(
-                yaml,
-                "  - name: custom-{i}\n    when:\n      event: custom:event_{i}\n      if: data.total > {i}\n    then:\n      - send: {{to: \"{{{{ data.phone }}}}\", text: \"Total {{{{ data.total }}}}\"}}\n        after: 1h\n        key: \"k-{i}-{{{{ data.phone }}}}\""
-            ),
-            _ => writeln!(
-                yaml,
-                "  - name: button-{i}\n    when:\n      event: button_reply\n      reply_id: [b{i}, c{i}]\n    then:\n      - reply: {{text: \"Picked {{{{ text }}}}\", quote: true}}"
-            ),
-        };
-    }
-    yaml
-}
+use generate::generate;
+
+use std::time::{Duration, Instant};
 
 fn main() {
     let rules = 10_000;

@@ -1,0 +1,85 @@
+//! The hot path in pieces: parsing a webhook body, matching an event against 10, 1,000 and
+//! 10,000 rules, rendering a template. Run with `cargo bench --bench engine`.
+
+#[path = "generate.rs"]
+mod generate;
+
+use std::path::PathBuf;
+
+use chrono::{TimeZone, Utc};
+use riposte::config::SourceFile;
+use riposte::engine::evaluate;
+use riposte::events::{Event, WebhookBody, parse_webhook};
+use riposte::rules::{RuleSet, compile};
+use riposte::store::{ChatState, Contact};
+use riposte::templates::{Scope, Templates, to_value};
+
+fn main() {
+    divan::main();
+}
+
+fn body(text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "messages": [{
+            "id": "Qm7vT2xLp9.aB3cDe-gBgKa1Zr8k", "from_me": false, "type": "text",
+            "chat_id": "4915112345678@s.whatsapp.net", "timestamp": 1767261600, "source": "mobile",
+            "text": {"body": text}, "from": "4915112345678", "from_name": "Anna"
+        }],
+        "event": {"type": "messages", "event": "post"},
+        "channel_id": "HERON-X4K9P"
+    })
+}
+
+fn event() -> Event {
+    parse_webhook(WebhookBody {
+        body: &body("Hi, where is my order 4242 please?"),
+        path: "",
+        method: "POST",
+    })
+    .remove(0)
+}
+
+fn rule_set(n: usize) -> RuleSet {
+    let source = SourceFile {
+        path: PathBuf::from("bench.yaml"),
+        text: generate::generate(n),
+    };
+    compile(&[source]).unwrap_or_else(|d| panic!("{}", d[0]))
+}
+
+#[divan::bench]
+fn parse_webhook_body(bencher: divan::Bencher) {
+    let text = body("Hallo, ist das Angebot noch gültig?").to_string();
+    bencher.bench(|| {
+        let value: serde_json::Value = serde_json::from_str(divan::black_box(&text)).unwrap();
+        parse_webhook(WebhookBody {
+            body: &value,
+            path: "",
+            method: "POST",
+        })
+    });
+}
+
+#[divan::bench(args = [10, 1_000, 10_000], sample_count = 50)]
+fn match_event(bencher: divan::Bencher, rules: usize) {
+    let set = rule_set(rules);
+    let event = event();
+    let (contact, chat) = (Contact::default(), ChatState::default());
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+    bencher.bench(|| evaluate(&set, divan::black_box(&event), &contact, &chat, now, false));
+}
+
+#[divan::bench]
+fn render_template(bencher: divan::Bencher) {
+    let mut templates = Templates::new();
+    let text = templates
+        .text(
+            "Order {{ match.order }} is on its way, {{ sender.name | default('there') }}!",
+            Scope::Event {
+                groups: &["order".into()],
+            },
+        )
+        .unwrap();
+    let ctx = minijinja::context! { match => minijinja::context! { order => "4242" }, sender => to_value(&serde_json::json!({"name": "Anna"})) };
+    bencher.bench(|| templates.render(&text, divan::black_box(&ctx)).unwrap());
+}
