@@ -1,7 +1,7 @@
 //! The hot path in pieces: parsing a webhook body, matching an event against 10, 1,000 and
 //! 10,000 rules, rendering a template. Run with `cargo bench --bench engine`.
 
-#[path = "generate.rs"]
+#[path = "support/generate.rs"]
 mod generate;
 
 use std::path::PathBuf;

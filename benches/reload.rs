@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo bench --bench reload`.
 
-#[path = "generate.rs"]
+#[path = "support/generate.rs"]
 mod generate;
 
 use generate::generate;
