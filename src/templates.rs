@@ -216,11 +216,16 @@ impl Templates {
         if let Err(err) = self.env.add_template_owned(name.clone(), source) {
             return Err(vec![problem_from(&err)]);
         }
-        let problems = self.check_variables(&name, scope);
-        if let Ok(template) = self.env.get_template(&name) {
-            let roots = template.undeclared_variables(false);
-            self.used.extend(roots);
-        }
+        // Parsed once for both uses: the checks need dotted paths, lint the roots.
+        let used: BTreeSet<String> = match self.env.get_template(&name) {
+            Ok(template) => template.undeclared_variables(true).into_iter().collect(),
+            Err(_) => BTreeSet::new(),
+        };
+        let problems = self.check_variables(&used, scope);
+        self.used.extend(
+            used.iter()
+                .map(|path| path.split('.').next().unwrap_or(path).to_owned()),
+        );
         if problems.is_empty() {
             Ok(name)
         } else {
@@ -229,11 +234,7 @@ impl Templates {
         }
     }
 
-    fn check_variables(&self, name: &str, scope: Scope<'_>) -> Vec<TemplateProblem> {
-        let Ok(template) = self.env.get_template(name) else {
-            return Vec::new();
-        };
-        let used: BTreeSet<String> = template.undeclared_variables(true).into_iter().collect();
+    fn check_variables(&self, used: &BTreeSet<String>, scope: Scope<'_>) -> Vec<TemplateProblem> {
         used.iter()
             .filter_map(|path| self.unknown_variable(path, scope))
             .map(|message| TemplateProblem {

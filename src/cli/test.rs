@@ -29,24 +29,16 @@ pub(super) fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
             Ok(reports) => {
                 for report in reports {
+                    let place =
+                        format!("{}:{}: {}", report.file.display(), report.line, report.name);
                     match report.failure {
                         None => {
                             passed += 1;
-                            println!(
-                                "ok   {}:{}: {}",
-                                report.file.display(),
-                                report.line,
-                                report.name
-                            );
+                            println!("ok   {place}");
                         }
                         Some(failure) => {
                             failed += 1;
-                            println!(
-                                "FAIL {}:{}: {}\n  {failure}",
-                                report.file.display(),
-                                report.line,
-                                report.name
-                            );
+                            println!("FAIL {place}\n  {failure}");
                         }
                     }
                 }

@@ -19,6 +19,14 @@ rules:
         key: "cart-{{ data.phone }}"
 "#;
 
+/// A folder with `rules` as its rules file, and a stand-in Whapi.Cloud.
+async fn setup(rules: &str) -> (tempfile::TempDir, StandIn) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rules.yaml"), rules).unwrap();
+    (dir, StandIn::start().await)
+}
+
 struct Process {
     child: Child,
     url: String,
@@ -92,10 +100,7 @@ async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
 
 #[tokio::test]
 async fn a_pending_follow_up_survives_sigkill_and_is_sent_once() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/rules.yaml"), RULES).unwrap();
-    let whapi = StandIn::start().await;
+    let (dir, whapi) = setup(RULES).await;
 
     let mut first = spawn(dir.path(), &whapi.url);
     let body = json!({"phone": "4915112345678"}).to_string();
@@ -143,10 +148,7 @@ async fn a_pending_follow_up_survives_sigkill_and_is_sent_once() {
 
 #[tokio::test]
 async fn sighup_reloads_the_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/rules.yaml"), RULES).unwrap();
-    let whapi = StandIn::start().await;
+    let (dir, whapi) = setup(RULES).await;
     let mut server = spawn_with(dir.path(), &whapi.url, &["--no-watch"]);
     let url = server.url.clone();
     let before: Value = reqwest::get(format!("{url}/admin/rules"))
@@ -208,14 +210,8 @@ async fn post_until_down(url: String, round: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn random_sigkills_lose_no_answered_event() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(
-        dir.path().join("rules/rules.yaml"),
-        "rules:\n  - name: echo\n    then:\n      - reply: \"{{ text }}\"\n",
-    )
-    .unwrap();
-    let whapi = StandIn::start().await;
+    let (dir, whapi) =
+        setup("rules:\n  - name: echo\n    then:\n      - reply: \"{{ text }}\"\n").await;
     let mut accepted = Vec::new();
     let kills = 5;
     for round in 0..kills {
@@ -284,10 +280,7 @@ async fn random_sigkills_lose_no_answered_event() {
 
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully_and_quickly() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/rules.yaml"), RULES).unwrap();
-    let whapi = StandIn::start().await;
+    let (dir, whapi) = setup(RULES).await;
     let mut server = spawn(dir.path(), &whapi.url);
     let started = std::time::Instant::now();
     let status = Command::new("kill")
