@@ -86,8 +86,11 @@ pub struct Planned {
 /// The result of evaluating one event.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
-    /// Per rule; in explain mode every rule, otherwise only the rules for the event's kind.
+    /// In explain mode every rule; otherwise only the rules that matched or were held.
     pub rules: Vec<RuleTrace>,
+    /// Outside explain mode: how many rules were evaluated after the prefilter.
+    #[serde(skip)]
+    pub checked: usize,
     /// Effects of live (not shadow) rules, in order.
     #[serde(skip)]
     pub planned: Vec<Planned>,
@@ -121,16 +124,25 @@ pub fn evaluate(
     let mut handoff = chat.handoff.clone().filter(|h| h.until > now);
     let mut out = Evaluation {
         rules: Vec::new(),
+        checked: 0,
         planned: Vec::new(),
         contact,
         fired: Vec::new(),
         handoff: None,
     };
     let mut stopped_by: Option<&str> = None;
-    let candidates: Box<dyn Iterator<Item = &Rule>> = if explain {
-        Box::new(set.rules.iter())
+    // Outside explain mode only the rules that can match are visited (see `RuleSet::candidates`)
+    // and only their outcomes are kept: a failed rule costs nothing to record.
+    let candidates: Vec<&Rule> = if explain {
+        set.rules.iter().collect()
     } else {
-        Box::new(set.for_kind(&event.kind))
+        let indexes = set.candidates(event);
+        out.checked = indexes.len();
+        indexes
+            .into_iter()
+            .map(|i| &set.rules[i])
+            .filter(|r| r.enabled)
+            .collect()
     };
     for rule in candidates {
         let outcome = if let Some(by) = stopped_by {
@@ -200,10 +212,15 @@ pub fn evaluate(
                 },
             }
         };
-        out.rules.push(RuleTrace {
-            rule: rule.name.clone(),
-            outcome,
-        });
+        if explain || !matches!(outcome, RuleOutcome::Failed { .. }) {
+            out.rules.push(RuleTrace {
+                rule: rule.name.clone(),
+                outcome,
+            });
+        }
+        if !explain && stopped_by.is_some() {
+            break;
+        }
     }
     out.handoff = handoff;
     out

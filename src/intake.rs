@@ -136,7 +136,7 @@ impl Intake {
                     .records
                     .push(record(event, now, "older than max-event-age", None));
             } else {
-                self.evaluate(&rules, event, now, &mut memory, &mut outcome)
+                self.evaluate(&rules, inbound.id, event, now, &mut memory, &mut outcome)
                     .await?;
             }
         }
@@ -151,6 +151,7 @@ impl Intake {
     async fn evaluate(
         &self,
         rules: &RuleSet,
+        inbound: i64,
         event: &Event,
         now: DateTime<Utc>,
         memory: &mut Memory,
@@ -191,9 +192,13 @@ impl Intake {
         };
         metrics::EVENTS_PROCESSED.inc();
         plan(&evaluation, event, now, outcome);
-        outcome
-            .records
-            .push(record(event, now, "processed", Some(&evaluation)));
+        let mut processed = record(event, now, "processed", Some(&evaluation));
+        // What the rules saw, so `/admin/events` can explain every rule that did not match
+        // without the hot path writing a line per rule.
+        processed["rules_version"] = json!(rules.version);
+        processed["checked"] = json!(evaluation.checked);
+        processed["inputs"] = json!({"inbound": inbound, "contact": contact, "chat": chat});
+        outcome.records.push(processed);
         for rule in &evaluation.fired {
             outcome.ops.push(Op::Fired {
                 rule: rule.clone(),

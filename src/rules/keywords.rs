@@ -45,18 +45,28 @@ impl Keywords {
     /// Whether any keyword occurs as a whole word in `folded` (a text passed through [`fold`]).
     pub fn matches(&self, folded: &str) -> bool {
         self.folded.iter().any(|word| {
-            folded.match_indices(word.as_str()).any(|(at, found)| {
-                let before = folded[..at].chars().next_back();
-                let after = folded[at + found.len()..].chars().next();
-                // A keyword that starts (or ends) with a word character must not continue a word.
-                let starts_word = word.chars().next().is_some_and(is_word);
-                let ends_word = word.chars().next_back().is_some_and(is_word);
-                let glued_before = starts_word && before.is_some_and(is_word);
-                let glued_after = ends_word && after.is_some_and(is_word);
-                !glued_before && !glued_after
-            })
+            folded
+                .match_indices(word.as_str())
+                .any(|(at, _)| whole_word_at(folded, at, word))
         })
     }
+
+    /// The keywords lower-cased and with whitespace collapsed, as [`fold`] leaves a text.
+    pub(crate) fn folded(&self) -> &[String] {
+        &self.folded
+    }
+}
+
+/// Whether `word`, found in `folded` at byte `at`, stands as a whole word there.
+pub(crate) fn whole_word_at(folded: &str, at: usize, word: &str) -> bool {
+    let before = folded[..at].chars().next_back();
+    let after = folded[at + word.len()..].chars().next();
+    // A keyword that starts (or ends) with a word character must not continue a word.
+    let starts_word = word.chars().next().is_some_and(is_word);
+    let ends_word = word.chars().next_back().is_some_and(is_word);
+    let glued_before = starts_word && before.is_some_and(is_word);
+    let glued_after = ends_word && after.is_some_and(is_word);
+    !glued_before && !glued_after
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod condition;
 mod diagnostic;
 mod keywords;
 mod lint;
+mod prefilter;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,7 @@ pub struct RuleSet {
     pub webhook_allow: Vec<Glob>,
     /// Rule indexes per event kind, in rule order, so an event only meets rules for its kind.
     by_kind: HashMap<EventKind, Vec<usize>>,
+    prefilter: prefilter::Prefilter,
     pub files: Vec<PathBuf>,
     /// Content hash of the files the set was compiled from.
     pub version: String,
@@ -103,6 +105,7 @@ impl RuleSet {
             .map(|b| format!("{b:02x}"))
             .collect();
         Self {
+            prefilter: prefilter::Prefilter::new(&rules, &by_kind),
             rules,
             campaigns,
             calendars,
@@ -139,6 +142,12 @@ impl RuleSet {
             .into_iter()
             .flatten()
             .map(|&i| &self.rules[i])
+    }
+
+    /// The indexes of the rules that can match `event`, in rule order: those listening to its
+    /// kind, less those whose `text` or `keywords` condition the prefilter already ruled out.
+    pub fn candidates(&self, event: &crate::events::Event) -> Vec<usize> {
+        self.prefilter.candidates(&self.rules, event)
     }
 }
 

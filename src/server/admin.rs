@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::webhook::constant_time_eq;
 use super::{ApiError, AppState};
 use crate::campaigns::{self, Trigger};
-use crate::store::{HandoffChange, JobStatus, Op};
+use crate::store::{ChatState, Contact, HandoffChange, JobStatus, Op};
 
 /// Lets a request through when it carries the admin token, or when no token is configured
 /// and it comes from this machine.
@@ -52,11 +52,71 @@ pub(super) async fn events(
     State(state): State<AppState>,
     Query(q): Query<Limit>,
 ) -> Result<Json<Value>, ApiError> {
-    let events = state
+    let mut events = state
         .store
         .recent_events(q.limit.unwrap_or(50).min(1000))
         .await?;
+    let set = state.rules.borrow().clone();
+    for record in &mut events {
+        explain(&*state.store, &set, record).await?;
+    }
     Ok(Json(json!({ "events": events })))
+}
+
+/// Fills in, for every rule of the event's kind, the first condition that failed. Intake keeps
+/// only the rules that matched (and what the rules saw); the misses are worked out here by
+/// evaluating the event again against the same rules with the same contact, chat and time.
+async fn explain(
+    store: &dyn crate::store::Store,
+    set: &crate::rules::RuleSet,
+    record: &mut Value,
+) -> Result<(), ApiError> {
+    let Some(inputs) = record.as_object_mut().and_then(|r| r.remove("inputs")) else {
+        return Ok(());
+    };
+    if record["rules_version"].as_str() != Some(set.version.as_str()) {
+        record["explained"] =
+            json!("the rules changed since; only the rules that matched or were held are listed");
+        return Ok(());
+    }
+    let parsed = (
+        serde_json::from_value::<Contact>(inputs["contact"].clone()),
+        serde_json::from_value::<ChatState>(inputs["chat"].clone()),
+        record["at"]
+            .as_str()
+            .map(chrono::DateTime::parse_from_rfc3339),
+    );
+    let (Ok(contact), Ok(chat), Some(Ok(at))) = parsed else {
+        return Ok(());
+    };
+    let Some(inbound) = store
+        .inbound(inputs["inbound"].as_i64().unwrap_or(-1))
+        .await?
+    else {
+        record["explained"] = json!(
+            "the webhook body is no longer kept; only the rules that matched or were held are listed"
+        );
+        return Ok(());
+    };
+    let (kind, id) = (record["kind"].as_str(), record["id"].as_str());
+    let found = crate::intake::events_of(&inbound)
+        .into_iter()
+        .find(|e| Some(e.kind.to_string().as_str()) == kind && Some(e.id.as_str()) == id);
+    let Some(event) = found else {
+        return Ok(());
+    };
+    let at = at.with_timezone(&chrono::Utc);
+    let evaluation = crate::engine::evaluate(set, &event, &contact, &chat, at, true);
+    let traces: Vec<_> = set
+        .rules
+        .iter()
+        .zip(evaluation.rules)
+        .filter(|(rule, _)| rule.events.contains(&event.kind))
+        .map(|(_, trace)| trace)
+        .collect();
+    record["rules"] = json!(traces);
+    record["explained"] = json!(true);
+    Ok(())
 }
 
 /// `GET /admin/jobs?status=dead&limit=N`.

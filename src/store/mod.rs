@@ -232,7 +232,7 @@ pub struct Handoff {
 }
 
 /// What Riposte remembers about a chat: a handoff, and when `once_per` rules last fired.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatState {
     pub handoff: Option<Handoff>,
     pub fired: BTreeMap<String, DateTime<Utc>>,
@@ -371,6 +371,8 @@ pub trait Store: Send + Sync + 'static {
     async fn accept(&self, source: Source, body: &str, at: DateTime<Utc>) -> StoreResult<i64>;
     /// Stored bodies not processed yet, oldest first.
     async fn unprocessed(&self, limit: u32) -> StoreResult<Vec<Inbound>>;
+    /// One stored body, while it is kept (to explain an event again).
+    async fn inbound(&self, id: i64) -> StoreResult<Option<Inbound>>;
     /// Which of these dedupe keys were already processed and are still remembered.
     async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>>;
     /// A contact's tags and attributes (empty if unknown).

@@ -294,3 +294,90 @@ trait Pipe: Sized {
     }
 }
 impl Pipe for Value {}
+
+/// Rules the prefilter gates in every way it can: word boundaries (which the prefilter drops),
+/// captures, a regex that matches the empty text, Unicode, keywords and phrases, a `text`
+/// inside `any` (never a gate), and a rule with no text condition at all.
+const GATED: &str = r#"
+rules:
+  - name: order
+    when: {text: '(?i)\border\s+#?(?P<n>\d{2,})\b'}
+    then: [{reply: "{{ match.n }}"}]
+  - name: empty
+    when: {text: '^$'}
+    then: [{reply: "empty"}]
+  - name: umlaut
+    when: {text: '(?i)\bgrö(ß|ss)e\b'}
+    then: [{reply: "size"}]
+  - name: word-start
+    when: {text: '\bab'}
+    then: [{reply: "ab"}]
+  - name: keywords
+    when: {keywords: [stop, "wie viel", "c++", "👍"]}
+    then: [{reply: "kw"}]
+  - name: regex-and-keyword
+    when: {keywords: [hello], text: '\d'}
+    then: [{reply: "both"}]
+  - name: inside-any
+    when: {any: [{text: 'xyz'}, {keywords: [abc]}]}
+    then: [{reply: "any"}]
+  - name: always
+    when: {chat: private}
+    then: [{reply: "always"}]
+"#;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// The prefilter only skips rules that would not have matched: the rules that fire are the
+    /// same with it (the server's path) as without it (explain mode evaluates every rule).
+    #[test]
+    fn prefilter_skips_only_rules_that_cannot_match(
+        words in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "order", "ORDER", "#42", "4242", "reorder", "größe", "GRÖSSE", "grösser", "ab",
+                "cab", "abc", "stop", "stopping", "Wie", "viel", "c++", "👍", "hello", "7", "xyz",
+                "é", "", " ", "\n", ".", "Ω",
+            ]),
+            0..8,
+        ),
+        glue in proptest::sample::select(vec!["", " ", "  ", "-"]),
+    ) {
+        let set = rules(GATED);
+        let text = words.join(glue);
+        let event = text_message(&text, "4915112345678", "4915112345678@s.whatsapp.net");
+        let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+        let (contact, chat) = (Contact::default(), ChatState::default());
+        let fast = evaluate(&set, &event, &contact, &chat, now, false);
+        let full = evaluate(&set, &event, &contact, &chat, now, true);
+        proptest::prop_assert_eq!(matched(&fast), matched(&full), "text {:?}", text);
+        proptest::prop_assert!(fast.checked <= set.rules.len());
+    }
+}
+
+#[test]
+fn prefilter_leaves_only_rules_without_a_gate_for_an_unrelated_text() {
+    let set = rules(GATED);
+    let event = text_message(
+        "see you tomorrow",
+        "4915112345678",
+        "4915112345678@s.whatsapp.net",
+    );
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+    let fast = evaluate(
+        &set,
+        &event,
+        &Contact::default(),
+        &ChatState::default(),
+        now,
+        false,
+    );
+    // `inside-any` and `always` have no gate; every other rule was ruled out unevaluated.
+    assert_eq!(fast.checked, 2);
+    assert_eq!(matched(&fast), ["always"]);
+    assert_eq!(
+        fast.rules.len(),
+        1,
+        "failed rules are not recorded outside explain mode"
+    );
+}

@@ -154,3 +154,45 @@ async fn admin_reload_reports_unchanged_rejected_and_reloaded() {
     assert_eq!(rules["rules"].as_array().unwrap().len(), 2);
     assert_eq!(rules["files"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn admin_events_explain_every_rule_until_the_rules_change() {
+    let explained = "rules:\n  - name: greeting\n    when: {text: '(?i)^hello'}\n    then: [{reply: hi}]\n  - name: tagged\n    when: {tags: {all: [vip]}}\n    then: [{reply: vip}]\n  - name: echo\n    then:\n      - reply: \"{{ text }}\"\n";
+    let riposte = Riposte::start_with(explained, |s| s.watch = false).await;
+    riposte.webhook(&message(1)).await;
+    riposte.whapi.wait_for(1).await;
+    let events = riposte.wait_events(1).await;
+    let traces: Vec<String> = events[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {}", r["rule"], r["result"], r["condition"]))
+        .collect();
+    assert_eq!(
+        traces,
+        [
+            r#""greeting" "failed" "text""#,
+            r#""tagged" "failed" "tags""#,
+            r#""echo" "matched" null"#
+        ]
+    );
+    assert_eq!(events[0]["explained"], true);
+    assert!(
+        events[0].get("inputs").is_none(),
+        "internal inputs stay internal"
+    );
+
+    std::fs::write(riposte.dir.path().join("rules/rules.yaml"), rules("new")).unwrap();
+    let (status, _) = riposte.post("/admin/reload", "").await;
+    assert_eq!(status, 200);
+    let events = riposte.wait_events(1).await;
+    let rules = events[0]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "only what matched is kept: {rules:?}");
+    assert_eq!(rules[0]["rule"], "echo");
+    assert!(
+        events[0]["explained"]
+            .as_str()
+            .unwrap()
+            .contains("rules changed")
+    );
+}

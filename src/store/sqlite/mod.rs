@@ -26,6 +26,25 @@ const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
 /// How long processed bodies are kept after processing.
 const INBOUND_KEEP: i64 = 24 * 3600 * 1000;
 
+fn inbound_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Inbound> {
+    let kind: String = row.try_get("source")?;
+    let name: String = row.try_get("name")?;
+    let source = if kind == "custom" {
+        Source::Custom { name }
+    } else {
+        Source::Webhook {
+            path: name,
+            method: row.try_get("method")?,
+        }
+    };
+    Ok(Inbound {
+        id: row.try_get("id")?,
+        source,
+        body: row.try_get("body")?,
+        received_at: time(row.try_get("received_at")?),
+    })
+}
+
 /// SQLite in a single file, WAL mode, fsync on every commit.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -100,26 +119,17 @@ impl Store for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = row.try_get("source")?;
-                let name: String = row.try_get("name")?;
-                let source = if kind == "custom" {
-                    Source::Custom { name }
-                } else {
-                    Source::Webhook {
-                        path: name,
-                        method: row.try_get("method")?,
-                    }
-                };
-                Ok(Inbound {
-                    id: row.try_get("id")?,
-                    source,
-                    body: row.try_get("body")?,
-                    received_at: time(row.try_get("received_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(inbound_row).collect()
+    }
+
+    async fn inbound(&self, id: i64) -> StoreResult<Option<Inbound>> {
+        let row = sqlx::query(
+            "SELECT id, source, name, method, body, received_at FROM inbound WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(inbound_row).transpose()
     }
 
     async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>> {

@@ -1,0 +1,501 @@
+//! The load driver: runs wrk against the naive reference bot and against Riposte in the same
+//! run, each with its own stand-in Whapi.Cloud, and prints one table (medians of `--runs`).
+//!
+//! `bench/load.sh` builds the binaries and calls this; see `docs/PERFORMANCE.md`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use riposte_bench::median;
+use serde_json::Value;
+
+#[path = "../../../benches/support/generate.rs"]
+mod generate;
+
+/// What one scenario is: which system, how many rules, whether rules reload during the load.
+#[derive(Clone, Copy)]
+enum System {
+    Naive,
+    Riposte {
+        rules: usize,
+        reload_every: Option<Duration>,
+    },
+}
+
+impl System {
+    fn label(self) -> String {
+        match self {
+            Self::Naive => "naive Rust bot (nothing stored)".into(),
+            Self::Riposte {
+                rules,
+                reload_every: None,
+            } => format!("Riposte, {rules} rules"),
+            Self::Riposte {
+                rules,
+                reload_every: Some(every),
+            } => {
+                format!(
+                    "Riposte, {rules} rules, reloaded every {} s",
+                    every.as_secs()
+                )
+            }
+        }
+    }
+}
+
+/// One scenario's figures from one run.
+#[derive(Default, Clone)]
+struct Figures {
+    events_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    e2e_p99_ms: f64,
+    expected: f64,
+    received: f64,
+    duplicates: f64,
+    rss_mb: f64,
+    ready_ms: f64,
+    reloads: f64,
+}
+
+struct Options {
+    bin: PathBuf,
+    duration: u64,
+    connections: u32,
+    threads: u32,
+    runs: usize,
+    scenarios: Vec<System>,
+}
+
+#[tokio::main]
+async fn main() {
+    let options = parse_args();
+    let work = std::env::temp_dir().join(format!("riposte-load-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("work dir");
+    let mut results: Vec<Vec<Figures>> = vec![Vec::new(); options.scenarios.len()];
+    for run in 1..=options.runs {
+        for (i, system) in options.scenarios.iter().enumerate() {
+            eprintln!("run {run}/{}: {}", options.runs, system.label());
+            let figures = scenario(&options, *system, &work.join(format!("{run}-{i}")), run).await;
+            eprintln!("  {}", row(&system.label(), &figures, None));
+            results[i].push(figures);
+        }
+    }
+    let medians: Vec<Figures> = results.iter().map(|r| median_of(r)).collect();
+    let naive = options
+        .scenarios
+        .iter()
+        .position(|s| matches!(s, System::Naive))
+        .map(|i| medians[i].events_per_s);
+    println!(
+        "\n{} runs of {} s, {} connections, {} wrk threads; medians\n",
+        options.runs, options.duration, options.connections, options.threads
+    );
+    println!(
+        "| system | events/s | p50 | p99 | end-to-end p99 | calls expected / received / duplicates | peak RSS | ready | reloads | vs naive |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (system, figures) in options.scenarios.iter().zip(&medians) {
+        println!("{}", row(&system.label(), figures, naive));
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn row(label: &str, f: &Figures, naive: Option<f64>) -> String {
+    let mut out = format!(
+        "| {label} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} / {:.0} / {:.0} | {:.1} MB | ",
+        f.events_per_s,
+        f.p50_ms,
+        f.p99_ms,
+        f.e2e_p99_ms,
+        f.expected,
+        f.received,
+        f.duplicates,
+        f.rss_mb
+    );
+    let _ = if f.ready_ms > 0.0 {
+        write!(out, "{:.0} ms | ", f.ready_ms)
+    } else {
+        write!(out, "– | ")
+    };
+    let _ = if f.reloads > 0.0 {
+        write!(out, "{:.0} | ", f.reloads)
+    } else {
+        write!(out, "– | ")
+    };
+    let _ = match naive {
+        Some(n) if n > 0.0 => write!(out, "{:.0} % |", 100.0 * f.events_per_s / n),
+        _ => write!(out, "– |"),
+    };
+    out
+}
+
+fn median_of(runs: &[Figures]) -> Figures {
+    let m = |get: fn(&Figures) -> f64| median(&runs.iter().map(get).collect::<Vec<_>>());
+    Figures {
+        events_per_s: m(|f| f.events_per_s),
+        p50_ms: m(|f| f.p50_ms),
+        p99_ms: m(|f| f.p99_ms),
+        e2e_p99_ms: m(|f| f.e2e_p99_ms),
+        expected: m(|f| f.expected),
+        received: m(|f| f.received),
+        duplicates: runs.iter().map(|f| f.duplicates).fold(0.0, f64::max),
+        rss_mb: m(|f| f.rss_mb),
+        ready_ms: m(|f| f.ready_ms),
+        reloads: m(|f| f.reloads),
+    }
+}
+
+fn parse_args() -> Options {
+    let mut options = Options {
+        bin: PathBuf::from("target/release"),
+        duration: 10,
+        connections: 32,
+        threads: 2,
+        runs: 3,
+        scenarios: Vec::new(),
+    };
+    let mut rules = vec![1_000];
+    let mut reload_rules = Some(10_000);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--bin" => options.bin = PathBuf::from(value()),
+            "--duration" => options.duration = number(&value()),
+            "--connections" => options.connections = number(&value()),
+            "--threads" => options.threads = number(&value()),
+            "--runs" => options.runs = number(&value()),
+            "--rules" => rules = value().split(',').map(number).collect(),
+            "--reload-rules" => {
+                reload_rules = Some(number(&value())).filter(|&n: &usize| n > 0);
+            }
+            other => usage(&format!("unknown argument `{other}`")),
+        }
+    }
+    options.scenarios.push(System::Naive);
+    for n in rules {
+        options.scenarios.push(System::Riposte {
+            rules: n,
+            reload_every: None,
+        });
+    }
+    if let Some(n) = reload_rules {
+        let every = Some(Duration::from_secs(2));
+        options.scenarios.push(System::Riposte {
+            rules: n,
+            reload_every: every,
+        });
+    }
+    options
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> T {
+    text.parse()
+        .unwrap_or_else(|_| usage(&format!("`{text}` is not a number")))
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0]"
+    );
+    std::process::exit(2)
+}
+
+/// Kills the child when dropped, so a failed run leaves no server behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn spawn(bin: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Running {
+    let path = bin.join(name);
+    let child = Command::new(&path)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (run bench/load.sh to build it)",
+                path.display()
+            )
+        });
+    Running(child)
+}
+
+/// Polls `url` until it answers 200; how long that took, or `None` at the deadline.
+async fn wait_ready(http: &reqwest::Client, url: &str, deadline: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if let Ok(resp) = http.get(url).send().await
+            && resp.status().is_success()
+        {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+async fn stats(http: &reqwest::Client, standin: &str) -> Value {
+    let resp = http.get(format!("{standin}/stats")).send().await;
+    match resp {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+/// Peak resident set of a process, from `/proc/PID/status` (`VmHWM`), in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A rules folder: `n` generated rules, then the one rule the load messages match (last, so
+/// every other message rule is evaluated first).
+fn write_rules(dir: &Path, n: usize, generation: u32) {
+    std::fs::create_dir_all(dir).expect("rules dir");
+    let mut yaml = format!("# generation {generation}\n");
+    yaml.push_str(&generate::generate(n));
+    yaml.push_str(
+        "  - name: parcel-status\n    when:\n      text: '(?i)\\bparcel\\s+#?(?P<parcel>\\d+)'\n    then:\n      - reply: \"Parcel {{ match.parcel }}: {{ text }}\"\n",
+    );
+    // Written aside and renamed, as editors do, so a reload never reads half a file.
+    let tmp = dir.join(".rules.yaml.tmp");
+    std::fs::write(&tmp, yaml).expect("write rules");
+    std::fs::rename(&tmp, dir.join("rules.yaml")).expect("rename rules");
+}
+
+async fn scenario(options: &Options, system: System, dir: &Path, run: usize) -> Figures {
+    std::fs::create_dir_all(dir).expect("scenario dir");
+    let http = reqwest::Client::new();
+    let standin_addr = format!("127.0.0.1:{}", free_port());
+    let standin_url = format!("http://{standin_addr}");
+    let _standin = spawn(&options.bin, "standin", &[&standin_addr], &[]);
+    wait_ready(
+        &http,
+        &format!("{standin_url}/stats"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("stand-in did not start");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let rules_dir = dir.join("rules");
+    let mut figures = Figures::default();
+    let server = match system {
+        System::Naive => {
+            let server = spawn(&options.bin, "naive-bot", &[&addr, &standin_url], &[]);
+            // The bot has no health route; any answer from the webhook route means it listens.
+            let started = Instant::now();
+            while http
+                .post(format!("{base}/webhook"))
+                .body("{}")
+                .send()
+                .await
+                .is_err()
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "naive bot did not start"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            server
+        }
+        System::Riposte { rules, .. } => {
+            write_rules(&rules_dir, rules, 0);
+            let db = dir.join("riposte.db");
+            let rules_arg = rules_dir.to_string_lossy().into_owned();
+            let db_arg = db.to_string_lossy().into_owned();
+            let server = spawn(
+                &options.bin,
+                "riposte",
+                &[
+                    "serve",
+                    "--listen",
+                    &addr,
+                    "--rules",
+                    &rules_arg,
+                    "--db",
+                    &db_arg,
+                    "--whapi-url",
+                    &standin_url,
+                    "--whapi-rate",
+                    "1000000/s",
+                ],
+                &[("WHAPI_TOKEN", "load-token"), ("RUST_LOG", "warn")],
+            );
+            let ready = wait_ready(&http, &format!("{base}/readyz"), Duration::from_secs(60))
+                .await
+                .expect("Riposte did not become ready");
+            figures.ready_ms = ready.as_secs_f64() * 1000.0;
+            server
+        }
+    };
+    let reloads = match system {
+        System::Riposte {
+            rules,
+            reload_every: Some(every),
+        } => {
+            let dir = rules_dir.clone();
+            Some(tokio::spawn(async move {
+                for generation in 1.. {
+                    tokio::time::sleep(every).await;
+                    write_rules(&dir, rules, generation);
+                }
+            }))
+        }
+        _ => None,
+    };
+    let wrk = tokio::process::Command::new("wrk")
+        .args([
+            "-t",
+            &options.threads.to_string(),
+            "-c",
+            &options.connections.to_string(),
+            "-d",
+            &format!("{}s", options.duration),
+            "--latency",
+            "-s",
+            "bench/load.lua",
+            &format!("{base}/webhook"),
+        ])
+        .env("LOAD_RUN", format!("r{run}"))
+        .output()
+        .await
+        .expect("wrk runs (bench/load.sh installs it)");
+    let report = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    if let Some(task) = &reloads {
+        task.abort();
+    }
+    let wrk = parse_wrk(&report);
+    figures.events_per_s = wrk.requests as f64 / wrk.seconds.max(f64::EPSILON);
+    figures.p50_ms = wrk.p50_ms;
+    figures.p99_ms = wrk.p99_ms;
+    figures.expected = wrk.ok as f64;
+    // Replies still queued when wrk stops are delivered after it; wait until the count holds.
+    let started = Instant::now();
+    let mut last = Value::Null;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = stats(&http, &standin_url).await;
+        let distinct = now["distinct"].as_f64().unwrap_or(0.0);
+        if (distinct >= figures.expected && now == last)
+            || started.elapsed() > Duration::from_secs(120)
+        {
+            last = now;
+            break;
+        }
+        last = now;
+    }
+    figures.received = last["distinct"].as_f64().unwrap_or(0.0);
+    figures.duplicates = last["duplicates"].as_f64().unwrap_or(0.0);
+    figures.e2e_p99_ms = last["e2e_p99_us"].as_f64().unwrap_or(0.0) / 1000.0;
+    figures.rss_mb = peak_rss_mb(server.0.id());
+    if matches!(
+        system,
+        System::Riposte {
+            reload_every: Some(_),
+            ..
+        }
+    ) {
+        let version = http.get(format!("{base}/metrics")).send().await;
+        let text = match version {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        figures.reloads = metric(&text, "riposte_rules_reloads_total");
+    }
+    if wrk.errors > 0 || wrk.ok < wrk.requests {
+        eprintln!(
+            "  wrk: {} requests, {} answered 2xx, {} socket errors",
+            wrk.requests, wrk.ok, wrk.errors
+        );
+    }
+    figures
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[derive(Default)]
+struct WrkReport {
+    requests: u64,
+    ok: u64,
+    errors: u64,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Reads wrk's text report: `N requests in 10.00s`, the latency distribution, error counts.
+fn parse_wrk(report: &str) -> WrkReport {
+    let mut out = WrkReport::default();
+    let mut non_2xx = 0;
+    for line in report.lines().map(str::trim) {
+        if let Some((n, rest)) = line.split_once(" requests in ") {
+            out.requests = n.trim().parse().unwrap_or(0);
+            out.seconds = duration_ms(rest.split(',').next().unwrap_or("")) / 1000.0;
+        } else if let Some(v) = line.strip_prefix("50%") {
+            out.p50_ms = duration_ms(v.trim());
+        } else if let Some(v) = line.strip_prefix("99%") {
+            out.p99_ms = duration_ms(v.trim());
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            non_2xx = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            out.errors = v
+                .split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum();
+        }
+    }
+    out.ok = out.requests.saturating_sub(non_2xx);
+    if out.requests == 0 {
+        eprintln!("wrk printed no report:\n{report}");
+    }
+    out
+}
+
+/// wrk's `1.23ms`, `850.00us`, `1.02s`, `10.00s` in milliseconds.
+fn duration_ms(text: &str) -> f64 {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (value, unit) = text.split_at(split);
+    let value: f64 = value.parse().unwrap_or(0.0);
+    match unit {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => value,
+    }
+}
