@@ -29,6 +29,8 @@ const REMEMBER_IDENTIFIED: Duration = Duration::from_secs(48 * 3600);
 /// How long an event known only by its content (a participant change) is remembered: long
 /// enough to absorb Whapi's retries, short enough that a second real join still counts.
 const REMEMBER_ANONYMOUS: Duration = Duration::from_secs(600);
+/// Most stored bodies processed and committed together.
+const BATCH: u32 = 256;
 
 /// The intake worker.
 pub struct Intake {
@@ -43,8 +45,7 @@ pub struct Intake {
     pub max_event_age: Option<Duration>,
 }
 
-/// Contacts and chats as the events of one body leave them, so the second message of a batch
-/// sees what the first one did.
+/// Contacts and chats as the events processed so far left them.
 #[derive(Default)]
 struct Memory {
     contacts: HashMap<String, Contact>,
@@ -58,7 +59,7 @@ impl Intake {
             if *shutdown.borrow() {
                 return;
             }
-            let batch = match self.store.unprocessed(64).await {
+            let batch = match self.store.unprocessed(BATCH).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::error!("cannot read stored webhooks: {err}");
@@ -73,8 +74,13 @@ impl Intake {
                 }
                 continue;
             }
-            for inbound in batch {
-                if let Err(err) = self.process(&inbound).await {
+            let Err(err) = self.process(&batch).await else {
+                continue;
+            };
+            // One body that cannot be committed must not hold back the others: go one by one.
+            tracing::warn!("cannot commit {} webhooks together, trying one by one: {err}", batch.len());
+            for inbound in &batch {
+                if let Err(err) = self.process(std::slice::from_ref(inbound)).await {
                     tracing::error!(
                         inbound = inbound.id,
                         "cannot process stored webhook, will retry: {err}"
@@ -91,61 +97,71 @@ impl Intake {
     pub async fn process_pending(&self) -> StoreResult<Vec<Outcome>> {
         let mut outcomes = Vec::new();
         loop {
-            let batch = self.store.unprocessed(64).await?;
+            let batch = self.store.unprocessed(BATCH).await?;
             if batch.is_empty() {
                 return Ok(outcomes);
             }
-            for inbound in batch {
-                outcomes.push(self.process(&inbound).await?);
-            }
+            outcomes.extend(self.process(&batch).await?);
         }
     }
 
-    async fn process(&self, inbound: &Inbound) -> StoreResult<Outcome> {
+    /// Processes stored bodies in order and commits all their results in one transaction.
+    async fn process(&self, batch: &[Inbound]) -> StoreResult<Vec<Outcome>> {
         let now = self.clock.now();
         let rules = self.rules.borrow().clone();
-        let events = events_of(inbound);
-        let keys: Vec<String> = events.iter().map(Event::dedupe_key).collect();
+        let bodies: Vec<(i64, Vec<Event>)> = batch.iter().map(|i| (i.id, events_of(i))).collect();
+        let keys: Vec<String> = bodies
+            .iter()
+            .flat_map(|(_, events)| events.iter().map(Event::dedupe_key))
+            .collect();
         let seen = self.store.seen(&keys, now).await?;
-        let mut outcome = Outcome::default();
+        // Contacts and chats as earlier events of the batch left them, so the second message
+        // sees what the first one did.
         let mut memory = Memory::default();
-        let mut this_body = BTreeSet::new();
-        for event in &events {
-            let key = event.dedupe_key();
-            if seen.contains(&key) || !this_body.insert(key.clone()) {
-                tracing::debug!(event = %key, "duplicate, ignored");
-                outcome.records.push(record(event, now, "duplicate", None));
-                metrics::EVENTS_DUPLICATE.inc();
-                continue;
+        let mut this_batch = BTreeSet::new();
+        let mut done = Vec::with_capacity(bodies.len());
+        for (inbound, events) in &bodies {
+            let mut outcome = Outcome::default();
+            for event in events {
+                let key = event.dedupe_key();
+                if seen.contains(&key) || !this_batch.insert(key.clone()) {
+                    tracing::debug!(event = %key, "duplicate, ignored");
+                    outcome.records.push(record(event, now, "duplicate", None));
+                    metrics::EVENTS_DUPLICATE.inc();
+                    continue;
+                }
+                let keep = if event.has_own_id {
+                    REMEMBER_IDENTIFIED
+                } else {
+                    REMEMBER_ANONYMOUS
+                };
+                outcome.seen.push((
+                    key,
+                    now + chrono::Duration::from_std(keep).unwrap_or_default(),
+                ));
+                if event.kind == EventKind::Unknown {
+                    outcome
+                        .records
+                        .push(record(event, now, "unknown family", None));
+                } else if self.too_old(event, now) {
+                    outcome
+                        .records
+                        .push(record(event, now, "older than max-event-age", None));
+                } else {
+                    self.evaluate(&rules, *inbound, event, now, &mut memory, &mut outcome)
+                        .await?;
+                }
             }
-            let keep = if event.has_own_id {
-                REMEMBER_IDENTIFIED
-            } else {
-                REMEMBER_ANONYMOUS
-            };
-            outcome.seen.push((
-                key,
-                now + chrono::Duration::from_std(keep).unwrap_or_default(),
-            ));
-            if event.kind == EventKind::Unknown {
-                outcome
-                    .records
-                    .push(record(event, now, "unknown family", None));
-            } else if self.too_old(event, now) {
-                outcome
-                    .records
-                    .push(record(event, now, "older than max-event-age", None));
-            } else {
-                self.evaluate(&rules, inbound.id, event, now, &mut memory, &mut outcome)
-                    .await?;
-            }
+            done.push((*inbound, outcome));
         }
-        let has_jobs = outcome.ops.iter().any(|op| matches!(op, Op::Job(_)));
-        self.store.complete(inbound.id, &outcome, now).await?;
+        let has_jobs = done
+            .iter()
+            .any(|(_, o)| o.ops.iter().any(|op| matches!(op, Op::Job(_))));
+        self.store.complete(&done, now).await?;
         if has_jobs {
             self.delivery.notify_one();
         }
-        Ok(outcome)
+        Ok(done.into_iter().map(|(_, outcome)| outcome).collect())
     }
 
     async fn evaluate(

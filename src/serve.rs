@@ -52,6 +52,8 @@ pub struct Settings {
     pub clock: Arc<dyn Clock>,
     /// Watch the rules folder for changes (SIGHUP and `/admin/reload` work either way).
     pub watch: bool,
+    /// What a commit (and so a webhook answered 200) survives.
+    pub durability: crate::store::Durability,
 }
 
 impl std::fmt::Debug for Settings {
@@ -124,7 +126,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     })?;
     tracing::info!(rules = rule_set.rules.len(), version = %rule_set.version, "rules loaded");
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&settings.db)
+        SqliteStore::open_durable(&settings.db, settings.durability)
             .await
             .with_context(|| format!("cannot open database `{}`", settings.db.display()))?,
     );
@@ -316,6 +318,7 @@ mod tests {
             concurrency: 1,
             clock: Arc::new(crate::clock::SystemClock),
             watch: false,
+            durability: crate::store::Durability::default(),
         };
         let shown = format!("{settings:?}");
         for secret in ["token-123", "secret-456", "events-789", "admin-000"] {

@@ -156,6 +156,10 @@ struct ServeArgs {
     /// Do not watch the rules folder (reload with SIGHUP or `POST /admin/reload` instead).
     #[arg(long, env = "RIPOSTE_NO_WATCH")]
     no_watch: bool,
+    /// What a stored webhook survives once answered: `process` (a crash or kill of Riposte)
+    /// or `power-loss` (also a power cut; every commit waits for the disk).
+    #[arg(long, env = "RIPOSTE_DURABILITY", value_enum, default_value = "process")]
+    durability: crate::store::Durability,
     /// Outbound calls in flight at once.
     #[arg(long, env = "RIPOSTE_CONCURRENCY", default_value_t = 16)]
     concurrency: usize,
@@ -198,6 +202,7 @@ impl ServeArgs {
             whapi_rate: Some(self.whapi_rate),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             watch: !self.no_watch,
+            durability: self.durability,
         }
     }
 }

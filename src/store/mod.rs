@@ -13,6 +13,16 @@ use serde::{Deserialize, Serialize};
 
 pub use sqlite::SqliteStore;
 
+/// What a stored webhook or job survives once it is committed (and the webhook answered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// A crash or kill of the process; the operating system still writes it to disk.
+    #[default]
+    Process,
+    /// A power loss or kernel crash too: every commit waits for the disk to flush.
+    PowerLoss,
+}
+
 use crate::actions::OutboundRequest;
 
 /// A failure of the database itself.
@@ -24,6 +34,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A write shared with other requests (a group commit) failed, or the writer stopped.
+    #[error("database write failed: {0}")]
+    Write(String),
 }
 
 /// Result alias for store calls.
@@ -377,13 +390,8 @@ pub trait Store: Send + Sync + 'static {
     async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>>;
     /// A contact's tags and attributes (empty if unknown).
     async fn contact(&self, phone: &str) -> StoreResult<Contact>;
-    /// Commits everything processing one body decided and marks it processed, atomically.
-    async fn complete(
-        &self,
-        inbound: i64,
-        outcome: &Outcome,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    /// Commits everything processing these bodies decided and marks them processed, atomically.
+    async fn complete(&self, done: &[(i64, Outcome)], now: DateTime<Utc>) -> StoreResult<()>;
     /// Applies ops outside of intake (a follow-up's local work, an import, a resume), atomically.
     async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()>;
     /// A chat's handoff and `once_per` memory.

@@ -283,6 +283,7 @@ impl Riposte {
             },
             whapi_rate: None,
             watch: true,
+            durability: riposte::store::Durability::default(),
             clock: match &self.clock {
                 Some(manual) => manual.clone(),
                 None => Arc::new(SystemClock),

@@ -107,18 +107,26 @@ pub(super) async fn cancel_key(
 }
 
 /// A job is claimable when it is due and no earlier job of its lane is still open and active
-/// (due, being sent, or waiting for a retry): that keeps each chat in order.
+/// (due, being sent, or waiting for a retry): that keeps each chat in order. Expired leases
+/// (a crashed sender's jobs) and due jobs are two branches so each walks the `jobs_due` index
+/// in order and stops at the limit; one `OR` made SQLite collect and sort every due job, and a
+/// claim cost grew with the backlog.
 pub(super) fn claim_sql() -> String {
-    format!(
-        "UPDATE jobs SET status = 'sending', locked_until = $2, attempts = attempts + 1, updated_at = $1
-         WHERE id IN (
-            SELECT j.id FROM jobs j
-            WHERE ((j.status = 'pending' AND j.run_at <= $1) OR (j.status = 'sending' AND j.locked_until <= $1))
-              AND NOT EXISTS (
+    let lane_free = "NOT EXISTS (
                 SELECT 1 FROM jobs e
                 WHERE e.lane = j.lane AND e.id < j.id AND e.status IN ('pending', 'sending')
-                  AND (e.status = 'sending' OR e.run_at <= $1 OR e.attempts > 0))
-            ORDER BY j.run_at, j.id LIMIT $3)
+                  AND (e.status = 'sending' OR e.run_at <= $1 OR e.attempts > 0))";
+    format!(
+        "UPDATE jobs SET status = 'sending', locked_until = $2, attempts = attempts + 1, updated_at = $1
+         WHERE id IN (SELECT id FROM (
+            SELECT * FROM (SELECT j.id FROM jobs j
+                WHERE j.status = 'sending' AND j.locked_until <= $1 AND {lane_free}
+                ORDER BY j.run_at, j.id LIMIT $3)
+            UNION ALL
+            SELECT * FROM (SELECT j.id FROM jobs j
+                WHERE j.status = 'pending' AND j.run_at <= $1 AND {lane_free}
+                ORDER BY j.run_at, j.id LIMIT $3)
+         ) LIMIT $3)
          RETURNING {JOB_COLUMNS}"
     )
 }
