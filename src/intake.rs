@@ -78,7 +78,10 @@ impl Intake {
                 continue;
             };
             // One body that cannot be committed must not hold back the others: go one by one.
-            tracing::warn!("cannot commit {} webhooks together, trying one by one: {err}", batch.len());
+            tracing::warn!(
+                "cannot commit {} webhooks together, trying one by one: {err}",
+                batch.len()
+            );
             for inbound in &batch {
                 if let Err(err) = self.process(std::slice::from_ref(inbound)).await {
                     tracing::error!(
@@ -115,9 +118,9 @@ impl Intake {
             .flat_map(|(_, events)| events.iter().map(Event::dedupe_key))
             .collect();
         let seen = self.store.seen(&keys, now).await?;
-        // Contacts and chats as earlier events of the batch left them, so the second message
-        // sees what the first one did.
-        let mut memory = Memory::default();
+        // Contacts and chats read for the whole batch at once, then kept as earlier events of
+        // the batch leave them, so the second message sees what the first one did.
+        let mut memory = self.memory(&bodies).await?;
         let mut this_batch = BTreeSet::new();
         let mut done = Vec::with_capacity(bodies.len());
         for (inbound, events) in &bodies {
@@ -178,19 +181,20 @@ impl Intake {
             .as_ref()
             .map(|s| s.phone.clone())
             .unwrap_or_default();
-        let contact = match memory.contacts.get(&phone) {
-            Some(c) => c.clone(),
-            None => self.store.contact(&phone).await?,
-        };
+        let contact = memory
+            .contacts
+            .get(&phone)
+            .cloned()
+            .unwrap_or_else(|| Contact {
+                phone: phone.clone(),
+                ..Contact::default()
+            });
         let chat_id = event
             .chat
             .as_ref()
             .map(|c| c.id.clone())
             .unwrap_or_default();
-        let mut chat = match memory.chats.get(&chat_id) {
-            Some(c) => c.clone(),
-            None => self.store.chat_state(&chat_id).await?,
-        };
+        let mut chat = memory.chats.get(&chat_id).cloned().unwrap_or_default();
         if let Some(end) = agent_resume(event, &chat, now) {
             outcome.ops.push(Op::Handoff(end));
             chat.handoff = None;
@@ -227,6 +231,25 @@ impl Intake {
         memory.contacts.insert(phone, evaluation.contact);
         memory.chats.insert(chat_id, chat);
         Ok(())
+    }
+
+    async fn memory(&self, bodies: &[(i64, Vec<Event>)]) -> StoreResult<Memory> {
+        let events = || bodies.iter().flat_map(|(_, events)| events);
+        let mut phones: Vec<String> = events()
+            .filter_map(|e| e.sender.as_ref().map(|s| s.phone.clone()))
+            .collect();
+        let mut chats: Vec<String> = events()
+            .filter_map(|e| e.chat.as_ref().map(|c| c.id.clone()))
+            .collect();
+        for list in [&mut phones, &mut chats] {
+            list.sort_unstable();
+            list.dedup();
+            list.retain(|v| !v.is_empty());
+        }
+        Ok(Memory {
+            contacts: self.store.contacts_of(&phones).await?,
+            chats: self.store.chat_states(&chats).await?,
+        })
     }
 
     fn too_old(&self, event: &Event, now: DateTime<Utc>) -> bool {

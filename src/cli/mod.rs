@@ -158,7 +158,12 @@ struct ServeArgs {
     no_watch: bool,
     /// What a stored webhook survives once answered: `process` (a crash or kill of Riposte)
     /// or `power-loss` (also a power cut; every commit waits for the disk).
-    #[arg(long, env = "RIPOSTE_DURABILITY", value_enum, default_value = "process")]
+    #[arg(
+        long,
+        env = "RIPOSTE_DURABILITY",
+        value_enum,
+        default_value = "process"
+    )]
     durability: crate::store::Durability,
     /// Outbound calls in flight at once.
     #[arg(long, env = "RIPOSTE_CONCURRENCY", default_value_t = 16)]

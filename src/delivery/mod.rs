@@ -59,6 +59,8 @@ impl Delivery {
             if *shutdown.borrow() {
                 break;
             }
+            // Reap every finished call so the next claim takes as many jobs as there is room.
+            while in_flight.try_join_next().is_some() {}
             let mut room = this.concurrency.saturating_sub(in_flight.len());
             match this.breaker.permit() {
                 guard::Permit::Flow => {}
@@ -87,6 +89,14 @@ impl Delivery {
                 }
             }
             if claimed > 0 {
+                continue;
+            }
+            if room == 0 {
+                // Every slot is busy: the next thing to do is to wait for one to free up.
+                tokio::select! {
+                    _ = in_flight.join_next() => {}
+                    _ = shutdown.changed() => {}
+                }
                 continue;
             }
             let idle = this.idle_time().await;

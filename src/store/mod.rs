@@ -5,7 +5,7 @@
 
 mod sqlite;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -390,12 +390,14 @@ pub trait Store: Send + Sync + 'static {
     async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>>;
     /// A contact's tags and attributes (empty if unknown).
     async fn contact(&self, phone: &str) -> StoreResult<Contact>;
+    /// Several contacts at once, by phone; unknown phones are left out.
+    async fn contacts_of(&self, phones: &[String]) -> StoreResult<HashMap<String, Contact>>;
     /// Commits everything processing these bodies decided and marks them processed, atomically.
     async fn complete(&self, done: &[(i64, Outcome)], now: DateTime<Utc>) -> StoreResult<()>;
     /// Applies ops outside of intake (a follow-up's local work, an import, a resume), atomically.
     async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()>;
-    /// A chat's handoff and `once_per` memory.
-    async fn chat_state(&self, chat: &str) -> StoreResult<ChatState>;
+    /// Several chats' handoffs and `once_per` memory; chats with neither are left out.
+    async fn chat_states(&self, chats: &[String]) -> StoreResult<HashMap<String, ChatState>>;
     /// Chats a human has now.
     async fn handoffs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Handoff>>;
     /// Every contact with tags or attributes (for campaign audiences and export).

@@ -66,6 +66,8 @@ struct Options {
     connections: u32,
     threads: u32,
     runs: usize,
+    /// Leave the rules and databases behind for a look.
+    keep: bool,
     scenarios: Vec<System>,
 }
 
@@ -100,7 +102,11 @@ async fn main() {
     for (system, figures) in options.scenarios.iter().zip(&medians) {
         println!("{}", row(&system.label(), figures, naive));
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if options.keep {
+        eprintln!("kept {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
 }
 
 fn row(label: &str, f: &Figures, naive: Option<f64>) -> String {
@@ -155,6 +161,7 @@ fn parse_args() -> Options {
         connections: 32,
         threads: 2,
         runs: 3,
+        keep: false,
         scenarios: Vec::new(),
     };
     let mut rules = vec![1_000];
@@ -171,6 +178,7 @@ fn parse_args() -> Options {
             "--connections" => options.connections = number(&value()),
             "--threads" => options.threads = number(&value()),
             "--runs" => options.runs = number(&value()),
+            "--keep" => options.keep = true,
             "--rules" => rules = value().split(',').map(number).collect(),
             "--reload-rules" => {
                 reload_rules = Some(number(&value())).filter(|&n: &usize| n > 0);
@@ -202,7 +210,7 @@ fn number<T: std::str::FromStr>(text: &str) -> T {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0]"
+        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--keep]"
     );
     std::process::exit(2)
 }
@@ -345,6 +353,8 @@ async fn scenario(options: &Options, system: System, dir: &Path, run: usize) -> 
                     &standin_url,
                     "--whapi-rate",
                     "1000000/s",
+                    "--concurrency",
+                    "64",
                 ],
                 &[("WHAPI_TOKEN", "load-token"), ("RUST_LOG", "warn")],
             );

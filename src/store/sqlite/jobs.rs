@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{ms, time};
-use crate::store::{Job, JobKind, JobStatus, NewJob, StoreError, StoreResult};
+use crate::store::{Job, JobKind, JobResult, JobStatus, NewJob, StoreError, StoreResult};
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, created_at";
 
@@ -129,4 +129,21 @@ pub(super) fn claim_sql() -> String {
          ) LIMIT $3)
          RETURNING {JOB_COLUMNS}"
     )
+}
+
+/// Records the result of a job's call.
+pub(super) async fn finish(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: i64,
+    result: &JobResult,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let query = match result {
+        JobResult::Done { response } => sqlx::query("UPDATE jobs SET status = 'done', response = $2, last_error = NULL, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(response).bind(ms(now)),
+        JobResult::Retry { at, error } => sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, last_error = $3, locked_until = NULL, updated_at = $4 WHERE id = $1").bind(id).bind(ms(*at)).bind(error).bind(ms(now)),
+        JobResult::Dead { error } => sqlx::query("UPDATE jobs SET status = 'dead', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(error).bind(ms(now)),
+        JobResult::Skipped { reason } => sqlx::query("UPDATE jobs SET status = 'skipped', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(reason).bind(ms(now)),
+    };
+    query.execute(&mut **tx).await?;
+    Ok(())
 }

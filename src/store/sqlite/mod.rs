@@ -4,28 +4,42 @@
 mod campaigns;
 mod jobs;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    CampaignRun, Durability, ChatState, Contact, ContactChange, Handoff, HandoffChange, Inbound, Job,
-    JobResult, JobStatus, NewJob, NewRun, Op, Outcome, Source, Store, StoreError, StoreResult,
+    CampaignRun, ChatState, Contact, ContactChange, Durability, Handoff, HandoffChange, Inbound,
+    Job, JobResult, JobStatus, NewJob, NewRun, Op, Outcome, Source, Store, StoreError, StoreResult,
 };
 
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
 /// How long processed bodies are kept after processing.
 const INBOUND_KEEP: i64 = 24 * 3600 * 1000;
+
+/// Most values bound in one `IN (...)` list.
+const IN_LIST_MAX: usize = 500;
+
+/// `prefix` followed by the values as bound parameters and a closing parenthesis.
+fn in_list(prefix: &str, values: &[String]) -> QueryBuilder<Sqlite> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(prefix);
+    let mut list = q.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    q.push(")");
+    q
+}
 
 fn inbound_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Inbound> {
     let kind: String = row.try_get("source")?;
@@ -52,20 +66,40 @@ fn inbound_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Inbound> {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    /// Bodies waiting for the next group commit.
-    accepts: mpsc::Sender<Accept>,
+    /// Small writes (webhook bodies, job results) waiting for the next group commit.
+    queue: mpsc::Sender<Queued>,
 }
 
-/// Most bodies stored in one transaction.
+/// How often the log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Most writes in one group commit.
 const GROUP_COMMIT_MAX: usize = 512;
 
-/// A body to store, and where to send its id once the commit is done.
+/// A write that waits for the next group commit, and where to send its result.
 #[derive(Debug)]
-struct Accept {
-    source: Source,
-    body: String,
-    at: DateTime<Utc>,
-    done: oneshot::Sender<StoreResult<i64>>,
+enum Queued {
+    /// A webhook body to store; answered with its id.
+    Accept {
+        source: Source,
+        body: String,
+        at: DateTime<Utc>,
+        done: oneshot::Sender<StoreResult<i64>>,
+    },
+    /// The result of a job's call.
+    Finish {
+        id: i64,
+        result: JobResult,
+        at: DateTime<Utc>,
+        done: oneshot::Sender<StoreResult<i64>>,
+    },
+}
+
+impl Queued {
+    fn answer(self, result: StoreResult<i64>) {
+        let (Self::Accept { done, .. } | Self::Finish { done, .. }) = self;
+        // The caller may have gone (a cancelled request); its write is committed anyway.
+        let _ = done.send(result);
+    }
 }
 
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {
@@ -107,8 +141,15 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(5))
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(3))
             .foreign_keys(true);
+        // The writer never checkpoints: a checkpoint waits for the disk, and one in the writer
+        // stalls every write behind it. A second connection does it beside the writer.
         let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .await?;
+        let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
@@ -119,74 +160,121 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let (accepts, queue) = mpsc::channel(4 * GROUP_COMMIT_MAX);
-        tokio::spawn(group_commit(writer.clone(), queue));
+        let (queue, queued) = mpsc::channel(4 * GROUP_COMMIT_MAX);
+        tokio::spawn(group_commit(writer.clone(), checkpointer, queued));
         Ok(Self {
             writer,
             reader,
-            accepts,
+            queue,
         })
     }
 }
 
-/// Stores waiting bodies many to a transaction: a commit costs about the same for one row as
-/// for hundreds, so under load every webhook waits for one commit instead of a queue of them.
-/// Each caller is answered only after the commit that holds its body.
-async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Accept>) {
+/// Commits waiting writes many to a transaction: a commit costs about the same for one row as
+/// for hundreds, so under load every webhook and every job result waits for one commit instead
+/// of a queue of them. Each caller is answered only after the commit that holds its write.
+async fn group_commit(
+    writer: SqlitePool,
+    checkpointer: SqlitePool,
+    mut queue: mpsc::Receiver<Queued>,
+) {
     let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
-    while queue.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
-        match insert_inbound(&writer, &batch).await {
-            Ok(ids) => {
-                for (accept, id) in batch.drain(..).zip(ids) {
-                    let _ = accept.done.send(Ok(id));
+    let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checkpointing: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        tokio::select! {
+            received = queue.recv_many(&mut batch, GROUP_COMMIT_MAX) => {
+                if received == 0 {
+                    return;
+                }
+            }
+            _ = checkpoint.tick() => {
+                if checkpointing.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+                    let pool = checkpointer.clone();
+                    checkpointing = Some(tokio::spawn(async move {
+                        // PASSIVE copies what no reader still needs and never blocks the writer.
+                        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                            tracing::warn!("database checkpoint failed: {err}");
+                        }
+                    }));
+                }
+                continue;
+            }
+        }
+        match write_batch(&writer, &batch).await {
+            Ok(results) => {
+                for (queued, result) in batch.drain(..).zip(results) {
+                    queued.answer(Ok(result));
                 }
             }
             Err(err) => {
                 let reason = err.to_string();
-                for accept in batch.drain(..) {
-                    let _ = accept.done.send(Err(StoreError::Write(reason.clone())));
+                for queued in batch.drain(..) {
+                    queued.answer(Err(StoreError::Write(reason.clone())));
                 }
             }
         }
     }
 }
 
-async fn insert_inbound(writer: &SqlitePool, batch: &[Accept]) -> StoreResult<Vec<i64>> {
+async fn write_batch(writer: &SqlitePool, batch: &[Queued]) -> StoreResult<Vec<i64>> {
     let mut tx = writer.begin().await?;
-    let mut ids = Vec::with_capacity(batch.len());
-    for accept in batch {
-        let (kind, name, method) = match &accept.source {
-            Source::Webhook { path, method } => ("webhook", path.as_str(), method.as_str()),
-            Source::Custom { name } => ("custom", name.as_str(), "POST"),
+    let mut results = Vec::with_capacity(batch.len());
+    for queued in batch {
+        let result = match queued {
+            Queued::Accept {
+                source, body, at, ..
+            } => {
+                let (kind, name, method) = match source {
+                    Source::Webhook { path, method } => ("webhook", path.as_str(), method.as_str()),
+                    Source::Custom { name } => ("custom", name.as_str(), "POST"),
+                };
+                sqlx::query("INSERT INTO inbound (source, name, method, body, received_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(kind)
+                    .bind(name)
+                    .bind(method)
+                    .bind(body)
+                    .bind(ms(*at))
+                    .execute(&mut *tx)
+                    .await?
+                    .last_insert_rowid()
+            }
+            Queued::Finish { id, result, at, .. } => {
+                jobs::finish(&mut tx, *id, result, *at).await?;
+                *id
+            }
         };
-        let id = sqlx::query("INSERT INTO inbound (source, name, method, body, received_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(kind)
-            .bind(name)
-            .bind(method)
-            .bind(&accept.body)
-            .bind(ms(accept.at))
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-        ids.push(id);
+        results.push(result);
     }
     tx.commit().await?;
-    Ok(ids)
+    Ok(results)
+}
+
+impl SqliteStore {
+    /// Hands a write to the group commit and waits for the commit that holds it.
+    async fn queue(
+        &self,
+        write: impl FnOnce(oneshot::Sender<StoreResult<i64>>) -> Queued,
+    ) -> StoreResult<i64> {
+        let (done, result) = oneshot::channel();
+        let closed = || StoreError::Write("the database writer has stopped".into());
+        self.queue.send(write(done)).await.map_err(|_| closed())?;
+        result.await.map_err(|_| closed())?
+    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn accept(&self, source: Source, body: &str, at: DateTime<Utc>) -> StoreResult<i64> {
-        let (done, id) = oneshot::channel();
-        let accept = Accept {
+        let body = body.to_owned();
+        self.queue(|done| Queued::Accept {
             source,
-            body: body.to_owned(),
+            body,
             at,
             done,
-        };
-        let closed = || StoreError::Write("the database writer has stopped".into());
-        self.accepts.send(accept).await.map_err(|_| closed())?;
-        id.await.map_err(|_| closed())?
+        })
+        .await
     }
 
     async fn unprocessed(&self, limit: u32) -> StoreResult<Vec<Inbound>> {
@@ -253,29 +341,48 @@ impl Store for SqliteStore {
     async fn complete(&self, done: &[(i64, Outcome)], now: DateTime<Utc>) -> StoreResult<()> {
         let now_ms = ms(now);
         let mut tx = self.writer.begin().await?;
-        for (inbound, outcome) in done {
-            for (key, expires) in &outcome.seen {
-                sqlx::query("INSERT INTO dedupe (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at")
-                    .bind(key)
-                    .bind(ms(*expires))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        // Rows of the same kind go in as one statement per few hundred: a statement costs far
+        // more to hand to SQLite than a row costs to insert.
+        let seen: Vec<(&String, i64)> = done
+            .iter()
+            .flat_map(|(_, o)| o.seen.iter().map(|(key, expires)| (key, ms(*expires))))
+            .collect();
+        for chunk in seen.chunks(IN_LIST_MAX / 2) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO dedupe (key, expires_at) ");
+            q.push_values(chunk, |mut row, (key, expires)| {
+                row.push_bind(*key).push_bind(*expires);
+            });
+            q.push(" ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at");
+            q.build().execute(&mut *tx).await?;
+        }
+        for (_, outcome) in done {
             for op in &outcome.ops {
                 apply_op(&mut tx, op, now).await?;
             }
-            for record in &outcome.records {
-                sqlx::query("INSERT INTO event_log (at, record) VALUES ($1, $2)")
-                    .bind(now_ms)
-                    .bind(record.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+        }
+        let records: Vec<String> = done
+            .iter()
+            .flat_map(|(_, o)| o.records.iter().map(ToString::to_string))
+            .collect();
+        for chunk in records.chunks(IN_LIST_MAX / 2) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO event_log (at, record) ");
+            q.push_values(chunk, |mut row, record| {
+                row.push_bind(now_ms).push_bind(record);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in done.chunks(IN_LIST_MAX) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE inbound SET processed_at = ");
+            q.push_bind(now_ms).push(" WHERE id IN (");
+            let mut list = q.separated(", ");
+            for (id, _) in chunk {
+                list.push_bind(*id);
             }
-            sqlx::query("UPDATE inbound SET processed_at = $1 WHERE id = $2")
-                .bind(now_ms)
-                .bind(inbound)
-                .execute(&mut *tx)
-                .await?;
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -290,39 +397,72 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn chat_state(&self, chat: &str) -> StoreResult<ChatState> {
-        let mut state = ChatState::default();
-        if chat.is_empty() {
-            return Ok(state);
-        }
-        let row = sqlx::query("SELECT handoff_until, resume_on, handoff_rule, handoff_since FROM chat_state WHERE chat_id = $1 AND handoff_until IS NOT NULL")
-            .bind(chat)
-            .fetch_optional(&self.reader)
-            .await?;
-        if let Some(row) = row {
-            state.handoff = Some(Handoff {
-                chat: chat.to_owned(),
-                until: time(row.try_get("handoff_until")?),
-                since: time(
-                    row.try_get::<Option<i64>, _>("handoff_since")?
-                        .unwrap_or_default(),
-                ),
-                resume_on: row.try_get("resume_on")?,
-                rule: row
-                    .try_get::<Option<String>, _>("handoff_rule")?
-                    .unwrap_or_default(),
-            });
-        }
-        for row in sqlx::query("SELECT rule, fired_at FROM rule_fires WHERE chat_id = $1")
-            .bind(chat)
+    async fn contacts_of(&self, phones: &[String]) -> StoreResult<HashMap<String, Contact>> {
+        let mut found: HashMap<String, Contact> = HashMap::new();
+        let new = |phone: &str| Contact {
+            phone: phone.to_owned(),
+            ..Contact::default()
+        };
+        for chunk in phones.chunks(IN_LIST_MAX) {
+            for row in in_list("SELECT phone, attrs FROM contacts WHERE phone IN (", chunk)
+                .build()
+                .fetch_all(&self.reader)
+                .await?
+            {
+                let phone: String = row.try_get("phone")?;
+                let attrs = parse_attrs(&row.try_get::<String, _>("attrs")?)?;
+                found
+                    .entry(phone.clone())
+                    .or_insert_with(|| new(&phone))
+                    .attrs = attrs;
+            }
+            for row in in_list(
+                "SELECT phone, tag FROM contact_tags WHERE phone IN (",
+                chunk,
+            )
+            .build()
             .fetch_all(&self.reader)
             .await?
-        {
-            state
-                .fired
-                .insert(row.try_get("rule")?, time(row.try_get("fired_at")?));
+            {
+                let phone: String = row.try_get("phone")?;
+                let contact = found.entry(phone.clone()).or_insert_with(|| new(&phone));
+                contact.tags.insert(row.try_get("tag")?);
+            }
         }
-        Ok(state)
+        Ok(found)
+    }
+
+    async fn chat_states(&self, chats: &[String]) -> StoreResult<HashMap<String, ChatState>> {
+        let mut found: HashMap<String, ChatState> = HashMap::new();
+        for chunk in chats.chunks(IN_LIST_MAX) {
+            let sql = "SELECT chat_id, handoff_until, resume_on, handoff_rule, handoff_since FROM chat_state WHERE handoff_until IS NOT NULL AND chat_id IN (";
+            for row in in_list(sql, chunk).build().fetch_all(&self.reader).await? {
+                let chat: String = row.try_get("chat_id")?;
+                let handoff = Handoff {
+                    chat: chat.clone(),
+                    until: time(row.try_get("handoff_until")?),
+                    since: time(
+                        row.try_get::<Option<i64>, _>("handoff_since")?
+                            .unwrap_or_default(),
+                    ),
+                    resume_on: row.try_get("resume_on")?,
+                    rule: row
+                        .try_get::<Option<String>, _>("handoff_rule")?
+                        .unwrap_or_default(),
+                };
+                found.entry(chat).or_default().handoff = Some(handoff);
+            }
+            let sql = "SELECT chat_id, rule, fired_at FROM rule_fires WHERE chat_id IN (";
+            for row in in_list(sql, chunk).build().fetch_all(&self.reader).await? {
+                let chat: String = row.try_get("chat_id")?;
+                found
+                    .entry(chat)
+                    .or_default()
+                    .fired
+                    .insert(row.try_get("rule")?, time(row.try_get("fired_at")?));
+            }
+        }
+        Ok(found)
     }
 
     async fn handoffs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Handoff>> {
@@ -477,13 +617,14 @@ impl Store for SqliteStore {
     }
 
     async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
-        let query = match result {
-            JobResult::Done { response } => sqlx::query("UPDATE jobs SET status = 'done', response = $2, last_error = NULL, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(response).bind(ms(now)),
-            JobResult::Retry { at, error } => sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, last_error = $3, locked_until = NULL, updated_at = $4 WHERE id = $1").bind(id).bind(ms(*at)).bind(error).bind(ms(now)),
-            JobResult::Dead { error } => sqlx::query("UPDATE jobs SET status = 'dead', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(error).bind(ms(now)),
-            JobResult::Skipped { reason } => sqlx::query("UPDATE jobs SET status = 'skipped', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(reason).bind(ms(now)),
-        };
-        query.execute(&self.writer).await?;
+        let result = result.clone();
+        self.queue(|done| Queued::Finish {
+            id,
+            result,
+            at: now,
+            done,
+        })
+        .await?;
         Ok(())
     }
 
