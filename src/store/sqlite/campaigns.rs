@@ -55,11 +55,11 @@ pub(super) async fn start_run(
         return Ok(None);
     }
     let run_id = inserted.last_insert_rowid();
-    for job in new_jobs {
-        let mut job = job.clone();
+    let mut new_jobs = new_jobs.to_vec();
+    for job in &mut new_jobs {
         job.campaign_run = Some(run_id);
-        jobs::insert(&mut tx, &job, now).await?;
     }
+    jobs::insert_many(&mut tx, &new_jobs, now).await?;
     tx.commit().await?;
     Ok(Some(run_id))
 }

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::{ms, time};
+use super::{MAX_PARAMS, ms, time};
 use crate::store::{Job, JobKind, JobResult, JobStatus, NewJob, StoreError, StoreResult};
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, created_at";
@@ -59,37 +59,69 @@ pub(super) async fn insert(
     tx: &mut Transaction<'_, Sqlite>,
     job: &NewJob,
     now: DateTime<Utc>,
-) -> StoreResult<i64> {
-    if let Some(key) = &job.key {
-        cancel_key(tx, key, now).await?;
+) -> StoreResult<()> {
+    insert_many(tx, std::slice::from_ref(job), now).await
+}
+
+/// Columns bound per job row.
+const ROW_PARAMS: usize = 16;
+
+/// Inserts jobs in order, a few hundred rows per statement; a job with a key first cancels
+/// the pending jobs with that key (also one inserted earlier in the same call).
+pub(super) async fn insert_many(
+    tx: &mut Transaction<'_, Sqlite>,
+    jobs: &[NewJob],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut rest = jobs;
+    while !rest.is_empty() {
+        if let Some(key) = &rest[0].key {
+            cancel_key(tx, key, now).await?;
+        }
+        // A run of jobs up to the next keyed one goes in as one statement.
+        let run = 1 + rest[1..]
+            .iter()
+            .take(MAX_PARAMS / ROW_PARAMS - 1)
+            .take_while(|j| j.key.is_none())
+            .count();
+        let (chunk, next) = rest.split_at(run);
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|job| row(job))
+            .collect::<StoreResult<_>>()?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO jobs (lane, kind, rule, action, event, work, status, run_at, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at) ",
+        );
+        q.push_values(chunk.iter().zip(rows), |mut b, (job, (lane, work))| {
+            let (status, error) = match &job.dead {
+                Some(reason) => ("dead", Some(reason.clone())),
+                None => ("pending", None),
+            };
+            b.push_bind(lane)
+                .push_bind(job.kind.as_str())
+                .push_bind(job.rule.clone())
+                .push_bind(job.action.clone())
+                .push_bind(job.event.clone())
+                .push_bind(work)
+                .push_bind(status)
+                .push_bind(ms(job.run_at))
+                .push_bind(job.key.clone())
+                .push_bind(job.contact.clone())
+                .push_bind(job.unless.as_ref().map(ToString::to_string))
+                .push_bind(job.vars.as_ref().map(ToString::to_string))
+                .push_bind(job.campaign_run)
+                .push_bind(error)
+                .push_bind(ms(now))
+                .push_bind(ms(now));
+        });
+        q.build().execute(&mut **tx).await?;
+        rest = next;
     }
-    let (status, error) = match &job.dead {
-        Some(reason) => ("dead", Some(reason.as_str())),
-        None => ("pending", None),
-    };
-    let id = sqlx::query(
-        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, run_at, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
-    )
-    .bind(lane(job))
-    .bind(job.kind.as_str())
-    .bind(&job.rule)
-    .bind(&job.action)
-    .bind(&job.event)
-    .bind(to_json(&job.work)?)
-    .bind(status)
-    .bind(ms(job.run_at))
-    .bind(&job.key)
-    .bind(&job.contact)
-    .bind(job.unless.as_ref().map(ToString::to_string))
-    .bind(job.vars.as_ref().map(ToString::to_string))
-    .bind(job.campaign_run)
-    .bind(error)
-    .bind(ms(now))
-    .execute(&mut **tx)
-    .await?
-    .last_insert_rowid();
-    Ok(id)
+    Ok(())
+}
+
+fn row(job: &NewJob) -> StoreResult<(String, String)> {
+    Ok((lane(job), to_json(&job.work)?))
 }
 
 /// Cancels the pending jobs with a key.

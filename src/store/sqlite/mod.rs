@@ -27,6 +27,8 @@ const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
 /// How long processed bodies are kept after processing.
 const INBOUND_KEEP: i64 = 24 * 3600 * 1000;
 
+/// Most parameters bound in one statement (SQLite allows 32,766; fewer keeps statements small).
+pub(super) const MAX_PARAMS: usize = 1000;
 /// Most values bound in one `IN (...)` list.
 const IN_LIST_MAX: usize = 500;
 
@@ -220,32 +222,51 @@ async fn group_commit(
 
 async fn write_batch(writer: &SqlitePool, batch: &[Queued]) -> StoreResult<Vec<i64>> {
     let mut tx = writer.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for queued in batch {
-        let result = match queued {
+    let accepts: Vec<(usize, &Source, &String, i64)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| match q {
             Queued::Accept {
                 source, body, at, ..
-            } => {
-                let (kind, name, method) = match source {
-                    Source::Webhook { path, method } => ("webhook", path.as_str(), method.as_str()),
-                    Source::Custom { name } => ("custom", name.as_str(), "POST"),
-                };
-                sqlx::query("INSERT INTO inbound (source, name, method, body, received_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(kind)
-                    .bind(name)
-                    .bind(method)
-                    .bind(body)
-                    .bind(ms(*at))
-                    .execute(&mut *tx)
-                    .await?
-                    .last_insert_rowid()
-            }
-            Queued::Finish { id, result, at, .. } => {
-                jobs::finish(&mut tx, *id, result, *at).await?;
-                *id
-            }
-        };
-        results.push(result);
+            } => Some((i, source, body, ms(*at))),
+            Queued::Finish { .. } => None,
+        })
+        .collect();
+    let mut results = vec![0; batch.len()];
+    for chunk in accepts.chunks(MAX_PARAMS / 5) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO inbound (source, name, method, body, received_at) ");
+        q.push_values(chunk, |mut row, (_, source, body, at)| {
+            let (kind, name, method) = match source {
+                Source::Webhook { path, method } => ("webhook", path.as_str(), method.as_str()),
+                Source::Custom { name } => ("custom", name.as_str(), "POST"),
+            };
+            row.push_bind(kind)
+                .push_bind(name)
+                .push_bind(method)
+                .push_bind(body.as_str())
+                .push_bind(*at);
+        });
+        q.push(" RETURNING id");
+        // Rows of one statement get increasing ids in the order they are listed, whatever
+        // order RETURNING gives them back in.
+        let mut ids: Vec<i64> = q
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        ids.sort_unstable();
+        for ((i, ..), id) in chunk.iter().zip(ids) {
+            results[*i] = id;
+        }
+    }
+    for (i, queued) in batch.iter().enumerate() {
+        if let Queued::Finish { id, result, at, .. } = queued {
+            jobs::finish(&mut tx, *id, result, *at).await?;
+            results[i] = *id;
+        }
     }
     tx.commit().await?;
     Ok(results)
@@ -356,11 +377,8 @@ impl Store for SqliteStore {
             q.push(" ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at");
             q.build().execute(&mut *tx).await?;
         }
-        for (_, outcome) in done {
-            for op in &outcome.ops {
-                apply_op(&mut tx, op, now).await?;
-            }
-        }
+        let ops: Vec<&Op> = done.iter().flat_map(|(_, o)| &o.ops).collect();
+        apply_ops(&mut tx, &ops, now).await?;
         let records: Vec<String> = done
             .iter()
             .flat_map(|(_, o)| o.records.iter().map(ToString::to_string))
@@ -390,9 +408,7 @@ impl Store for SqliteStore {
 
     async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        for op in ops {
-            apply_op(&mut tx, op, now).await?;
-        }
+        apply_ops(&mut tx, &ops.iter().collect::<Vec<_>>(), now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -716,6 +732,24 @@ fn parse_attrs(text: &str) -> StoreResult<std::collections::BTreeMap<String, Str
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("contact attrs: {e}")))
 }
 
+/// Applies ops in order; a run of jobs goes in as one statement.
+async fn apply_ops(
+    tx: &mut Transaction<'_, Sqlite>,
+    ops: &[&Op],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut jobs: Vec<NewJob> = Vec::new();
+    for op in ops {
+        if let Op::Job(job) = op {
+            jobs.push((**job).clone());
+            continue;
+        }
+        jobs::insert_many(tx, &std::mem::take(&mut jobs), now).await?;
+        apply_op(tx, op, now).await?;
+    }
+    jobs::insert_many(tx, &jobs, now).await
+}
+
 async fn apply_op(
     tx: &mut Transaction<'_, Sqlite>,
     op: &Op,
@@ -723,7 +757,7 @@ async fn apply_op(
 ) -> StoreResult<()> {
     match op {
         Op::Contact(change) => apply_change(tx, change, ms(now)).await,
-        Op::Job(job) => jobs::insert(tx, job, now).await.map(drop),
+        Op::Job(job) => jobs::insert(tx, job, now).await,
         Op::Cancel { key } => jobs::cancel_key(tx, key, now).await,
         Op::Handoff(change) => apply_handoff(tx, change, now).await,
         Op::Fired { rule, chat, at } => {
