@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
+use regex_automata::PatternID;
+use regex_automata::meta::Regex;
 
 use crate::events::{ChatKind, Event, EventKind};
 use crate::store::Contact;
@@ -20,6 +21,8 @@ pub enum Condition {
     Text {
         regex: Regex,
         source: String,
+        /// The pattern as the prefilter runs it (see `prefilter::relaxed`).
+        gate: std::sync::Arc<regex_syntax::hir::Hir>,
     },
     Keywords(super::keywords::Keywords),
     From {
@@ -161,19 +164,22 @@ impl Condition {
                 )
             }
             Self::Type(types) => expect_one_of("type", event.message_type.as_deref(), types),
-            Self::Text { regex, source } => {
+            Self::Text { regex, source, .. } => {
                 let text = event.text.as_deref().unwrap_or("");
-                let Some(caps) = regex.captures(text) else {
+                let mut caps = regex.create_captures();
+                regex.captures(text, &mut caps);
+                if !caps.is_match() {
                     return miss(
                         "text",
                         format!("/{source}/ did not match {}", shown(event.text.as_deref())),
                     );
-                };
-                for name in regex.capture_names().flatten() {
-                    if let Some(m) = caps.name(name) {
+                }
+                let names = regex.group_info().pattern_names(PatternID::ZERO);
+                for (group, name) in names.enumerate() {
+                    if let (Some(name), Some(span)) = (name, caps.get_group(group)) {
                         input
                             .captures
-                            .insert(name.to_owned(), m.as_str().to_owned());
+                            .insert(name.to_owned(), text[span.range()].to_owned());
                     }
                 }
                 Ok(())

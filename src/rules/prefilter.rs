@@ -10,7 +10,11 @@
 use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
-use regex::{RegexSet, RegexSetBuilder};
+use std::sync::Mutex;
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::{Input, MatchKind, PatternSet};
 use regex_syntax::hir::{Hir, HirKind, Look};
 
 use super::Rule;
@@ -20,8 +24,6 @@ use crate::events::{Event, EventKind};
 
 /// Patterns per set (see [`Chunk`]).
 const CHUNK: usize = 128;
-/// Memory one set may use; past it, its rules are evaluated one by one.
-const SET_SIZE_LIMIT: usize = 512 * 1024 * 1024;
 
 /// Which rules can match an event's text, found in one pass per matcher.
 #[derive(Debug, Default)]
@@ -38,10 +40,63 @@ pub(super) struct Prefilter {
 /// Some text regexes as one set. Sets stay small because the set's lazy DFA holds, in each
 /// state, every pattern that is still alive: a set of thousands of Unicode patterns needs
 /// states so large that its cache thrashes on varied texts and it falls back to the PikeVM.
+///
+/// A lazy DFA alone, not a full `RegexSet`: the prefilter only asks which patterns match, so
+/// it needs neither captures nor the other engines a `RegexSet` builds, which made building the
+/// sets cost as much again as compiling the rules' own regexes.
 #[derive(Debug)]
 struct Chunk {
-    set: RegexSet,
+    dfa: DFA,
+    /// Search scratch space, one per thread searching at once.
+    caches: Mutex<Vec<Cache>>,
     rules: Vec<usize>,
+}
+
+impl Chunk {
+    fn build(patterns: &[&Hir], rules: &[usize]) -> Result<Self, String> {
+        let nfa = thompson::Compiler::new()
+            .configure(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
+            .build_many_from_hir(patterns)
+            .map_err(|e| e.to_string())?;
+        let dfa = DFA::builder()
+            .configure(DFA::config().match_kind(MatchKind::All))
+            .build_from_nfa(nfa)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            dfa,
+            caches: Mutex::new(Vec::new()),
+            rules: rules.to_vec(),
+        })
+    }
+
+    /// Adds the rules whose pattern matches `text`; every rule of the chunk when the search
+    /// cannot tell (the rules then decide themselves).
+    fn matching(&self, text: &str, out: &mut Vec<usize>) {
+        let taken = self.caches.lock().ok().and_then(|mut c| c.pop());
+        let mut cache = taken.unwrap_or_else(|| self.dfa.create_cache());
+        let input = Input::new(text);
+        // Most chunks match nothing, and the earliest-match search stops at once.
+        let result = match self
+            .dfa
+            .try_search_fwd(&mut cache, &input.clone().earliest(true))
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => {
+                let mut hits = PatternSet::new(self.dfa.pattern_len());
+                self.dfa
+                    .try_which_overlapping_matches(&mut cache, &input, &mut hits)
+                    .map(|()| out.extend(hits.iter().map(|p| self.rules[p.as_usize()])))
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::debug!("prefilter gave up on a text ({err}); checking its rules one by one");
+            out.extend(&self.rules);
+        }
+        if let Ok(mut caches) = self.caches.lock() {
+            caches.push(cache);
+        }
+    }
 }
 
 impl Prefilter {
@@ -53,11 +108,11 @@ impl Prefilter {
         let mut gated = vec![false; rules.len()];
         for (i, rule) in rules.iter().enumerate() {
             let text = rule.when.0.iter().find_map(|c| match c {
-                Condition::Text { regex, .. } => Some(regex),
+                Condition::Text { gate, .. } => Some(gate),
                 _ => None,
             });
-            if let Some(pattern) = text.and_then(|regex| relaxed(regex.as_str())) {
-                patterns.push(pattern);
+            if let Some(gate) = text {
+                patterns.push(&**gate);
                 regex_rules.push(i);
                 gated[i] = true;
                 continue;
@@ -73,14 +128,8 @@ impl Prefilter {
         }
         let mut regexes = Vec::new();
         for (patterns, rules) in patterns.chunks(CHUNK).zip(regex_rules.chunks(CHUNK)) {
-            match RegexSetBuilder::new(patterns)
-                .size_limit(SET_SIZE_LIMIT)
-                .build()
-            {
-                Ok(set) => regexes.push(Chunk {
-                    set,
-                    rules: rules.to_vec(),
-                }),
+            match Chunk::build(patterns, rules) {
+                Ok(chunk) => regexes.push(chunk),
                 Err(err) => {
                     // Every pattern compiled on its own, so only the combined size can fail.
                     tracing::warn!("text regexes are checked one by one: {err}");
@@ -126,17 +175,11 @@ impl Prefilter {
         let listens = |i: usize| rules[i].events.contains(&event.kind);
         // `text:` sees an absent text as empty, and so does its gate.
         let text = event.text.as_deref().unwrap_or("");
-        // Most sets match nothing; `is_match` stops early where `matches` reads the whole text.
-        for chunk in self.regexes.iter().filter(|c| c.set.is_match(text)) {
-            out.extend(
-                chunk
-                    .set
-                    .matches(text)
-                    .into_iter()
-                    .map(|p| chunk.rules[p])
-                    .filter(|&i| listens(i)),
-            );
+        let mut hits = Vec::new();
+        for chunk in &self.regexes {
+            chunk.matching(text, &mut hits);
         }
+        out.extend(hits.into_iter().filter(|&i| listens(i)));
         if let Some(matcher) = &self.keyword_matcher
             && event.text.is_some()
         {
@@ -164,9 +207,8 @@ impl Prefilter {
 /// the original does (and sometimes where it does not; the rule's own regex then decides).
 /// Unicode `\b` stops the lazy DFA at the first non-ASCII byte, and a set that falls back to
 /// the PikeVM costs more than checking its rules one by one.
-fn relaxed(pattern: &str) -> Option<String> {
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    Some(strip(hir).to_string())
+pub(super) fn relaxed(hir: Hir) -> Hir {
+    strip(hir)
 }
 
 fn strip(hir: Hir) -> Hir {

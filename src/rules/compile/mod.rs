@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono_tz::Tz;
-use regex::{Regex, RegexBuilder};
+use regex_automata::meta::Regex;
+use regex_syntax::hir::Hir;
 
 use super::condition::{Block, Condition, Glob};
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
@@ -409,11 +410,12 @@ impl Compiler<'_> {
             self.keywords(words, &mut out);
         }
         if let Some(text) = &spec.text
-            && let Some(regex) = self.regex(text)
+            && let Some((regex, hir)) = self.regex(text)
         {
             out.push(Condition::Text {
                 regex,
                 source: text.value.clone(),
+                gate: Arc::new(super::prefilter::relaxed(hir)),
             });
         }
         for (blocks, all) in [(&spec.any, false), (&spec.all, true)] {
@@ -491,22 +493,38 @@ impl Compiler<'_> {
         )));
     }
 
-    fn regex(&mut self, text: &Located<String>) -> Option<Regex> {
+    /// The compiled regex and its syntax tree (for the prefilter), parsed once.
+    fn regex(&mut self, text: &Located<String>) -> Option<(Regex, Hir)> {
         let pattern = &text.value;
-        if let Err(err) = regex_syntax::ast::parse::Parser::new().parse(pattern) {
-            let offset = pattern[..err.span().start.offset].chars().count() as u32;
-            let column = text.column + offset + self.quote_width(text.line, text.column);
-            self.error(text.line, column, format!("invalid regex: {}", err.kind()));
-            return None;
-        }
-        match RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT)
-            .build()
-        {
-            Ok(regex) => Some(regex),
+        let ast = match regex_syntax::ast::parse::Parser::new().parse(pattern) {
+            Ok(ast) => ast,
             Err(err) => {
-                let message = err.to_string();
+                let offset = pattern[..err.span().start.offset].chars().count() as u32;
+                let column = text.column + offset + self.quote_width(text.line, text.column);
+                self.error(text.line, column, format!("invalid regex: {}", err.kind()));
+                return None;
+            }
+        };
+        let built = regex_syntax::hir::translate::Translator::new()
+            .translate(pattern, &ast)
+            .map_err(|e| e.kind().to_string())
+            .and_then(|hir| {
+                // No literal prefilter or one-pass DFA: they cost more to build than they save
+                // once the rule prefilter has picked the few rules worth running.
+                let config = regex_automata::meta::Config::new()
+                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                    .hybrid_cache_capacity(REGEX_SIZE_LIMIT)
+                    .auto_prefilter(false)
+                    .onepass(false);
+                regex_automata::meta::Builder::new()
+                    .configure(config)
+                    .build_from_hir(&hir)
+                    .map(|regex| (regex, hir))
+                    .map_err(|e| e.to_string())
+            });
+        match built {
+            Ok(built) => Some(built),
+            Err(message) => {
                 let last = message
                     .lines()
                     .rev()
