@@ -4,13 +4,20 @@
 use std::fmt::Write;
 
 /// A rule file with `rules` rules.
+#[allow(dead_code)] // each bench uses one of the two
 pub(crate) fn generate(rules: usize) -> String {
+    generate_salted(rules, "")
+}
+
+/// Like [`generate`], with `salt` in every regex so nothing compiled earlier can be reused.
+#[allow(dead_code)]
+pub(crate) fn generate_salted(rules: usize, salt: &str) -> String {
     let mut yaml = String::from("rules:\n");
     for i in 0..rules {
         let _ = match i % 4 {
             0 => writeln!(
                 yaml,
-                "  - name: order-{i}\n    when:\n      text: '(?i)\\border\\s+#?(?P<order>{i}\\d{{2,}})'\n      chat: private\n    then:\n      - reply: \"Order {{{{ match.order }}}} is on its way, {{{{ sender.name | default('there') }}}}!\"\n      - tag: asked-{i}"
+                "  - name: order-{i}\n    when:\n      text: '(?i)\\border\\s+#?(?P<order>{i}\\d{{2,}}){salt}'\n      chat: private\n    then:\n      - reply: \"Order {{{{ match.order }}}} is on its way, {{{{ sender.name | default('there') }}}}!\"\n      - tag: asked-{i}"
             ),
             1 => writeln!(
                 yaml,

@@ -9,6 +9,7 @@ mod diagnostic;
 mod keywords;
 mod lint;
 mod prefilter;
+mod reuse;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
@@ -20,7 +20,11 @@ use regex_syntax::hir::{Hir, HirKind, Look};
 use super::Rule;
 use super::condition::Condition;
 use super::keywords::whole_word_at;
+use super::reuse::Reuse;
 use crate::events::{Event, EventKind};
+
+/// Chunk automata of the last compile, by their patterns.
+static CHUNKS: LazyLock<Reuse<Vec<String>, Arc<DFA>>> = LazyLock::new(Reuse::new);
 
 /// Patterns per set (see [`Chunk`]).
 const CHUNK: usize = 128;
@@ -46,22 +50,32 @@ pub(super) struct Prefilter {
 /// sets cost as much again as compiling the rules' own regexes.
 #[derive(Debug)]
 struct Chunk {
-    dfa: DFA,
+    dfa: Arc<DFA>,
     /// Search scratch space, one per thread searching at once.
     caches: Mutex<Vec<Cache>>,
     rules: Vec<usize>,
 }
 
 impl Chunk {
-    fn build(patterns: &[&Hir], rules: &[usize]) -> Result<Self, String> {
-        let nfa = thompson::Compiler::new()
-            .configure(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
-            .build_many_from_hir(patterns)
-            .map_err(|e| e.to_string())?;
-        let dfa = DFA::builder()
-            .configure(DFA::config().match_kind(MatchKind::All))
-            .build_from_nfa(nfa)
-            .map_err(|e| e.to_string())?;
+    /// A chunk for `(source, gate)` patterns; the automaton is reused from the last compile
+    /// when the same patterns make up a chunk again.
+    fn build(patterns: &[(&str, &Hir)], rules: &[usize]) -> Result<Self, String> {
+        let key: Vec<String> = patterns
+            .iter()
+            .map(|(source, _)| (*source).to_owned())
+            .collect();
+        let dfa = CHUNKS.get_or(&key, || {
+            let gates: Vec<&Hir> = patterns.iter().map(|(_, gate)| *gate).collect();
+            let nfa = thompson::Compiler::new()
+                .configure(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
+                .build_many_from_hir(&gates)
+                .map_err(|e| e.to_string())?;
+            DFA::builder()
+                .configure(DFA::config().match_kind(MatchKind::All))
+                .build_from_nfa(nfa)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })?;
         Ok(Self {
             dfa,
             caches: Mutex::new(Vec::new()),
@@ -108,11 +122,11 @@ impl Prefilter {
         let mut gated = vec![false; rules.len()];
         for (i, rule) in rules.iter().enumerate() {
             let text = rule.when.0.iter().find_map(|c| match c {
-                Condition::Text { gate, .. } => Some(gate),
+                Condition::Text { gate, source, .. } => Some((source.as_str(), &**gate)),
                 _ => None,
             });
             if let Some(gate) = text {
-                patterns.push(&**gate);
+                patterns.push(gate);
                 regex_rules.push(i);
                 gated[i] = true;
                 continue;
@@ -160,6 +174,7 @@ impl Prefilter {
                 (kind.clone(), open)
             })
             .collect();
+        CHUNKS.rotate();
         Self {
             regexes,
             keyword_matcher,

@@ -5,13 +5,14 @@ mod campaign;
 mod hours;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono_tz::Tz;
 use regex_automata::meta::Regex;
 use regex_syntax::hir::Hir;
 
 use super::condition::{Block, Condition, Glob};
+use super::reuse::Reuse;
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
 use crate::actions::compile_step;
 use crate::calendar::Calendar;
@@ -73,6 +74,7 @@ pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnos
             }
         }
     }
+    REGEXES.rotate();
     if diagnostics.is_empty() {
         Ok(RuleSet::new(
             rules, campaigns, calendars, templates, files, zone,
@@ -410,12 +412,12 @@ impl Compiler<'_> {
             self.keywords(words, &mut out);
         }
         if let Some(text) = &spec.text
-            && let Some((regex, hir)) = self.regex(text)
+            && let Some((regex, gate)) = self.regex(text)
         {
             out.push(Condition::Text {
                 regex,
                 source: text.value.clone(),
-                gate: Arc::new(super::prefilter::relaxed(hir)),
+                gate,
             });
         }
         for (blocks, all) in [(&spec.any, false), (&spec.all, true)] {
@@ -493,45 +495,18 @@ impl Compiler<'_> {
         )));
     }
 
-    /// The compiled regex and its syntax tree (for the prefilter), parsed once.
-    fn regex(&mut self, text: &Located<String>) -> Option<(Regex, Hir)> {
-        let pattern = &text.value;
-        let ast = match regex_syntax::ast::parse::Parser::new().parse(pattern) {
-            Ok(ast) => ast,
-            Err(err) => {
-                let offset = pattern[..err.span().start.offset].chars().count() as u32;
-                let column = text.column + offset + self.quote_width(text.line, text.column);
-                self.error(text.line, column, format!("invalid regex: {}", err.kind()));
-                return None;
-            }
-        };
-        let built = regex_syntax::hir::translate::Translator::new()
-            .translate(pattern, &ast)
-            .map_err(|e| e.kind().to_string())
-            .and_then(|hir| {
-                // No literal prefilter or one-pass DFA: they cost more to build than they save
-                // once the rule prefilter has picked the few rules worth running.
-                let config = regex_automata::meta::Config::new()
-                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                    .hybrid_cache_capacity(REGEX_SIZE_LIMIT)
-                    .auto_prefilter(false)
-                    .onepass(false);
-                regex_automata::meta::Builder::new()
-                    .configure(config)
-                    .build_from_hir(&hir)
-                    .map(|regex| (regex, hir))
-                    .map_err(|e| e.to_string())
-            });
-        match built {
+    /// The compiled regex and the pattern the prefilter runs for it, parsed once (and reused
+    /// from the last compile when the pattern is unchanged).
+    fn regex(&mut self, text: &Located<String>) -> Option<(Regex, Arc<Hir>)> {
+        match REGEXES.get_or(&text.value, || build_regex(&text.value)) {
             Ok(built) => Some(built),
-            Err(message) => {
-                let last = message
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or(&message);
-                let last = last.trim().trim_start_matches("error: ");
-                self.error(text.line, text.column, format!("invalid regex: {last}"));
+            Err(RegexError::Syntax { offset, message }) => {
+                let column = text.column + offset + self.quote_width(text.line, text.column);
+                self.error(text.line, column, format!("invalid regex: {message}"));
+                None
+            }
+            Err(RegexError::Build(message)) => {
+                self.error(text.line, text.column, format!("invalid regex: {message}"));
                 None
             }
         }
@@ -545,6 +520,50 @@ impl Compiler<'_> {
         let first = text.chars().nth(column.saturating_sub(1) as usize);
         u32::from(matches!(first, Some('\'' | '"')))
     }
+}
+
+/// Regexes of the last compile, by pattern.
+static REGEXES: LazyLock<Reuse<String, (Regex, Arc<Hir>)>> = LazyLock::new(Reuse::new);
+
+enum RegexError {
+    /// At a character offset into the pattern.
+    Syntax {
+        offset: u32,
+        message: String,
+    },
+    Build(String),
+}
+
+fn build_regex(pattern: &str) -> Result<(Regex, Arc<Hir>), RegexError> {
+    let ast = regex_syntax::ast::parse::Parser::new()
+        .parse(pattern)
+        .map_err(|err| RegexError::Syntax {
+            offset: pattern[..err.span().start.offset].chars().count() as u32,
+            message: err.kind().to_string(),
+        })?;
+    let hir = regex_syntax::hir::translate::Translator::new()
+        .translate(pattern, &ast)
+        .map_err(|e| RegexError::Build(e.kind().to_string()))?;
+    // No literal prefilter or one-pass DFA: they cost more to build than they save once the
+    // rule prefilter has picked the few rules worth running.
+    let config = regex_automata::meta::Config::new()
+        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+        .hybrid_cache_capacity(REGEX_SIZE_LIMIT)
+        .auto_prefilter(false)
+        .onepass(false);
+    let regex = regex_automata::meta::Builder::new()
+        .configure(config)
+        .build_from_hir(&hir)
+        .map_err(|e| {
+            let message = e.to_string();
+            let last = message
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(&message);
+            RegexError::Build(last.trim().trim_start_matches("error: ").to_owned())
+        })?;
+    Ok((regex, Arc::new(super::prefilter::relaxed(hir))))
 }
 
 /// The names of a regex's named groups, `(?P<name>...)` or `(?<name>...)`, found by scanning

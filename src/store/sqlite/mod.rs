@@ -143,7 +143,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(5))
-            .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(3))
+            // A statement this slow stalls every webhook behind it: worth a warning.
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(250))
             .foreign_keys(true);
         // The writer never checkpoints: a checkpoint waits for the disk, and one in the writer
         // stalls every write behind it. A second connection does it beside the writer.
@@ -153,7 +154,12 @@ impl SqliteStore {
             .await?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            // A checkpoint waits for the disk by design; that is not worth a warning.
+            .connect_with(
+                options
+                    .clone()
+                    .log_slow_statements(log::LevelFilter::Off, Duration::ZERO),
+            )
             .await?;
         sqlx::migrate!("src/store/migrations/sqlite")
             .run(&writer)
