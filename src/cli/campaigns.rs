@@ -104,9 +104,11 @@ pub(super) fn run(args: CampaignsArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("error: no campaign `{name}`");
                     return Ok(ExitCode::FAILURE);
                 };
+                let started = std::time::Instant::now();
                 match campaigns::launch(&store, &set, c, now, Trigger::Manual, now).await? {
                     Some((run, planned, skipped)) => {
-                        println!("run {run}: {planned} messages planned, {skipped} left out; a running server sends them");
+                        let took = started.elapsed().as_secs_f64();
+                        println!("run {run}: {planned} messages planned in {took:.2} s, {skipped} left out; a running server sends them");
                         Ok(ExitCode::SUCCESS)
                     }
                     None => {

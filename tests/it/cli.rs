@@ -174,7 +174,10 @@ fn contacts_campaigns_and_jobs_from_the_command_line() {
 
     let (code, run, stderr) = riposte_in(root, &["campaigns", "run", "deals"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(run.contains("1 messages planned, 1 left out"), "{run}");
+    assert!(
+        run.starts_with("run 1: 1 messages planned in ") && run.contains(" s, 1 left out"),
+        "{run}"
+    );
     let (_, jobs, _) = riposte_in(root, &["jobs", "list"]);
     assert!(
         jobs.contains("pending")

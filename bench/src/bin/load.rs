@@ -85,6 +85,19 @@ async fn main() {
             results[i].push(figures);
         }
     }
+    let mut starts = Vec::new();
+    let mut fanouts = Vec::new();
+    for run in 1..=options.runs {
+        let dir = work.join(format!("{run}-extra"));
+        starts.push(start_time(&options, &dir).await);
+        fanouts.push(fan_out(&options, &dir, FAN_OUT));
+        eprintln!(
+            "run {run}/{}: ready after {:.0} ms, {FAN_OUT} recipients planned in {:.2} s",
+            options.runs,
+            starts[run - 1],
+            fanouts[run - 1]
+        );
+    }
     let medians: Vec<Figures> = results.iter().map(|r| median_of(r)).collect();
     let naive = options
         .scenarios
@@ -102,6 +115,12 @@ async fn main() {
     for (system, figures) in options.scenarios.iter().zip(&medians) {
         println!("{}", row(&system.label(), figures, naive));
     }
+    println!(
+        "\nStart with the default rules: `/readyz` 200 after {:.0} ms. Fan-out: a campaign to {FAN_OUT} recipients planned and enqueued in {:.2} s (medians of {} runs).",
+        median(&starts),
+        median(&fanouts),
+        options.runs
+    );
     if options.keep {
         eprintln!("kept {}", work.display());
     } else {
@@ -213,6 +232,77 @@ fn usage(problem: &str) -> ! {
         "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--keep]"
     );
     std::process::exit(2)
+}
+
+/// Recipients of the fan-out measurement.
+const FAN_OUT: usize = 100_000;
+
+/// Milliseconds from starting Riposte on the shipped default rules to `/readyz` answering 200.
+async fn start_time(options: &Options, dir: &Path) -> f64 {
+    std::fs::create_dir_all(dir).expect("start dir");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let db = dir.join("start.db").to_string_lossy().into_owned();
+    let started = Instant::now();
+    let _server = spawn(
+        &options.bin,
+        "riposte",
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--rules",
+            "rules",
+            "--db",
+            &db,
+            "--no-watch",
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    let http = reqwest::Client::new();
+    wait_ready(
+        &http,
+        &format!("http://{addr}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("Riposte did not become ready");
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Seconds `riposte campaigns run` reports for planning and enqueueing a campaign to
+/// `recipients` contacts from a CSV audience.
+fn fan_out(options: &Options, dir: &Path, recipients: usize) -> f64 {
+    let rules = dir.join("fan-out");
+    std::fs::create_dir_all(&rules).expect("fan-out dir");
+    std::fs::write(
+        rules.join("campaign.yaml"),
+        "campaigns:\n  - name: bulk\n    schedule: \"0 9 1 1 *\"\n    audience: {file: audience.csv}\n    send: \"Hi {{ contact.attrs.first_name }}, this week's deals: https://example.com/deals\"\n    rate: 600/min\n",
+    )
+    .expect("write campaign");
+    let mut csv = String::from("phone,first_name\n");
+    for i in 0..recipients {
+        let _ = writeln!(csv, "{},Guest{i}", 491_700_000_000_u64 + i as u64);
+    }
+    std::fs::write(rules.join("audience.csv"), csv).expect("write audience");
+    let output = Command::new(options.bin.join("riposte"))
+        .args(["campaigns", "run", "bulk", "--rules"])
+        .arg(&rules)
+        .arg("--db")
+        .arg(dir.join("fan-out.db"))
+        .output()
+        .expect("riposte campaigns run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .split(" planned in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected answer from campaigns run: {stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
 }
 
 /// Kills the child when dropped, so a failed run leaves no server behind.

@@ -85,10 +85,7 @@ pub(super) async fn insert_many(
             .take_while(|j| j.key.is_none())
             .count();
         let (chunk, next) = rest.split_at(run);
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(row)
-            .collect::<StoreResult<_>>()?;
+        let rows: Vec<_> = chunk.iter().map(row).collect::<StoreResult<_>>()?;
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO jobs (lane, kind, rule, action, event, work, status, run_at, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at) ",
         );
