@@ -84,6 +84,8 @@ pub struct Templates {
     next: usize,
     /// Top-level variables used by the templates compiled since the last `take_used`.
     used: BTreeSet<String>,
+    /// Compiled templates by source, with the variable paths each uses.
+    by_source: HashMap<String, (String, BTreeSet<String>)>,
 }
 
 /// A template problem found at load time, with the line inside the template (1-based).
@@ -126,6 +128,7 @@ impl Templates {
             env,
             next: 0,
             used: BTreeSet::new(),
+            by_source: HashMap::new(),
         }
     }
 
@@ -211,9 +214,21 @@ impl Templates {
     }
 
     fn add(&mut self, source: String, scope: Scope<'_>) -> Result<String, Vec<TemplateProblem>> {
+        // Rule sets repeat the same texts (`You said {{ text }}` in a hundred rules), and each
+        // compiled template costs kilobytes: one copy serves every rule that writes it. Its
+        // variables are still checked against each rule's scope.
+        if let Some((name, used)) = self.by_source.get(&source) {
+            let problems = self.check_variables(used, scope);
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            let (name, used) = (name.clone(), used.clone());
+            self.note_used(&used);
+            return Ok(name);
+        }
         let name = format!("t{}", self.next);
         self.next += 1;
-        if let Err(err) = self.env.add_template_owned(name.clone(), source) {
+        if let Err(err) = self.env.add_template_owned(name.clone(), source.clone()) {
             return Err(vec![problem_from(&err)]);
         }
         // Parsed once for both uses: the checks need dotted paths, lint the roots.
@@ -222,16 +237,21 @@ impl Templates {
             Err(_) => BTreeSet::new(),
         };
         let problems = self.check_variables(&used, scope);
-        self.used.extend(
-            used.iter()
-                .map(|path| path.split('.').next().unwrap_or(path).to_owned()),
-        );
         if problems.is_empty() {
+            self.note_used(&used);
+            self.by_source.insert(source, (name.clone(), used));
             Ok(name)
         } else {
             self.env.remove_template(&name);
             Err(problems)
         }
+    }
+
+    fn note_used(&mut self, used: &BTreeSet<String>) {
+        self.used.extend(
+            used.iter()
+                .map(|path| path.split('.').next().unwrap_or(path).to_owned()),
+        );
     }
 
     fn check_variables(&self, used: &BTreeSet<String>, scope: Scope<'_>) -> Vec<TemplateProblem> {
@@ -379,6 +399,19 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, "Tom <T> & co");
+    }
+
+    #[test]
+    fn a_repeated_text_is_compiled_once_and_checked_in_each_scope() {
+        let mut t = Templates::new();
+        let source = "Order {{ match.order }}";
+        let order = ["order".to_owned()];
+        let first = t.text(source, Scope::Event { groups: &order }).unwrap();
+        let again = t.text(source, Scope::Event { groups: &order }).unwrap();
+        assert_eq!(first, again);
+        let err = t.text(source, Scope::Event { groups: &[] }).unwrap_err();
+        assert!(err[0].message.contains("match.order"), "{}", err[0].message);
+        assert_eq!(t.take_used(), BTreeSet::from(["match".to_owned()]));
     }
 
     #[test]

@@ -19,10 +19,10 @@ pub enum Condition {
     Event(Vec<EventKind>),
     Type(Vec<String>),
     Text {
-        regex: Regex,
+        regex: Compiled<Regex>,
         source: String,
         /// The pattern as the prefilter runs it (see `prefilter::relaxed`).
-        gate: std::sync::Arc<regex_syntax::hir::Hir>,
+        gate: Compiled<std::sync::Arc<regex_syntax::hir::Hir>>,
     },
     Keywords(super::keywords::Keywords),
     From {
@@ -54,6 +54,25 @@ pub enum Condition {
     Any(Vec<Block>),
     All(Vec<Block>),
     Not(Box<Block>),
+}
+
+/// A compiled form kept beside its source. It prints as `…`: the source says what it is, and
+/// an automaton's dump is megabytes (lint compares rules by their printed conditions).
+#[derive(Clone)]
+pub struct Compiled<T>(pub T);
+
+impl<T> std::fmt::Debug for Compiled<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("…")
+    }
+}
+
+impl<T> std::ops::Deref for Compiled<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// A number or id pattern where `*` stands for any run of characters.

@@ -1,7 +1,7 @@
 //! Lint: rules that load but probably do not do what their author meant. Reported as
 //! `warning:` lines by `riposte check` (`--deny-warnings` fails on them).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -72,12 +72,32 @@ fn overlap(a: &Rule, b: &Rule) -> Option<EventKind> {
 pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let live: Vec<&Rule> = set.rules.iter().filter(|r| r.enabled).collect();
+    // Two rules can only clash when one matches everything or both have the same conditions,
+    // so each rule meets only those earlier rules, not every one (10,000 rules are a few
+    // thousand comparisons, not fifty million).
+    let keys: Vec<String> = live.iter().map(|r| format!("{:?}", r.when)).collect();
+    let mut same: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut catch_all: Vec<usize> = Vec::new();
     for (i, later) in live.iter().enumerate() {
-        for earlier in &live[..i] {
+        let mut candidates: Vec<usize> = if matches_all(later) {
+            (0..i).collect()
+        } else {
+            let mut c = catch_all.clone();
+            c.extend(same.get(keys[i].as_str()).into_iter().flatten());
+            c.sort_unstable();
+            c
+        };
+        candidates.dedup();
+        same.entry(keys[i].as_str()).or_default().push(i);
+        if matches_all(later) {
+            catch_all.push(i);
+        }
+        for j in candidates {
+            let earlier = live[j];
             let Some(kind) = overlap(earlier, later) else {
                 continue;
             };
-            let same_when = format!("{:?}", earlier.when) == format!("{:?}", later.when);
+            let same_when = keys[j] == keys[i];
             if earlier.stop
                 && !earlier.shadow
                 && (matches_all(earlier) || same_when)
@@ -224,4 +244,43 @@ fn unset_tags(set: &RuleSet) -> Vec<Diagnostic> {
             warning(rule, format!("rule `{}` tests tag `{tag}`, which no rule sets (fine if contacts get it from `riposte contacts import`)", rule.name))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceFile;
+
+    fn warnings(yaml: &str) -> Vec<String> {
+        let file = SourceFile {
+            path: "rules.yaml".into(),
+            text: yaml.to_owned(),
+        };
+        let set = crate::rules::compile(&[file]).expect("rules compile");
+        lint(&set, Utc::now())
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
+    #[test]
+    fn rules_with_the_same_conditions_are_found_among_many() {
+        let mut yaml = String::from("rules:\n");
+        for i in 0..200 {
+            yaml.push_str(&format!(
+                "  - name: r{i}\n    when: {{text: 'order {i}'}}\n    then: [{{tag: t{i}}}]\n"
+            ));
+        }
+        yaml.push_str("  - name: first\n    when: {text: '(?i)refund'}\n    then: [{reply: a}]\n    stop: true\n");
+        yaml.push_str("  - name: second\n    when: {text: '(?i)refund'}\n    then: [{reply: b}]\n");
+        yaml.push_str(
+            "  - name: third\n    when: {text: '(?i)refunds?'}\n    then: [{reply: c}]\n",
+        );
+        assert_eq!(
+            warnings(&yaml),
+            [
+                "rule `second` never fires: `first` (line 602) has the same conditions and has `stop: true`"
+            ]
+        );
+    }
 }

@@ -122,7 +122,7 @@ impl Prefilter {
         let mut gated = vec![false; rules.len()];
         for (i, rule) in rules.iter().enumerate() {
             let text = rule.when.0.iter().find_map(|c| match c {
-                Condition::Text { gate, source, .. } => Some((source.as_str(), &**gate)),
+                Condition::Text { gate, source, .. } => Some((source.as_str(), &*gate.0)),
                 _ => None,
             });
             if let Some(gate) = text {

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use regex_automata::meta::Regex;
 use regex_syntax::hir::Hir;
 
-use super::condition::{Block, Condition, Glob};
+use super::condition::{Block, Compiled, Condition, Glob};
 use super::reuse::Reuse;
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
 use crate::actions::compile_step;
@@ -415,9 +415,9 @@ impl Compiler<'_> {
             && let Some((regex, gate)) = self.regex(text)
         {
             out.push(Condition::Text {
-                regex,
+                regex: Compiled(regex),
                 source: text.value.clone(),
-                gate,
+                gate: Compiled(gate),
             });
         }
         for (blocks, all) in [(&spec.any, false), (&spec.all, true)] {
