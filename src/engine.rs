@@ -345,7 +345,7 @@ fn apply_now(
     match effect {
         Effect::Contact(change) => contact.apply(change),
         Effect::Handoff(change) => change.apply_to(handoff, now),
-        Effect::Request(_) | Effect::Cancel { .. } => {}
+        Effect::Request(_) | Effect::Cancel { .. } | Effect::Ai(_) => {}
     }
 }
 

@@ -14,14 +14,15 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use crate::actions::Effect;
+use crate::ai::MemoryPolicy;
 use crate::clock::Clock;
 use crate::engine::{self, Evaluation};
 use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
 use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{
-    ChatState, Contact, HandoffChange, Inbound, JobKind, JobWork, NewJob, Op, Outcome, Source,
-    Store, StoreResult,
+    ChatState, Contact, HandoffChange, Inbound, JobKind, JobWork, NewJob, Op, Outcome, Role,
+    Source, Store, StoreResult, Turn,
 };
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
@@ -211,6 +212,11 @@ impl Intake {
             return Ok(());
         };
         metrics::EVENTS_PROCESSED.inc();
+        if let Some(policy) = &rules.memory
+            && let Some(turn) = turn_of(event, policy, now)
+        {
+            outcome.ops.push(Op::Turn(turn));
+        }
         plan(&evaluation, event, now, outcome);
         let mut processed = record(event, now, "processed", Some(&evaluation));
         // What the rules saw, so `/admin/events` can explain every rule that did not match
@@ -280,6 +286,35 @@ pub fn events_of(inbound: &Inbound) -> Vec<Event> {
     }
 }
 
+/// The message of an event as a turn of its chat's conversation, if it is one: what the
+/// contact wrote, or what a person wrote from the business's phone (our own API sends come
+/// back as `from_me` too, with `source: api`; they are remembered when they are sent).
+pub fn turn_of(event: &Event, policy: &MemoryPolicy, now: DateTime<Utc>) -> Option<Turn> {
+    if !matches!(
+        event.kind,
+        EventKind::Message | EventKind::ButtonReply | EventKind::ListReply
+    ) {
+        return None;
+    }
+    let text = event.text.as_deref().filter(|t| !t.trim().is_empty())?;
+    let chat = event.chat.as_ref()?;
+    let role = if !event.from_me {
+        Role::User
+    } else if policy.agent_messages
+        && event.item.get("source").and_then(Value::as_str) != Some("api")
+    {
+        Role::Agent
+    } else {
+        return None;
+    };
+    Some(Turn {
+        chat: crate::ai::memory::key(&chat.id),
+        role,
+        text: text.to_owned(),
+        at: now,
+    })
+}
+
 /// A message from our own side (an agent on the phone) with the handoff's resume word ends it.
 pub fn agent_resume(event: &Event, chat: &ChatState, now: DateTime<Utc>) -> Option<HandoffChange> {
     let handoff = chat.handoff.as_ref().filter(|h| h.until > now)?;
@@ -301,13 +336,14 @@ pub fn plan(evaluation: &Evaluation, event: &Event, now: DateTime<Utc>, outcome:
             Effect::Request(request) => JobWork::Call(request.clone()),
             Effect::Cancel { key } => JobWork::Cancel { key: key.clone() },
             Effect::Handoff(change) => JobWork::Handoff(change.clone()),
+            Effect::Ai(call) => JobWork::Ai(call.clone()),
         };
         let Some(schedule) = &planned.schedule else {
             outcome.ops.push(match work {
                 JobWork::Contact(change) => Op::Contact(change),
                 JobWork::Cancel { key } => Op::Cancel { key },
                 JobWork::Handoff(change) => Op::Handoff(change),
-                call @ JobWork::Call(_) => Op::Job(Box::new(NewJob::action(
+                call @ (JobWork::Call(_) | JobWork::Ai(_)) => Op::Job(Box::new(NewJob::action(
                     &planned.rule,
                     planned.action,
                     &event.dedupe_key(),

@@ -2,9 +2,11 @@
 //!
 //! The pipeline, module by module: `server` accepts webhooks into the `store`; `intake` parses
 //! them into `events` and runs the `engine` over the compiled `rules`, whose `actions` become
-//! durable jobs; `delivery` makes each job's call through the `whapi` client.
+//! durable jobs; `delivery` makes each job's call through the `whapi` client, and asks the
+//! language model for `ai` replies.
 
 pub mod actions;
+pub mod ai;
 pub mod calendar;
 pub mod campaigns;
 pub mod cli;

@@ -72,6 +72,35 @@ pub static RELOADS_FAILED: Counter = Counter::new(
     "Rule reloads rejected because the rules did not compile.",
 );
 
+pub static AI_CALLS: Counter = Counter::new(
+    "riposte_ai_calls_total",
+    "Calls to the language model for ai_reply.",
+);
+pub static AI_FAILURES: Counter = Counter::new(
+    "riposte_ai_failures_total",
+    "Model calls that failed or timed out.",
+);
+pub static AI_FALLBACKS: Counter = Counter::new(
+    "riposte_ai_fallbacks_total",
+    "ai_reply jobs that fell back (model failed, timed out or answered nothing).",
+);
+pub static AI_HANDOFFS: Counter = Counter::new(
+    "riposte_ai_handoffs_total",
+    "Chats ai_reply handed to a human.",
+);
+pub static AI_LIMITED: Counter = Counter::new(
+    "riposte_ai_limited_total",
+    "ai_reply jobs not answered because the chat reached its per_chat limit.",
+);
+pub static AI_PROMPT_TOKENS: Counter = Counter::new(
+    "riposte_ai_prompt_tokens_total",
+    "Prompt tokens the model endpoint reported.",
+);
+pub static AI_COMPLETION_TOKENS: Counter = Counter::new(
+    "riposte_ai_completion_tokens_total",
+    "Completion tokens the model endpoint reported.",
+);
+
 const ALL: &[&Counter] = &[
     &WEBHOOKS_ACCEPTED,
     &EVENTS_PROCESSED,
@@ -83,6 +112,13 @@ const ALL: &[&Counter] = &[
     &BREAKER_OPENED,
     &RELOADS_OK,
     &RELOADS_FAILED,
+    &AI_CALLS,
+    &AI_FAILURES,
+    &AI_FALLBACKS,
+    &AI_HANDOFFS,
+    &AI_LIMITED,
+    &AI_PROMPT_TOKENS,
+    &AI_COMPLETION_TOKENS,
 ];
 
 /// Every counter in the Prometheus text exposition format, plus the loaded rule count.

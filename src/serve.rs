@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::ai::Assistant;
+use crate::ai::model::{HttpModel, ModelSettings};
 use crate::clock::Clock;
 use crate::delivery::{Breaker, BreakerPolicy, Delivery, Pacer, RetryPolicy};
 use crate::intake::Intake;
@@ -54,6 +55,10 @@ pub struct Settings {
     pub watch: bool,
     /// What a commit (and so a webhook answered 200) survives.
     pub durability: crate::store::Durability,
+    /// The language model `ai_reply` asks.
+    pub llm: ModelSettings,
+    /// Least time between two model calls (all chats together); `None` for no pace.
+    pub llm_rate: Option<Duration>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -74,6 +79,7 @@ impl std::fmt::Debug for Settings {
             .field("webhook_allow", &self.webhook_allow)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
+            .field("llm", &self.llm)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +163,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .iter()
         .map(|h| rules::Glob::new(h))
         .collect();
+    if rule_set.memory.is_some() && settings.llm.url.is_none() {
+        tracing::warn!(
+            "rules use ai_reply but RIPOSTE_LLM_URL is not set: every ai_reply falls back"
+        );
+    }
+    let assistant = Arc::new(Assistant::new(
+        Arc::new(HttpModel::new(settings.llm.clone())?),
+        settings.llm_rate,
+    ));
     let mut rule_set = rule_set;
     rule_set.webhook_allow.clone_from(&allow);
     let (rules_tx, rules_rx) = watch::channel(Arc::new(rule_set));
@@ -195,7 +210,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         pacer: settings
             .whapi_rate
             .map(|interval| Arc::new(Pacer::new(interval))),
+        assistant,
+        rules: rules_rx.clone(),
     };
+    let memory_rules = rules_rx.clone();
     let state = AppState {
         store: store.clone(),
         rules: rules_rx,
@@ -238,7 +256,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(delivery.run(shutdown_rx.clone())),
         tokio::spawn(scheduler.run(shutdown_rx.clone())),
         tokio::spawn(reloader.clone().watch(settings.watch, shutdown_rx.clone())),
-        tokio::spawn(prune(store, shutdown_rx)),
+        tokio::spawn(prune(
+            store,
+            memory_rules,
+            settings.clock.clone(),
+            shutdown_rx,
+        )),
     ];
     Ok(Running {
         addr,
@@ -249,10 +272,24 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     })
 }
 
-async fn prune(store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
+async fn prune(
+    store: Arc<dyn Store>,
+    rules: watch::Receiver<Arc<rules::RuleSet>>,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        if let Err(err) = store.prune(Utc::now()).await {
+        let now = clock.now();
+        if let Err(err) = store.prune(now).await {
             tracing::warn!("pruning old records failed: {err}");
+        }
+        // Conversations are kept only as long as some `ai_reply` may still use them.
+        let keep = rules
+            .borrow()
+            .memory
+            .map_or(chrono::Duration::zero(), |m| m.keep);
+        if let Err(err) = store.forget_turns(now - keep).await {
+            tracing::warn!("forgetting old conversations failed: {err}");
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(3600)) => {}
@@ -319,9 +356,21 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock),
             watch: false,
             durability: crate::store::Durability::default(),
+            llm: ModelSettings {
+                url: Some("http://x/v1".into()),
+                key: Some("sk-111".into()),
+                model: None,
+            },
+            llm_rate: None,
         };
         let shown = format!("{settings:?}");
-        for secret in ["token-123", "secret-456", "events-789", "admin-000"] {
+        for secret in [
+            "token-123",
+            "secret-456",
+            "events-789",
+            "admin-000",
+            "sk-111",
+        ] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("whapi_token: \"<set>\""), "{shown}");

@@ -10,8 +10,7 @@ use crate::rules::Compiler;
 use crate::templates::Text;
 
 /// The action keys, for "exactly one per entry" messages.
-const ACTION_KEYS: &str =
-    "reply, send, forward, react, mark_read, tag, untag, set, webhook, group_add, group_remove";
+const ACTION_KEYS: &str = "reply, send, forward, react, mark_read, tag, untag, set, webhook, group_add, group_remove, cancel, handoff, ai_reply";
 
 /// Compiles one `then:` entry with its timing; problems are recorded on the compiler.
 pub(crate) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Step> {
@@ -130,6 +129,7 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
         ("group_remove", a.group_remove.is_some()),
         ("cancel", a.cancel.is_some()),
         ("handoff", a.handoff.is_some()),
+        ("ai_reply", a.ai_reply.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, p)| p.then_some(k))
@@ -202,6 +202,9 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
     if let Some(key) = &a.cancel {
         return cx.text(key).map(Action::Cancel);
     }
+    if let Some(ai) = &a.ai_reply {
+        return super::ai::compile(ai, cx).map(|ai| Action::AiReply(Box::new(ai)));
+    }
     if let Some(h) = &a.handoff {
         return handoff(h, cx);
     }
@@ -237,7 +240,11 @@ fn opt(cx: &mut Compiler<'_>, text: Option<&Located<String>>) -> Result<Option<T
     }
 }
 
-fn message(spec: &Located<MessageContent>, is_send: bool, cx: &mut Compiler<'_>) -> Option<Action> {
+pub(super) fn message(
+    spec: &Located<MessageContent>,
+    is_send: bool,
+    cx: &mut Compiler<'_>,
+) -> Option<Action> {
     let (line, column) = (spec.line, spec.column);
     let m = match &spec.value {
         MessageContent::Text(text) => &MessageSpec {

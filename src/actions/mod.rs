@@ -1,6 +1,7 @@
 //! What a matched rule does: compiled actions, and their rendering into contact changes and
 //! outbound requests (the exact Whapi.Cloud or webhook call a job will make).
 
+mod ai;
 mod compile;
 mod message;
 mod step;
@@ -8,6 +9,7 @@ mod step;
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
+pub use ai::{AiHandoffAction, AiReply, KNOWLEDGE_MAX};
 pub(crate) use compile::{compile_step, content as compile_content};
 pub use message::{Content, MediaKind, Recipient, Section};
 pub use step::{Step, Timing, Unless, parse_at};
@@ -49,6 +51,8 @@ pub enum Action {
         notify: Option<Box<Self>>,
         resume_on: Option<String>,
     },
+    /// A language model answers over the chat's conversation.
+    AiReply(Box<AiReply>),
 }
 
 /// A compiled `webhook:` action.
@@ -123,6 +127,8 @@ pub enum Effect {
         key: String,
     },
     Handoff(HandoffChange),
+    /// Ask the model (a job: the answer comes later).
+    Ai(Box<crate::ai::AiCall>),
 }
 
 /// Why an action could not be rendered.
@@ -202,6 +208,7 @@ impl Action {
             Self::Group { add: false, .. } => "group_remove",
             Self::Cancel(_) => "cancel",
             Self::Handoff { .. } => "handoff",
+            Self::AiReply(_) => "ai_reply",
         }
     }
 
@@ -275,6 +282,7 @@ impl Action {
                     .collect()
             }
             Self::Webhook(hook) => render_webhook(cx, hook).map(|r| vec![Effect::Request(r)]),
+            Self::AiReply(ai) => ai.render(cx),
             Self::Cancel(key) => Ok(vec![Effect::Cancel {
                 key: cx.required(key, "cancel")?,
             }]),
@@ -347,6 +355,18 @@ fn whapi(method: &str, path: String, body: Option<serde_json::Value>, lane: &str
         body: body.map(Payload::Json),
         lane: chat_lane_of(lane),
     })
+}
+
+/// A text message to a chat, as `reply` would send it.
+pub(crate) fn text_message(to: &str, text: &str) -> OutboundRequest {
+    OutboundRequest {
+        target: Target::Whapi,
+        method: "POST".to_owned(),
+        path: "/messages/text".to_owned(),
+        headers: Vec::new(),
+        body: Some(Payload::Json(serde_json::json!({ "to": to, "body": text }))),
+        lane: chat_lane_of(to),
+    }
 }
 
 /// The ordering lane of a chat. `4915…` and `4915…@s.whatsapp.net` are one chat, so one lane.

@@ -126,14 +126,20 @@ impl Campaign {
 
 /// Parses a rate such as `30/min`, `1/s` or `500/h` into the time between two sends.
 pub fn parse_rate(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid rate `{text}`, expected e.g. `30/min`, `1/s` or `500/h`");
-    let (count, unit) = text.split_once('/').ok_or_else(bad)?;
-    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let (count, per) = rate_parts(text)?;
     if count == 0 {
         return Err(format!(
             "rate `{text}` sends nothing; use `enabled: false` to pause a campaign"
         ));
     }
+    Ok(per / count as i32)
+}
+
+/// Splits a rate such as `30/min` into its count and its period.
+pub fn rate_parts(text: &str) -> Result<(u32, Duration), String> {
+    let bad = || format!("invalid rate `{text}`, expected e.g. `30/min`, `1/s` or `500/h`");
+    let (count, unit) = text.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
     let per = match unit.trim() {
         "s" | "sec" | "second" => Duration::seconds(1),
         "m" | "min" | "minute" => Duration::minutes(1),
@@ -141,7 +147,7 @@ pub fn parse_rate(text: &str) -> Result<Duration, String> {
         "d" | "day" => Duration::days(1),
         _ => return Err(bad()),
     };
-    Ok(per / count as i32)
+    Ok((count, per))
 }
 
 /// Parses a 5-field cron (or 6 with seconds first).

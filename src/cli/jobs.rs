@@ -50,6 +50,7 @@ pub(crate) fn describe(job: &Job) -> String {
         JobWork::Contact(c) => format!("{c:?}"),
         JobWork::Cancel { key } => format!("cancel {key}"),
         JobWork::Handoff(h) => format!("{h:?}"),
+        JobWork::Ai(call) => format!("ask the model, answer in {}", call.chat),
     };
     let error = job
         .last_error

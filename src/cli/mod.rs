@@ -168,6 +168,16 @@ struct ServeArgs {
     /// Outbound calls in flight at once.
     #[arg(long, env = "RIPOSTE_CONCURRENCY", default_value_t = 16)]
     concurrency: usize,
+    /// OpenAI-compatible API base for `ai_reply` (`https://api.openai.com/v1`,
+    /// `http://localhost:11434/v1`); the key comes from RIPOSTE_LLM_KEY.
+    #[arg(long, env = "RIPOSTE_LLM_URL")]
+    llm_url: Option<String>,
+    /// Model used by `ai_reply` actions that name none.
+    #[arg(long, env = "RIPOSTE_LLM_MODEL")]
+    llm_model: Option<String>,
+    /// Most model calls, all chats together (`60/min`).
+    #[arg(long, env = "RIPOSTE_LLM_RATE", default_value = "60/min", value_parser = rate_arg)]
+    llm_rate: Duration,
 }
 
 fn secret(name: &str) -> Option<String> {
@@ -182,6 +192,12 @@ impl ServeArgs {
             db: self.db,
             whapi_url: self.whapi_url,
             whapi_token: secret("WHAPI_TOKEN"),
+            llm: crate::ai::model::ModelSettings {
+                url: self.llm_url.filter(|u| !u.trim().is_empty()),
+                key: secret("RIPOSTE_LLM_KEY"),
+                model: self.llm_model.filter(|m| !m.trim().is_empty()),
+            },
+            llm_rate: Some(self.llm_rate),
             dry_run: self.dry_run,
             timezone: self.timezone,
             webhook_secret: secret("RIPOSTE_WEBHOOK_SECRET"),

@@ -209,5 +209,16 @@ fn describe(effect: &Effect) -> String {
             format!("hand {chat} to a human until {until}")
         }
         Effect::Handoff(HandoffChange::End { chat }) => format!("hand {chat} back to the bot"),
+        Effect::Ai(call) => {
+            let shadow = if call.shadow {
+                " (shadow: not sent)"
+            } else {
+                ""
+            };
+            format!(
+                "ask the model ({} turns of history) and answer in {}{shadow}",
+                call.history, call.chat
+            )
+        }
     }
 }

@@ -53,6 +53,9 @@ pub struct ActionSpec {
     /// Hand the chat to a human: rules stop answering in it for a while.
     #[serde(default)]
     pub handoff: Option<Located<HandoffSpec>>,
+    /// Answer with a language model over the chat's recent conversation; may hand off.
+    #[serde(default)]
+    pub ai_reply: Option<Located<AiReplySpec>>,
     /// Run the action this long after the event (`90s`, `2h`, `3d`), as a follow-up.
     #[serde(default)]
     pub after: Option<Located<String>>,
@@ -98,6 +101,85 @@ pub struct HandoffSpec {
     /// the bot, e.g. `#bot`.
     #[serde(default)]
     pub resume_on: Option<String>,
+}
+
+/// An answer written by a language model (any OpenAI-compatible chat-completions endpoint).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AiReplySpec {
+    /// Instructions for the model (a template: may use `contact.attrs`, `contact.tags`, ...).
+    pub system: Located<String>,
+    /// Model name; default `RIPOSTE_LLM_MODEL`.
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// Earlier messages of the conversation sent along, newest kept (default 20).
+    #[serde(default)]
+    pub history: Option<Located<u32>>,
+    /// Most characters of conversation sent along; older messages are left out first
+    /// (default 8000).
+    #[serde(default)]
+    pub history_chars: Option<Located<u32>>,
+    /// A conversation quiet for this long is forgotten and the next message starts afresh
+    /// (default `24h`).
+    #[serde(default)]
+    pub forget_after: Option<Located<String>>,
+    /// Files (text or Markdown, relative to this rule file) included in the instructions.
+    #[serde(default)]
+    pub knowledge: Option<Located<OneOrMany<String>>>,
+    /// Longest answer the model may write, in tokens.
+    #[serde(default)]
+    pub max_tokens: Option<Located<u32>>,
+    /// Sampling temperature, 0 to 2.
+    #[serde(default)]
+    pub temperature: Option<Located<f64>>,
+    /// How long to wait for the model (default `20s`).
+    #[serde(default)]
+    pub timeout: Option<Located<String>>,
+    /// Model calls tried before giving up with the fallback (default 2).
+    #[serde(default)]
+    pub attempts: Option<Located<u32>>,
+    /// Sent when the model fails, times out or answers nothing (a template).
+    #[serde(default)]
+    pub fallback: Option<Located<String>>,
+    /// Longest reply sent, in characters; a longer answer is cut at a word (default 1000).
+    #[serde(default)]
+    pub max_reply: Option<Located<u32>>,
+    /// Most model answers per chat (`20/h`); beyond it the message gets no answer.
+    #[serde(default)]
+    pub per_chat: Option<Located<String>>,
+    /// `live` (default) sends the answer; `shadow` asks the model and records the answer
+    /// without sending it.
+    #[serde(default)]
+    pub mode: Option<super::Mode>,
+    /// Whether messages a person sends from the business's own phone are part of the
+    /// conversation the model sees (default true).
+    #[serde(default)]
+    pub agent_messages: Option<bool>,
+    /// When and how a human takes over instead of the model.
+    #[serde(default)]
+    pub handoff: Option<Located<AiHandoffSpec>>,
+}
+
+/// When the model hands a chat to a human. The model is offered a `handoff` tool; calling it
+/// hands off, with the model's reason added to `notify`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AiHandoffSpec {
+    /// How long the bot stays quiet in the chat (`24h`), unless resumed earlier.
+    #[serde(rename = "for")]
+    pub duration: Located<String>,
+    /// A message to the agents, like `send` (needs `to`); the reason is added as a last line.
+    #[serde(default)]
+    pub notify: Option<Located<MessageContent>>,
+    /// A word that, written by the agent in the chat, hands it back to the bot, e.g. `#bot`.
+    #[serde(default)]
+    pub resume_on: Option<String>,
+    /// Hand off, instead of sending, when the model's answer matches this regex.
+    #[serde(default)]
+    pub when_reply: Option<Located<String>>,
+    /// Hand off after this many fallbacks in a row in the chat.
+    #[serde(default)]
+    pub after_fallbacks: Option<Located<u32>>,
 }
 
 /// Message content for `reply` and `send`. A plain string is a text message.

@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 pub use action::{
-    ActionSpec, ButtonSpec, ForwardSpec, GroupSpec, HandoffSpec, ListRowSpec, ListSectionSpec,
-    ListSpec, LocationSpec, MessageContent, MessageSpec, UnlessSpec, WebhookSpec,
+    ActionSpec, AiHandoffSpec, AiReplySpec, ButtonSpec, ForwardSpec, GroupSpec, HandoffSpec,
+    ListRowSpec, ListSectionSpec, ListSpec, LocationSpec, MessageContent, MessageSpec, UnlessSpec,
+    WebhookSpec,
 };
 pub use located::{Located, OneOrMany};
 pub use rule::{ConditionSpec, Mode, RuleFile, RuleSpec, TagsSpec};

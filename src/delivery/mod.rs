@@ -12,10 +12,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::actions::{OutboundRequest, Payload, Target, Unless};
+use crate::ai::{Assistant, memory};
 use crate::campaigns::OPTED_OUT;
 use crate::clock::Clock;
 use crate::metrics;
-use crate::store::{Job, JobKind, JobResult, JobWork, Op, Store, StoreResult};
+use crate::rules::RuleSet;
+use crate::store::{Job, JobKind, JobResult, JobWork, Op, Role, Store, StoreResult, Turn};
 use crate::whapi::{CallOutcome, Client};
 
 mod guard;
@@ -45,6 +47,10 @@ pub struct Delivery {
     pub breaker: Arc<Breaker>,
     /// Spaces calls to Whapi.Cloud (all chats together).
     pub pacer: Option<Arc<Pacer>>,
+    /// Asks the language model for `ai_reply` jobs.
+    pub assistant: Arc<Assistant>,
+    /// The current rules: whether sent messages are remembered for `ai_reply`.
+    pub rules: watch::Receiver<Arc<RuleSet>>,
 }
 
 /// A callback that sees each job as it runs (rule tests record the actions with it).
@@ -136,10 +142,10 @@ impl Delivery {
     }
 
     async fn deliver(&self, job: Job) {
-        let result = match self.skip_reason(&job).await {
+        let (result, ops) = match self.skip_reason(&job).await {
             Ok(Some(reason)) => {
                 tracing::info!(job = job.id, rule = %job.rule, "skipped: {reason}");
-                JobResult::Skipped { reason }
+                (JobResult::Skipped { reason }, Vec::new())
             }
             Ok(None) => {
                 if let Some(observe) = &self.observer {
@@ -159,19 +165,23 @@ impl Delivery {
             JobResult::Dead { .. } => metrics::JOBS_DEAD.inc(),
             JobResult::Skipped { .. } => metrics::JOBS_SKIPPED.inc(),
         }
+        let woke = ops.iter().any(|op| matches!(op, Op::Job(_)));
         if let Err(err) = self
             .store
-            .finish_job(job.id, &result, self.clock.now())
+            .finish_job_with(job.id, &result, ops, self.clock.now())
             .await
         {
             tracing::error!(job = job.id, "cannot record job result: {err}");
+        } else if woke {
+            self.wake.notify_one();
         }
     }
 
     /// Follow-ups and campaign sends never reach a contact who opted out meanwhile, and a
     /// follow-up's `unless` is checked against the contact as it is now.
     async fn skip_reason(&self, job: &Job) -> StoreResult<Option<String>> {
-        if job.kind == JobKind::Action {
+        // Answers to what a contact just wrote, like a rule's own replies, are not held back.
+        if matches!(job.kind, JobKind::Action | JobKind::Answer) {
             return Ok(None);
         }
         let mut phones: Vec<String> = job.contact.iter().cloned().collect();
@@ -205,21 +215,72 @@ impl Delivery {
         })
     }
 
-    async fn perform(&self, job: &Job) -> JobResult {
+    /// Runs a job; returns its result and what it leaves behind (committed with the result).
+    async fn perform(&self, job: &Job) -> (JobResult, Vec<Op>) {
         let local = match &job.work {
-            JobWork::Call(request) => return self.call(job, request).await,
+            JobWork::Call(request) => {
+                let result = self.call(job, request).await;
+                let ops = self.remember_sent(request, &result);
+                return (result, ops);
+            }
+            JobWork::Ai(call) => {
+                let now = self.clock.now();
+                return match self.assistant.run(&*self.store, job, call, now).await {
+                    Ok(decided) => (decided.result, decided.ops),
+                    Err(err) => (
+                        JobResult::Retry {
+                            at: now + chrono::Duration::seconds(1),
+                            error: err.to_string(),
+                        },
+                        Vec::new(),
+                    ),
+                };
+            }
             JobWork::Contact(change) => Op::Contact(change.clone()),
             JobWork::Cancel { key } => Op::Cancel { key: key.clone() },
             JobWork::Handoff(change) => Op::Handoff(change.clone()),
         };
-        match self.store.apply(&[local], self.clock.now()).await {
-            Ok(()) => JobResult::Done {
+        // The change goes in with the job's result, in one commit.
+        (
+            JobResult::Done {
                 response: "applied".into(),
             },
-            Err(err) => JobResult::Retry {
-                at: self.clock.now() + chrono::Duration::seconds(1),
-                error: err.to_string(),
-            },
+            vec![local],
+        )
+    }
+
+    /// A message sent to a chat becomes part of its conversation, while rules use `ai_reply`.
+    fn remember_sent(&self, request: &OutboundRequest, result: &JobResult) -> Vec<Op> {
+        if !matches!(result, JobResult::Done { .. })
+            || request.target != Target::Whapi
+            || !request.path.starts_with("/messages/")
+            || self.rules.borrow().memory.is_none()
+        {
+            return Vec::new();
+        }
+        let Some(Payload::Json(body)) = &request.body else {
+            return Vec::new();
+        };
+        let Some(to) = body.get("to").and_then(|v| v.as_str()) else {
+            return Vec::new();
+        };
+        let text = [&body["body"], &body["body"]["text"], &body["caption"]]
+            .into_iter()
+            .find_map(|v| v.as_str())
+            .map(str::to_owned)
+            .or_else(|| {
+                body["media"]
+                    .as_str()
+                    .map(|_| format!("[{}]", request.path.trim_start_matches("/messages/")))
+            });
+        match text {
+            Some(text) if !text.trim().is_empty() => vec![Op::Turn(Turn {
+                chat: memory::key(to),
+                role: Role::Bot,
+                text,
+                at: self.clock.now(),
+            })],
+            _ => Vec::new(),
         }
     }
 

@@ -74,6 +74,25 @@ pub struct RuleSet {
     pub files: Vec<PathBuf>,
     /// Content hash of the files the set was compiled from.
     pub version: String,
+    /// How conversations are remembered; `None` when no rule uses `ai_reply`.
+    pub memory: Option<crate::ai::MemoryPolicy>,
+}
+
+/// Conversations are remembered only while some rule answers with a model.
+fn memory_policy(rules: &[Rule]) -> Option<crate::ai::MemoryPolicy> {
+    let ais: Vec<&crate::actions::AiReply> = rules
+        .iter()
+        .flat_map(|r| &r.actions)
+        .filter_map(|step| match &step.action {
+            crate::actions::Action::AiReply(ai) => Some(&**ai),
+            _ => None,
+        })
+        .collect();
+    let keep = ais.iter().map(|ai| ai.forget_after).max()?;
+    Some(crate::ai::MemoryPolicy {
+        agent_messages: ais.iter().any(|ai| ai.agent_messages),
+        keep,
+    })
 }
 
 impl RuleSet {
@@ -94,12 +113,20 @@ impl RuleSet {
                 }
             }
         }
+        let memory = memory_policy(&rules);
         let mut hash = Sha256::new();
         for f in files {
             hash.update(f.path.to_string_lossy().as_bytes());
             hash.update([0]);
             hash.update(f.text.as_bytes());
             hash.update([0]);
+        }
+        // Knowledge files are part of what the rules say.
+        for step in rules.iter().flat_map(|r| &r.actions) {
+            if let crate::actions::Action::AiReply(ai) = &step.action {
+                hash.update(ai.knowledge.as_bytes());
+                hash.update([0]);
+            }
         }
         let version = hash.finalize()[..8]
             .iter()
@@ -116,6 +143,7 @@ impl RuleSet {
             by_kind,
             files: files.iter().map(|f| f.path.clone()).collect(),
             version,
+            memory,
         }
     }
 

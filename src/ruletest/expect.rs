@@ -17,11 +17,11 @@ pub struct Done {
 impl Done {
     /// The action a job's work stands for.
     pub fn from_work(action: &str, work: &JobWork) -> Self {
-        // A handoff's `notify` is a message like `send`.
-        let action = if action == "handoff" && matches!(work, JobWork::Call(_)) {
-            "send"
-        } else {
-            action
+        // A handoff's `notify` is a message like `send`; a model's answer is a `reply`.
+        let action = match (action, work) {
+            ("handoff", JobWork::Call(_)) => "send",
+            ("ai_reply", JobWork::Call(_)) => "reply",
+            _ => action,
         };
         let fields = match work {
             JobWork::Call(request) => call_fields(action, request),
@@ -33,6 +33,7 @@ impl Done {
             JobWork::Handoff(HandoffChange::End { chat }) => {
                 map(json!({ "chat": chat, "resume": true }))
             }
+            JobWork::Ai(call) => map(json!({ "chat": call.chat })),
         };
         let action = match work {
             JobWork::Handoff(HandoffChange::End { .. }) => "resume",

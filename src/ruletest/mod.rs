@@ -19,6 +19,8 @@ use tokio::sync::{Notify, watch};
 pub use expect::Done;
 pub use spec::{TestCase, TestFile};
 
+use crate::ai::Assistant;
+use crate::ai::model::{Scripted, ScriptedModel};
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Located, SourceFile};
 use crate::delivery::{Delivery, RetryPolicy};
@@ -176,6 +178,16 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
     .map_err(|e| e.to_string())?;
     let wake = Arc::new(Notify::new());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let script = case
+        .model
+        .iter()
+        .map(|answer| match answer {
+            spec::ModelAnswerSpec::Reply(text) => Scripted::Reply(text.clone()),
+            spec::ModelAnswerSpec::Handoff { handoff } => Scripted::Handoff(handoff.clone()),
+            spec::ModelAnswerSpec::Fail { fail } => Scripted::Fail(fail.clone()),
+        })
+        .collect();
+    let assistant = Arc::new(Assistant::new(Arc::new(ScriptedModel::new(script)), None));
     Ok(Bench {
         intake: Intake {
             store: store.clone(),
@@ -195,6 +207,8 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
             observer: Some(observer),
             breaker: Arc::new(crate::delivery::Breaker::new(Default::default())),
             pacer: None,
+            assistant,
+            rules: rules_rx.clone(),
         },
         scheduler: Scheduler {
             store: store.clone(),
@@ -252,7 +266,10 @@ impl Bench {
         let mut now_done = Vec::new();
         for op in outcomes.iter().flat_map(|o| &o.ops) {
             let work = match op {
-                Op::Job(job) if job.kind == JobKind::Action => {
+                // A model's answer is recorded when the model gives it.
+                Op::Job(job)
+                    if job.kind == JobKind::Action && !matches!(job.work, JobWork::Ai(_)) =>
+                {
                     Some((job.action.as_str(), job.work.clone()))
                 }
                 Op::Contact(change) => Some(("contact", JobWork::Contact(change.clone()))),

@@ -30,8 +30,31 @@ pub struct TestCase {
     /// Contacts in the database before the first step.
     #[serde(default)]
     pub contacts: Vec<ContactSpec>,
+    /// What the stand-in language model answers to `ai_reply`, one entry per call in order:
+    /// a reply text, `{handoff: REASON}` (the model calls the handoff tool) or
+    /// `{fail: ERROR}` (the call fails, as on a timeout).
+    #[serde(default)]
+    pub model: Vec<ModelAnswerSpec>,
     /// The steps, in order.
     pub steps: Vec<Located<StepSpec>>,
+}
+
+/// One scripted model answer.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ModelAnswerSpec {
+    /// The model replies with this text.
+    Reply(String),
+    /// The model calls the `handoff` tool with this reason.
+    Handoff {
+        /// The reason the model gives.
+        handoff: String,
+    },
+    /// The model call fails with this error.
+    Fail {
+        /// What went wrong, e.g. `timeout`.
+        fail: String,
+    },
 }
 
 /// A contact to start with.

@@ -116,6 +116,8 @@ pub enum JobWork {
     Cancel { key: String },
     /// A follow-up `handoff`.
     Handoff(HandoffChange),
+    /// An `ai_reply`: ask the model, then answer, fall back or hand off.
+    Ai(Box<crate::ai::AiCall>),
 }
 
 /// Why a job exists; follow-ups and campaign sends are checked against opt-out when due.
@@ -128,6 +130,8 @@ pub enum JobKind {
     FollowUp,
     /// One recipient of a campaign run.
     Campaign,
+    /// What an `ai_reply` decided once the model answered: the reply, or a handoff.
+    Answer,
 }
 
 impl JobKind {
@@ -137,6 +141,7 @@ impl JobKind {
             Self::Action => "action",
             Self::FollowUp => "follow_up",
             Self::Campaign => "campaign",
+            Self::Answer => "answer",
         }
     }
 
@@ -145,6 +150,7 @@ impl JobKind {
             "action" => Self::Action,
             "follow_up" => Self::FollowUp,
             "campaign" => Self::Campaign,
+            "answer" => Self::Answer,
             other => return Err(StoreError::Corrupt(format!("job kind `{other}`"))),
         })
     }
@@ -268,6 +274,55 @@ pub enum Op {
         chat: String,
         at: DateTime<Utc>,
     },
+    /// A message of a conversation, remembered for `ai_reply`.
+    Turn(Turn),
+    /// How many model fallbacks in a row a chat has had.
+    AiFallbacks {
+        chat: String,
+        count: u32,
+    },
+}
+
+/// Who wrote a message of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The contact.
+    User,
+    /// Riposte (a rule's reply, a campaign, a model answer).
+    Bot,
+    /// A person writing from the business's own phone.
+    Agent,
+}
+
+impl Role {
+    /// The role as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Bot => "bot",
+            Self::Agent => "agent",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "user" => Self::User,
+            "bot" => Self::Bot,
+            "agent" => Self::Agent,
+            other => return Err(StoreError::Corrupt(format!("turn role `{other}`"))),
+        })
+    }
+}
+
+/// One message of a chat's conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// The chat's memory key (`ai::memory::key`).
+    pub chat: String,
+    pub role: Role,
+    pub text: String,
+    pub at: DateTime<Utc>,
 }
 
 /// What processing one stored body decided, committed atomically.
@@ -338,6 +393,8 @@ pub struct Job {
     pub vars: Option<serde_json::Value>,
     pub campaign_run: Option<i64>,
     pub last_error: Option<String>,
+    /// What the call answered (a model job: its answer), once done.
+    pub response: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -440,7 +497,24 @@ pub trait Store: Send + Sync + 'static {
     /// lease. A call that was made but not recorded before the crash is made again.
     async fn release_claims(&self) -> StoreResult<u64>;
     /// Records how a claimed job ended.
-    async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
+        self.finish_job_with(id, result, Vec::new(), now).await
+    }
+    /// Records how a claimed job ended and applies what it decided (jobs it starts, memory),
+    /// atomically: a crash leaves either both or neither.
+    async fn finish_job_with(
+        &self,
+        id: i64,
+        result: &JobResult,
+        ops: Vec<Op>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The last `limit` messages of a chat's conversation (by memory key), oldest first.
+    async fn turns(&self, chat: &str, limit: u32) -> StoreResult<Vec<Turn>>;
+    /// Forgets conversation messages older than `before`.
+    async fn forget_turns(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Model fallbacks in a row in a chat.
+    async fn ai_fallbacks(&self, chat: &str) -> StoreResult<u32>;
     /// When the next pending job is due, if any.
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Jobs, newest first, optionally of one status.

@@ -1,5 +1,6 @@
 //! Integration tests: the real server, a stand-in Whapi.Cloud, and the exact requests made.
 
+mod ai;
 mod campaigns;
 mod chats;
 mod cli;

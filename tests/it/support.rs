@@ -47,6 +47,8 @@ struct Recorder {
     script: Mutex<Vec<(u16, Option<u64>)>>,
     /// Answers computed from the request, after the script runs out.
     responder: Mutex<Option<Responder>>,
+    /// Requests whose path starts with the prefix are answered this much later.
+    delays: Mutex<Vec<(String, Duration)>>,
     arrived: Notify,
 }
 
@@ -87,9 +89,19 @@ async fn record(
         headers,
         body,
     };
+    let delay = rec
+        .delays
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(prefix, _)| received.path.starts_with(prefix.as_str()))
+        .map(|(_, d)| *d);
     let computed = rec.responder.lock().unwrap().as_ref().map(|f| f(&received));
     rec.received.lock().unwrap().push(received);
     rec.arrived.notify_waiters();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     match (next, computed) {
         (Some((status, retry_after)), _) => {
             let mut response = (
@@ -141,6 +153,15 @@ impl StandIn {
         f: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
     ) {
         *self.recorder.responder.lock().unwrap() = Some(Box::new(f));
+    }
+
+    /// Answers requests under `prefix` only after `delay` (to make a caller time out).
+    pub(crate) fn delay(&self, prefix: &str, delay: Duration) {
+        self.recorder
+            .delays
+            .lock()
+            .unwrap()
+            .push((prefix.to_owned(), delay));
     }
 
     /// Every request received so far.
@@ -284,6 +305,13 @@ impl Riposte {
             whapi_rate: None,
             watch: true,
             durability: riposte::store::Durability::default(),
+            // The stand-in plays the language model too, under `/v1/chat/completions`.
+            llm: riposte::ai::model::ModelSettings {
+                url: Some(format!("{}/v1", self.whapi.url)),
+                key: Some("llm-test-key".to_owned()),
+                model: Some("test-model".to_owned()),
+            },
+            llm_rate: None,
             clock: match &self.clock {
                 Some(manual) => manual.clone(),
                 None => Arc::new(SystemClock),

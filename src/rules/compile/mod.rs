@@ -211,6 +211,11 @@ impl Compiler<'_> {
             }
         }
     }
+    /// The folder of the file being compiled: files it names are relative to it.
+    pub(crate) fn base_dir(&self) -> &std::path::Path {
+        self.file.path.parent().unwrap_or(std::path::Path::new("."))
+    }
+
     pub(crate) fn error(&mut self, line: u32, column: u32, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic::error(
             &self.file.path,

@@ -7,7 +7,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::{MAX_PARAMS, ms, time};
 use crate::store::{Job, JobKind, JobResult, JobStatus, NewJob, StoreError, StoreResult};
 
-pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, created_at";
+pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, response, created_at";
 
 fn json_column(row: &SqliteRow, name: &str) -> StoreResult<Option<serde_json::Value>> {
     let text: Option<String> = row.try_get(name)?;
@@ -38,6 +38,7 @@ pub(super) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
         vars: json_column(row, "vars")?,
         campaign_run: row.try_get("campaign_run")?,
         last_error: row.try_get("last_error")?,
+        response: row.try_get("response")?,
         created_at: time(row.try_get("created_at")?),
     })
 }
@@ -46,6 +47,8 @@ pub(super) fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
 fn lane(job: &NewJob) -> String {
     match &job.work {
         crate::store::JobWork::Call(request) => request.lane.clone(),
+        // The model's answer goes out before anything later in the same chat.
+        crate::store::JobWork::Ai(call) => crate::actions::chat_lane_of(&call.chat),
         _ => format!("local:{}", job.contact.as_deref().unwrap_or("")),
     }
 }

@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     CampaignRun, ChatState, Contact, ContactChange, Durability, Handoff, HandoffChange, Inbound,
-    Job, JobResult, JobStatus, NewJob, NewRun, Op, Outcome, Source, Store, StoreError, StoreResult,
+    Job, JobResult, JobStatus, NewJob, NewRun, Op, Outcome, Role, Source, Store, StoreError,
+    StoreResult, Turn,
 };
 
 /// How long event records are kept for `/admin/events`.
@@ -87,10 +88,11 @@ enum Queued {
         at: DateTime<Utc>,
         done: oneshot::Sender<StoreResult<i64>>,
     },
-    /// The result of a job's call.
+    /// The result of a job's call, and what it decided.
     Finish {
         id: i64,
         result: JobResult,
+        ops: Vec<Op>,
         at: DateTime<Utc>,
         done: oneshot::Sender<StoreResult<i64>>,
     },
@@ -269,8 +271,18 @@ async fn write_batch(writer: &SqlitePool, batch: &[Queued]) -> StoreResult<Vec<i
         }
     }
     for (i, queued) in batch.iter().enumerate() {
-        if let Queued::Finish { id, result, at, .. } = queued {
+        if let Queued::Finish {
+            id,
+            result,
+            ops,
+            at,
+            ..
+        } = queued
+        {
             jobs::finish(&mut tx, *id, result, *at).await?;
+            if !ops.is_empty() {
+                apply_ops(&mut tx, &ops.iter().collect::<Vec<_>>(), *at).await?;
+            }
             results[i] = *id;
         }
     }
@@ -638,16 +650,63 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn finish_job_with(
+        &self,
+        id: i64,
+        result: &JobResult,
+        ops: Vec<Op>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let result = result.clone();
         self.queue(|done| Queued::Finish {
             id,
             result,
+            ops,
             at: now,
             done,
         })
         .await?;
         Ok(())
+    }
+
+    async fn turns(&self, chat: &str, limit: u32) -> StoreResult<Vec<Turn>> {
+        let rows = sqlx::query(
+            "SELECT role, text, at FROM turns WHERE chat_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(chat)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut turns = rows
+            .iter()
+            .map(|row| {
+                Ok(Turn {
+                    chat: chat.to_owned(),
+                    role: Role::parse(&row.try_get::<String, _>("role")?)?,
+                    text: row.try_get("text")?,
+                    at: time(row.try_get("at")?),
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        turns.reverse();
+        Ok(turns)
+    }
+
+    async fn forget_turns(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM turns WHERE at < $1")
+            .bind(ms(before))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ai_fallbacks(&self, chat: &str) -> StoreResult<u32> {
+        let count: Option<i64> =
+            sqlx::query_scalar("SELECT fallbacks FROM ai_chats WHERE chat_id = $1")
+                .bind(chat)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(count.unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32)
     }
 
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -766,6 +825,24 @@ async fn apply_op(
         Op::Job(job) => jobs::insert(tx, job, now).await,
         Op::Cancel { key } => jobs::cancel_key(tx, key, now).await,
         Op::Handoff(change) => apply_handoff(tx, change, now).await,
+        Op::Turn(turn) => {
+            sqlx::query("INSERT INTO turns (chat_id, role, text, at) VALUES ($1, $2, $3, $4)")
+                .bind(&turn.chat)
+                .bind(turn.role.as_str())
+                .bind(&turn.text)
+                .bind(ms(turn.at))
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+        Op::AiFallbacks { chat, count } => {
+            sqlx::query("INSERT INTO ai_chats (chat_id, fallbacks) VALUES ($1, $2) ON CONFLICT (chat_id) DO UPDATE SET fallbacks = excluded.fallbacks")
+                .bind(chat)
+                .bind(i64::from(*count))
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
         Op::Fired { rule, chat, at } => {
             sqlx::query("INSERT INTO rule_fires (rule, chat_id, fired_at) VALUES ($1, $2, $3) ON CONFLICT (rule, chat_id) DO UPDATE SET fired_at = excluded.fired_at")
                 .bind(rule)

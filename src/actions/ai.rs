@@ -1,0 +1,319 @@
+//! The `ai_reply` action: compiled from its YAML (knowledge files read, limits checked) and
+//! rendered into the [`AiCall`] its job runs.
+
+use super::{Action, ActionError, Effect, RenderCx};
+use crate::ai::{AiCall, AiHandoff, PerChatLimit};
+use crate::config::{AiHandoffSpec, AiReplySpec, Located, Mode};
+use crate::rules::Compiler;
+use crate::templates::Text;
+
+/// Most bytes of knowledge one `ai_reply` may include: it is sent with every model call.
+pub const KNOWLEDGE_MAX: usize = 64 * 1024;
+/// WhatsApp's limit on a text message.
+const REPLY_MAX: u32 = 4096;
+
+/// A compiled `ai_reply`.
+#[derive(Debug, Clone)]
+pub struct AiReply {
+    pub system: Text,
+    /// The knowledge files' text, ready to follow the instructions.
+    pub knowledge: String,
+    pub model: Option<String>,
+    pub history: u32,
+    pub history_chars: u32,
+    pub forget_after: chrono::Duration,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub timeout: std::time::Duration,
+    pub attempts: u32,
+    pub fallback: Option<Text>,
+    pub max_reply: u32,
+    pub per_chat: Option<PerChatLimit>,
+    pub shadow: bool,
+    pub agent_messages: bool,
+    pub handoff: Option<AiHandoffAction>,
+}
+
+/// A compiled `ai_reply.handoff`.
+#[derive(Debug, Clone)]
+pub struct AiHandoffAction {
+    pub duration: chrono::Duration,
+    pub resume_on: Option<String>,
+    pub notify: Option<Box<Action>>,
+    pub when_reply: Option<String>,
+    pub after_fallbacks: Option<u32>,
+}
+
+/// A number within bounds, or an error at its position.
+fn bounded(
+    value: Option<&Located<u32>>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+    key: &str,
+    cx: &mut Compiler<'_>,
+) -> Option<u32> {
+    let Some(v) = value else {
+        return Some(default);
+    };
+    if range.contains(&v.value) {
+        return Some(v.value);
+    }
+    cx.error(
+        v.line,
+        v.column,
+        format!(
+            "`{key}: {}` is out of range: write {} to {}",
+            v.value,
+            range.start(),
+            range.end()
+        ),
+    );
+    None
+}
+
+fn duration(
+    value: Option<&Located<String>>,
+    default: &str,
+    cx: &mut Compiler<'_>,
+) -> Option<std::time::Duration> {
+    let Some(v) = value else {
+        return crate::duration::parse(default).ok();
+    };
+    match crate::duration::parse(&v.value) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            cx.error(v.line, v.column, e);
+            None
+        }
+    }
+}
+
+/// Compiles an `ai_reply`; problems are recorded on the compiler.
+pub(super) fn compile(spec: &Located<AiReplySpec>, cx: &mut Compiler<'_>) -> Option<AiReply> {
+    let a = &spec.value;
+    let system = cx.text(&a.system);
+    let knowledge = knowledge(a, cx);
+    let history = bounded(a.history.as_ref(), 20, 1..=200, "history", cx);
+    let history_chars = bounded(
+        a.history_chars.as_ref(),
+        8000,
+        100..=200_000,
+        "history_chars",
+        cx,
+    );
+    let max_reply = bounded(a.max_reply.as_ref(), 1000, 1..=REPLY_MAX, "max_reply", cx);
+    let attempts = bounded(a.attempts.as_ref(), 2, 1..=5, "attempts", cx);
+    let forget_after = duration(a.forget_after.as_ref(), "24h", cx)
+        .and_then(|d| chrono::Duration::from_std(d).ok());
+    let timeout = duration(a.timeout.as_ref(), "20s", cx);
+    if let (Some(t), Some(given)) = (timeout, &a.timeout)
+        && !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(300)).contains(&t)
+    {
+        cx.error(
+            given.line,
+            given.column,
+            "`timeout` must be between 1s and 5m",
+        );
+        return None;
+    }
+    if let Some(t) = &a.temperature
+        && !(0.0..=2.0).contains(&t.value)
+    {
+        cx.error(t.line, t.column, "`temperature` must be between 0 and 2");
+        return None;
+    }
+    let per_chat = match &a.per_chat {
+        None => Some(None),
+        Some(rate) => match crate::campaigns::rate_parts(&rate.value) {
+            Ok((0, _)) => {
+                cx.error(
+                    rate.line,
+                    rate.column,
+                    format!(
+                        "`per_chat: {}` never answers; remove the action instead",
+                        rate.value
+                    ),
+                );
+                None
+            }
+            Ok((count, per)) => Some(Some(PerChatLimit {
+                count,
+                window_s: per.num_seconds(),
+            })),
+            Err(e) => {
+                cx.error(rate.line, rate.column, e);
+                None
+            }
+        },
+    };
+    let fallback = match &a.fallback {
+        Some(f) => Some(cx.text(f)?),
+        None => None,
+    };
+    let handoff = match &a.handoff {
+        Some(h) => Some(handoff(h, cx)?),
+        None => None,
+    };
+    let model = a
+        .model
+        .as_ref()
+        .map(|m| m.value.trim().to_owned())
+        .filter(|m| !m.is_empty());
+    Some(AiReply {
+        system: system?,
+        knowledge: knowledge?,
+        model,
+        history: history?,
+        history_chars: history_chars?,
+        forget_after: forget_after?,
+        max_tokens: a.max_tokens.as_ref().map(|m| m.value),
+        temperature: a.temperature.as_ref().map(|t| t.value),
+        timeout: timeout?,
+        attempts: attempts?,
+        fallback,
+        max_reply: max_reply?,
+        per_chat: per_chat?,
+        shadow: a.mode == Some(Mode::Shadow),
+        agent_messages: a.agent_messages.unwrap_or(true),
+        handoff,
+    })
+}
+
+/// Reads the knowledge files into one text, each under its file name.
+fn knowledge(a: &AiReplySpec, cx: &mut Compiler<'_>) -> Option<String> {
+    let Some(files) = &a.knowledge else {
+        return Some(String::new());
+    };
+    let mut text = String::new();
+    for name in files.value.iter() {
+        let path = cx.base_dir().join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(content) => {
+                text.push_str(&format!("\n\n## {name}\n\n{}", content.trim()));
+            }
+            Err(e) => {
+                cx.error(
+                    files.line,
+                    files.column,
+                    format!("cannot read knowledge file `{}`: {e}", path.display()),
+                );
+                return None;
+            }
+        }
+    }
+    if text.len() > KNOWLEDGE_MAX {
+        cx.error(
+            files.line,
+            files.column,
+            format!(
+                "knowledge is {} KiB, more than the limit of {} KiB (it is sent with every model call): shorten the files",
+                text.len().div_ceil(1024),
+                KNOWLEDGE_MAX / 1024
+            ),
+        );
+        return None;
+    }
+    Some(text)
+}
+
+fn handoff(spec: &Located<AiHandoffSpec>, cx: &mut Compiler<'_>) -> Option<AiHandoffAction> {
+    let h = &spec.value;
+    let duration = match crate::duration::parse(&h.duration.value) {
+        Ok(d) => chrono::Duration::from_std(d).ok(),
+        Err(e) => {
+            cx.error(h.duration.line, h.duration.column, e);
+            None
+        }
+    };
+    let notify = match &h.notify {
+        Some(n) => Some(Box::new(super::compile::message(n, true, cx)?)),
+        None => None,
+    };
+    let when_reply = match &h.when_reply {
+        Some(pattern) => match regex::Regex::new(&pattern.value) {
+            Ok(_) => Some(pattern.value.clone()),
+            Err(e) => {
+                cx.error(pattern.line, pattern.column, format!("invalid regex: {e}"));
+                return None;
+            }
+        },
+        None => None,
+    };
+    let after_fallbacks = match &h.after_fallbacks {
+        Some(n) if n.value == 0 => {
+            cx.error(n.line, n.column, "`after_fallbacks` must be 1 or more");
+            return None;
+        }
+        other => other.as_ref().map(|n| n.value),
+    };
+    Some(AiHandoffAction {
+        duration: duration?,
+        resume_on: h
+            .resume_on
+            .as_ref()
+            .map(|w| w.trim().to_owned())
+            .filter(|w| !w.is_empty()),
+        notify,
+        when_reply,
+        after_fallbacks,
+    })
+}
+
+impl AiReply {
+    /// Renders the call its job will make.
+    pub(super) fn render(&self, cx: &RenderCx<'_>) -> Result<Vec<Effect>, ActionError> {
+        let chat = cx
+            .event
+            .chat
+            .as_ref()
+            .map(|c| c.id.clone())
+            .ok_or_else(|| {
+                ActionError::Missing(format!(
+                    "`ai_reply` needs a chat, and this {} event has none",
+                    cx.event.kind
+                ))
+            })?;
+        let mut system = cx.text(&self.system)?;
+        if !self.knowledge.is_empty() {
+            system.push_str("\n\n# Knowledge");
+            system.push_str(&self.knowledge);
+        }
+        let fallback = match &self.fallback {
+            Some(f) => Some(cx.text(f)?).filter(|f| !f.trim().is_empty()),
+            None => None,
+        };
+        let handoff = match &self.handoff {
+            Some(h) => Some(AiHandoff {
+                for_s: h.duration.num_seconds(),
+                resume_on: h.resume_on.clone(),
+                notify: match &h.notify {
+                    Some(n) => n.render(cx)?.into_iter().find_map(|e| match e {
+                        Effect::Request(r) => Some(r),
+                        _ => None,
+                    }),
+                    None => None,
+                },
+                when_reply: h.when_reply.clone(),
+                after_fallbacks: h.after_fallbacks,
+            }),
+            None => None,
+        };
+        Ok(vec![Effect::Ai(Box::new(AiCall {
+            chat,
+            system,
+            model: self.model.clone(),
+            history: self.history,
+            history_chars: self.history_chars,
+            forget_after_s: self.forget_after.num_seconds(),
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            timeout_ms: self.timeout.as_millis() as u64,
+            attempts: self.attempts,
+            fallback,
+            max_reply: self.max_reply,
+            per_chat: self.per_chat,
+            shadow: self.shadow,
+            handoff,
+        }))])
+    }
+}
