@@ -9,6 +9,9 @@ use crate::templates::Text;
 
 /// Most bytes of knowledge one `ai_reply` may include: it is sent with every model call.
 pub const KNOWLEDGE_MAX: usize = 64 * 1024;
+/// Longest model wait: well inside the lease of a claimed job, so a slow model is never
+/// asked twice for one message.
+const TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 /// WhatsApp's limit on a text message.
 const REPLY_MAX: u32 = 4096;
 
@@ -17,7 +20,9 @@ const REPLY_MAX: u32 = 4096;
 pub struct AiReply {
     pub system: Text,
     /// The knowledge files' text, ready to follow the instructions.
-    pub knowledge: String,
+    pub knowledge: std::sync::Arc<str>,
+    /// A hash of `knowledge`: jobs name it instead of carrying up to 64 KiB each.
+    pub knowledge_id: String,
     pub model: Option<String>,
     pub history: u32,
     pub history_chars: u32,
@@ -105,23 +110,25 @@ pub(super) fn compile(spec: &Located<AiReplySpec>, cx: &mut Compiler<'_>) -> Opt
     let attempts = bounded(a.attempts.as_ref(), 2, 1..=5, "attempts", cx);
     let forget_after = duration(a.forget_after.as_ref(), "24h", cx)
         .and_then(|d| chrono::Duration::from_std(d).ok());
-    let timeout = duration(a.timeout.as_ref(), "20s", cx);
+    // Every problem is reported, so nothing returns before the last setting is checked.
+    let mut timeout = duration(a.timeout.as_ref(), "20s", cx);
     if let (Some(t), Some(given)) = (timeout, &a.timeout)
-        && !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(300)).contains(&t)
+        && !(std::time::Duration::from_secs(1)..=TIMEOUT_MAX).contains(&t)
     {
         cx.error(
             given.line,
             given.column,
-            "`timeout` must be between 1s and 5m",
+            "`timeout` must be between 1s and 60s",
         );
-        return None;
+        timeout = None;
     }
-    if let Some(t) = &a.temperature
-        && !(0.0..=2.0).contains(&t.value)
-    {
-        cx.error(t.line, t.column, "`temperature` must be between 0 and 2");
-        return None;
-    }
+    let temperature = match &a.temperature {
+        Some(t) if !(0.0..=2.0).contains(&t.value) => {
+            cx.error(t.line, t.column, "`temperature` must be between 0 and 2");
+            None
+        }
+        other => Some(other.as_ref().map(|t| t.value)),
+    };
     let per_chat = match &a.per_chat {
         None => Some(None),
         Some(rate) => match crate::campaigns::rate_parts(&rate.value) {
@@ -147,36 +154,49 @@ pub(super) fn compile(spec: &Located<AiReplySpec>, cx: &mut Compiler<'_>) -> Opt
         },
     };
     let fallback = match &a.fallback {
-        Some(f) => Some(cx.text(f)?),
-        None => None,
+        Some(f) => cx.text(f).map(Some),
+        None => Some(None),
     };
     let handoff = match &a.handoff {
-        Some(h) => Some(handoff(h, cx)?),
-        None => None,
+        Some(h) => handoff(h, cx).map(Some),
+        None => Some(None),
     };
     let model = a
         .model
         .as_ref()
         .map(|m| m.value.trim().to_owned())
         .filter(|m| !m.is_empty());
+    let knowledge = knowledge?;
     Some(AiReply {
         system: system?,
-        knowledge: knowledge?,
+        knowledge_id: knowledge_id(&knowledge),
+        knowledge: knowledge.into(),
         model,
         history: history?,
         history_chars: history_chars?,
         forget_after: forget_after?,
         max_tokens: a.max_tokens.as_ref().map(|m| m.value),
-        temperature: a.temperature.as_ref().map(|t| t.value),
+        temperature: temperature?,
         timeout: timeout?,
         attempts: attempts?,
-        fallback,
+        fallback: fallback?,
         max_reply: max_reply?,
         per_chat: per_chat?,
         shadow: a.mode == Some(Mode::Shadow),
         agent_messages: a.agent_messages.unwrap_or(true),
-        handoff,
+        handoff: handoff?,
     })
+}
+
+fn knowledge_id(text: &str) -> String {
+    use sha2::Digest;
+    if text.is_empty() {
+        return String::new();
+    }
+    sha2::Sha256::digest(text.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Reads the knowledge files into one text, each under its file name.
@@ -273,11 +293,7 @@ impl AiReply {
                     cx.event.kind
                 ))
             })?;
-        let mut system = cx.text(&self.system)?;
-        if !self.knowledge.is_empty() {
-            system.push_str("\n\n# Knowledge");
-            system.push_str(&self.knowledge);
-        }
+        let system = cx.text(&self.system)?;
         let fallback = match &self.fallback {
             Some(f) => Some(cx.text(f)?).filter(|f| !f.trim().is_empty()),
             None => None,
@@ -301,6 +317,7 @@ impl AiReply {
         Ok(vec![Effect::Ai(Box::new(AiCall {
             chat,
             system,
+            knowledge: Some(self.knowledge_id.clone()).filter(|k| !k.is_empty()),
             model: self.model.clone(),
             history: self.history,
             history_chars: self.history_chars,

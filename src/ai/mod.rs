@@ -30,8 +30,11 @@ use model::{Answer, ChatModel, Message, ModelError, Request};
 pub struct AiCall {
     /// The event's chat: the answer goes there, its conversation is sent along.
     pub chat: String,
-    /// The rendered instructions, knowledge included.
+    /// The rendered instructions.
     pub system: String,
+    /// The knowledge to add, by id: looked up in the rules when the job runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     pub history: u32,
@@ -115,12 +118,13 @@ impl Assistant {
         }
     }
 
-    /// Runs an `ai_reply` job.
+    /// Runs an `ai_reply` job; `knowledge` is the text its rule's knowledge files hold.
     pub async fn run(
         &self,
         store: &dyn Store,
         job: &Job,
         call: &AiCall,
+        knowledge: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<Decided> {
         if let Some(limit) = call.per_chat
@@ -151,9 +155,14 @@ impl Assistant {
             chrono::Duration::seconds(call.forget_after_s),
             call.history_chars as usize,
         );
+        let mut system = call.system.clone();
+        if let Some(knowledge) = knowledge {
+            system.push_str("\n\n# Knowledge");
+            system.push_str(knowledge);
+        }
         let mut messages = vec![Message {
             role: "system",
-            content: call.system.clone(),
+            content: system,
         }];
         messages.extend(conversation.into_iter().map(|t| Message {
             role: if t.role == Role::User {

@@ -13,6 +13,7 @@ fn call() -> AiCall {
     AiCall {
         chat: "4915112345678@s.whatsapp.net".into(),
         system: "You help.".into(),
+        knowledge: None,
         model: None,
         history: 20,
         history_chars: 8000,

@@ -225,7 +225,18 @@ impl Delivery {
             }
             JobWork::Ai(call) => {
                 let now = self.clock.now();
-                return match self.assistant.run(&*self.store, job, call, now).await {
+                let knowledge = call.knowledge.as_deref().and_then(|id| {
+                    let found = self.rules.borrow().knowledge(id, &job.rule);
+                    if found.is_none() {
+                        tracing::warn!(job = job.id, rule = %job.rule, "the rule's knowledge is gone from the rules; answering without it");
+                    }
+                    found
+                });
+                return match self
+                    .assistant
+                    .run(&*self.store, job, call, knowledge.as_deref(), now)
+                    .await
+                {
                     Ok(decided) => (decided.result, decided.ops),
                     Err(err) => (
                         JobResult::Retry {

@@ -159,6 +159,24 @@ impl RuleSet {
         )
     }
 
+    /// The knowledge of an `ai_reply` by its id; if the files changed since the job was
+    /// made, the knowledge the rule (by name) has now.
+    pub fn knowledge(&self, id: &str, rule: &str) -> Option<Arc<str>> {
+        let ais = || {
+            self.rules.iter().flat_map(|r| {
+                r.actions.iter().filter_map(move |step| match &step.action {
+                    crate::actions::Action::AiReply(ai) => Some((r.name.as_str(), &**ai)),
+                    _ => None,
+                })
+            })
+        };
+        ais()
+            .find(|(_, ai)| ai.knowledge_id == id)
+            .or_else(|| ais().find(|(name, _)| *name == rule))
+            .map(|(_, ai)| ai.knowledge.clone())
+            .filter(|k: &Arc<str>| !k.is_empty())
+    }
+
     /// A campaign by name.
     pub fn campaign(&self, name: &str) -> Option<&Campaign> {
         self.campaigns.iter().find(|c| c.name == name)

@@ -281,3 +281,82 @@ async fn shadow_mode_asks_the_model_and_records_the_answer_without_sending() {
         json!({"shadow": true, "answer": "Answer to: Do you deliver on Sundays?"})
     );
 }
+
+/// Every problem `riposte check` reports for a rule file beside `files`.
+fn check(rules: &str, files: &[(&str, String)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    match riposte::rules::load(&[dir.path().to_owned()]) {
+        Ok(_) => Vec::new(),
+        Err(diagnostics) => diagnostics
+            .iter()
+            .map(|d| {
+                let shown = d.to_string();
+                shown[shown.find("rules.yaml").unwrap()..].to_owned()
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn check_reports_knowledge_too_large_or_missing_and_bad_settings_where_they_are() {
+    let rule = |knowledge: &str, extra: &str| {
+        format!(
+            "rules:\n  - name: a\n    then:\n      - ai_reply:\n          system: hi\n          knowledge: [{knowledge}]\n{extra}"
+        )
+    };
+    assert_eq!(
+        check(&rule("small.md", ""), &[("small.md", "ok".into())]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        check(&rule("big.md", ""), &[("big.md", "x".repeat(70 * 1024))]),
+        [
+            "rules.yaml:6:22: error: knowledge is 71 KiB, more than the limit of 64 KiB (it is sent with every model call): shorten the files"
+        ]
+    );
+    let missing = check(&rule("gone.md", ""), &[]);
+    assert_eq!(missing.len(), 1);
+    assert!(
+        missing[0].starts_with("rules.yaml:6:22: error: cannot read knowledge file"),
+        "{missing:?}"
+    );
+    let bad = "          temperature: 3\n          per_chat: 10/fortnight\n          histroy: 5\n";
+    assert_eq!(
+        check(&rule("small.md", bad), &[("small.md", "ok".into())]),
+        ["rules.yaml:9:11: error: unknown field `histroy`, did you mean `history`?"]
+    );
+    let bad = "          temperature: 3\n          per_chat: 10/fortnight\n";
+    assert_eq!(
+        check(&rule("small.md", bad), &[("small.md", "ok".into())]),
+        [
+            "rules.yaml:7:24: error: `temperature` must be between 0 and 2",
+            "rules.yaml:8:21: error: invalid rate `10/fortnight`, expected e.g. `30/min`, `1/s` or `500/h`"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_chat_over_its_per_chat_limit_gets_no_model_call() {
+    let limited = rules("          per_chat: 1/h\n");
+    let riposte = Riposte::start_at(&limited, start(), &[("faq.md", FAQ)]).await;
+    answer_with_echo(&riposte);
+    let limited_before = riposte.metric("riposte_ai_limited_total").await;
+    say(&riposte, 1, "First question", None).await;
+    say(&riposte, 2, "Second question", None).await;
+    assert_eq!(model_calls(&riposte).len(), 1);
+    assert_eq!(sent(&riposte), [pair(CHAT, "Answer to: First question")]);
+    let jobs = riposte.wait_jobs_settled().await;
+    assert!(
+        jobs.iter().any(|j| j["status"] == "skipped"
+            && j["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("per_chat")),
+        "{jobs:#?}"
+    );
+    assert!(riposte.metric("riposte_ai_limited_total").await > limited_before);
+}

@@ -26,7 +26,12 @@ fn yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
 fn documentation_examples_compile() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut checked = 0;
-    for doc in ["README.md", "docs/rules.md", "docs/authoring.md"] {
+    for doc in [
+        "README.md",
+        "docs/rules.md",
+        "docs/authoring.md",
+        "docs/ai.md",
+    ] {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
         for (line, block) in yaml_blocks(&text) {
             let source = SourceFile {
