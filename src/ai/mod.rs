@@ -147,6 +147,23 @@ impl Assistant {
                 ops: Vec::new(),
             });
         }
+        if !call.shadow
+            && let Some(handoff) = store
+                .chat_states(std::slice::from_ref(&call.chat))
+                .await?
+                .remove(&call.chat)
+                .and_then(|state| state.handoff)
+                .filter(|h| h.until > now)
+        {
+            // The chat was handed to a person after this message came in (by the answer to
+            // an earlier message, say): the person answers it.
+            return Ok(Decided {
+                result: JobResult::Skipped {
+                    reason: format!("a human has this chat (handoff by `{}`)", handoff.rule),
+                },
+                ops: Vec::new(),
+            });
+        }
         let key = memory::key(&call.chat);
         let turns = store.turns(&key, call.history).await?;
         let conversation = memory::conversation(
@@ -337,15 +354,14 @@ impl Decision<'_> {
         if self.call.shadow {
             return self.done(json!({"shadow": true, "handoff": reason}), Vec::new());
         }
-        let mut ops = vec![self.new_job(
-            "handoff",
-            JobWork::Handoff(HandoffChange::Start {
-                chat: self.call.chat.clone(),
-                until: self.now + chrono::Duration::seconds(handoff.for_s),
-                resume_on: handoff.resume_on.clone(),
-                rule: self.job.rule.clone(),
-            }),
-        )];
+        // Applied in the commit that finishes this job, not as a job of its own: the chat's
+        // next model job (same lane, so after this one) must already see the handoff.
+        let mut ops = vec![Op::Handoff(HandoffChange::Start {
+            chat: self.call.chat.clone(),
+            until: self.now + chrono::Duration::seconds(handoff.for_s),
+            resume_on: handoff.resume_on.clone(),
+            rule: self.job.rule.clone(),
+        })];
         if let Some(notify) = &handoff.notify {
             ops.push(self.new_job("handoff", JobWork::Call(with_reason(notify, reason))));
         }

@@ -81,10 +81,10 @@ fn sends(decided: &Decided) -> Vec<(String, String)> {
                         Some(Payload::Json(b)) => b["body"].as_str().unwrap_or("").to_owned(),
                         _ => String::new(),
                     },
-                    JobWork::Handoff(_) => "<handoff>".into(),
                     _ => String::new(),
                 },
             )),
+            Op::Handoff(_) => Some(("handoff".into(), "<handoff>".into())),
             _ => None,
         })
         .collect()

@@ -41,7 +41,8 @@ pub struct Delivery {
     pub concurrency: usize,
     /// Woken when new jobs are written.
     pub wake: Arc<Notify>,
-    /// Told about every job that runs (not skipped), before its result is recorded.
+    /// Told about every job that runs (not skipped), before its result is recorded, and about
+    /// each handoff an `ai_reply` starts.
     pub observer: Option<Observer>,
     /// Pauses calls while Whapi.Cloud keeps failing.
     pub breaker: Arc<Breaker>,
@@ -164,6 +165,20 @@ impl Delivery {
             JobResult::Retry { .. } => metrics::JOBS_RETRIED.inc(),
             JobResult::Dead { .. } => metrics::JOBS_DEAD.inc(),
             JobResult::Skipped { .. } => metrics::JOBS_SKIPPED.inc(),
+        }
+        if let Some(observe) = &self.observer {
+            // A handoff an `ai_reply` starts is applied with its result; tell the observer
+            // about it as the job it stands for.
+            for op in &ops {
+                if let Op::Handoff(change) = op {
+                    observe(&Job {
+                        kind: JobKind::Answer,
+                        action: "handoff".into(),
+                        work: JobWork::Handoff(change.clone()),
+                        ..job.clone()
+                    });
+                }
+            }
         }
         let woke = ops.iter().any(|op| matches!(op, Op::Job(_)));
         if let Err(err) = self

@@ -360,3 +360,36 @@ async fn a_chat_over_its_per_chat_limit_gets_no_model_call() {
     );
     assert!(riposte.metric("riposte_ai_limited_total").await > limited_before);
 }
+
+#[tokio::test]
+async fn a_message_queued_behind_a_handoff_is_left_to_the_person() {
+    let riposte = Riposte::start_at(&rules(""), start(), &[("faq.md", FAQ)]).await;
+    riposte.whapi.respond_with(|r| {
+        if !is_model(r) {
+            return (200, r#"{"sent":true,"message":{"id":"out-1"}}"#.into());
+        }
+        let call = json!({"choices": [{"message": {"tool_calls": [{
+            "function": {"name": "handoff", "arguments": "{\"reason\":\"angry customer\"}"}
+        }]}}]});
+        (200, call.to_string())
+    });
+    // Two messages in one webhook: both model jobs are queued before the first one runs.
+    let mut body = message(1, "This is the third time I write!", None);
+    let mut second = body["messages"][0].clone();
+    second["id"] = json!("msg-2");
+    second["text"]["body"] = json!("Hello???");
+    body["messages"].as_array_mut().unwrap().push(second);
+    riposte.webhook(&body).await;
+    riposte.wait_events(2).await;
+    let jobs = riposte.wait_jobs_settled().await;
+    assert_eq!(model_calls(&riposte).len(), 1, "{jobs:#?}");
+    assert_eq!(sent(&riposte).len(), 1, "only the notification");
+    assert!(
+        jobs.iter().any(|j| j["status"] == "skipped"
+            && j["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("a human has this chat")),
+        "{jobs:#?}"
+    );
+}
