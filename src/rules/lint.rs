@@ -177,6 +177,22 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
         }
     }
     out.extend(unset_tags(set));
+    for rule in &live {
+        for step in &rule.actions {
+            if let Action::AiReply(ai) = &step.action
+                && ai.fallback.is_none()
+                && !ai.shadow
+            {
+                out.push(warning(
+                    rule,
+                    format!(
+                        "`ai_reply` in rule `{}` has no `fallback`: when the model fails or times out the contact gets no answer",
+                        rule.name
+                    ),
+                ));
+            }
+        }
+    }
     for c in set.campaigns.iter().filter(|c| c.enabled) {
         if c.next_fires(now, 1)
             .first()
@@ -261,6 +277,22 @@ mod tests {
             .into_iter()
             .map(|d| d.message)
             .collect()
+    }
+
+    #[test]
+    fn an_ai_reply_without_fallback_is_worth_a_warning() {
+        let rules = |extra: &str| {
+            format!(
+                "rules:\n  - name: ai\n    then:\n      - ai_reply:\n          system: hi\n{extra}"
+            )
+        };
+        assert_eq!(
+            warnings(&rules("")),
+            [
+                "`ai_reply` in rule `ai` has no `fallback`: when the model fails or times out the contact gets no answer"
+            ]
+        );
+        assert!(warnings(&rules("          fallback: Sorry!\n")).is_empty());
     }
 
     #[test]

@@ -32,6 +32,15 @@ struct Process {
     url: String,
 }
 
+impl Drop for Process {
+    // A test that fails half-way must not leave a server running (it would hold the test
+    // runner's output open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn(dir: &std::path::Path, whapi: &str) -> Process {
     spawn_with(dir, whapi, &[])
 }
