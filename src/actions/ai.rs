@@ -238,17 +238,8 @@ fn knowledge(a: &AiReplySpec, cx: &mut Compiler<'_>) -> Option<String> {
 
 fn handoff(spec: &Located<AiHandoffSpec>, cx: &mut Compiler<'_>) -> Option<AiHandoffAction> {
     let h = &spec.value;
-    let duration = match crate::duration::parse(&h.duration.value) {
-        Ok(d) => chrono::Duration::from_std(d).ok(),
-        Err(e) => {
-            cx.error(h.duration.line, h.duration.column, e);
-            None
-        }
-    };
-    let notify = match &h.notify {
-        Some(n) => Some(Box::new(super::compile::message(n, true, cx)?)),
-        None => None,
-    };
+    let parts =
+        super::compile::handoff_parts(&h.duration, h.notify.as_ref(), h.resume_on.as_deref(), cx);
     let when_reply = match &h.when_reply {
         Some(pattern) => match regex::Regex::new(&pattern.value) {
             Ok(_) => Some(pattern.value.clone()),
@@ -266,14 +257,11 @@ fn handoff(spec: &Located<AiHandoffSpec>, cx: &mut Compiler<'_>) -> Option<AiHan
         }
         other => other.as_ref().map(|n| n.value),
     };
+    let parts = parts?;
     Some(AiHandoffAction {
-        duration: duration?,
-        resume_on: h
-            .resume_on
-            .as_ref()
-            .map(|w| w.trim().to_owned())
-            .filter(|w| !w.is_empty()),
-        notify,
+        duration: parts.duration,
+        resume_on: parts.resume_on,
+        notify: parts.notify,
         when_reply,
         after_fallbacks,
     })
@@ -282,17 +270,7 @@ fn handoff(spec: &Located<AiHandoffSpec>, cx: &mut Compiler<'_>) -> Option<AiHan
 impl AiReply {
     /// Renders the call its job will make.
     pub(super) fn render(&self, cx: &RenderCx<'_>) -> Result<Vec<Effect>, ActionError> {
-        let chat = cx
-            .event
-            .chat
-            .as_ref()
-            .map(|c| c.id.clone())
-            .ok_or_else(|| {
-                ActionError::Missing(format!(
-                    "`ai_reply` needs a chat, and this {} event has none",
-                    cx.event.kind
-                ))
-            })?;
+        let chat = cx.chat_id("ai_reply")?;
         let system = cx.text(&self.system)?;
         let fallback = match &self.fallback {
             Some(f) => Some(cx.text(f)?).filter(|f| !f.trim().is_empty()),

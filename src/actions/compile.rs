@@ -89,26 +89,44 @@ fn unless(spec: &Located<UnlessSpec>, cx: &mut Compiler<'_>) -> Option<Unless> {
 
 fn handoff(spec: &Located<HandoffSpec>, cx: &mut Compiler<'_>) -> Option<Action> {
     let h = &spec.value;
-    let duration = match crate::duration::parse(&h.duration.value) {
+    let parts = handoff_parts(&h.duration, h.notify.as_ref(), h.resume_on.as_deref(), cx)?;
+    Some(Action::Handoff {
+        duration: parts.duration,
+        notify: parts.notify,
+        resume_on: parts.resume_on,
+    })
+}
+
+/// What `handoff` and `ai_reply.handoff` share: how long, who is told, the word that ends it.
+pub(super) struct HandoffParts {
+    pub(super) duration: chrono::Duration,
+    pub(super) notify: Option<Box<Action>>,
+    pub(super) resume_on: Option<String>,
+}
+
+pub(super) fn handoff_parts(
+    duration: &Located<String>,
+    notify: Option<&Located<MessageContent>>,
+    resume_on: Option<&str>,
+    cx: &mut Compiler<'_>,
+) -> Option<HandoffParts> {
+    let duration = match crate::duration::parse(&duration.value) {
         Ok(d) => chrono::Duration::from_std(d).ok(),
         Err(e) => {
-            cx.error(h.duration.line, h.duration.column, e);
+            cx.error(duration.line, duration.column, e);
             None
         }
     };
-    let notify = match &h.notify {
+    let notify = match notify {
         Some(n) => Some(Box::new(message(n, true, cx)?)),
         None => None,
     };
-    let resume_on = h
-        .resume_on
-        .as_ref()
-        .map(|w| w.trim().to_owned())
-        .filter(|w| !w.is_empty());
-    Some(Action::Handoff {
+    Some(HandoffParts {
         duration: duration?,
         notify,
-        resume_on,
+        resume_on: resume_on
+            .map(|w| w.trim().to_owned())
+            .filter(|w| !w.is_empty()),
     })
 }
 

@@ -177,6 +177,19 @@ impl RenderCx<'_> {
         })
     }
 
+    pub(crate) fn chat_id(&self, action: &str) -> Result<String, ActionError> {
+        self.event
+            .chat
+            .as_ref()
+            .map(|c| c.id.clone())
+            .ok_or_else(|| {
+                ActionError::Missing(format!(
+                    "`{action}` needs a chat, and this {} event has none",
+                    self.event.kind
+                ))
+            })
+    }
+
     fn contact_phone(&self, action: &str) -> Result<String, ActionError> {
         if !self.contact.phone.is_empty() {
             return Ok(self.contact.phone.clone());
@@ -291,17 +304,7 @@ impl Action {
                 notify,
                 resume_on,
             } => {
-                let chat = cx
-                    .event
-                    .chat
-                    .as_ref()
-                    .map(|c| c.id.clone())
-                    .ok_or_else(|| {
-                        ActionError::Missing(format!(
-                            "`handoff` needs a chat, and this {} event has none",
-                            cx.event.kind
-                        ))
-                    })?;
+                let chat = cx.chat_id("handoff")?;
                 let mut effects = vec![Effect::Handoff(HandoffChange::Start {
                     chat,
                     until: cx.now + *duration,

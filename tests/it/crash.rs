@@ -192,8 +192,13 @@ async fn sighup_reloads_the_rules() {
     server.child.wait().unwrap();
 }
 
-/// Posts distinct messages until the server stops answering; returns the texts answered 200.
-async fn post_until_down(url: String, round: usize) -> Vec<String> {
+/// Posts distinct messages until the server stops answering; returns the texts answered 200
+/// and counts them in `count` as it goes.
+async fn post_until_down(
+    url: String,
+    round: usize,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<String> {
     let client = reqwest::Client::new();
     let mut accepted = Vec::new();
     for i in 0.. {
@@ -209,7 +214,10 @@ async fn post_until_down(url: String, round: usize) -> Vec<String> {
             .send()
             .await
         {
-            Ok(r) if r.status().as_u16() == 200 => accepted.push(text),
+            Ok(r) if r.status().as_u16() == 200 => {
+                accepted.push(text);
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             Ok(_) => {}
             Err(_) => break,
         }
@@ -225,9 +233,15 @@ async fn random_sigkills_lose_no_answered_event() {
     let kills = 5;
     for round in 0..kills {
         let mut server = spawn(dir.path(), &whapi.url);
-        let poster = tokio::spawn(post_until_down(server.url.clone(), round));
-        // Kill at a random moment: while webhooks are being stored, processed and sent.
-        let pause = 150 + rand::random::<u64>() % 450;
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let poster = tokio::spawn(post_until_down(server.url.clone(), round, count.clone()));
+        // Kill at a random moment while webhooks are being stored, processed and sent: after
+        // the round has had some accepted (however slow the machine), then a random pause.
+        poll("webhooks to be accepted", async || {
+            (count.load(std::sync::atomic::Ordering::Relaxed) >= 30).then_some(())
+        })
+        .await;
+        let pause = rand::random::<u64>() % 400;
         tokio::time::sleep(Duration::from_millis(pause)).await;
         server.child.kill().unwrap();
         server.child.wait().unwrap();

@@ -471,19 +471,8 @@ impl Store for SqliteStore {
         for chunk in chats.chunks(IN_LIST_MAX) {
             let sql = "SELECT chat_id, handoff_until, resume_on, handoff_rule, handoff_since FROM chat_state WHERE handoff_until IS NOT NULL AND chat_id IN (";
             for row in in_list(sql, chunk).build().fetch_all(&self.reader).await? {
-                let chat: String = row.try_get("chat_id")?;
-                let handoff = Handoff {
-                    chat: chat.clone(),
-                    until: time(row.try_get("handoff_until")?),
-                    since: time(
-                        row.try_get::<Option<i64>, _>("handoff_since")?
-                            .unwrap_or_default(),
-                    ),
-                    resume_on: row.try_get("resume_on")?,
-                    rule: row
-                        .try_get::<Option<String>, _>("handoff_rule")?
-                        .unwrap_or_default(),
-                };
+                let handoff = handoff_row(&row)?;
+                let chat = handoff.chat.clone();
                 found.entry(chat).or_default().handoff = Some(handoff);
             }
             let sql = "SELECT chat_id, rule, fired_at FROM rule_fires WHERE chat_id IN (";
@@ -504,22 +493,7 @@ impl Store for SqliteStore {
             .bind(ms(now))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Handoff {
-                    chat: row.try_get("chat_id")?,
-                    until: time(row.try_get("handoff_until")?),
-                    since: time(
-                        row.try_get::<Option<i64>, _>("handoff_since")?
-                            .unwrap_or_default(),
-                    ),
-                    resume_on: row.try_get("resume_on")?,
-                    rule: row
-                        .try_get::<Option<String>, _>("handoff_rule")?
-                        .unwrap_or_default(),
-                })
-            })
-            .collect()
+        rows.iter().map(handoff_row).collect()
     }
 
     async fn contacts(&self) -> StoreResult<Vec<Contact>> {
@@ -791,6 +765,22 @@ impl Store for SqliteStore {
         sqlx::query("ROLLBACK").execute(&mut *conn).await?;
         Ok(())
     }
+}
+
+/// A `chat_state` row's handoff (`chat_id, handoff_until, resume_on, handoff_rule, handoff_since`).
+fn handoff_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Handoff> {
+    Ok(Handoff {
+        chat: row.try_get("chat_id")?,
+        until: time(row.try_get("handoff_until")?),
+        since: time(
+            row.try_get::<Option<i64>, _>("handoff_since")?
+                .unwrap_or_default(),
+        ),
+        resume_on: row.try_get("resume_on")?,
+        rule: row
+            .try_get::<Option<String>, _>("handoff_rule")?
+            .unwrap_or_default(),
+    })
 }
 
 fn parse_attrs(text: &str) -> StoreResult<std::collections::BTreeMap<String, String>> {
