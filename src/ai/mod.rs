@@ -25,6 +25,9 @@ use crate::store::{
 };
 use model::{Answer, ChatModel, Message, ModelError, Request};
 
+/// Longest a model job waits in a worker for its slot of the global pace.
+const PACE_WAIT: Duration = Duration::from_secs(2);
+
 /// A rendered `ai_reply`, stored in its job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AiCall {
@@ -127,6 +130,39 @@ impl Assistant {
         knowledge: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<Decided> {
+        if !call.shadow
+            && let Some(handoff) = store
+                .chat_states(std::slice::from_ref(&call.chat))
+                .await?
+                .remove(&call.chat)
+                .and_then(|state| state.handoff)
+                .filter(|h| h.until > now)
+        {
+            // The chat was handed to a person after this message came in (by the answer to
+            // an earlier message, say): the person answers it.
+            return Ok(Decided {
+                result: JobResult::Skipped {
+                    reason: format!("a human has this chat (handoff by `{}`)", handoff.rule),
+                },
+                ops: Vec::new(),
+            });
+        }
+        // The global pace: a model call due within a moment waits for its slot; one due later
+        // comes back then, so model jobs never hold the workers that send other replies.
+        let slot = match self.pace.as_ref().map(|p| p.slot_within(PACE_WAIT)) {
+            Some(Err(slot)) => {
+                let wait = slot.saturating_duration_since(tokio::time::Instant::now());
+                return Ok(Decided {
+                    result: JobResult::Later {
+                        at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
+                        reason: "waiting for the model's rate (--llm-rate)".into(),
+                    },
+                    ops: Vec::new(),
+                });
+            }
+            Some(Ok(slot)) => Some(slot),
+            None => None,
+        };
         if let Some(limit) = call.per_chat
             && job.attempts <= 1
             && !self.per_chat.admit(
@@ -143,23 +179,6 @@ impl Assistant {
                         "per_chat limit: {} answers in {} s already",
                         limit.count, limit.window_s
                     ),
-                },
-                ops: Vec::new(),
-            });
-        }
-        if !call.shadow
-            && let Some(handoff) = store
-                .chat_states(std::slice::from_ref(&call.chat))
-                .await?
-                .remove(&call.chat)
-                .and_then(|state| state.handoff)
-                .filter(|h| h.until > now)
-        {
-            // The chat was handed to a person after this message came in (by the answer to
-            // an earlier message, say): the person answers it.
-            return Ok(Decided {
-                result: JobResult::Skipped {
-                    reason: format!("a human has this chat (handoff by `{}`)", handoff.rule),
                 },
                 ops: Vec::new(),
             });
@@ -197,8 +216,8 @@ impl Assistant {
             offer_handoff: call.handoff.is_some(),
             timeout: Duration::from_millis(call.timeout_ms),
         };
-        if let Some(pace) = &self.pace {
-            pace.wait().await;
+        if let Some(slot) = slot {
+            tokio::time::sleep_until(slot).await;
         }
         metrics::AI_CALLS.inc();
         let answer = self.model.complete(&request).await;

@@ -22,6 +22,22 @@ impl Pacer {
         }
     }
 
+    /// Takes the next slot if it comes within `max` (`Ok`), else leaves it and says when it
+    /// comes (`Err`), so a caller can come back then instead of holding a worker.
+    pub fn slot_within(&self, max: Duration) -> Result<Instant, Instant> {
+        let mut next = self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let slot = next.map_or(now, |n| n.max(now));
+        if slot > now + max {
+            return Err(slot);
+        }
+        *next = Some(slot + self.interval);
+        Ok(slot)
+    }
+
     /// Waits for this call's slot.
     pub async fn wait(&self) {
         let slot = {

@@ -165,6 +165,7 @@ impl Delivery {
             JobResult::Retry { .. } => metrics::JOBS_RETRIED.inc(),
             JobResult::Dead { .. } => metrics::JOBS_DEAD.inc(),
             JobResult::Skipped { .. } => metrics::JOBS_SKIPPED.inc(),
+            JobResult::Later { .. } => {}
         }
         if let Some(observe) = &self.observer {
             // A handoff an `ai_reply` starts is applied with its result; tell the observer

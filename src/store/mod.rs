@@ -401,10 +401,25 @@ pub struct Job {
 /// How a claimed job ended this time.
 #[derive(Debug, Clone)]
 pub enum JobResult {
-    Done { response: String },
-    Retry { at: DateTime<Utc>, error: String },
-    Dead { error: String },
-    Skipped { reason: String },
+    Done {
+        response: String,
+    },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// Not run yet (a rate is used up): run at `at`, and this claim does not count as an
+    /// attempt.
+    Later {
+        at: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 /// A campaign run to be recorded.

@@ -393,3 +393,33 @@ async fn a_message_queued_behind_a_handoff_is_left_to_the_person() {
         "{jobs:#?}"
     );
 }
+
+#[tokio::test]
+async fn model_jobs_over_the_global_rate_wait_their_turn_without_holding_a_worker() {
+    const RULES: &str =
+        "rules:\n  - name: ai\n    then:\n      - ai_reply: {system: hi, fallback: later}\n";
+    let riposte = Riposte::start_with(RULES, |s| {
+        s.llm_rate = Some(Duration::from_secs(3600));
+    })
+    .await;
+    answer_with_echo(&riposte);
+    riposte.webhook(&message(1, "first", None)).await;
+    let mut other = message(2, "second", None);
+    other["messages"][0]["chat_id"] = json!("4917000000001@s.whatsapp.net");
+    other["messages"][0]["from"] = json!("4917000000001");
+    riposte.webhook(&other).await;
+    let jobs = riposte
+        .wait_jobs("one answer and one model job waiting", |jobs| {
+            jobs.iter().any(|j| {
+                j["status"] == "pending"
+                    && j["last_error"] == "waiting for the model's rate (--llm-rate)"
+            }) && jobs.iter().filter(|j| j["status"] == "done").count() == 2
+        })
+        .await;
+    assert_eq!(model_calls(&riposte).len(), 1, "{jobs:#?}");
+    let waiting = jobs.iter().find(|j| j["status"] == "pending").unwrap();
+    assert_eq!(
+        waiting["attempts"], 0,
+        "waiting is not an attempt: {waiting}"
+    );
+}

@@ -175,6 +175,7 @@ pub(super) async fn finish(
         JobResult::Retry { at, error } => sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, last_error = $3, locked_until = NULL, updated_at = $4 WHERE id = $1").bind(id).bind(ms(*at)).bind(error).bind(ms(now)),
         JobResult::Dead { error } => sqlx::query("UPDATE jobs SET status = 'dead', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(error).bind(ms(now)),
         JobResult::Skipped { reason } => sqlx::query("UPDATE jobs SET status = 'skipped', last_error = $2, locked_until = NULL, updated_at = $3 WHERE id = $1").bind(id).bind(reason).bind(ms(now)),
+        JobResult::Later { at, reason } => sqlx::query("UPDATE jobs SET status = 'pending', run_at = $2, last_error = $3, attempts = MAX(attempts - 1, 0), locked_until = NULL, updated_at = $4 WHERE id = $1").bind(id).bind(ms(*at)).bind(reason).bind(ms(now)),
     };
     query.execute(&mut **tx).await?;
     Ok(())
