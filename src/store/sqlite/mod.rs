@@ -270,6 +270,10 @@ async fn write_batch(writer: &SqlitePool, batch: &[Queued]) -> StoreResult<Vec<i
             results[*i] = id;
         }
     }
+    // Calls that simply succeeded, the bulk under load, are marked done a few hundred per
+    // statement; the rest one by one, with what they decided.
+    let mut done: Vec<(i64, &str)> = Vec::new();
+    let mut done_at = None;
     for (i, queued) in batch.iter().enumerate() {
         if let Queued::Finish {
             id,
@@ -279,12 +283,20 @@ async fn write_batch(writer: &SqlitePool, batch: &[Queued]) -> StoreResult<Vec<i
             ..
         } = queued
         {
+            results[i] = *id;
+            if let (JobResult::Done { response }, true) = (result, ops.is_empty()) {
+                done.push((*id, response));
+                done_at = Some(done_at.map_or(*at, |t: DateTime<Utc>| t.max(*at)));
+                continue;
+            }
             jobs::finish(&mut tx, *id, result, *at).await?;
             if !ops.is_empty() {
                 apply_ops(&mut tx, &ops.iter().collect::<Vec<_>>(), *at).await?;
             }
-            results[i] = *id;
         }
+    }
+    if let Some(at) = done_at {
+        jobs::finish_done(&mut tx, &done, at).await?;
     }
     tx.commit().await?;
     Ok(results)
