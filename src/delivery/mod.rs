@@ -95,7 +95,8 @@ impl Delivery {
                     Err(err) => tracing::error!("cannot claim jobs: {err}"),
                 }
             }
-            if claimed > 0 {
+            if claimed > 0 && claimed == room {
+                // Every slot was filled: more may be due.
                 continue;
             }
             if room == 0 {
@@ -106,7 +107,14 @@ impl Delivery {
                 }
                 continue;
             }
-            let idle = this.idle_time().await;
+            // Fewer jobs were due than there is room for. A call finishing or new jobs wake
+            // the loop; with calls in flight that is soon, so the next due time is only looked
+            // up when nothing is in flight.
+            let idle = if in_flight.is_empty() {
+                this.idle_time().await
+            } else {
+                IDLE
+            };
             tokio::select! {
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 () = this.wake.notified() => {}
