@@ -104,11 +104,10 @@ fn json_object(body: &[u8]) -> Result<&str, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::BadRequest(format!("body is not UTF-8 (byte {})", e.valid_up_to()))
     })?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(_)) => Ok(text),
-        Ok(other) => Err(ApiError::BadRequest(format!(
-            "body must be a JSON object, got {}",
-            type_name(&other)
+    match serde_json::from_str::<Shape>(text) {
+        Ok(Shape("an object")) => Ok(text),
+        Ok(Shape(other)) => Err(ApiError::BadRequest(format!(
+            "body must be a JSON object, got {other}"
         ))),
         Err(err) => Err(ApiError::BadRequest(format!(
             "body is not valid JSON: {err}"
@@ -116,14 +115,51 @@ fn json_object(body: &[u8]) -> Result<&str, ApiError> {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// What kind of JSON value a body is. Reading it checks the whole body but builds nothing:
+/// intake parses it again anyway, so the answer to the webhook need not wait for a tree.
+struct Shape(&'static str);
+
+impl<'de> serde::Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct Kind;
+
+        impl<'de> Visitor<'de> for Kind {
+            type Value = Shape;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Shape("an object"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Shape("an array"))
+            }
+            fn visit_unit<E>(self) -> Result<Shape, E> {
+                Ok(Shape("null"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape("a number"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape("a string"))
+            }
+        }
+
+        d.deserialize_any(Kind)
     }
 }
 
@@ -134,4 +170,37 @@ pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ byte);
     }
     diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(body: &str) -> String {
+        match json_object(body.as_bytes()) {
+            Ok(text) => format!("ok: {text}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn only_a_json_object_is_accepted_and_the_reason_names_what_came() {
+        let body = r#"{"messages":[{"id":"a","text":{"body":"\u00e9 [1, {}]"}}],"n":1.5e3}"#;
+        assert_eq!(reason(body), format!("ok: {body}"));
+        for (body, got) in [
+            ("[1, 2]", "an array"),
+            ("\"hi\"", "a string"),
+            ("42", "a number"),
+            ("-1.5", "a number"),
+            ("true", "a boolean"),
+            ("null", "null"),
+        ] {
+            assert_eq!(
+                reason(body),
+                format!("body must be a JSON object, got {got}")
+            );
+        }
+        assert!(reason(r#"{"a": }"#).starts_with("body is not valid JSON: "));
+        assert!(reason(r#"{"a": 1} {}"#).starts_with("body is not valid JSON: trailing"));
+    }
 }
