@@ -25,13 +25,18 @@ impl Pacer {
     /// Takes the next slot if it comes within `max` (`Ok`), else leaves it and says when it
     /// comes (`Err`), so a caller can come back then instead of holding a worker.
     pub fn slot_within(&self, max: Duration) -> Result<Instant, Instant> {
+        self.take(Some(max))
+    }
+
+    /// Takes the next slot, unless it comes later than `max` from now.
+    fn take(&self, max: Option<Duration>) -> Result<Instant, Instant> {
         let mut next = self
             .next
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let slot = next.map_or(now, |n| n.max(now));
-        if slot > now + max {
+        if max.is_some_and(|max| slot > now + max) {
             return Err(slot);
         }
         *next = Some(slot + self.interval);
@@ -40,16 +45,7 @@ impl Pacer {
 
     /// Waits for this call's slot.
     pub async fn wait(&self) {
-        let slot = {
-            let mut next = self
-                .next
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            let slot = next.map_or(now, |n| n.max(now));
-            *next = Some(slot + self.interval);
-            slot
-        };
+        let slot = self.take(None).unwrap_or_else(|slot| slot);
         tokio::time::sleep_until(slot).await;
     }
 }
@@ -170,6 +166,16 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_too_far_away_is_left_for_later() {
+        let pacer = Pacer::new(Duration::from_secs(10));
+        let first = pacer.slot_within(Duration::from_secs(2)).unwrap();
+        let later = pacer.slot_within(Duration::from_secs(2)).unwrap_err();
+        assert_eq!(later, first + Duration::from_secs(10));
+        // Leaving it took nothing: a caller willing to wait gets that same slot.
+        assert_eq!(pacer.slot_within(Duration::from_secs(10)), Ok(later));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn opens_after_the_threshold_probes_and_backs_off() {
