@@ -9,5 +9,5 @@ if ! command -v wrk >/dev/null; then
     echo "installing wrk (Debian package)" >&2
     apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
-cargo build --release --locked --bin riposte -p riposte -p riposte-bench >&2
+cargo build --release --locked --bins -p riposte -p riposte-bench >&2
 exec target/release/load --bin target/release "$@"

@@ -3,11 +3,18 @@
 //! Every load message carries `m<ID> t<MICROS>`: a unique id (to count duplicates and losses at
 //! the stand-in) and the wall-clock microsecond it was sent (for the end-to-end latency).
 
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The marker `m<ID> t<MICROS>` a load message carries and every reply repeats.
-pub fn marker() -> regex::Regex {
-    regex::Regex::new(r"m([A-Za-z0-9-]+) t(\d+)").expect("marker regex is valid")
+///
+/// Compiled once: the stand-in looks for it in every call, and compiling a regex costs far
+/// more than the rest of answering a call.
+pub fn marker() -> &'static regex::Regex {
+    static MARKER: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"m([A-Za-z0-9-]+) t(\d+)").expect("marker regex is valid")
+    });
+    &MARKER
 }
 
 /// Microseconds since the Unix epoch, the clock `load.lua` stamps messages with.

@@ -29,9 +29,9 @@ use crate::actions::OutboundRequest;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     /// A write shared with other requests (a group commit) failed, or the writer stopped.
@@ -465,6 +465,7 @@ pub trait Store: Send + Sync + 'static {
     /// Several contacts at once, by phone; unknown phones are left out.
     async fn contacts_of(&self, phones: &[String]) -> StoreResult<HashMap<String, Contact>>;
     /// Commits everything processing these bodies decided and marks them processed, atomically.
+    /// Bodies are completed in the order [`Store::unprocessed`] gave them.
     async fn complete(&self, done: &[(i64, Outcome)], now: DateTime<Utc>) -> StoreResult<()>;
     /// Applies ops outside of intake (a follow-up's local work, an import, a resume), atomically.
     async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()>;

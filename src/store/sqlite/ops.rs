@@ -1,0 +1,164 @@
+//! What processing decided, written: dedupe keys, contact and chat changes, jobs, conversation
+//! turns and event records.
+//!
+//! Everything is turned into plain rows (JSON included) on the caller's thread first, so the
+//! writer thread, which every webhook waits for, does nothing but write.
+
+use rusqlite::{Connection, params};
+
+use super::jobs::{self, JobRow};
+use super::ms;
+use crate::store::{ContactChange, HandoffChange, Op, Outcome, StoreResult};
+
+/// An op ready to be written.
+#[derive(Debug, Clone)]
+pub(super) enum Change {
+    Job(Box<JobRow>),
+    Other(Op),
+}
+
+/// The ops as rows, in order.
+pub(super) fn changes<'a>(ops: impl IntoIterator<Item = &'a Op>) -> StoreResult<Vec<Change>> {
+    ops.into_iter()
+        .map(|op| {
+            Ok(match op {
+                Op::Job(job) => Change::Job(Box::new(JobRow::new(job)?)),
+                other => Change::Other(other.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The result of processing a batch of stored bodies, as rows.
+pub(super) struct Completion {
+    seen: Vec<(String, i64)>,
+    changes: Vec<Change>,
+    records: Vec<String>,
+    processed: Vec<i64>,
+}
+
+impl Completion {
+    pub(super) fn new(done: &[(i64, Outcome)]) -> StoreResult<Self> {
+        Ok(Self {
+            seen: done
+                .iter()
+                .flat_map(|(_, o)| o.seen.iter().map(|(key, until)| (key.clone(), ms(*until))))
+                .collect(),
+            changes: changes(done.iter().flat_map(|(_, o)| &o.ops))?,
+            records: done
+                .iter()
+                .flat_map(|(_, o)| o.records.iter().map(ToString::to_string))
+                .collect(),
+            processed: done.iter().map(|(id, _)| *id).collect(),
+        })
+    }
+
+    /// Writes it all and marks the bodies processed.
+    pub(super) fn write(&self, conn: &Connection, now: i64) -> StoreResult<()> {
+        let mut remember = conn.prepare_cached(
+            "INSERT INTO dedupe (key, expires_at) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
+        )?;
+        for (key, until) in &self.seen {
+            remember.execute(params![key, until])?;
+        }
+        apply(conn, &self.changes, now)?;
+        let mut record =
+            conn.prepare_cached("INSERT INTO event_log (at, record) VALUES (?1, ?2)")?;
+        for text in &self.records {
+            record.execute(params![now, text])?;
+        }
+        // Bodies are processed in id order, so the last one stands for all of them.
+        if let Some(last) = self.processed.iter().max() {
+            conn.prepare_cached(
+                "UPDATE intake_cursor SET processed_through = MAX(processed_through, ?1)",
+            )?
+            .execute([last])?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies changes in order.
+pub(super) fn apply(conn: &Connection, changes: &[Change], now: i64) -> StoreResult<()> {
+    for change in changes {
+        match change {
+            Change::Job(row) => jobs::insert(conn, row, now)?,
+            Change::Other(op) => apply_op(conn, op, now)?,
+        }
+    }
+    Ok(())
+}
+
+fn apply_op(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
+    match op {
+        Op::Contact(change) => apply_contact(conn, change, now)?,
+        Op::Job(job) => jobs::insert(conn, &JobRow::new(job)?, now)?,
+        Op::Cancel { key } => jobs::cancel_key(conn, key, now)?,
+        Op::Handoff(change) => apply_handoff(conn, change, now)?,
+        Op::Turn(turn) => {
+            conn.prepare_cached(
+                "INSERT INTO turns (chat_id, role, text, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                turn.chat,
+                turn.role.as_str(),
+                turn.text,
+                ms(turn.at)
+            ])?;
+        }
+        Op::AiFallbacks { chat, count } => {
+            conn.prepare_cached("INSERT INTO ai_chats (chat_id, fallbacks) VALUES (?1, ?2) ON CONFLICT (chat_id) DO UPDATE SET fallbacks = excluded.fallbacks")?
+                .execute(params![chat, i64::from(*count)])?;
+        }
+        Op::Fired { rule, chat, at } => {
+            conn.prepare_cached("INSERT INTO rule_fires (rule, chat_id, fired_at) VALUES (?1, ?2, ?3) ON CONFLICT (rule, chat_id) DO UPDATE SET fired_at = excluded.fired_at")?
+                .execute(params![rule, chat, ms(*at)])?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_handoff(conn: &Connection, change: &HandoffChange, now: i64) -> StoreResult<()> {
+    match change {
+        HandoffChange::Start {
+            chat,
+            until,
+            resume_on,
+            rule,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO chat_state (chat_id, handoff_until, resume_on, handoff_rule, handoff_since) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (chat_id) DO UPDATE SET handoff_until = excluded.handoff_until, resume_on = excluded.resume_on,
+                   handoff_rule = excluded.handoff_rule, handoff_since = excluded.handoff_since",
+            )?
+            .execute(params![chat, ms(*until), resume_on, rule, now])?;
+        }
+        HandoffChange::End { chat } => {
+            conn.prepare_cached("UPDATE chat_state SET handoff_until = NULL, resume_on = NULL, handoff_rule = NULL, handoff_since = NULL WHERE chat_id = ?1")?
+                .execute([chat])?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_contact(conn: &Connection, change: &ContactChange, now: i64) -> StoreResult<()> {
+    match change {
+        ContactChange::Tag { phone, tag } => {
+            conn.prepare_cached("INSERT INTO contact_tags (phone, tag, added_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+                .execute(params![phone, tag, now])?;
+        }
+        ContactChange::Untag { phone, tag } => {
+            conn.prepare_cached("DELETE FROM contact_tags WHERE phone = ?1 AND tag = ?2")?
+                .execute(params![phone, tag])?;
+        }
+        ContactChange::Set { phone, key, value } => {
+            conn.prepare_cached(
+                "INSERT INTO contacts (phone, attrs, updated_at) VALUES (?1, json_object(?2, ?3), ?4)
+                 ON CONFLICT (phone) DO UPDATE SET attrs = json_set(attrs, '$.' || json_quote(?2), ?3), updated_at = ?4",
+            )?
+            .execute(params![phone, key, value, now])?;
+        }
+    }
+    Ok(())
+}
