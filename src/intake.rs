@@ -16,13 +16,14 @@ use tokio::sync::{Notify, watch};
 use crate::actions::Effect;
 use crate::ai::MemoryPolicy;
 use crate::clock::Clock;
+use crate::delivery::{LEASE, ReadyQueue};
 use crate::engine::{self, Evaluation};
 use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
 use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{
-    ChatState, Contact, HandoffChange, Inbound, JobKind, JobWork, NewJob, Op, Outcome, Role,
-    Source, Store, StoreResult, Turn,
+    ChatState, Contact, HandoffChange, Handover, Inbound, JobKind, JobWork, NewJob, Op, Outcome,
+    Role, Source, Store, StoreResult, Turn,
 };
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
@@ -44,6 +45,8 @@ pub struct Intake {
     pub delivery: Arc<Notify>,
     /// Events older than this fire no rule (a reconnecting phone replays history).
     pub max_event_age: Option<Duration>,
+    /// Where the replies claimed as they are written go, straight to delivery.
+    pub ready: Option<ReadyQueue>,
 }
 
 /// Contacts and chats as the events processed so far left them.
@@ -158,11 +161,21 @@ impl Intake {
             }
             done.push((*inbound, outcome));
         }
-        let has_jobs = done
+        let jobs = done
             .iter()
-            .any(|(_, o)| o.ops.iter().any(|op| matches!(op, Op::Job(_))));
-        self.store.complete(&done, now).await?;
-        if has_jobs {
+            .flat_map(|(_, o)| &o.ops)
+            .filter(|op| matches!(op, Op::Job(_)))
+            .count();
+        let handover = self.ready.as_ref().map(|ready| Handover {
+            lease_until: now + chrono::Duration::from_std(LEASE).unwrap_or_default(),
+            limit: ready.room(),
+        });
+        let claimed = self.store.complete(&done, now, handover).await?;
+        let left = jobs - claimed.len();
+        if let Some(ready) = &self.ready {
+            ready.hand_over(claimed);
+        }
+        if left > 0 {
             self.delivery.notify_one();
         }
         Ok(done.into_iter().map(|(_, outcome)| outcome).collect())

@@ -184,6 +184,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let intake_wake = Arc::new(Notify::new());
     let delivery_wake = Arc::new(Notify::new());
+    let (ready, ready_jobs) = crate::delivery::ready_queue(ready_capacity(&settings));
     let intake = Intake {
         store: store.clone(),
         clock: settings.clock.clone(),
@@ -191,6 +192,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         wake: intake_wake.clone(),
         delivery: delivery_wake.clone(),
         max_event_age: settings.max_event_age,
+        ready: Some(ready),
     };
     let scheduler = Scheduler {
         store: store.clone(),
@@ -212,6 +214,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             .map(|interval| Arc::new(Pacer::new(interval))),
         assistant,
         rules: rules_rx.clone(),
+        ready: Some(ready_jobs),
     };
     let memory_rules = rules_rx.clone();
     let state = AppState {
@@ -270,6 +273,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         shutdown: shutdown_tx,
         tasks,
     })
+}
+
+/// How many claimed calls may wait in memory for delivery: enough for a busy moment, and no
+/// more than the pace toward Whapi.Cloud sends in half the time a waiting job is kept (the
+/// rest wait in the database, unclaimed).
+fn ready_capacity(settings: &Settings) -> usize {
+    let busy = settings.concurrency.max(1) * 16;
+    match settings.whapi_rate {
+        Some(interval) if !interval.is_zero() => {
+            let paced = (crate::delivery::READY_STALE / 2).as_secs_f64() / interval.as_secs_f64();
+            busy.min(paced as usize).max(1)
+        }
+        _ => busy,
+    }
 }
 
 async fn prune(

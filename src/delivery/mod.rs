@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::actions::{OutboundRequest, Payload, Target, Unless};
@@ -21,13 +21,15 @@ use crate::store::{Job, JobKind, JobResult, JobWork, Op, Role, Store, StoreResul
 use crate::whapi::{CallOutcome, Client};
 
 mod guard;
+mod ready;
 mod retry;
 
 pub use guard::{Breaker, BreakerPolicy, Pacer};
+pub use ready::{ReadyJobs, ReadyQueue, STALE as READY_STALE, ready_queue};
 pub use retry::RetryPolicy;
 
 /// How long a claimed job stays claimed before another worker may take it over.
-const LEASE: Duration = Duration::from_secs(120);
+pub const LEASE: Duration = Duration::from_secs(120);
 /// Longest sleep when nothing is due, so a job written by another process is seen.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -52,6 +54,8 @@ pub struct Delivery {
     pub assistant: Arc<Assistant>,
     /// The current rules: whether sent messages are remembered for `ai_reply`.
     pub rules: watch::Receiver<Arc<RuleSet>>,
+    /// Jobs intake claimed as it wrote them.
+    pub ready: Option<ReadyJobs>,
 }
 
 /// A callback that sees each job as it runs (rule tests record the actions with it).
@@ -59,17 +63,35 @@ pub type Observer = Arc<dyn Fn(&Job) + Send + Sync>;
 
 impl Delivery {
     /// Runs until `shutdown` turns true, then waits for calls in flight to be recorded.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut ready = self.ready.take();
         let this = Arc::new(self);
-        let mut in_flight = JoinSet::new();
+        // A slot is held while a job's call is made, not while its result is committed: the
+        // commit is shared with other writes and would hold the slot idle.
+        let slots = Arc::new(Semaphore::new(this.concurrency.max(1)));
+        let mut running = JoinSet::new();
+        let start = |running: &mut JoinSet<()>, job: Job| {
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                return false;
+            };
+            let this = this.clone();
+            running.spawn(async move { this.deliver(job, Some(slot)).await });
+            true
+        };
+        // Whether the database may hold due jobs: at start, when woken (jobs written, a lane
+        // freed), and on the idle timer, which catches jobs that came due meanwhile.
+        let mut look = true;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            // Reap every finished call so the next claim takes as many jobs as there is room.
-            while in_flight.try_join_next().is_some() {}
-            let mut room = this.concurrency.saturating_sub(in_flight.len());
-            match this.breaker.permit() {
+            while running.try_join_next().is_some() {}
+            let mut room = slots.available_permits();
+            let permit = this.breaker.permit();
+            if let Some(ready) = &ready {
+                ready.pause(!matches!(permit, guard::Permit::Flow));
+            }
+            match permit {
                 guard::Permit::Flow => {}
                 guard::Permit::Probe => room = room.min(1),
                 guard::Permit::WaitUntil(until) => {
@@ -81,48 +103,56 @@ impl Delivery {
                     continue;
                 }
             }
-            let mut claimed = 0;
-            if room > 0 {
+            // Jobs handed over were claimed first; they go before any claimed now.
+            while room > 0 {
+                let Some((job, since)) = ready.as_mut().and_then(ReadyJobs::try_next) else {
+                    break;
+                };
+                if since.elapsed() < ready::STALE && start(&mut running, job) {
+                    room -= 1;
+                }
+            }
+            if room > 0 && look {
                 let now = this.clock.now();
                 match this.store.claim_jobs(now, now + LEASE, room as u32).await {
                     Ok(jobs) => {
-                        claimed = jobs.len();
+                        // A full claim may have left more behind.
+                        look = jobs.len() == room;
                         for job in jobs {
-                            let this = this.clone();
-                            in_flight.spawn(async move { this.deliver(job).await });
+                            start(&mut running, job);
                         }
                     }
-                    Err(err) => tracing::error!("cannot claim jobs: {err}"),
-                }
-            }
-            if claimed > 0 && claimed == room {
-                // Every slot was filled: more may be due.
-                continue;
-            }
-            if room == 0 {
-                // Every slot is busy: the next thing to do is to wait for one to free up.
-                tokio::select! {
-                    _ = in_flight.join_next() => {}
-                    _ = shutdown.changed() => {}
+                    Err(err) => {
+                        tracing::error!("cannot claim jobs: {err}");
+                        look = false;
+                    }
                 }
                 continue;
             }
-            // Fewer jobs were due than there is room for. A call finishing or new jobs wake
-            // the loop; with calls in flight that is soon, so the next due time is only looked
-            // up when nothing is in flight.
-            let idle = if in_flight.is_empty() {
+            let idle = if running.is_empty() {
                 this.idle_time().await
             } else {
                 IDLE
             };
+            let handed = async {
+                match ready.as_mut() {
+                    Some(ready) if room > 0 => ready.next().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                () = this.wake.notified() => {}
-                () = tokio::time::sleep(idle) => {}
+                Ok(_) = slots.clone().acquire_owned(), if room == 0 => {}
+                Some((job, since)) = handed => {
+                    if since.elapsed() < ready::STALE {
+                        start(&mut running, job);
+                    }
+                }
+                () = this.wake.notified() => look = true,
+                () = tokio::time::sleep(idle) => look = true,
                 _ = shutdown.changed() => {}
             }
         }
-        while in_flight.join_next().await.is_some() {}
+        while running.join_next().await.is_some() {}
     }
 
     /// Runs every job that is due now, one after the other, until none is left (rule tests
@@ -135,7 +165,7 @@ impl Delivery {
                 return Ok(());
             }
             for job in jobs {
-                self.deliver(job).await;
+                self.deliver(job, None).await;
             }
         }
     }
@@ -150,7 +180,8 @@ impl Delivery {
         }
     }
 
-    async fn deliver(&self, job: Job) {
+    /// Runs a job and records its result; `slot` is given back once the call is made.
+    async fn deliver(&self, job: Job, slot: Option<OwnedSemaphorePermit>) {
         let (result, ops) = match self.skip_reason(&job).await {
             Ok(Some(reason)) => {
                 tracing::info!(job = job.id, rule = %job.rule, "skipped: {reason}");
@@ -168,6 +199,7 @@ impl Delivery {
                 return;
             }
         };
+        drop(slot);
         match &result {
             JobResult::Done { .. } => metrics::JOBS_DONE.inc(),
             JobResult::Retry { .. } => metrics::JOBS_RETRIED.inc(),
@@ -189,15 +221,15 @@ impl Delivery {
                 }
             }
         }
-        let woke = ops.iter().any(|op| matches!(op, Op::Job(_)));
-        if let Err(err) = self
+        let wrote_jobs = ops.iter().any(|op| matches!(op, Op::Job(_)));
+        match self
             .store
             .finish_job_with(job.id, &result, ops, self.clock.now())
             .await
         {
-            tracing::error!(job = job.id, "cannot record job result: {err}");
-        } else if woke {
-            self.wake.notify_one();
+            Err(err) => tracing::error!(job = job.id, "cannot record job result: {err}"),
+            Ok(lane_due) if lane_due || wrote_jobs => self.wake.notify_one(),
+            Ok(_) => {}
         }
     }
 

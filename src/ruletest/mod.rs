@@ -196,6 +196,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
             wake: wake.clone(),
             delivery: wake.clone(),
             max_event_age: None,
+            ready: None,
         },
         delivery: Delivery {
             store: store.clone(),
@@ -209,6 +210,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
             pacer: None,
             assistant,
             rules: rules_rx.clone(),
+            ready: None,
         },
         scheduler: Scheduler {
             store: store.clone(),

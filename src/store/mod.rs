@@ -335,6 +335,13 @@ pub struct Outcome {
     pub records: Vec<serde_json::Value>,
 }
 
+/// How many of the calls that processing writes may be claimed on the spot, and until when.
+#[derive(Debug, Clone, Copy)]
+pub struct Handover {
+    pub lease_until: DateTime<Utc>,
+    pub limit: u32,
+}
+
 /// The state of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -465,8 +472,15 @@ pub trait Store: Send + Sync + 'static {
     /// Several contacts at once, by phone; unknown phones are left out.
     async fn contacts_of(&self, phones: &[String]) -> StoreResult<HashMap<String, Contact>>;
     /// Commits everything processing these bodies decided and marks them processed, atomically.
-    /// Bodies are completed in the order [`Store::unprocessed`] gave them.
-    async fn complete(&self, done: &[(i64, Outcome)], now: DateTime<Utc>) -> StoreResult<()>;
+    /// Bodies are completed in the order [`Store::unprocessed`] gave them. With a `handover`,
+    /// calls to be made now whose chat has nothing else open are written claimed, as
+    /// [`Store::claim_jobs`] would claim them, and returned to be run at once.
+    async fn complete(
+        &self,
+        done: &[(i64, Outcome)],
+        now: DateTime<Utc>,
+        handover: Option<Handover>,
+    ) -> StoreResult<Vec<Job>>;
     /// Applies ops outside of intake (a follow-up's local work, an import, a resume), atomically.
     async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()>;
     /// Several chats' handoffs and `once_per` memory; chats with neither are left out.
@@ -514,17 +528,19 @@ pub trait Store: Send + Sync + 'static {
     async fn release_claims(&self) -> StoreResult<u64>;
     /// Records how a claimed job ended.
     async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
-        self.finish_job_with(id, result, Vec::new(), now).await
+        self.finish_job_with(id, result, Vec::new(), now).await?;
+        Ok(())
     }
     /// Records how a claimed job ended and applies what it decided (jobs it starts, memory),
-    /// atomically: a crash leaves either both or neither.
+    /// atomically: a crash leaves either both or neither. Returns whether another job of its
+    /// lane is due, and so claimable now that this one is done.
     async fn finish_job_with(
         &self,
         id: i64,
         result: &JobResult,
         ops: Vec<Op>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// The last `limit` messages of a chat's conversation (by memory key), oldest first.
     async fn turns(&self, chat: &str, limit: u32) -> StoreResult<Vec<Turn>>;
     /// Forgets conversation messages older than `before`.

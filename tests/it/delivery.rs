@@ -89,6 +89,46 @@ async fn messages_to_one_chat_keep_their_order_while_the_first_is_retried() {
 }
 
 #[tokio::test]
+async fn a_burst_over_several_chats_is_answered_once_each_and_in_order_per_chat() {
+    let riposte =
+        Riposte::start("rules:\n  - name: echo\n    then:\n      - reply: \"re: {{ text }}\"\n")
+            .await;
+    let (chats, rounds) = (5, 8);
+    let http = reqwest::Client::new();
+    for round in 1..=rounds {
+        // The chats' messages of a round arrive together; a chat's next one after its last.
+        let mut sends = tokio::task::JoinSet::new();
+        for chat in 1..=chats {
+            let mut body = fixture("message-text-private.json");
+            body["messages"][0]["id"] = json!(format!("burst-{chat}-{round}"));
+            body["messages"][0]["chat_id"] = json!(format!("49151000000{chat}@s.whatsapp.net"));
+            body["messages"][0]["text"]["body"] = json!(format!("c{chat} m{round}"));
+            let send = http
+                .post(format!("{}/webhook", riposte.url))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send();
+            sends.spawn(async move { send.await.map(|r| r.status().as_u16()) });
+        }
+        while let Some(status) = sends.join_next().await {
+            assert_eq!(status.unwrap().unwrap(), 200);
+        }
+    }
+    let got = riposte.whapi.wait_for(chats * rounds).await;
+    for chat in 1..=chats {
+        let to = format!("49151000000{chat}@s.whatsapp.net");
+        let texts: Vec<&str> = got
+            .iter()
+            .filter(|r| r.body["to"] == to.as_str())
+            .map(|r| r.body["body"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (1..=rounds).map(|m| format!("re: c{chat} m{m}")).collect();
+        assert_eq!(texts, expected, "chat {chat}");
+    }
+    assert_eq!(riposte.whapi.received().len(), chats * rounds);
+}
+
+#[tokio::test]
 async fn a_failing_whapi_trips_the_breaker_which_probes_before_resuming() {
     let riposte = Riposte::start_with(RULES, |s| {
         s.breaker = riposte::delivery::BreakerPolicy {

@@ -61,6 +61,9 @@ pub(super) struct JobRow {
     vars: Option<String>,
     pub(super) campaign_run: Option<i64>,
     error: Option<String>,
+    /// The work of a call that may be claimed as it is written, kept so the claimed job
+    /// need not be read back.
+    ready: Option<JobWork>,
 }
 
 impl JobRow {
@@ -85,6 +88,12 @@ impl JobRow {
             vars: job.vars.as_ref().map(ToString::to_string),
             campaign_run: job.campaign_run,
             error,
+            ready: (job.kind == JobKind::Action
+                && job.dead.is_none()
+                && job.unless.is_none()
+                && job.vars.is_none()
+                && matches!(job.work, JobWork::Call(_)))
+            .then(|| job.work.clone()),
         })
     }
 }
@@ -127,6 +136,65 @@ pub(super) fn insert(conn: &Connection, job: &JobRow, now: i64) -> StoreResult<(
         now,
     ])?;
     Ok(())
+}
+
+/// Writes a call that is due as already claimed until `lease_until` and returns it, when
+/// nothing earlier in its lane is open (what a claim would check); otherwise writes it pending.
+pub(super) fn insert_claimed(
+    conn: &Connection,
+    job: &JobRow,
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<Option<Job>> {
+    let Some(work) = job.ready.as_ref().filter(|_| job.run_at <= now) else {
+        insert(conn, job, now)?;
+        return Ok(None);
+    };
+    let busy = conn
+        .prepare_cached(
+            "SELECT 1 FROM jobs WHERE lane = ?1 AND status IN ('pending', 'sending')
+             AND (status = 'sending' OR run_at <= ?2 OR attempts > 0)",
+        )?
+        .exists(params![job.lane, now])?;
+    if busy {
+        insert(conn, job, now)?;
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, attempts, run_at, locked_until, campaign_run, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', 1, ?7, ?8, ?9, ?10, ?10)",
+    )?
+    .execute(params![
+        job.lane,
+        job.kind,
+        job.rule,
+        job.action,
+        job.event,
+        job.work,
+        job.run_at,
+        lease_until,
+        job.campaign_run,
+        now,
+    ])?;
+    Ok(Some(Job {
+        id: conn.last_insert_rowid(),
+        kind: JobKind::parse(job.kind)?,
+        rule: job.rule.clone(),
+        action: job.action.clone(),
+        event: job.event.clone(),
+        work: work.clone(),
+        status: JobStatus::Sending,
+        attempts: 1,
+        run_at: time(job.run_at),
+        key: None,
+        contact: job.contact.clone(),
+        unless: None,
+        vars: None,
+        campaign_run: job.campaign_run,
+        last_error: None,
+        response: None,
+        created_at: time(now),
+    }))
 }
 
 /// Cancels the pending jobs with a key.
@@ -196,6 +264,16 @@ pub(super) fn finish(conn: &Connection, id: i64, result: &JobResult, now: i64) -
             .execute(params![id, ms(*at), reason, now])?,
     };
     Ok(())
+}
+
+/// Whether a job of the same lane as job `id` is pending and due.
+pub(super) fn lane_has_due(conn: &Connection, id: i64, now: i64) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM jobs WHERE lane = (SELECT lane FROM jobs WHERE id = ?1)
+             AND status = 'pending' AND run_at <= ?2",
+        )?
+        .exists(params![id, now])?)
 }
 
 /// Jobs, newest first, optionally of one status.

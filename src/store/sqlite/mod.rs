@@ -19,8 +19,8 @@ use self::db::Db;
 use self::jobs::JobRow;
 use self::ops::Completion;
 use super::{
-    CampaignRun, ChatState, Contact, Durability, Handoff, Inbound, Job, JobResult, JobStatus,
-    NewJob, NewRun, Op, Outcome, Role, Source, Store, StoreError, StoreResult, Turn,
+    CampaignRun, ChatState, Contact, Durability, Handoff, Handover, Inbound, Job, JobResult,
+    JobStatus, NewJob, NewRun, Op, Outcome, Role, Source, Store, StoreError, StoreResult, Turn,
 };
 
 /// How long event records are kept for `/admin/events`.
@@ -250,10 +250,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn complete(&self, done: &[(i64, Outcome)], now: DateTime<Utc>) -> StoreResult<()> {
+    async fn complete(
+        &self,
+        done: &[(i64, Outcome)],
+        now: DateTime<Utc>,
+        handover: Option<Handover>,
+    ) -> StoreResult<Vec<Job>> {
         let completion = Completion::new(done)?;
         self.db
-            .write(move |conn| completion.write(conn, ms(now)))
+            .write(move |conn| completion.write(conn, ms(now), handover))
             .await
     }
 
@@ -434,13 +439,14 @@ impl Store for SqliteStore {
         result: &JobResult,
         ops: Vec<Op>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let result = result.clone();
         let changes = ops::changes(&ops)?;
         self.db
             .write(move |conn| {
                 jobs::finish(conn, id, &result, ms(now))?;
-                ops::apply(conn, &changes, ms(now))
+                ops::apply(conn, &changes, ms(now))?;
+                jobs::lane_has_due(conn, id, ms(now))
             })
             .await
     }

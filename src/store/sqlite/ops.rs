@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 
 use super::jobs::{self, JobRow};
 use super::ms;
-use crate::store::{ContactChange, HandoffChange, Op, Outcome, StoreResult};
+use crate::store::{ContactChange, HandoffChange, Handover, Job, Op, Outcome, StoreResult};
 
 /// An op ready to be written.
 #[derive(Debug, Clone)]
@@ -53,8 +53,13 @@ impl Completion {
         })
     }
 
-    /// Writes it all and marks the bodies processed.
-    pub(super) fn write(&self, conn: &Connection, now: i64) -> StoreResult<()> {
+    /// Writes it all and marks the bodies processed; returns the calls claimed on the spot.
+    pub(super) fn write(
+        &self,
+        conn: &Connection,
+        now: i64,
+        handover: Option<Handover>,
+    ) -> StoreResult<Vec<Job>> {
         let mut remember = conn.prepare_cached(
             "INSERT INTO dedupe (key, expires_at) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
@@ -62,7 +67,20 @@ impl Completion {
         for (key, until) in &self.seen {
             remember.execute(params![key, until])?;
         }
-        apply(conn, &self.changes, now)?;
+        let mut claimed = Vec::new();
+        for change in &self.changes {
+            match (change, handover) {
+                (Change::Job(row), Some(handover)) if claimed.len() < handover.limit as usize => {
+                    if let Some(job) =
+                        jobs::insert_claimed(conn, row, now, ms(handover.lease_until))?
+                    {
+                        claimed.push(job);
+                    }
+                }
+                (Change::Job(row), _) => jobs::insert(conn, row, now)?,
+                (Change::Other(op), _) => apply_op(conn, op, now)?,
+            }
+        }
         let mut record =
             conn.prepare_cached("INSERT INTO event_log (at, record) VALUES (?1, ?2)")?;
         for text in &self.records {
@@ -75,7 +93,7 @@ impl Completion {
             )?
             .execute([last])?;
         }
-        Ok(())
+        Ok(claimed)
     }
 }
 
@@ -161,4 +179,122 @@ fn apply_contact(conn: &Connection, change: &ContactChange, now: i64) -> StoreRe
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use crate::actions::{OutboundRequest, Target};
+    use crate::store::{
+        Handover, JobResult, JobStatus, JobWork, NewJob, Op, Outcome, SqliteStore, Store,
+    };
+
+    fn reply(lane: &str, n: u32) -> Op {
+        let request = OutboundRequest {
+            target: Target::Whapi,
+            method: "POST".into(),
+            path: "/messages/text".into(),
+            headers: Vec::new(),
+            body: None,
+            lane: lane.into(),
+        };
+        let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+        Op::Job(Box::new(NewJob::action(
+            "r",
+            &format!("reply {n}"),
+            &format!("e{n}"),
+            JobWork::Call(request),
+            now,
+        )))
+    }
+
+    #[tokio::test]
+    async fn calls_are_claimed_as_written_only_where_a_claim_would_take_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+        let handover = Some(Handover {
+            lease_until: now + Duration::seconds(120),
+            limit: 2,
+        });
+        let outcome = Outcome {
+            ops: vec![
+                reply("chat:a", 1),
+                reply("chat:a", 2),
+                reply("chat:b", 3),
+                reply("chat:c", 4),
+            ],
+            ..Outcome::default()
+        };
+        let claimed = store
+            .complete(&[(1, outcome)], now, handover)
+            .await
+            .unwrap();
+        // The second call of chat a waits for the first; the limit leaves chat c's call too.
+        let actions: Vec<&str> = claimed.iter().map(|j| j.action.as_str()).collect();
+        assert_eq!(actions, ["reply 1", "reply 3"]);
+        assert!(
+            claimed
+                .iter()
+                .all(|j| j.status == JobStatus::Sending && j.attempts == 1)
+        );
+        let stored = store.job(claimed[0].id).await.unwrap().unwrap();
+        assert_eq!(stored.status, JobStatus::Sending);
+        assert_eq!(stored.work, claimed[0].work);
+
+        let lease = now + Duration::seconds(120);
+        let next: Vec<String> = store
+            .claim_jobs(now, lease, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.action)
+            .collect();
+        assert_eq!(
+            next,
+            ["reply 4"],
+            "chat a is busy until its first call ends"
+        );
+        store
+            .finish_job(
+                claimed[0].id,
+                &JobResult::Done {
+                    response: String::new(),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let next: Vec<String> = store
+            .claim_jobs(now, lease, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.action)
+            .collect();
+        assert_eq!(next, ["reply 2"]);
+
+        // A chat with a call waiting for a retry gets nothing claimed past it.
+        store
+            .finish_job(
+                claimed[1].id,
+                &JobResult::Retry {
+                    at: now + Duration::seconds(30),
+                    error: "503".into(),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let outcome = Outcome {
+            ops: vec![reply("chat:b", 5)],
+            ..Outcome::default()
+        };
+        let claimed = store
+            .complete(&[(2, outcome)], now, handover)
+            .await
+            .unwrap();
+        assert!(claimed.is_empty(), "{claimed:?}");
+    }
 }
