@@ -419,9 +419,16 @@ fn base_context(event: &Event, now: DateTime<Utc>) -> Value {
         at: event.at,
     };
     let opt = |v: Option<Value>| v.unwrap_or(Value::UNDEFINED);
+    let item = to_value(&*event.item);
+    // For the message family `message` is the item itself: convert it once.
+    let message = match &event.message {
+        Some(m) if std::sync::Arc::ptr_eq(m, &event.item) => item.clone(),
+        Some(m) => to_value(&**m),
+        None => Value::UNDEFINED,
+    };
     context! {
-        item => to_value(&*event.item),
-        message => opt(event.message.as_deref().map(to_value)),
+        item => item,
+        message => message,
         event => to_value(&info),
         text => opt(event.text.as_deref().map(Value::from)),
         sender => opt(event.sender.as_ref().map(to_value)),

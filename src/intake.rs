@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use crate::actions::Effect;
 use crate::ai::MemoryPolicy;
 use crate::clock::Clock;
 use crate::delivery::{LEASE, ReadyQueue};
-use crate::engine::{self, Evaluation};
+use crate::engine::{self, Evaluation, RuleTrace};
 use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
 use crate::metrics;
 use crate::rules::RuleSet;
@@ -231,13 +232,24 @@ impl Intake {
             outcome.ops.push(Op::Turn(turn));
         }
         plan(&evaluation, event, now, outcome);
-        let mut processed = record(event, now, "processed", Some(&evaluation));
-        // What the rules saw, so `/admin/events` can explain every rule that did not match
-        // without the hot path writing a line per rule.
-        processed["rules_version"] = json!(rules.version);
-        processed["checked"] = json!(evaluation.checked);
-        processed["inputs"] = json!({"inbound": inbound, "contact": contact, "chat": chat});
-        outcome.records.push(processed);
+        // What the rules saw goes with the record, so `/admin/events` can explain every rule
+        // that did not match without the hot path writing a line per rule.
+        let seen = Seen {
+            rules_version: &rules.version,
+            checked: evaluation.checked,
+            inputs: Inputs {
+                inbound,
+                contact: &contact,
+                chat: &chat,
+            },
+        };
+        outcome.records.push(record_with(
+            event,
+            now,
+            "processed",
+            Some(&evaluation),
+            Some(seen),
+        ));
         for rule in &evaluation.fired {
             outcome.ops.push(Op::Fired {
                 rule: rule.clone(),
@@ -389,21 +401,66 @@ pub fn plan(evaluation: &Evaluation, event: &Event, now: DateTime<Utc>, outcome:
     }
 }
 
+/// One event's line in the event log, as JSON text: serialised straight from the event and
+/// its evaluation, with no JSON tree built in between.
+#[derive(Serialize)]
+struct Record<'a> {
+    at: String,
+    kind: String,
+    id: &'a str,
+    channel: &'a str,
+    chat: Option<&'a str>,
+    sender: Option<&'a str>,
+    text: Option<&'a str>,
+    result: &'a str,
+    rules: Option<&'a [RuleTrace]>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    seen: Option<Seen<'a>>,
+}
+
+/// What the rules saw when they ran.
+#[derive(Serialize)]
+struct Seen<'a> {
+    rules_version: &'a str,
+    checked: usize,
+    inputs: Inputs<'a>,
+}
+
+#[derive(Serialize)]
+struct Inputs<'a> {
+    inbound: i64,
+    contact: &'a Contact,
+    chat: &'a ChatState,
+}
+
 fn record(
     event: &Event,
     now: DateTime<Utc>,
     result: &str,
     evaluation: Option<&Evaluation>,
-) -> Value {
-    json!({
-        "at": now.to_rfc3339(),
-        "kind": event.kind.to_string(),
-        "id": event.id,
-        "channel": event.channel,
-        "chat": event.chat.as_ref().map(|c| c.id.as_str()),
-        "sender": event.sender.as_ref().map(|s| s.phone.as_str()),
-        "text": event.text,
-        "result": result,
-        "rules": evaluation.map(|e| &e.rules),
-    })
+) -> String {
+    record_with(event, now, result, evaluation, None)
+}
+
+fn record_with(
+    event: &Event,
+    now: DateTime<Utc>,
+    result: &str,
+    evaluation: Option<&Evaluation>,
+    seen: Option<Seen<'_>>,
+) -> String {
+    let line = Record {
+        at: now.to_rfc3339(),
+        kind: event.kind.to_string(),
+        id: &event.id,
+        channel: &event.channel,
+        chat: event.chat.as_ref().map(|c| c.id.as_str()),
+        sender: event.sender.as_ref().map(|s| s.phone.as_str()),
+        text: event.text.as_deref(),
+        result,
+        rules: evaluation.map(|e| e.rules.as_slice()),
+        seen,
+    };
+    // Serialising plain structs of strings and numbers cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
 }

@@ -331,8 +331,8 @@ pub struct Outcome {
     /// Dedupe keys of the events processed, with how long each is remembered.
     pub seen: Vec<(String, DateTime<Utc>)>,
     pub ops: Vec<Op>,
-    /// One JSON record per event: kind, id and each rule's result.
-    pub records: Vec<serde_json::Value>,
+    /// One JSON record per event, as text: kind, id and each rule's result.
+    pub records: Vec<String>,
 }
 
 /// How many of the calls that processing writes may be claimed on the spot, and until when.

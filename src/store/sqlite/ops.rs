@@ -47,7 +47,7 @@ impl Completion {
             changes: changes(done.iter().flat_map(|(_, o)| &o.ops))?,
             records: done
                 .iter()
-                .flat_map(|(_, o)| o.records.iter().map(ToString::to_string))
+                .flat_map(|(_, o)| o.records.iter().cloned())
                 .collect(),
             processed: done.iter().map(|(id, _)| *id).collect(),
         })
