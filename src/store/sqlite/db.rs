@@ -41,6 +41,8 @@ pub(super) struct Options {
 pub(super) struct Db {
     writer: mpsc::Sender<Command>,
     readers: std::sync::mpsc::Sender<Job>,
+    /// Dropped with the last handle, which stops the checkpointer.
+    _checkpoints: Arc<std::sync::mpsc::Sender<()>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -132,6 +134,11 @@ impl Db {
         }
         let (write_tx, write_rx) = mpsc::channel(4 * GROUP_COMMIT_MAX);
         spawn("riposte-db-writer", move || run_writer(&writer, write_rx))?;
+        let checkpointer = connect(&options.path, options.synchronous, false)?;
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        spawn("riposte-db-checkpoint", move || {
+            run_checkpointer(&checkpointer, &stop_rx);
+        })?;
         let (read_tx, read_rx) = std::sync::mpsc::channel::<Job>();
         let read_rx = Arc::new(Mutex::new(read_rx));
         for conn in readers {
@@ -141,6 +148,7 @@ impl Db {
         Ok(Self {
             writer: write_tx,
             readers: read_tx,
+            _checkpoints: Arc::new(stop_tx),
         })
     }
 
@@ -268,13 +276,17 @@ fn run_writer(conn: &Connection, mut queue: mpsc::Receiver<Command>) {
             }
             unchecked = true;
         }
-        // The log is copied into the database file here, between two commits, where nothing
-        // else writes: a checkpoint beside a writer that never pauses never catches up, and
-        // the log would grow without end. Only the latest copy of each page is copied, so
-        // this takes about a millisecond.
+        // The checkpointer copies the log into the database file beside the writer, but one
+        // beside a writer that never pauses never catches up, and the log would grow without
+        // end. So the writer finishes the job here, between two commits, where nothing else
+        // writes: what is left is what came since the checkpointer's last round, a few
+        // milliseconds of copying. Once all is copied the next commit starts the log afresh.
         if unchecked && checkpointed.elapsed() >= CHECKPOINT_EVERY {
-            if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!("database checkpoint failed: {err}");
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+                // The checkpointer is at work: try again after the next commit.
+                Ok(1) => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!("database checkpoint failed: {err}"),
             }
             checkpointed = Instant::now();
             unchecked = false;
@@ -292,6 +304,17 @@ fn commit_group(conn: &Connection, writes: &mut [Box<dyn Write>]) -> StoreResult
         return Err(err.into());
     }
     Ok(())
+}
+
+fn run_checkpointer(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(CHECKPOINT_EVERY / 2)
+    {
+        // PASSIVE copies what no reader still needs and never blocks the writer.
+        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!("database checkpoint failed: {err}");
+        }
+    }
 }
 
 fn run_reader(conn: &Connection, queue: &Mutex<std::sync::mpsc::Receiver<Job>>) {
