@@ -58,6 +58,27 @@ fn fingerprints(set: &RuleSet) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Frees a replaced rule set on a thread of its own, once the events still using it are done:
+/// freeing thousands of compiled rules takes long enough (tens of milliseconds and more) to
+/// stall the webhooks of the worker that happens to drop the last reference.
+fn free_later(set: Arc<RuleSet>) {
+    let spawned = std::thread::Builder::new()
+        .name("riposte-free-rules".into())
+        .spawn(move || {
+            let mut set = set;
+            loop {
+                match Arc::try_unwrap(set) {
+                    Ok(unused) => return drop(unused),
+                    Err(in_use) => set = in_use,
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!("cannot start a thread to free the old rules ({err}); freed in place");
+    }
+}
+
 impl Reloader {
     /// A reloader for the set currently in `rules`.
     pub fn new(
@@ -143,7 +164,7 @@ impl Reloader {
                     .collect();
                 report.version.clone_from(&new.version);
                 report.result = "reloaded";
-                self.rules.send_replace(Arc::new(new));
+                free_later(self.rules.send_replace(Arc::new(new)));
                 metrics::RELOADS_OK.inc();
                 tracing::info!(version = %report.version, added = ?report.added, removed = ?report.removed, changed = ?report.changed, "rules reloaded");
             }
