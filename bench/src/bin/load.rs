@@ -78,10 +78,15 @@ async fn main() {
     std::fs::create_dir_all(&work).expect("work dir");
     let mut results: Vec<Vec<Figures>> = vec![Vec::new(); options.scenarios.len()];
     for run in 1..=options.runs {
+        let mut naive_now = None;
         for (i, system) in options.scenarios.iter().enumerate() {
             eprintln!("run {run}/{}: {}", options.runs, system.label());
             let figures = scenario(&options, *system, &work.join(format!("{run}-{i}")), run).await;
-            eprintln!("  {}", row(&system.label(), &figures, None));
+            if matches!(system, System::Naive) {
+                naive_now = Some(figures.events_per_s).filter(|n| *n > 0.0);
+            }
+            let ratio = naive_now.map(|n| figures.events_per_s / n);
+            eprintln!("  {}", row(&system.label(), &figures, ratio));
             results[i].push(figures);
         }
     }
@@ -99,21 +104,35 @@ async fn main() {
         );
     }
     let medians: Vec<Figures> = results.iter().map(|r| median_of(r)).collect();
+    // Each system against the naive bot of the same run (the machine's speed drifts between
+    // runs), then the median of those ratios.
     let naive = options
         .scenarios
         .iter()
-        .position(|s| matches!(s, System::Naive))
-        .map(|i| medians[i].events_per_s);
+        .position(|s| matches!(s, System::Naive));
+    let ratios: Vec<Option<f64>> = results
+        .iter()
+        .map(|runs| {
+            let naive = &results[naive?];
+            let same_run: Vec<f64> = runs
+                .iter()
+                .zip(naive)
+                .filter(|(_, n)| n.events_per_s > 0.0)
+                .map(|(f, n)| f.events_per_s / n.events_per_s)
+                .collect();
+            (!same_run.is_empty()).then(|| median(&same_run))
+        })
+        .collect();
     println!(
-        "\n{} runs of {} s, {} connections, {} wrk threads; medians\n",
+        "\n{} runs of {} s, {} connections, {} wrk threads; medians (vs naive: median of the same-run ratios)\n",
         options.runs, options.duration, options.connections, options.threads
     );
     println!(
         "| system | events/s | p50 | p99 | end-to-end p99 | calls expected / received / duplicates | peak RSS | ready | reloads | vs naive |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (system, figures) in options.scenarios.iter().zip(&medians) {
-        println!("{}", row(&system.label(), figures, naive));
+    for ((system, figures), ratio) in options.scenarios.iter().zip(&medians).zip(&ratios) {
+        println!("{}", row(&system.label(), figures, *ratio));
     }
     println!(
         "\nStart with the default rules: `/readyz` 200 after {:.0} ms. Fan-out: a campaign to {FAN_OUT} recipients planned and enqueued in {:.2} s (medians of {} runs).",
@@ -128,7 +147,7 @@ async fn main() {
     }
 }
 
-fn row(label: &str, f: &Figures, naive: Option<f64>) -> String {
+fn row(label: &str, f: &Figures, ratio: Option<f64>) -> String {
     let mut out = format!(
         "| {label} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} / {:.0} / {:.0} | {:.1} MB | ",
         f.events_per_s,
@@ -150,9 +169,9 @@ fn row(label: &str, f: &Figures, naive: Option<f64>) -> String {
     } else {
         write!(out, "– | ")
     };
-    let _ = match naive {
-        Some(n) if n > 0.0 => write!(out, "{:.0} % |", 100.0 * f.events_per_s / n),
-        _ => write!(out, "– |"),
+    let _ = match ratio {
+        Some(r) => write!(out, "{:.0} % |", 100.0 * r),
+        None => write!(out, "– |"),
     };
     out
 }
