@@ -178,10 +178,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = reply.send(work(conn));
-        });
+        let (job, answer) = read_job(work);
         self.writer
             .send(Command::Read(job))
             .await
@@ -195,13 +192,23 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = reply.send(work(conn));
-        });
+        let (job, answer) = read_job(work);
         self.readers.send(job).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
+}
+
+/// A read for a connection thread, and where its result will arrive.
+fn read_job<T, F>(work: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move |conn| {
+        let _ = reply.send(work(conn));
+    });
+    (job, answer)
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> StoreResult<()> {

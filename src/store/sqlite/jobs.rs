@@ -89,6 +89,7 @@ impl JobRow {
             campaign_run: job.campaign_run,
             error,
             ready: (job.kind == JobKind::Action
+                && job.key.is_none()
                 && job.dead.is_none()
                 && job.unless.is_none()
                 && job.vars.is_none()
@@ -114,9 +115,23 @@ pub(super) fn insert(conn: &Connection, job: &JobRow, now: i64) -> StoreResult<(
     if let Some(key) = &job.key {
         cancel_key(conn, key, now)?;
     }
+    write_row(conn, job, now, None)
+}
+
+/// Writes a job's row; with `lease_until` it is written claimed, as a claim would leave it.
+fn write_row(
+    conn: &Connection,
+    job: &JobRow,
+    now: i64,
+    lease_until: Option<i64>,
+) -> StoreResult<()> {
+    let (status, attempts) = match lease_until {
+        Some(_) => ("sending", 1),
+        None => (job.status, 0),
+    };
     conn.prepare_cached(
-        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, run_at, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, attempts, run_at, locked_until, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
     )?
     .execute(params![
         job.lane,
@@ -125,8 +140,10 @@ pub(super) fn insert(conn: &Connection, job: &JobRow, now: i64) -> StoreResult<(
         job.action,
         job.event,
         job.work,
-        job.status,
+        status,
+        attempts,
         job.run_at,
+        lease_until,
         job.key,
         job.contact,
         job.unless,
@@ -160,22 +177,8 @@ pub(super) fn insert_claimed(
         insert(conn, job, now)?;
         return Ok(None);
     }
-    conn.prepare_cached(
-        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, attempts, run_at, locked_until, campaign_run, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', 1, ?7, ?8, ?9, ?10, ?10)",
-    )?
-    .execute(params![
-        job.lane,
-        job.kind,
-        job.rule,
-        job.action,
-        job.event,
-        job.work,
-        job.run_at,
-        lease_until,
-        job.campaign_run,
-        now,
-    ])?;
+    // Only calls without a key, `unless` or `vars` are ready (see `JobRow::new`).
+    write_row(conn, job, now, Some(lease_until))?;
     Ok(Some(Job {
         id: conn.last_insert_rowid(),
         kind: JobKind::parse(job.kind)?,

@@ -209,6 +209,12 @@ mod tests {
         )))
     }
 
+    async fn claimed_actions(store: &SqliteStore, now: chrono::DateTime<Utc>) -> Vec<String> {
+        let lease = now + Duration::seconds(120);
+        let jobs = store.claim_jobs(now, lease, 10).await.unwrap();
+        jobs.into_iter().map(|j| j.action).collect()
+    }
+
     #[tokio::test]
     async fn calls_are_claimed_as_written_only_where_a_claim_would_take_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -243,14 +249,7 @@ mod tests {
         assert_eq!(stored.status, JobStatus::Sending);
         assert_eq!(stored.work, claimed[0].work);
 
-        let lease = now + Duration::seconds(120);
-        let next: Vec<String> = store
-            .claim_jobs(now, lease, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|j| j.action)
-            .collect();
+        let next = claimed_actions(&store, now).await;
         assert_eq!(
             next,
             ["reply 4"],
@@ -266,13 +265,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let next: Vec<String> = store
-            .claim_jobs(now, lease, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|j| j.action)
-            .collect();
+        let next = claimed_actions(&store, now).await;
         assert_eq!(next, ["reply 2"]);
 
         // A chat with a call waiting for a retry gets nothing claimed past it.
