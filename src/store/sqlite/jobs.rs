@@ -168,10 +168,7 @@ pub(super) fn insert_claimed(
         return Ok(None);
     };
     let busy = conn
-        .prepare_cached(
-            "SELECT 1 FROM jobs WHERE lane = ?1 AND status IN ('pending', 'sending')
-             AND (status = 'sending' OR run_at <= ?2 OR attempts > 0)",
-        )?
+        .prepare_cached(LANE_BUSY)?
         .exists(params![job.lane, now])?;
     if busy {
         insert(conn, job, now)?;
@@ -269,13 +266,21 @@ pub(super) fn finish(conn: &Connection, id: i64, result: &JobResult, now: i64) -
     Ok(())
 }
 
+/// Whether a job of the same lane as job `id` is pending and due. The lane's index is named:
+/// left to itself SQLite walks every due job of every lane instead, once per finished job.
+const LANE_HAS_DUE: &str = "SELECT 1 FROM jobs INDEXED BY jobs_open_by_lane
+    WHERE lane = (SELECT lane FROM jobs WHERE id = ?1) AND status IN ('pending', 'sending')
+      AND status = 'pending' AND run_at <= ?2";
+
+/// Whether anything of this lane is open and active (what a claim checks for earlier jobs).
+const LANE_BUSY: &str = "SELECT 1 FROM jobs INDEXED BY jobs_open_by_lane
+    WHERE lane = ?1 AND status IN ('pending', 'sending')
+      AND (status = 'sending' OR run_at <= ?2 OR attempts > 0)";
+
 /// Whether a job of the same lane as job `id` is pending and due.
 pub(super) fn lane_has_due(conn: &Connection, id: i64, now: i64) -> StoreResult<bool> {
     Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM jobs WHERE lane = (SELECT lane FROM jobs WHERE id = ?1)
-             AND status = 'pending' AND run_at <= ?2",
-        )?
+        .prepare_cached(LANE_HAS_DUE)?
         .exists(params![id, now])?)
 }
 
@@ -319,6 +324,32 @@ pub(super) fn next_due(conn: &Connection) -> StoreResult<Option<DateTime<Utc>>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let count = statement.parameter_count();
+        let rows = statement
+            .query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(1, count)),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn lane_lookups_use_the_lane_index_and_the_claim_walks_the_due_index() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::migrate::run(&conn).unwrap();
+        for sql in [LANE_HAS_DUE, LANE_BUSY] {
+            let plan = plan(&conn, sql);
+            assert!(plan.contains("USING INDEX jobs_open_by_lane"), "{plan}");
+            assert!(!plan.contains("jobs_due"), "{plan}");
+        }
+        let plan = plan(&conn, &CLAIM_SQL);
+        assert!(plan.contains("jobs_due"), "{plan}");
+        assert!(!plan.contains("SCAN j"), "{plan}");
+    }
 
     #[test]
     fn claiming_with_a_different_limit_each_time_does_not_prepare_the_statement_again() {
