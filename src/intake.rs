@@ -134,7 +134,7 @@ impl Intake {
                 let key = event.dedupe_key();
                 if seen.contains(&key) || !this_batch.insert(key.clone()) {
                     tracing::debug!(event = %key, "duplicate, ignored");
-                    outcome.records.push(record(event, now, "duplicate", None));
+                    outcome.records.push(record(event, now, "duplicate"));
                     metrics::EVENTS_DUPLICATE.inc();
                     continue;
                 }
@@ -148,13 +148,11 @@ impl Intake {
                     now + chrono::Duration::from_std(keep).unwrap_or_default(),
                 ));
                 if event.kind == EventKind::Unknown {
-                    outcome
-                        .records
-                        .push(record(event, now, "unknown family", None));
+                    outcome.records.push(record(event, now, "unknown family"));
                 } else if self.too_old(event, now) {
                     outcome
                         .records
-                        .push(record(event, now, "older than max-event-age", None));
+                        .push(record(event, now, "older than max-event-age"));
                 } else {
                     self.evaluate(&rules, *inbound, event, now, &mut memory, &mut outcome)
                         .await?;
@@ -220,9 +218,7 @@ impl Intake {
         }));
         let Ok(evaluation) = evaluated else {
             tracing::error!(event = %event.dedupe_key(), "rule evaluation panicked; event skipped");
-            outcome
-                .records
-                .push(record(event, now, "engine error", None));
+            outcome.records.push(record(event, now, "engine error"));
             return Ok(());
         };
         metrics::EVENTS_PROCESSED.inc();
@@ -433,13 +429,9 @@ struct Inputs<'a> {
     chat: &'a ChatState,
 }
 
-fn record(
-    event: &Event,
-    now: DateTime<Utc>,
-    result: &str,
-    evaluation: Option<&Evaluation>,
-) -> String {
-    record_with(event, now, result, evaluation, None)
+/// The record of an event no rule ran on.
+fn record(event: &Event, now: DateTime<Utc>, result: &str) -> String {
+    record_with(event, now, result, None, None)
 }
 
 fn record_with(

@@ -7,7 +7,8 @@
 //! caller is answered only once the commit that holds it is done. Short reads that the workers
 //! make before they write run on the same thread, between transactions, where the pages they
 //! need are already cached; reads that may take long (listings, audiences) run on reader
-//! threads so they never hold up a webhook.
+//! threads so they never hold up a webhook. A checkpointer thread copies the log into the
+//! database file beside the writer, which finishes each checkpoint between two commits.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
