@@ -2,7 +2,8 @@
 //! regexes, keywords and templates. Two cases, five runs each, median and spread:
 //!
 //! - cold: every regex is new (nothing compiled before can be reused);
-//! - one rule edited: the reload an operator makes after saving a change to one rule.
+//! - one rule edited: the reload an operator makes after saving a change to one rule;
+//! - a line added at the top: every rule moves down a line, none changes.
 //!
 //! Run with `cargo bench --bench reload`.
 
@@ -16,6 +17,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("rules.yaml");
     let paths = vec![dir.path().to_owned()];
+    let zone = chrono_tz::UTC;
     let load = |text: &str| {
         std::fs::write(&file, text).expect("write rules");
         let started = Instant::now();
@@ -25,6 +27,16 @@ fn main() {
         // The server frees the old set after the swap, off the measured path.
         drop(set);
         took
+    };
+    // What the server does: compile against the set in use, then swap.
+    let reload = |previous: &riposte::rules::RuleSet, text: &str| {
+        std::fs::write(&file, text).expect("write rules");
+        let started = Instant::now();
+        let set = riposte::rules::load_after(&paths, zone, previous)
+            .unwrap_or_else(|d| panic!("{}", d[0]));
+        let took = started.elapsed();
+        assert_eq!(set.rules.len(), rules);
+        (set, took)
     };
     let cold: Vec<Duration> = (0..5)
         .map(|run| {
@@ -36,16 +48,26 @@ fn main() {
         .collect();
     let base = generate::generate(rules);
     load(&base);
-    let edited: Vec<Duration> = (0..5)
-        .map(|run| {
-            let edit = format!("[word1, edit{run},");
-            load(&base.replacen("[word1,", &edit, 1))
-        })
-        .collect();
+    std::fs::write(&file, &base).expect("write rules");
+    let mut current = riposte::rules::load(&paths).unwrap_or_else(|d| panic!("{}", d[0]));
+    let mut edited = Vec::new();
+    for run in 0..5 {
+        let edit = format!("[word1, edit{run},");
+        let (set, took) = reload(&current, &base.replacen("[word1,", &edit, 1));
+        edited.push(took);
+        current = set;
+    }
+    let mut moved = Vec::new();
+    for run in 0..5 {
+        let (set, took) = reload(&current, &format!("{}{base}", "# note\n".repeat(run + 1)));
+        moved.push(took);
+        current = set;
+    }
     report(&format!("read + compile {rules} rules, cold"), cold);
+    report(&format!("reload of {rules} rules, one rule edited"), edited);
     report(
-        &format!("read + compile {rules} rules, one rule edited"),
-        edited,
+        &format!("reload of {rules} rules, a line added at the top"),
+        moved,
     );
 }
 

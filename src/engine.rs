@@ -134,13 +134,13 @@ pub fn evaluate(
     // Outside explain mode only the rules that can match are visited (see `RuleSet::candidates`)
     // and only their outcomes are kept: a failed rule costs nothing to record.
     let candidates: Vec<&Rule> = if explain {
-        set.rules.iter().collect()
+        set.rules.iter().map(|r| &**r).collect()
     } else {
         let indexes = set.candidates(event);
         out.checked = indexes.len();
         indexes
             .into_iter()
-            .map(|i| &set.rules[i])
+            .map(|i| &*set.rules[i])
             .filter(|r| r.enabled)
             .collect()
     };

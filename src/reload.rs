@@ -115,8 +115,10 @@ impl Reloader {
         let _one_at_a_time = self.busy.lock().await;
         let started = Instant::now();
         let (paths, zone, allow) = (self.paths.clone(), self.zone, self.webhook_allow.clone());
+        let old = self.current();
+        let previous = old.clone();
         let compiled = tokio::task::spawn_blocking(move || {
-            rules::load_in(&paths, zone).map(|mut set| {
+            rules::load_after(&paths, zone, &previous).map(|mut set| {
                 set.webhook_allow = allow;
                 set
             })
@@ -130,7 +132,6 @@ impl Reloader {
                 format!("reload failed: {e}"),
             )])
         });
-        let old = self.current();
         let mut report = ReloadReport {
             at: Utc::now(),
             trigger: trigger.to_owned(),

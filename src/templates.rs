@@ -4,7 +4,7 @@
 //! Unknown variables are found at load time by walking each template's undeclared variables;
 //! at run time a missing value is an error (strict mode), never a silently empty string.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -85,7 +85,18 @@ pub struct Templates {
     /// Top-level variables used by the templates compiled since the last `take_used`.
     used: BTreeSet<String>,
     /// Compiled templates by source, with the variable paths each uses.
-    by_source: HashMap<String, (String, BTreeSet<String>)>,
+    by_source: HashMap<Arc<str>, Arc<Compiled>>,
+    /// Names handed out by this compile: carried-over templates no rule uses any more go.
+    in_use: HashSet<Arc<str>>,
+    /// Names handed out since the last `take_names`.
+    handed: Vec<Arc<str>>,
+}
+
+/// A compiled template's name and the variable paths it uses.
+#[derive(Debug)]
+struct Compiled {
+    name: Arc<str>,
+    used: BTreeSet<String>,
 }
 
 /// A template problem found at load time, with the line inside the template (1-based).
@@ -129,7 +140,55 @@ impl Templates {
             next: 0,
             used: BTreeSet::new(),
             by_source: HashMap::new(),
+            in_use: HashSet::new(),
+            handed: Vec::new(),
         }
+    }
+
+    /// The templates of an earlier compile, to compile the next set with: rules kept from
+    /// it keep their templates (shared, not compiled again), and new names never clash.
+    pub(crate) fn carried(&self) -> Self {
+        Self {
+            env: self.env.clone(),
+            next: self.next,
+            used: BTreeSet::new(),
+            by_source: self.by_source.clone(),
+            in_use: HashSet::new(),
+            handed: Vec::new(),
+        }
+    }
+
+    /// How many compiled templates the set holds (texts written alike are compiled once).
+    pub fn len(&self) -> usize {
+        self.by_source.len()
+    }
+
+    /// Whether the set holds no compiled template.
+    pub fn is_empty(&self) -> bool {
+        self.by_source.is_empty()
+    }
+
+    /// The template names handed out since the last call.
+    pub(crate) fn take_names(&mut self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.handed)
+    }
+
+    /// Marks the templates of a rule kept from the earlier compile as still in use.
+    pub(crate) fn keep(&mut self, names: &[Arc<str>]) {
+        self.in_use.extend(names.iter().cloned());
+    }
+
+    /// Drops the carried-over templates that no rule of this compile uses.
+    pub(crate) fn drop_unused(&mut self) {
+        let in_use = std::mem::take(&mut self.in_use);
+        let env = &mut self.env;
+        self.by_source.retain(|_, compiled| {
+            let keep = in_use.contains(&compiled.name);
+            if !keep {
+                env.remove_template(&compiled.name);
+            }
+            keep
+        });
     }
 
     /// Makes `next_open('CALENDAR')` available: when the calendar next opens after the event,
@@ -217,14 +276,14 @@ impl Templates {
         // Rule sets repeat the same texts (`You said {{ text }}` in a hundred rules), and each
         // compiled template costs kilobytes: one copy serves every rule that writes it. Its
         // variables are still checked against each rule's scope.
-        if let Some((name, used)) = self.by_source.get(&source) {
-            let problems = self.check_variables(used, scope);
+        if let Some(compiled) = self.by_source.get(source.as_str()).cloned() {
+            let problems = self.check_variables(&compiled.used, scope);
             if !problems.is_empty() {
                 return Err(problems);
             }
-            let (name, used) = (name.clone(), used.clone());
-            self.note_used(&used);
-            return Ok(name);
+            self.note_used(&compiled.used);
+            self.hand_out(&compiled.name);
+            return Ok(compiled.name.to_string());
         }
         let name = format!("t{}", self.next);
         self.next += 1;
@@ -239,12 +298,20 @@ impl Templates {
         let problems = self.check_variables(&used, scope);
         if problems.is_empty() {
             self.note_used(&used);
-            self.by_source.insert(source, (name.clone(), used));
+            let shared: Arc<str> = name.as_str().into();
+            self.hand_out(&shared);
+            let compiled = Compiled { name: shared, used };
+            self.by_source.insert(source.into(), Arc::new(compiled));
             Ok(name)
         } else {
             self.env.remove_template(&name);
             Err(problems)
         }
+    }
+
+    fn hand_out(&mut self, name: &Arc<str>) {
+        self.in_use.insert(name.clone());
+        self.handed.push(name.clone());
     }
 
     fn note_used(&mut self, used: &BTreeSet<String>) {

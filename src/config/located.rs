@@ -1,6 +1,7 @@
 //! Wrappers that keep where a value was written, and accept one value or a list.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -26,12 +27,31 @@ impl<T> Located<T> {
     }
 }
 
+thread_local! {
+    /// Lines of the file before the text being read, when one rule is read on its own.
+    static LINES_BEFORE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Reads with positions shifted by `lines`, as if the text started on line `lines + 1`.
+pub(super) fn with_lines_before<T>(lines: u32, read: impl FnOnce() -> T) -> T {
+    let outer = LINES_BEFORE.replace(lines);
+    let result = read();
+    LINES_BEFORE.set(outer);
+    result
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        let line = spanned.referenced.line() as u32;
         Ok(Self {
             value: spanned.value,
-            line: spanned.referenced.line() as u32,
+            // Line 0 is an unknown position, which stays unknown.
+            line: if line == 0 {
+                0
+            } else {
+                line + LINES_BEFORE.get()
+            },
             column: spanned.referenced.column() as u32,
         })
     }

@@ -8,6 +8,7 @@ mod action;
 mod located;
 mod rule;
 mod schedule;
+mod split;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,7 @@ pub use action::{
 pub use located::{Located, OneOrMany};
 pub use rule::{ConditionSpec, Mode, RuleFile, RuleSpec, TagsSpec};
 pub use schedule::{AudienceSpec, CalendarSpec, CampaignSpec, CatchUp, HoursSpec, OpenSpec};
+pub use split::{Pieces, RuleText, split};
 
 use crate::rules::Diagnostic;
 
@@ -41,13 +43,26 @@ pub fn parse(source: &SourceFile) -> Result<RuleFile, Diagnostic> {
     parse_yaml(source)
 }
 
+/// Reads one rule cut out of its file by [`split`], with positions as in the file; `None` if
+/// it does not read as exactly one rule on its own (the file must then be read whole).
+pub fn parse_rule(rule: RuleText<'_>) -> Option<Located<RuleSpec>> {
+    let read = || {
+        serde_saphyr::from_str_with_options::<Vec<Located<RuleSpec>>>(rule.text, reader_options())
+    };
+    let mut specs = located::with_lines_before(rule.line.saturating_sub(1), read).ok()?;
+    (specs.len() == 1).then(|| specs.pop()).flatten()
+}
+
 /// Parses any YAML document of Riposte's (rule files, rule tests) into `T`, with located errors.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result<T, Diagnostic> {
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-    };
-    serde_saphyr::from_str_with_options::<T>(&source.text, options)
+    serde_saphyr::from_str_with_options::<T>(&source.text, reader_options())
         .map_err(|err| yaml_diagnostic(source, &err))
+}
+
+fn reader_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+    }
 }
 
 /// The JSON Schema of rule files, for editors (`yaml-language-server`) and other tools.

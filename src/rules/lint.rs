@@ -71,7 +71,12 @@ fn overlap(a: &Rule, b: &Rule) -> Option<EventKind> {
 /// Every warning for a compiled set. `now` anchors "fires in the next year".
 pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let live: Vec<&Rule> = set.rules.iter().filter(|r| r.enabled).collect();
+    let live: Vec<&Rule> = set
+        .rules
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| r.enabled)
+        .collect();
     // Two rules can only clash when one matches everything or both have the same conditions,
     // so each rule meets only those earlier rules, not every one (10,000 rules are a few
     // thousand comparisons, not fifty million).

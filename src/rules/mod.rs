@@ -18,7 +18,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 pub(crate) use compile::Compiler;
-pub use compile::{compile, compile_in};
+pub use compile::{compile, compile_after, compile_in};
 pub use condition::{Block, Condition, ExprEval, Glob, Input, Miss};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
 pub use keywords::fold;
@@ -32,7 +32,7 @@ use crate::events::EventKind;
 use crate::templates::Templates;
 
 /// One compiled rule.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
     pub description: Option<String>,
@@ -60,7 +60,8 @@ pub struct Rule {
 /// An immutable, compiled set of rules; shared by every event processed while it is current.
 #[derive(Debug)]
 pub struct RuleSet {
-    pub rules: Vec<Rule>,
+    /// Shared with the next set compiled, for the rules that did not change.
+    pub rules: Vec<Arc<Rule>>,
     pub campaigns: Vec<Campaign>,
     pub calendars: HashMap<String, Arc<Calendar>>,
     pub templates: Templates,
@@ -76,10 +77,12 @@ pub struct RuleSet {
     pub version: String,
     /// How conversations are remembered; `None` when no rule uses `ai_reply`.
     pub memory: Option<crate::ai::MemoryPolicy>,
+    /// The rules the next compile may take as they are, by their text.
+    kept: HashMap<compile::RuleKey, compile::KeptRule>,
 }
 
 /// Conversations are remembered only while some rule answers with a model.
-fn memory_policy(rules: &[Rule]) -> Option<crate::ai::MemoryPolicy> {
+fn memory_policy(rules: &[Arc<Rule>]) -> Option<crate::ai::MemoryPolicy> {
     let ais: Vec<&crate::actions::AiReply> = rules
         .iter()
         .flat_map(|r| &r.actions)
@@ -97,7 +100,7 @@ fn memory_policy(rules: &[Rule]) -> Option<crate::ai::MemoryPolicy> {
 
 impl RuleSet {
     pub(crate) fn new(
-        rules: Vec<Rule>,
+        rules: Vec<Arc<Rule>>,
         campaigns: Vec<Campaign>,
         calendars: HashMap<String, Arc<Calendar>>,
         templates: Templates,
@@ -144,6 +147,7 @@ impl RuleSet {
             files: files.iter().map(|f| f.path.clone()).collect(),
             version,
             memory,
+            kept: HashMap::new(),
         }
     }
 
@@ -188,7 +192,7 @@ impl RuleSet {
             .get(kind)
             .into_iter()
             .flatten()
-            .map(|&i| &self.rules[i])
+            .map(|&i| &*self.rules[i])
     }
 
     /// The indexes of the rules that can match `event`, in rule order: those listening to its
@@ -262,15 +266,27 @@ pub fn load(paths: &[PathBuf]) -> Result<RuleSet, Vec<Diagnostic>> {
 
 /// Reads and compiles a rule set with a default time zone.
 pub fn load_in(paths: &[PathBuf], zone: chrono_tz::Tz) -> Result<RuleSet, Vec<Diagnostic>> {
-    let sources = read_sources(paths).map_err(|e| {
+    compile_in(&read_or_report(paths)?, zone)
+}
+
+/// Reads and compiles a rule set again, taking from `previous` the rules that did not change.
+pub fn load_after(
+    paths: &[PathBuf],
+    zone: chrono_tz::Tz,
+    previous: &RuleSet,
+) -> Result<RuleSet, Vec<Diagnostic>> {
+    compile_after(&read_or_report(paths)?, zone, Some(previous))
+}
+
+fn read_or_report(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
+    read_sources(paths).map_err(|e| {
         vec![Diagnostic::error(
             &e.path,
             1,
             1,
             format!("cannot read file: {}", e.source),
         )]
-    })?;
-    compile_in(&sources, zone)
+    })
 }
 
 /// The current rule set, shared by the server's workers.

@@ -115,7 +115,7 @@ impl Chunk {
 
 impl Prefilter {
     /// Builds the matchers for the gates of `rules`; `by_kind` lists the rules of each kind.
-    pub(super) fn new(rules: &[Rule], by_kind: &HashMap<EventKind, Vec<usize>>) -> Self {
+    pub(super) fn new(rules: &[Arc<Rule>], by_kind: &HashMap<EventKind, Vec<usize>>) -> Self {
         let mut patterns = Vec::new();
         let mut regex_rules = Vec::new();
         let mut keywords = Vec::new();
@@ -184,7 +184,7 @@ impl Prefilter {
     }
 
     /// The rules listening to the event's kind that can match it, in rule order.
-    pub(super) fn candidates(&self, rules: &[Rule], event: &Event) -> Vec<usize> {
+    pub(super) fn candidates(&self, rules: &[Arc<Rule>], event: &Event) -> Vec<usize> {
         let mut out = self.ungated.get(&event.kind).cloned().unwrap_or_default();
         let before = out.len();
         let listens = |i: usize| rules[i].events.contains(&event.kind);

@@ -17,5 +17,6 @@ mod reload;
 mod schema;
 mod security;
 mod support;
+mod unchanged;
 mod verify;
 mod webhook;

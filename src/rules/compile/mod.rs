@@ -3,6 +3,10 @@
 
 mod campaign;
 mod hours;
+mod unchanged;
+
+use unchanged::Entry;
+pub(crate) use unchanged::{KeptRule, RuleKey};
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -16,7 +20,7 @@ use super::reuse::Reuse;
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
 use crate::actions::compile_step;
 use crate::calendar::Calendar;
-use crate::config::{self, ConditionSpec, Located, Mode, RuleFile, RuleSpec, SourceFile};
+use crate::config::{self, ConditionSpec, Located, Mode, RuleSpec, SourceFile};
 use crate::events::{BUILTIN_KINDS, ChatKind, EventKind};
 use crate::templates::{Scope, TemplateProblem, Templates, Text};
 
@@ -31,21 +35,25 @@ pub fn compile(files: &[SourceFile]) -> Result<RuleSet, Vec<Diagnostic>> {
 /// Compiles rule files into a rule set, or returns every problem found. `zone` is the default
 /// time zone of calendars, campaigns and `at:` times that name none.
 pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnostic>> {
+    compile_after(files, zone, None)
+}
+
+/// Like [`compile_in`], taking from `previous` (the set being replaced) every rule whose text
+/// and surroundings did not change, so a reload costs what changed rather than every rule.
+pub fn compile_after(
+    files: &[SourceFile],
+    zone: Tz,
+    previous: Option<&RuleSet>,
+) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
-    let mut parsed: Vec<(&SourceFile, RuleFile)> = Vec::new();
-    for file in files {
-        match config::parse(file) {
-            Ok(rule_file) => parsed.push((file, rule_file)),
-            Err(diag) => diagnostics.push(diag),
-        }
-    }
-    let mut templates = Templates::new();
+    let read = unchanged::read(files, zone, previous, &mut diagnostics);
+    let mut templates = previous.map_or_else(Templates::new, |set| set.templates.carried());
     let mut calendars = HashMap::new();
     let mut names = Names::default();
     let none = HashMap::new();
-    for (file, rule_file) in &parsed {
-        let mut compiler = Compiler::new(file, &mut templates, &mut diagnostics, &none, zone);
-        for spec in &rule_file.calendars {
+    for file in &read {
+        let mut compiler = Compiler::new(file.file, &mut templates, &mut diagnostics, &none, zone);
+        for spec in &file.rest.calendars {
             let name = &spec.value.name;
             if names.claim(&mut compiler, "calendar", name)
                 && let Some(cal) = compiler.calendar(spec)
@@ -56,18 +64,20 @@ pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnos
     }
     templates.add_calendars(calendars.clone());
     let mut rules = Vec::new();
+    let mut kept = HashMap::new();
     let mut campaigns = Vec::new();
-    for (file, rule_file) in &parsed {
-        let mut compiler = Compiler::new(file, &mut templates, &mut diagnostics, &calendars, zone);
-        for spec in &rule_file.rules {
-            if let Some(name) = &spec.value.name {
-                names.claim(&mut compiler, "rule", name);
-            }
-            if let Some(rule) = compiler.rule(spec) {
-                rules.push(rule);
-            }
+    for file in read {
+        let mut compiler = Compiler::new(
+            file.file,
+            &mut templates,
+            &mut diagnostics,
+            &calendars,
+            zone,
+        );
+        for entry in file.rules {
+            compiler.add_rule(entry, &mut names, &mut rules, &mut kept);
         }
-        for spec in &rule_file.campaigns {
+        for spec in &file.rest.campaigns {
             names.claim(&mut compiler, "campaign", &spec.value.name);
             if let Some(campaign) = compiler.campaign(spec) {
                 campaigns.push(campaign);
@@ -76,9 +86,10 @@ pub fn compile_in(files: &[SourceFile], zone: Tz) -> Result<RuleSet, Vec<Diagnos
     }
     REGEXES.rotate();
     if diagnostics.is_empty() {
-        Ok(RuleSet::new(
-            rules, campaigns, calendars, templates, files, zone,
-        ))
+        templates.drop_unused();
+        let mut set = RuleSet::new(rules, campaigns, calendars, templates, files, zone);
+        set.kept = kept;
+        Ok(set)
     } else {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         Err(diagnostics)
@@ -260,6 +271,72 @@ impl Compiler<'_> {
                     self.error(line, column, p.message);
                 }
                 None
+            }
+        }
+    }
+
+    /// Compiles a rule (or takes it from the earlier set) and adds it to `rules`, noting in
+    /// `kept` what the next compile needs to take it in turn.
+    fn add_rule(
+        &mut self,
+        entry: Entry,
+        names: &mut Names,
+        rules: &mut Vec<Arc<Rule>>,
+        kept: &mut HashMap<RuleKey, KeptRule>,
+    ) {
+        match entry {
+            Entry::Read(spec, key) => {
+                if let Some(name) = &spec.value.name {
+                    names.claim(self, "rule", name);
+                }
+                self.templates.take_names();
+                let Some(rule) = self.rule(&spec) else {
+                    return;
+                };
+                let templates = self.templates.take_names();
+                if let Some((key, line)) = key
+                    && unchanged::can_keep(&rule)
+                {
+                    let name_at = spec
+                        .value
+                        .name
+                        .as_ref()
+                        .map_or((0, 0), |n| (n.line, n.column));
+                    let note = KeptRule {
+                        index: rules.len(),
+                        line_in_text: rule.line.saturating_sub(line),
+                        name_at: (name_at.0.saturating_sub(line), name_at.1),
+                        templates: templates.into(),
+                    };
+                    kept.insert(key, note);
+                }
+                rules.push(Arc::new(rule));
+            }
+            Entry::Kept {
+                key,
+                line,
+                rule,
+                kept: mut note,
+            } => {
+                let name = Located {
+                    value: rule.name.clone(),
+                    line: line + note.name_at.0,
+                    column: note.name_at.1,
+                };
+                names.claim(self, "rule", &name);
+                self.templates.keep(&note.templates);
+                let at = line + note.line_in_text;
+                let rule = if rule.line == at {
+                    rule
+                } else {
+                    Arc::new(Rule {
+                        line: at,
+                        ..(*rule).clone()
+                    })
+                };
+                note.index = rules.len();
+                kept.insert(key, note);
+                rules.push(rule);
             }
         }
     }

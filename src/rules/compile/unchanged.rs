@@ -1,0 +1,235 @@
+//! Reading rule files for a compile, keeping what did not change since the last one.
+//!
+//! A reload after saving one rule of ten thousand should cost about one rule. Each file is cut
+//! into its rules' texts (see [`config::split`]); a rule whose text, file and surroundings
+//! (every file's calendars and campaigns, the default zone) are as they were in the set being
+//! replaced is taken from it as compiled, and only the other texts are read, on every core.
+//! A file that cannot be cut, or whose pieces do not read on their own, is read whole, as a
+//! first load reads every file, so its errors are reported exactly as before.
+
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+
+use super::super::{Rule, RuleSet};
+use crate::actions::Action;
+use crate::config::{self, Located, RuleFile, RuleSpec, RuleText, SourceFile};
+use crate::rules::Diagnostic;
+
+/// A rule's text, its file and its surroundings, hashed.
+pub(crate) type RuleKey = [u8; 16];
+
+/// What a compiled set remembers of a rule so the next compile can take it unchanged.
+#[derive(Debug, Clone)]
+pub(crate) struct KeptRule {
+    /// Where the rule is in the set's rules.
+    pub(crate) index: usize,
+    /// The rule's line and its name's line and column, from the first line of its text.
+    pub(crate) line_in_text: u32,
+    pub(crate) name_at: (u32, u32),
+    /// The templates its actions and conditions render.
+    pub(crate) templates: Arc<[Arc<str>]>,
+}
+
+/// One `rules:` entry of a file, as the compile meets it.
+pub(super) enum Entry {
+    /// To be compiled; with its key and first line when it was read on its own.
+    Read(Box<Located<RuleSpec>>, Option<(RuleKey, u32)>),
+    /// Taken from the earlier set: its key, the first line of its text now, and what the
+    /// earlier set kept of it.
+    Kept {
+        key: RuleKey,
+        line: u32,
+        rule: Arc<Rule>,
+        kept: KeptRule,
+    },
+}
+
+/// A file read for the compile: its calendars and campaigns, and its rules.
+pub(super) struct ReadFile<'a> {
+    pub(super) file: &'a SourceFile,
+    pub(super) rest: RuleFile,
+    pub(super) rules: Vec<Entry>,
+}
+
+/// Reads `files`, taking the rules `previous` has compiled from the same texts.
+pub(super) fn read<'a>(
+    files: &'a [SourceFile],
+    zone: Tz,
+    previous: Option<&RuleSet>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<ReadFile<'a>> {
+    // Per file: the rest read and the rule texts cut out, or the file read whole.
+    let read: Vec<Result<(ReadFile<'a>, Vec<RuleText<'a>>), ReadFile<'a>>> = files
+        .iter()
+        .map(|file| {
+            let cut = config::split(&file.text).filter(|p| !p.rules.is_empty());
+            let rest = cut.as_ref().and_then(|p| {
+                let rest = SourceFile {
+                    path: file.path.clone(),
+                    text: p.rest.clone(),
+                };
+                // Rules left in the rest were written in a way the cut did not see.
+                config::parse(&rest).ok().filter(|r| r.rules.is_empty())
+            });
+            match (cut, rest) {
+                (Some(pieces), Some(rest)) => Ok((
+                    ReadFile {
+                        file,
+                        rest,
+                        rules: Vec::new(),
+                    },
+                    pieces.rules,
+                )),
+                _ => Err(read_whole(file, diagnostics)),
+            }
+        })
+        .collect();
+    let context = context(&read, zone);
+    let mut to_read = Vec::new();
+    let read: Vec<_> = read
+        .into_iter()
+        .map(|file| {
+            file.map(|(file, texts)| {
+                let slots: Vec<Slot<'a>> = texts
+                    .into_iter()
+                    .map(|text| {
+                        let key = rule_key(&context, file.file, text.text);
+                        match previous.and_then(|set| kept(set, key, text.line)) {
+                            Some(entry) => Slot::Kept(entry),
+                            None => {
+                                to_read.push(text);
+                                Slot::ToRead(key, text)
+                            }
+                        }
+                    })
+                    .collect();
+                (file, slots)
+            })
+        })
+        .collect();
+    let mut specs = read_all(&to_read).into_iter();
+    read.into_iter()
+        .map(|file| {
+            let (mut file, slots) = match file {
+                Ok(cut) => cut,
+                Err(whole) => return whole,
+            };
+            let mut whole = false;
+            for slot in slots {
+                match slot {
+                    Slot::Kept(entry) => file.rules.push(entry),
+                    Slot::ToRead(key, text) => match specs.next().flatten() {
+                        Some(spec) => file
+                            .rules
+                            .push(Entry::Read(Box::new(spec), Some((key, text.line)))),
+                        None => whole = true,
+                    },
+                }
+            }
+            if whole {
+                read_whole(file.file, diagnostics)
+            } else {
+                file
+            }
+        })
+        .collect()
+}
+
+/// The rule `set` compiled from the text with `key`, to be placed at `line`.
+fn kept(set: &RuleSet, key: RuleKey, line: u32) -> Option<Entry> {
+    let kept = set.kept.get(&key)?;
+    Some(Entry::Kept {
+        key,
+        line,
+        rule: set.rules.get(kept.index)?.clone(),
+        kept: kept.clone(),
+    })
+}
+
+/// A rule of a cut file before its text is read.
+enum Slot<'a> {
+    Kept(Entry),
+    ToRead(RuleKey, RuleText<'a>),
+}
+
+/// Whether the next compile may take this rule as compiled: not if it reads other files
+/// (an `ai_reply`'s knowledge), which may have changed while its text did not.
+pub(super) fn can_keep(rule: &Rule) -> bool {
+    !rule
+        .actions
+        .iter()
+        .any(|step| matches!(step.action, Action::AiReply(_)))
+}
+
+fn read_whole<'a>(file: &'a SourceFile, diagnostics: &mut Vec<Diagnostic>) -> ReadFile<'a> {
+    let mut rest = config::parse(file).unwrap_or_else(|diagnostic| {
+        diagnostics.push(diagnostic);
+        RuleFile::default()
+    });
+    let rules = std::mem::take(&mut rest.rules)
+        .into_iter()
+        .map(|spec| Entry::Read(Box::new(spec), None))
+        .collect();
+    ReadFile { file, rest, rules }
+}
+
+/// Reads rule texts on every core; `None` for a text that does not read on its own.
+fn read_all(texts: &[RuleText<'_>]) -> Vec<Option<Located<RuleSpec>>> {
+    // Below a few hundred rules a thread costs more than it saves.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(texts.len() / 256)
+        .max(1);
+    if threads == 1 {
+        return texts.iter().map(|t| config::parse_rule(*t)).collect();
+    }
+    let share = texts.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = texts
+            .chunks(share)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|t| config::parse_rule(*t))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// What every rule's compile depends on besides its own text: the default zone and the
+/// calendars (looked up by name from any file). Campaigns, comments and the like are not.
+fn context(read: &[Result<(ReadFile<'_>, Vec<RuleText<'_>>), ReadFile<'_>>], zone: Tz) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(zone.name().as_bytes());
+    for file in read.iter().map(|f| match f {
+        Ok((file, _)) | Err(file) => file,
+    }) {
+        let lines: Vec<&str> = file.file.text.lines().collect();
+        for calendar in &file.rest.calendars {
+            // The calendar's text, wherever it moved to.
+            let text = super::fingerprint(&lines, calendar.line, calendar.column);
+            hash.update(text.to_le_bytes());
+        }
+    }
+    hash.finalize().into()
+}
+
+fn rule_key(context: &[u8; 32], file: &SourceFile, text: &str) -> RuleKey {
+    let mut hash = Sha256::new();
+    hash.update(context);
+    hash.update(file.path.to_string_lossy().as_bytes());
+    hash.update([0]);
+    hash.update(text.as_bytes());
+    let digest = hash.finalize();
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
