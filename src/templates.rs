@@ -5,7 +5,7 @@
 //! at run time a missing value is an error (strict mode), never a silently empty string.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 
@@ -77,10 +77,15 @@ pub enum Text {
     Template(String),
 }
 
+/// Template sources by name: what the environment compiles a template from when it is first
+/// rendered (see [`Templates::add`]).
+type Sources = Arc<RwLock<HashMap<Arc<str>, Arc<str>>>>;
+
 /// The compiled templates of one rule set.
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    sources: Sources,
     next: usize,
     /// Top-level variables used by the templates compiled since the last `take_used`.
     used: BTreeSet<String>,
@@ -135,8 +140,11 @@ impl Templates {
         // WhatsApp text is not HTML: never escape `&`, `<` or quotes.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_filter("shift", shift);
+        let sources = Sources::default();
+        compile_on_first_use(&mut env, &sources);
         Self {
             env,
+            sources,
             next: 0,
             used: BTreeSet::new(),
             by_source: HashMap::new(),
@@ -148,8 +156,18 @@ impl Templates {
     /// The templates of an earlier compile, to compile the next set with: rules kept from
     /// it keep their templates (shared, not compiled again), and new names never clash.
     pub(crate) fn carried(&self) -> Self {
+        let mut env = self.env.clone();
+        // Its own sources: dropping a template here must not unload it from the set in use.
+        let sources = Arc::new(RwLock::new(
+            self.sources
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        ));
+        compile_on_first_use(&mut env, &sources);
         Self {
-            env: self.env.clone(),
+            env,
+            sources,
             next: self.next,
             used: BTreeSet::new(),
             by_source: self.by_source.clone(),
@@ -182,10 +200,12 @@ impl Templates {
     pub(crate) fn drop_unused(&mut self) {
         let in_use = std::mem::take(&mut self.in_use);
         let env = &mut self.env;
+        let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
         self.by_source.retain(|_, compiled| {
             let keep = in_use.contains(&compiled.name);
             if !keep {
                 env.remove_template(&compiled.name);
+                sources.remove(&compiled.name);
             }
             keep
         });
@@ -296,15 +316,22 @@ impl Templates {
             Err(_) => BTreeSet::new(),
         };
         let problems = self.check_variables(&used, scope);
+        // Checked, it waits as source until it is first rendered: a compiled template holds
+        // about 8 KB however short it is, and most rules of a large set rarely fire.
+        self.env.remove_template(&name);
         if problems.is_empty() {
             self.note_used(&used);
             let shared: Arc<str> = name.as_str().into();
             self.hand_out(&shared);
+            let source: Arc<str> = source.into();
+            self.sources
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(shared.clone(), source.clone());
             let compiled = Compiled { name: shared, used };
-            self.by_source.insert(source.into(), Arc::new(compiled));
+            self.by_source.insert(source, Arc::new(compiled));
             Ok(name)
         } else {
-            self.env.remove_template(&name);
             Err(problems)
         }
     }
@@ -379,6 +406,15 @@ impl Templates {
         }
         Ok(out)
     }
+}
+
+/// Has `env` compile a template from `sources` the first time it is rendered.
+fn compile_on_first_use(env: &mut Environment<'static>, sources: &Sources) {
+    let sources = sources.clone();
+    env.set_loader(move |name| {
+        let sources = sources.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(sources.get(name).map(|source| source.to_string()))
+    });
 }
 
 /// `{{ data.starts_at | shift('-24h') }}`: a time moved by a duration. RFC 3339 stays RFC 3339;
@@ -466,6 +502,35 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, "Tom <T> & co");
+    }
+
+    #[test]
+    fn a_checked_template_is_compiled_when_first_rendered() {
+        let mut t = Templates::new();
+        let scope = Scope::Event { groups: &[] };
+        let hello = t.text("Hi {{ sender.name }}", scope).unwrap();
+        let bye = t.text("Bye {{ sender.name }}", scope).unwrap();
+        assert_eq!(t.env.templates().count(), 0, "checked, not kept compiled");
+        let ctx = context! { sender => context! { name => "Ana" } };
+        assert_eq!(t.render(&hello, &ctx).unwrap(), "Hi Ana");
+        assert_eq!(
+            t.env.templates().count(),
+            1,
+            "only what rendered is compiled"
+        );
+        // The next set keeps only the first; the set in use still renders both.
+        let mut next = t.carried();
+        let Text::Template(kept) = &hello else {
+            panic!("a template")
+        };
+        next.keep(&[kept.as_str().into()]);
+        next.drop_unused();
+        assert_eq!(next.render(&hello, &ctx).unwrap(), "Hi Ana");
+        assert!(
+            next.render(&bye, &ctx).is_err(),
+            "dropped from the next set"
+        );
+        assert_eq!(t.render(&bye, &ctx).unwrap(), "Bye Ana");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use regex_automata::PatternID;
-use regex_automata::meta::Regex;
 
 use crate::events::{ChatKind, Event, EventKind};
 use crate::store::Contact;
@@ -19,10 +18,8 @@ pub enum Condition {
     Event(Vec<EventKind>),
     Type(Vec<String>),
     Text {
-        regex: Compiled<Regex>,
+        regex: std::sync::Arc<super::text_regex::TextRegex>,
         source: String,
-        /// The pattern as the prefilter runs it (see `prefilter::relaxed`).
-        gate: Compiled<std::sync::Arc<regex_syntax::hir::Hir>>,
     },
     Keywords(super::keywords::Keywords),
     From {
@@ -54,25 +51,6 @@ pub enum Condition {
     Any(Vec<Block>),
     All(Vec<Block>),
     Not(Box<Block>),
-}
-
-/// A compiled form kept beside its source. It prints as `…`: the source says what it is, and
-/// an automaton's dump is megabytes (lint compares rules by their printed conditions).
-#[derive(Clone)]
-pub struct Compiled<T>(pub T);
-
-impl<T> std::fmt::Debug for Compiled<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("…")
-    }
-}
-
-impl<T> std::ops::Deref for Compiled<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
 }
 
 /// A number or id pattern where `*` stands for any run of characters.
@@ -183,8 +161,11 @@ impl Condition {
                 )
             }
             Self::Type(types) => expect_one_of("type", event.message_type.as_deref(), types),
-            Self::Text { regex, source, .. } => {
+            Self::Text { regex, source } => {
                 let text = event.text.as_deref().unwrap_or("");
+                let Some(regex) = regex.regex() else {
+                    return miss("text", format!("/{source}/ could not be compiled"));
+                };
                 let mut caps = regex.create_captures();
                 regex.captures(text, &mut caps);
                 if !caps.is_match() {

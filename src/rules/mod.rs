@@ -10,6 +10,7 @@ mod keywords;
 mod lint;
 mod prefilter;
 mod reuse;
+mod text_regex;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

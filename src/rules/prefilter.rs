@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 use regex_automata::{Input, MatchKind, PatternSet};
-use regex_syntax::hir::{Hir, HirKind, Look};
+use regex_syntax::hir::{Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Look};
 
 use super::Rule;
 use super::condition::Condition;
@@ -57,15 +57,15 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// A chunk for `(source, gate)` patterns; the automaton is reused from the last compile
-    /// when the same patterns make up a chunk again.
-    fn build(patterns: &[(&str, &Hir)], rules: &[usize]) -> Result<Self, String> {
-        let key: Vec<String> = patterns
-            .iter()
-            .map(|(source, _)| (*source).to_owned())
-            .collect();
+    /// A chunk for `text:` patterns; the automaton is reused from the last compile when the
+    /// same patterns make up a chunk again.
+    fn build(patterns: &[&str], rules: &[usize]) -> Result<Self, String> {
+        let key: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
         let dfa = CHUNKS.get_or(&key, || {
-            let gates: Vec<&Hir> = patterns.iter().map(|(_, gate)| *gate).collect();
+            let gates = patterns
+                .iter()
+                .map(|p| super::text_regex::gate(p).ok_or_else(|| format!("invalid regex {p}")))
+                .collect::<Result<Vec<Hir>, String>>()?;
             let nfa = thompson::Compiler::new()
                 .configure(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
                 .build_many_from_hir(&gates)
@@ -122,7 +122,7 @@ impl Prefilter {
         let mut gated = vec![false; rules.len()];
         for (i, rule) in rules.iter().enumerate() {
             let text = rule.when.0.iter().find_map(|c| match c {
-                Condition::Text { gate, source, .. } => Some((source.as_str(), &*gate.0)),
+                Condition::Text { source, .. } => Some(source.as_str()),
                 _ => None,
             });
             if let Some(gate) = text {
@@ -218,10 +218,12 @@ impl Prefilter {
     }
 }
 
-/// The pattern without its Unicode word boundaries and capture groups, which matches wherever
-/// the original does (and sometimes where it does not; the rule's own regex then decides).
-/// Unicode `\b` stops the lazy DFA at the first non-ASCII byte, and a set that falls back to
-/// the PikeVM costs more than checking its rules one by one.
+/// The pattern without its Unicode word boundaries and capture groups, and with every class
+/// that reaches beyond ASCII widened to all of non-ASCII: it matches wherever the original does
+/// (and sometimes where it does not; the rule's own regex then decides). Unicode `\b` stops the
+/// lazy DFA at the first non-ASCII byte, and a set that falls back to the PikeVM costs more than
+/// checking its rules one by one; Unicode classes such as `\d` or `(?i)k` take hundreds of
+/// UTF-8 states each, and the widened class a handful.
 pub(super) fn relaxed(hir: Hir) -> Hir {
     strip(hir)
 }
@@ -243,10 +245,27 @@ fn strip(hir: Hir) -> Hir {
         }
         HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(strip).collect()),
         HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(strip).collect()),
+        HirKind::Class(Class::Unicode(class)) => Hir::class(Class::Unicode(widened(class))),
         kind @ (HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_)) => {
             rebuild(kind)
         }
     }
+}
+
+/// The class's ASCII part, plus every non-ASCII character if it has any.
+fn widened(class: ClassUnicode) -> ClassUnicode {
+    if class.ranges().last().is_none_or(|r| r.end() <= '\x7f') {
+        return class;
+    }
+    let mut wide = ClassUnicode::new(
+        class
+            .ranges()
+            .iter()
+            .filter(|r| r.start() <= '\x7f')
+            .map(|r| ClassUnicodeRange::new(r.start(), r.end().min('\x7f'))),
+    );
+    wide.push(ClassUnicodeRange::new('\u{80}', char::MAX));
+    wide
 }
 
 fn rebuild(kind: HirKind) -> Hir {

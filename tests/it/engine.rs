@@ -296,7 +296,8 @@ trait Pipe: Sized {
 impl Pipe for Value {}
 
 /// Rules the prefilter gates in every way it can: word boundaries (which the prefilter drops),
-/// captures, a regex that matches the empty text, Unicode, keywords and phrases, a `text`
+/// captures, a regex that matches the empty text, Unicode (classes the prefilter widens to all
+/// of non-ASCII), keywords and phrases, a `text`
 /// inside `any` (never a gate), and a rule with no text condition at all.
 const GATED: &str = r#"
 rules:
@@ -309,6 +310,9 @@ rules:
   - name: umlaut
     when: {text: '(?i)\bgrö(ß|ss)e\b'}
     then: [{reply: "size"}]
+  - name: kelvin
+    when: {text: '(?i)kelvin\s\d'}
+    then: [{reply: "kelvin"}]
   - name: word-start
     when: {text: '\bab'}
     then: [{reply: "ab"}]
@@ -337,7 +341,7 @@ proptest::proptest! {
             proptest::sample::select(vec![
                 "order", "ORDER", "#42", "4242", "reorder", "größe", "GRÖSSE", "grösser", "ab",
                 "cab", "abc", "stop", "stopping", "Wie", "viel", "c++", "👍", "hello", "7", "xyz",
-                "é", "", " ", "\n", ".", "Ω",
+                "é", "", " ", "\n", ".", "Ω", "\u{212a}elvin", "kelvin", "\u{2003}", "٤٢",
             ]),
             0..8,
         ),

@@ -9,23 +9,18 @@ use unchanged::Entry;
 pub(crate) use unchanged::{KeptRule, RuleKey};
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use chrono_tz::Tz;
-use regex_automata::meta::Regex;
-use regex_syntax::hir::Hir;
 
-use super::condition::{Block, Compiled, Condition, Glob};
-use super::reuse::Reuse;
+use super::condition::{Block, Condition, Glob};
+use super::text_regex::{RegexError, TextRegex};
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
 use crate::actions::compile_step;
 use crate::calendar::Calendar;
 use crate::config::{self, ConditionSpec, Located, Mode, RuleSpec, SourceFile};
 use crate::events::{BUILTIN_KINDS, ChatKind, EventKind};
 use crate::templates::{Scope, TemplateProblem, Templates, Text};
-
-/// Memory a single compiled regex may use; a hostile or careless pattern fails at load time.
-const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Compiles rule files into a rule set (times without a zone read as UTC).
 pub fn compile(files: &[SourceFile]) -> Result<RuleSet, Vec<Diagnostic>> {
@@ -84,7 +79,6 @@ pub fn compile_after(
             }
         }
     }
-    REGEXES.rotate();
     if diagnostics.is_empty() {
         templates.drop_unused();
         let mut set = RuleSet::new(rules, campaigns, calendars, templates, files, zone);
@@ -494,12 +488,11 @@ impl Compiler<'_> {
             self.keywords(words, &mut out);
         }
         if let Some(text) = &spec.text
-            && let Some((regex, gate)) = self.regex(text)
+            && let Some(regex) = self.regex(text)
         {
             out.push(Condition::Text {
-                regex: Compiled(regex),
+                regex: Arc::new(regex),
                 source: text.value.clone(),
-                gate: Compiled(gate),
             });
         }
         for (blocks, all) in [(&spec.any, false), (&spec.all, true)] {
@@ -577,11 +570,10 @@ impl Compiler<'_> {
         )));
     }
 
-    /// The compiled regex and the pattern the prefilter runs for it, parsed once (and reused
-    /// from the last compile when the pattern is unchanged).
-    fn regex(&mut self, text: &Located<String>) -> Option<(Regex, Arc<Hir>)> {
-        match REGEXES.get_or(&text.value, || build_regex(&text.value)) {
-            Ok(built) => Some(built),
+    /// The regex of a `text:` condition, checked now and compiled when it first runs.
+    fn regex(&mut self, text: &Located<String>) -> Option<TextRegex> {
+        match TextRegex::check(&text.value) {
+            Ok(regex) => Some(regex),
             Err(RegexError::Syntax { offset, message }) => {
                 let column = text.column + offset + self.quote_width(text.line, text.column);
                 self.error(text.line, column, format!("invalid regex: {message}"));
@@ -602,53 +594,6 @@ impl Compiler<'_> {
         let first = text.chars().nth(column.saturating_sub(1) as usize);
         u32::from(matches!(first, Some('\'' | '"')))
     }
-}
-
-/// Regexes of the last compile, by pattern.
-static REGEXES: LazyLock<Reuse<String, (Regex, Arc<Hir>)>> = LazyLock::new(Reuse::new);
-
-enum RegexError {
-    /// At a character offset into the pattern.
-    Syntax {
-        offset: u32,
-        message: String,
-    },
-    Build(String),
-}
-
-fn build_regex(pattern: &str) -> Result<(Regex, Arc<Hir>), RegexError> {
-    let ast = regex_syntax::ast::parse::Parser::new()
-        .parse(pattern)
-        .map_err(|err| RegexError::Syntax {
-            offset: pattern[..err.span().start.offset].chars().count() as u32,
-            message: err.kind().to_string(),
-        })?;
-    let hir = regex_syntax::hir::translate::Translator::new()
-        .translate(pattern, &ast)
-        .map_err(|e| RegexError::Build(e.kind().to_string()))?;
-    // Only the NFA engines (the backtracker, and the PikeVM for long texts): the rule
-    // prefilter has already picked the few rules worth running on a short message, and a
-    // lazy DFA would need a reverse NFA too, which took four fifths of a regex rule's memory.
-    // No literal prefilter or one-pass DFA either: they cost more to build than they save.
-    let config = regex_automata::meta::Config::new()
-        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-        .auto_prefilter(false)
-        .onepass(false)
-        .hybrid(false)
-        .dfa(false);
-    let regex = regex_automata::meta::Builder::new()
-        .configure(config)
-        .build_from_hir(&hir)
-        .map_err(|e| {
-            let message = e.to_string();
-            let last = message
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or(&message);
-            RegexError::Build(last.trim().trim_start_matches("error: ").to_owned())
-        })?;
-    Ok((regex, Arc::new(super::prefilter::relaxed(hir))))
 }
 
 /// The names of a regex's named groups, `(?P<name>...)` or `(?<name>...)`, found by scanning
