@@ -40,8 +40,38 @@ pub fn compile_after(
     zone: Tz,
     previous: Option<&RuleSet>,
 ) -> Result<RuleSet, Vec<Diagnostic>> {
+    let mut whole = vec![false; files.len()];
+    loop {
+        match compile_once(files, zone, previous, &whole) {
+            Ok(result) => return result,
+            // Rare (a YAML mistake, an alias to another rule's anchor): start again with the
+            // file read whole, which reports or resolves it as a first load does.
+            Err(ReadWhole(file)) => whole[file] = true,
+        }
+    }
+}
+
+/// The rules compiled so far, and what the next compile may take of them.
+#[derive(Default)]
+struct RulesOut {
+    rules: Vec<Arc<Rule>>,
+    kept: HashMap<RuleKey, KeptRule>,
+}
+
+/// A rule cut out of this file did not read on its own.
+struct ReadWhole(usize);
+
+/// Rule texts read and compiled at a time.
+const BATCH: usize = 512;
+
+fn compile_once(
+    files: &[SourceFile],
+    zone: Tz,
+    previous: Option<&RuleSet>,
+    whole: &[bool],
+) -> Result<Result<RuleSet, Vec<Diagnostic>>, ReadWhole> {
     let mut diagnostics = Vec::new();
-    let read = unchanged::read(files, zone, previous, &mut diagnostics);
+    let read = unchanged::read(files, zone, previous, whole, &mut diagnostics);
     let mut templates = previous.map_or_else(Templates::new, |set| set.templates.carried());
     let mut calendars = HashMap::new();
     let mut names = Names::default();
@@ -58,10 +88,9 @@ pub fn compile_after(
         }
     }
     templates.add_calendars(calendars.clone());
-    let mut rules = Vec::new();
-    let mut kept = HashMap::new();
+    let mut out = RulesOut::default();
     let mut campaigns = Vec::new();
-    for file in read {
+    for (at, file) in read.into_iter().enumerate() {
         let mut compiler = Compiler::new(
             file.file,
             &mut templates,
@@ -69,8 +98,38 @@ pub fn compile_after(
             &calendars,
             zone,
         );
-        for entry in file.rules {
-            compiler.add_rule(entry, &mut names, &mut rules, &mut kept);
+        let mut entries = file.rules.into_iter().peekable();
+        while let Some(entry) = entries.next() {
+            let (key, text) = match entry {
+                Entry::Read(spec) => {
+                    compiler.add_read(&spec, None, &mut names, &mut out);
+                    continue;
+                }
+                Entry::Kept {
+                    key,
+                    line,
+                    rule,
+                    kept,
+                } => {
+                    compiler.add_kept((key, line, rule, kept), &mut names, &mut out);
+                    continue;
+                }
+                Entry::Text(key, text) => (key, text),
+            };
+            let mut batch = vec![(key, text)];
+            while batch.len() < BATCH
+                && let Some(Entry::Text(key, text)) =
+                    entries.next_if(|e| matches!(e, Entry::Text(..)))
+            {
+                batch.push((key, text));
+            }
+            let texts: Vec<_> = batch.iter().map(|(_, text)| *text).collect();
+            for ((key, text), spec) in batch.into_iter().zip(unchanged::read_texts(&texts)) {
+                let Some(spec) = spec else {
+                    return Err(ReadWhole(at));
+                };
+                compiler.add_read(&spec, Some((key, text.line)), &mut names, &mut out);
+            }
         }
         for spec in &file.rest.campaigns {
             names.claim(&mut compiler, "campaign", &spec.value.name);
@@ -79,15 +138,15 @@ pub fn compile_after(
             }
         }
     }
-    if diagnostics.is_empty() {
+    Ok(if diagnostics.is_empty() {
         templates.drop_unused();
-        let mut set = RuleSet::new(rules, campaigns, calendars, templates, files, zone);
-        set.kept = kept;
+        let mut set = RuleSet::new(out.rules, campaigns, calendars, templates, files, zone);
+        set.kept = out.kept;
         Ok(set)
     } else {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         Err(diagnostics)
-    }
+    })
 }
 
 /// A hash of the YAML text of the item starting at `line`/`column` (its line and every
@@ -269,70 +328,68 @@ impl Compiler<'_> {
         }
     }
 
-    /// Compiles a rule (or takes it from the earlier set) and adds it to `rules`, noting in
-    /// `kept` what the next compile needs to take it in turn.
-    fn add_rule(
+    /// Compiles a rule and adds it to `out`, noting what the next compile needs to take it
+    /// as it is when it was cut out of its file (`key`, and the first line of its text).
+    fn add_read(
         &mut self,
-        entry: Entry,
+        spec: &Located<RuleSpec>,
+        key: Option<(RuleKey, u32)>,
         names: &mut Names,
-        rules: &mut Vec<Arc<Rule>>,
-        kept: &mut HashMap<RuleKey, KeptRule>,
+        out: &mut RulesOut,
     ) {
-        match entry {
-            Entry::Read(spec, key) => {
-                if let Some(name) = &spec.value.name {
-                    names.claim(self, "rule", name);
-                }
-                self.templates.take_names();
-                let Some(rule) = self.rule(&spec) else {
-                    return;
-                };
-                let templates = self.templates.take_names();
-                if let Some((key, line)) = key
-                    && unchanged::can_keep(&rule)
-                {
-                    let name_at = spec
-                        .value
-                        .name
-                        .as_ref()
-                        .map_or((0, 0), |n| (n.line, n.column));
-                    let note = KeptRule {
-                        index: rules.len(),
-                        line_in_text: rule.line.saturating_sub(line),
-                        name_at: (name_at.0.saturating_sub(line), name_at.1),
-                        templates: templates.into(),
-                    };
-                    kept.insert(key, note);
-                }
-                rules.push(Arc::new(rule));
-            }
-            Entry::Kept {
-                key,
-                line,
-                rule,
-                kept: mut note,
-            } => {
-                let name = Located {
-                    value: rule.name.clone(),
-                    line: line + note.name_at.0,
-                    column: note.name_at.1,
-                };
-                names.claim(self, "rule", &name);
-                self.templates.keep(&note.templates);
-                let at = line + note.line_in_text;
-                let rule = if rule.line == at {
-                    rule
-                } else {
-                    Arc::new(Rule {
-                        line: at,
-                        ..(*rule).clone()
-                    })
-                };
-                note.index = rules.len();
-                kept.insert(key, note);
-                rules.push(rule);
-            }
+        if let Some(name) = &spec.value.name {
+            names.claim(self, "rule", name);
         }
+        self.templates.take_names();
+        let Some(rule) = self.rule(spec) else {
+            return;
+        };
+        let templates = self.templates.take_names();
+        if let Some((key, line)) = key
+            && unchanged::can_keep(&rule)
+        {
+            let name_at = spec
+                .value
+                .name
+                .as_ref()
+                .map_or((0, 0), |n| (n.line, n.column));
+            let note = KeptRule {
+                index: out.rules.len(),
+                line_in_text: rule.line.saturating_sub(line),
+                name_at: (name_at.0.saturating_sub(line), name_at.1),
+                templates: templates.into(),
+            };
+            out.kept.insert(key, note);
+        }
+        out.rules.push(Arc::new(rule));
+    }
+
+    /// Adds a rule taken from the earlier set, its text now starting on `line`.
+    fn add_kept(
+        &mut self,
+        (key, line, rule, mut note): (RuleKey, u32, Arc<Rule>, KeptRule),
+        names: &mut Names,
+        out: &mut RulesOut,
+    ) {
+        let name = Located {
+            value: rule.name.clone(),
+            line: line + note.name_at.0,
+            column: note.name_at.1,
+        };
+        names.claim(self, "rule", &name);
+        self.templates.keep(&note.templates);
+        let at = line + note.line_in_text;
+        let rule = if rule.line == at {
+            rule
+        } else {
+            Arc::new(Rule {
+                line: at,
+                ..(*rule).clone()
+            })
+        };
+        note.index = out.rules.len();
+        out.kept.insert(key, note);
+        out.rules.push(rule);
     }
 
     fn rule(&mut self, spec: &Located<RuleSpec>) -> Option<Rule> {

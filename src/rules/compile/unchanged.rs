@@ -2,10 +2,11 @@
 //!
 //! A reload after saving one rule of ten thousand should cost about one rule. Each file is cut
 //! into its rules' texts (see [`config::split`]); a rule whose text, file and surroundings
-//! (every file's calendars and campaigns, the default zone) are as they were in the set being
-//! replaced is taken from it as compiled, and only the other texts are read, on every core.
-//! A file that cannot be cut, or whose pieces do not read on their own, is read whole, as a
-//! first load reads every file, so its errors are reported exactly as before.
+//! (the calendars of every file, the default zone) are as they were in the set being replaced
+//! is taken from it as compiled, and only the other texts are read, a batch at a time on every
+//! core, each batch compiled before the next is read so a large set never has every rule in
+//! its parsed form at once. A file that cannot be cut, or one of whose pieces does not read on
+//! its own, is read whole, as without the cut, so its errors are reported exactly the same.
 
 use std::sync::Arc;
 
@@ -33,9 +34,11 @@ pub(crate) struct KeptRule {
 }
 
 /// One `rules:` entry of a file, as the compile meets it.
-pub(super) enum Entry {
-    /// To be compiled; with its key and first line when it was read on its own.
-    Read(Box<Located<RuleSpec>>, Option<(RuleKey, u32)>),
+pub(super) enum Entry<'a> {
+    /// Read with its file, to be compiled.
+    Read(Box<Located<RuleSpec>>),
+    /// Cut out of its file, to be read (see [`read_texts`]) and compiled.
+    Text(RuleKey, RuleText<'a>),
     /// Taken from the earlier set: its key, the first line of its text now, and what the
     /// earlier set kept of it.
     Kept {
@@ -50,21 +53,26 @@ pub(super) enum Entry {
 pub(super) struct ReadFile<'a> {
     pub(super) file: &'a SourceFile,
     pub(super) rest: RuleFile,
-    pub(super) rules: Vec<Entry>,
+    pub(super) rules: Vec<Entry<'a>>,
 }
 
-/// Reads `files`, taking the rules `previous` has compiled from the same texts.
+/// Reads `files`, taking the rules `previous` has compiled from the same texts and cutting
+/// out the texts of the others; files marked `whole` are read whole.
 pub(super) fn read<'a>(
     files: &'a [SourceFile],
     zone: Tz,
     previous: Option<&RuleSet>,
+    whole: &[bool],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<ReadFile<'a>> {
-    // Per file: the rest read and the rule texts cut out, or the file read whole.
-    let read: Vec<Result<(ReadFile<'a>, Vec<RuleText<'a>>), ReadFile<'a>>> = files
+    let mut read: Vec<(ReadFile<'a>, Vec<RuleText<'a>>)> = files
         .iter()
-        .map(|file| {
-            let cut = config::split(&file.text).filter(|p| !p.rules.is_empty());
+        .zip(whole)
+        .map(|(file, &whole)| {
+            let cut = (!whole)
+                .then(|| config::split(&file.text))
+                .flatten()
+                .filter(|p| !p.rules.is_empty());
             let rest = cut.as_ref().and_then(|p| {
                 let rest = SourceFile {
                     path: file.path.clone(),
@@ -74,71 +82,31 @@ pub(super) fn read<'a>(
                 config::parse(&rest).ok().filter(|r| r.rules.is_empty())
             });
             match (cut, rest) {
-                (Some(pieces), Some(rest)) => Ok((
+                (Some(pieces), Some(rest)) => (
                     ReadFile {
                         file,
                         rest,
                         rules: Vec::new(),
                     },
                     pieces.rules,
-                )),
-                _ => Err(read_whole(file, diagnostics)),
+                ),
+                _ => (read_whole(file, diagnostics), Vec::new()),
             }
         })
         .collect();
     let context = context(&read, zone);
-    let mut to_read = Vec::new();
-    let read: Vec<_> = read
-        .into_iter()
-        .map(|file| {
-            file.map(|(file, texts)| {
-                let slots: Vec<Slot<'a>> = texts
-                    .into_iter()
-                    .map(|text| {
-                        let key = rule_key(&context, file.file, text.text);
-                        match previous.and_then(|set| kept(set, key, text.line)) {
-                            Some(entry) => Slot::Kept(entry),
-                            None => {
-                                to_read.push(text);
-                                Slot::ToRead(key, text)
-                            }
-                        }
-                    })
-                    .collect();
-                (file, slots)
-            })
-        })
-        .collect();
-    let mut specs = read_all(&to_read).into_iter();
-    read.into_iter()
-        .map(|file| {
-            let (mut file, slots) = match file {
-                Ok(cut) => cut,
-                Err(whole) => return whole,
-            };
-            let mut whole = false;
-            for slot in slots {
-                match slot {
-                    Slot::Kept(entry) => file.rules.push(entry),
-                    Slot::ToRead(key, text) => match specs.next().flatten() {
-                        Some(spec) => file
-                            .rules
-                            .push(Entry::Read(Box::new(spec), Some((key, text.line)))),
-                        None => whole = true,
-                    },
-                }
-            }
-            if whole {
-                read_whole(file.file, diagnostics)
-            } else {
-                file
-            }
-        })
-        .collect()
+    for (file, texts) in &mut read {
+        for text in texts.drain(..) {
+            let key = rule_key(&context, file.file, text.text);
+            let entry = previous.and_then(|set| kept(set, key, text.line));
+            file.rules.push(entry.unwrap_or(Entry::Text(key, text)));
+        }
+    }
+    read.into_iter().map(|(file, _)| file).collect()
 }
 
 /// The rule `set` compiled from the text with `key`, to be placed at `line`.
-fn kept(set: &RuleSet, key: RuleKey, line: u32) -> Option<Entry> {
+fn kept<'a>(set: &RuleSet, key: RuleKey, line: u32) -> Option<Entry<'a>> {
     let kept = set.kept.get(&key)?;
     Some(Entry::Kept {
         key,
@@ -146,12 +114,6 @@ fn kept(set: &RuleSet, key: RuleKey, line: u32) -> Option<Entry> {
         rule: set.rules.get(kept.index)?.clone(),
         kept: kept.clone(),
     })
-}
-
-/// A rule of a cut file before its text is read.
-enum Slot<'a> {
-    Kept(Entry),
-    ToRead(RuleKey, RuleText<'a>),
 }
 
 /// Whether the next compile may take this rule as compiled: not if it reads other files
@@ -170,17 +132,17 @@ fn read_whole<'a>(file: &'a SourceFile, diagnostics: &mut Vec<Diagnostic>) -> Re
     });
     let rules = std::mem::take(&mut rest.rules)
         .into_iter()
-        .map(|spec| Entry::Read(Box::new(spec), None))
+        .map(|spec| Entry::Read(Box::new(spec)))
         .collect();
     ReadFile { file, rest, rules }
 }
 
 /// Reads rule texts on every core; `None` for a text that does not read on its own.
-fn read_all(texts: &[RuleText<'_>]) -> Vec<Option<Located<RuleSpec>>> {
-    // Below a few hundred rules a thread costs more than it saves.
+pub(super) fn read_texts(texts: &[RuleText<'_>]) -> Vec<Option<Located<RuleSpec>>> {
+    // Below a hundred rules a thread costs more than it saves.
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .min(texts.len() / 256)
+        .min(texts.len() / 128)
         .max(1);
     if threads == 1 {
         return texts.iter().map(|t| config::parse_rule(*t)).collect();
@@ -206,12 +168,10 @@ fn read_all(texts: &[RuleText<'_>]) -> Vec<Option<Located<RuleSpec>>> {
 
 /// What every rule's compile depends on besides its own text: the default zone and the
 /// calendars (looked up by name from any file). Campaigns, comments and the like are not.
-fn context(read: &[Result<(ReadFile<'_>, Vec<RuleText<'_>>), ReadFile<'_>>], zone: Tz) -> [u8; 32] {
+fn context(read: &[(ReadFile<'_>, Vec<RuleText<'_>>)], zone: Tz) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(zone.name().as_bytes());
-    for file in read.iter().map(|f| match f {
-        Ok((file, _)) | Err(file) => file,
-    }) {
+    for (file, _) in read {
         let lines: Vec<&str> = file.file.text.lines().collect();
         for calendar in &file.rest.calendars {
             // The calendar's text, wherever it moved to.
