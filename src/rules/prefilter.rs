@@ -26,6 +26,9 @@ use crate::events::{Event, EventKind};
 /// Chunk automata of the last compile, by their patterns.
 static CHUNKS: LazyLock<Reuse<Vec<String>, Arc<DFA>>> = LazyLock::new(Reuse::new);
 
+/// Keyword automata of the last compile, by a hash of their keywords.
+static KEYWORDS: LazyLock<Reuse<[u8; 32], Arc<AhoCorasick>>> = LazyLock::new(Reuse::new);
+
 /// Patterns per set (see [`Chunk`]).
 const CHUNK: usize = 128;
 
@@ -34,9 +37,9 @@ const CHUNK: usize = 128;
 pub(super) struct Prefilter {
     /// Pattern `i` of a set is the gate of rule `rules[i]` of the same chunk.
     regexes: Vec<Chunk>,
-    /// Pattern `i` is keyword `keywords[i].1` of rule `keywords[i].0`.
-    keyword_matcher: Option<AhoCorasick>,
-    keywords: Vec<(usize, String)>,
+    /// Pattern `i` is a keyword of rule `keyword_rules[i]`.
+    keyword_matcher: Option<Arc<AhoCorasick>>,
+    keyword_rules: Vec<usize>,
     /// Per event kind: the listening rules without a gate, always evaluated.
     ungated: HashMap<EventKind, Vec<usize>>,
 }
@@ -154,7 +157,7 @@ impl Prefilter {
             }
         }
         let keyword_matcher = (!keywords.is_empty())
-            .then(|| AhoCorasick::new(keywords.iter().map(|(_, w)| w.as_str())))
+            .then(|| keyword_matcher(&keywords))
             .and_then(|built| match built {
                 Ok(matcher) => Some(matcher),
                 Err(err) => {
@@ -175,10 +178,11 @@ impl Prefilter {
             })
             .collect();
         CHUNKS.rotate();
+        KEYWORDS.rotate();
         Self {
             regexes,
             keyword_matcher,
-            keywords,
+            keyword_rules: keywords.into_iter().map(|(rule, _)| rule).collect(),
             ungated,
         }
     }
@@ -202,11 +206,8 @@ impl Prefilter {
             out.extend(
                 matcher
                     .find_overlapping_iter(folded)
-                    .filter(|m| {
-                        let word = &self.keywords[m.pattern().as_usize()].1;
-                        whole_word_at(folded, m.start(), word)
-                    })
-                    .map(|m| self.keywords[m.pattern().as_usize()].0)
+                    .filter(|m| whole_word_at(folded, m.start(), &folded[m.range()]))
+                    .map(|m| self.keyword_rules[m.pattern().as_usize()])
                     .filter(|&i| listens(i)),
             );
         }
@@ -216,6 +217,21 @@ impl Prefilter {
         }
         out
     }
+}
+
+/// The automaton for `keywords`, reused from the last compile when they are the same.
+fn keyword_matcher(keywords: &[(usize, String)]) -> Result<Arc<AhoCorasick>, String> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for (_, word) in keywords {
+        hash.update(word.as_bytes());
+        hash.update([0]);
+    }
+    KEYWORDS.get_or(&hash.finalize().into(), || {
+        AhoCorasick::new(keywords.iter().map(|(_, w)| w.as_str()))
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// The pattern without its Unicode word boundaries and capture groups, and with every class

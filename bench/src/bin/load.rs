@@ -391,11 +391,19 @@ fn peak_rss_mb(pid: u32) -> f64 {
 }
 
 /// A rules folder: `n` generated rules, then the one rule the load messages match (last, so
-/// every other message rule is evaluated first).
+/// every other message rule is evaluated first); from generation 1 on, one rule is edited.
 fn write_rules(dir: &Path, n: usize, generation: u32) {
     std::fs::create_dir_all(dir).expect("rules dir");
     let mut yaml = format!("# generation {generation}\n");
-    yaml.push_str(&generate::generate(n));
+    let rules = generate::generate(n);
+    // Each generation edits one keyword rule (rule 4k + 1), as an operator saving a change.
+    let edited = 4 * (generation as usize % (n / 4).max(1)) + 1;
+    let word = format!("[word{edited}, ");
+    if generation > 0 && rules.contains(&word) {
+        yaml.push_str(&rules.replacen(&word, &format!("{word}edit{generation}, "), 1));
+    } else {
+        yaml.push_str(&rules);
+    }
     yaml.push_str(
         "  - name: parcel-status\n    when:\n      text: '(?i)\\bparcel\\s+#?(?P<parcel>\\d+)'\n    then:\n      - reply: \"Parcel {{ match.parcel }}: {{ text }}\"\n",
     );
