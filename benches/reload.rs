@@ -2,7 +2,8 @@
 //! regexes, keywords and templates. Two cases, five runs each, median and spread:
 //!
 //! - cold: every regex is new (nothing compiled before can be reused);
-//! - one rule edited: the reload an operator makes after saving a change to one rule;
+//! - one rule edited: the reload an operator makes after saving a change to one rule (a
+//!   keyword rule; and a regex rule, whose prefilter automaton is then built again);
 //! - a line added at the top: every rule moves down a line, none changes.
 //!
 //! Run with `cargo bench --bench reload`.
@@ -57,6 +58,13 @@ fn main() {
         edited.push(took);
         current = set;
     }
+    let mut regex_edited = Vec::new();
+    for run in 0..5 {
+        let edit = format!("\\d{{{},}})'", run + 3);
+        let (set, took) = reload(&current, &base.replacen("\\d{2,})'", &edit, 1));
+        regex_edited.push(took);
+        current = set;
+    }
     let mut moved = Vec::new();
     for run in 0..5 {
         let (set, took) = reload(&current, &format!("{}{base}", "# note\n".repeat(run + 1)));
@@ -65,6 +73,10 @@ fn main() {
     }
     report(&format!("read + compile {rules} rules, cold"), cold);
     report(&format!("reload of {rules} rules, one rule edited"), edited);
+    report(
+        &format!("reload of {rules} rules, one regex rule edited"),
+        regex_edited,
+    );
     report(
         &format!("reload of {rules} rules, a line added at the top"),
         moved,

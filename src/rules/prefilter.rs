@@ -30,7 +30,7 @@ static CHUNKS: LazyLock<Reuse<Vec<String>, Arc<DFA>>> = LazyLock::new(Reuse::new
 static KEYWORDS: LazyLock<Reuse<[u8; 32], Arc<AhoCorasick>>> = LazyLock::new(Reuse::new);
 
 /// Patterns per set (see [`Chunk`]).
-const CHUNK: usize = 128;
+const CHUNK: usize = 256;
 
 /// Which rules can match an event's text, found in one pass per matcher.
 #[derive(Debug, Default)]
@@ -45,8 +45,10 @@ pub(super) struct Prefilter {
 }
 
 /// Some text regexes as one set. Sets stay small because the set's lazy DFA holds, in each
-/// state, every pattern that is still alive: a set of thousands of Unicode patterns needs
-/// states so large that its cache thrashes on varied texts and it falls back to the PikeVM.
+/// state, every pattern that is still alive: a set of thousands of patterns needs states so
+/// large that its cache thrashes (2,048 generated patterns: 7.7 ms an event instead of 4 µs).
+/// Since the gates widen Unicode classes, 256 patterns fit where 128 did, with half as many
+/// searches per event (`match_event` with 10,000 rules: 6.8 µs → 3.8–4.8 µs).
 ///
 /// A lazy DFA alone, not a full `RegexSet`: the prefilter only asks which patterns match, so
 /// it needs neither captures nor the other engines a `RegexSet` builds, which made building the
