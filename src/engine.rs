@@ -379,7 +379,7 @@ fn schedule(
     Ok(Some(Schedule {
         run_at,
         key,
-        unless: step.unless.clone(),
+        unless: step.unless.as_deref().cloned(),
         vars,
     }))
 }

@@ -95,6 +95,8 @@ pub struct Templates {
     in_use: HashSet<Arc<str>>,
     /// Names handed out since the last `take_names`.
     handed: Vec<Arc<str>>,
+    /// One copy of each set of variables rules use: thousands of rules use the same few.
+    used_sets: HashSet<Arc<BTreeSet<String>>>,
 }
 
 /// A compiled template's name and the variable paths it uses.
@@ -150,6 +152,7 @@ impl Templates {
             by_source: HashMap::new(),
             in_use: HashSet::new(),
             handed: Vec::new(),
+            used_sets: HashSet::new(),
         }
     }
 
@@ -173,6 +176,7 @@ impl Templates {
             by_source: self.by_source.clone(),
             in_use: HashSet::new(),
             handed: Vec::new(),
+            used_sets: HashSet::new(),
         }
     }
 
@@ -277,8 +281,14 @@ impl Templates {
     }
 
     /// The top-level variables (`data`, `message`, ...) used since the last call.
-    pub fn take_used(&mut self) -> BTreeSet<String> {
-        std::mem::take(&mut self.used)
+    pub fn take_used(&mut self) -> Arc<BTreeSet<String>> {
+        let used = std::mem::take(&mut self.used);
+        if let Some(shared) = self.used_sets.get(&used) {
+            return shared.clone();
+        }
+        let shared = Arc::new(used);
+        self.used_sets.insert(shared.clone());
+        shared
     }
 
     /// Evaluates an expression once, without keeping it (a follow-up's `unless.if`, checked
@@ -543,7 +553,7 @@ mod tests {
         assert_eq!(first, again);
         let err = t.text(source, Scope::Event { groups: &[] }).unwrap_err();
         assert!(err[0].message.contains("match.order"), "{}", err[0].message);
-        assert_eq!(t.take_used(), BTreeSet::from(["match".to_owned()]));
+        assert_eq!(*t.take_used(), BTreeSet::from(["match".to_owned()]));
     }
 
     #[test]

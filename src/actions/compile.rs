@@ -36,7 +36,7 @@ pub(crate) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) ->
         None => None,
     };
     let unless = match &a.unless {
-        Some(u) => Some(unless(u, cx)?),
+        Some(u) => Some(Box::new(unless(u, cx)?)),
         None => None,
     };
     if matches!(timing, Some(Timing::Now)) {

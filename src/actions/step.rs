@@ -24,7 +24,8 @@ pub struct Step {
     pub action: Action,
     pub timing: Timing,
     pub key: Option<Text>,
-    pub unless: Option<Unless>,
+    /// Boxed: most steps have none, and a rule set holds thousands of steps.
+    pub unless: Option<Box<Unless>>,
 }
 
 /// Conditions on the contact that skip a follow-up when they hold at its time. Kept as data in

@@ -55,7 +55,7 @@ pub struct Rule {
     /// Hash of the rule's text, to report what a reload changed.
     pub fingerprint: u64,
     /// Template variables the rule uses (`data`, `message`, ...), for lint.
-    pub uses: std::collections::BTreeSet<String>,
+    pub uses: Arc<std::collections::BTreeSet<String>>,
 }
 
 /// An immutable, compiled set of rules; shared by every event processed while it is current.

@@ -168,7 +168,11 @@ fn fingerprint(lines: &[&str], line: u32, column: u32) -> u64 {
 
 /// Names seen so far, per kind of thing, with where each was first defined.
 #[derive(Default)]
-struct Names(HashMap<(&'static str, String), String>);
+struct Names {
+    /// Where each name was first defined: its file (in `files`) and line.
+    first: HashMap<(&'static str, String), (usize, u32)>,
+    files: Vec<std::path::PathBuf>,
+}
 
 impl Names {
     /// Records a name; false (and an error) if it was taken.
@@ -178,18 +182,28 @@ impl Names {
         what: &'static str,
         name: &Located<String>,
     ) -> bool {
-        let here = format!("{}:{}", compiler.file.path.display(), name.line);
-        match self.0.get(&(what, name.value.clone())) {
-            Some(first) => {
+        use std::collections::hash_map::Entry as Seen;
+        match self.first.entry((what, name.value.clone())) {
+            Seen::Occupied(first) => {
+                let (file, line) = *first.get();
                 let message = format!(
-                    "duplicate {what} name `{}` (first defined at {first})",
-                    name.value
+                    "duplicate {what} name `{}` (first defined at {}:{line})",
+                    name.value,
+                    self.files[file].display()
                 );
                 compiler.error(name.line, name.column, message);
                 false
             }
-            None => {
-                self.0.insert((what, name.value.clone()), here);
+            Seen::Vacant(slot) => {
+                let path = &compiler.file.path;
+                let file = match self.files.iter().rposition(|f| f == path) {
+                    Some(file) => file,
+                    None => {
+                        self.files.push(path.clone());
+                        self.files.len() - 1
+                    }
+                };
+                slot.insert((file, name.line));
                 true
             }
         }
