@@ -126,10 +126,14 @@ async fn futures_join(tasks: Vec<JoinHandle<()>>) {
 
 /// Starts the server and its workers; returns once the listener is bound.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
-    let rule_set = rules::load_in(&settings.rules, settings.timezone).map_err(|diagnostics| {
-        let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("the rules do not compile:\n{}", lines.join("\n"))
-    })?;
+    let (paths, zone) = (settings.rules.clone(), settings.timezone);
+    let rule_set = crate::reload::on_rules_thread(move || rules::load_in(&paths, zone))
+        .await
+        .map_err(|e| anyhow::anyhow!("the rules could not be compiled: {e}"))?
+        .map_err(|diagnostics| {
+            let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("the rules do not compile:\n{}", lines.join("\n"))
+        })?;
     tracing::info!(rules = rule_set.rules.len(), version = %rule_set.version, "rules loaded");
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open_durable(&settings.db, settings.durability)

@@ -24,7 +24,7 @@ use super::reuse::Reuse;
 use crate::events::{Event, EventKind};
 
 /// Chunk automata of the last compile, by their patterns.
-static CHUNKS: LazyLock<Reuse<Vec<String>, Arc<DFA>>> = LazyLock::new(Reuse::new);
+static CHUNKS: LazyLock<Reuse<Vec<String>, Arc<Automaton>>> = LazyLock::new(Reuse::new);
 
 /// Keyword automata of the last compile, by a hash of their keywords.
 static KEYWORDS: LazyLock<Reuse<[u8; 32], Arc<AhoCorasick>>> = LazyLock::new(Reuse::new);
@@ -55,10 +55,17 @@ pub(super) struct Prefilter {
 /// sets cost as much again as compiling the rules' own regexes.
 #[derive(Debug)]
 struct Chunk {
-    dfa: Arc<DFA>,
+    automaton: Arc<Automaton>,
+    rules: Vec<usize>,
+}
+
+/// A chunk's lazy DFA with its search caches, which hold the states built so far: a chunk
+/// taken into the next rule set keeps them, instead of every reload building them again.
+#[derive(Debug)]
+struct Automaton {
+    dfa: DFA,
     /// Search scratch space, one per thread searching at once.
     caches: Mutex<Vec<Cache>>,
-    rules: Vec<usize>,
 }
 
 impl Chunk {
@@ -66,7 +73,7 @@ impl Chunk {
     /// same patterns make up a chunk again.
     fn build(patterns: &[&str], rules: &[usize]) -> Result<Self, String> {
         let key: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
-        let dfa = CHUNKS.get_or(&key, || {
+        let automaton = CHUNKS.get_or(&key, || {
             let gates = patterns
                 .iter()
                 .map(|p| super::text_regex::gate(p).ok_or_else(|| format!("invalid regex {p}")))
@@ -75,15 +82,17 @@ impl Chunk {
                 .configure(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
                 .build_many_from_hir(&gates)
                 .map_err(|e| e.to_string())?;
-            DFA::builder()
+            let dfa = DFA::builder()
                 .configure(DFA::config().match_kind(MatchKind::All))
                 .build_from_nfa(nfa)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(Arc::new(Automaton {
+                dfa,
+                caches: Mutex::new(Vec::new()),
+            }))
         })?;
         Ok(Self {
-            dfa,
-            caches: Mutex::new(Vec::new()),
+            automaton,
             rules: rules.to_vec(),
         })
     }
@@ -91,19 +100,16 @@ impl Chunk {
     /// Adds the rules whose pattern matches `text`; every rule of the chunk when the search
     /// cannot tell (the rules then decide themselves).
     fn matching(&self, text: &str, out: &mut Vec<usize>) {
-        let taken = self.caches.lock().ok().and_then(|mut c| c.pop());
-        let mut cache = taken.unwrap_or_else(|| self.dfa.create_cache());
+        let Automaton { dfa, caches } = &*self.automaton;
+        let taken = caches.lock().ok().and_then(|mut c| c.pop());
+        let mut cache = taken.unwrap_or_else(|| dfa.create_cache());
         let input = Input::new(text);
         // Most chunks match nothing, and the earliest-match search stops at once.
-        let result = match self
-            .dfa
-            .try_search_fwd(&mut cache, &input.clone().earliest(true))
-        {
+        let result = match dfa.try_search_fwd(&mut cache, &input.clone().earliest(true)) {
             Ok(None) => Ok(()),
             Ok(Some(_)) => {
-                let mut hits = PatternSet::new(self.dfa.pattern_len());
-                self.dfa
-                    .try_which_overlapping_matches(&mut cache, &input, &mut hits)
+                let mut hits = PatternSet::new(dfa.pattern_len());
+                dfa.try_which_overlapping_matches(&mut cache, &input, &mut hits)
                     .map(|()| out.extend(hits.iter().map(|p| self.rules[p.as_usize()])))
             }
             Err(err) => Err(err),
@@ -112,7 +118,7 @@ impl Chunk {
             tracing::debug!("prefilter gave up on a text ({err}); checking its rules one by one");
             out.extend(&self.rules);
         }
-        if let Ok(mut caches) = self.caches.lock() {
+        if let Ok(mut caches) = caches.lock() {
             caches.push(cache);
         }
     }
