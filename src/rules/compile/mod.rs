@@ -105,13 +105,8 @@ fn compile_once(
                     compiler.add_read(&spec, None, &mut names, &mut out);
                     continue;
                 }
-                Entry::Kept {
-                    key,
-                    line,
-                    rule,
-                    kept,
-                } => {
-                    compiler.add_kept((key, line, rule, kept), &mut names, &mut out);
+                Entry::Kept(kept) => {
+                    compiler.add_kept(kept, &mut names, &mut out);
                     continue;
                 }
                 Entry::Text(key, text) => (key, text),
@@ -379,12 +374,13 @@ impl Compiler<'_> {
     }
 
     /// Adds a rule taken from the earlier set, its text now starting on `line`.
-    fn add_kept(
-        &mut self,
-        (key, line, rule, mut note): (RuleKey, u32, Arc<Rule>, KeptRule),
-        names: &mut Names,
-        out: &mut RulesOut,
-    ) {
+    fn add_kept(&mut self, kept: unchanged::Kept, names: &mut Names, out: &mut RulesOut) {
+        let unchanged::Kept {
+            key,
+            line,
+            rule,
+            mut note,
+        } = kept;
         let name = Located {
             value: rule.name.clone(),
             line: line + note.name_at.0,

@@ -39,14 +39,17 @@ pub(super) enum Entry<'a> {
     Read(Box<Located<RuleSpec>>),
     /// Cut out of its file, to be read (see [`read_texts`]) and compiled.
     Text(RuleKey, RuleText<'a>),
-    /// Taken from the earlier set: its key, the first line of its text now, and what the
-    /// earlier set kept of it.
-    Kept {
-        key: RuleKey,
-        line: u32,
-        rule: Arc<Rule>,
-        kept: KeptRule,
-    },
+    /// Taken from the earlier set.
+    Kept(Kept),
+}
+
+/// A rule taken from the earlier set: its key, the first line of its text now, the rule, and
+/// what the earlier set kept of it.
+pub(super) struct Kept {
+    pub(super) key: RuleKey,
+    pub(super) line: u32,
+    pub(super) rule: Arc<Rule>,
+    pub(super) note: KeptRule,
 }
 
 /// A file read for the compile: its calendars and campaigns, and its rules.
@@ -108,12 +111,12 @@ pub(super) fn read<'a>(
 /// The rule `set` compiled from the text with `key`, to be placed at `line`.
 fn kept<'a>(set: &RuleSet, key: RuleKey, line: u32) -> Option<Entry<'a>> {
     let kept = set.kept.get(&key)?;
-    Some(Entry::Kept {
+    Some(Entry::Kept(Kept {
         key,
         line,
         rule: set.rules.get(kept.index)?.clone(),
-        kept: kept.clone(),
-    })
+        note: kept.clone(),
+    }))
 }
 
 /// Whether the next compile may take this rule as compiled: not if it reads other files
@@ -171,7 +174,7 @@ pub(super) fn read_texts(texts: &[RuleText<'_>]) -> Vec<Option<Located<RuleSpec>
 fn context(read: &[(ReadFile<'_>, Vec<RuleText<'_>>)], zone: Tz) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(zone.name().as_bytes());
-    for (file, _) in read {
+    for (file, _) in read.iter().filter(|(f, _)| !f.rest.calendars.is_empty()) {
         let lines: Vec<&str> = file.file.text.lines().collect();
         for calendar in &file.rest.calendars {
             // The calendar's text, wherever it moved to.
