@@ -361,12 +361,12 @@ pub(crate) fn content(
             cx.error(line, column, "audio messages have no caption");
             return None;
         }
-        return Some(Content::Media {
+        return Some(Content::Media(Box::new(super::message::Media {
             kind: *kind,
             url: cx.text(url)?,
             caption,
             filename,
-        });
+        })));
     }
     if let Some(loc) = &m.location {
         let name = opt(cx, loc.value.name.as_ref()).ok()?;
@@ -381,12 +381,12 @@ pub(crate) fn content(
             );
             return None;
         }
-        return Some(Content::Location {
+        return Some(Content::Location(Box::new(super::message::Location {
             latitude: loc.value.latitude,
             longitude: loc.value.longitude,
             name,
             address,
-        });
+        })));
     }
     let Some(text) = &m.text else {
         cx.error(
@@ -421,12 +421,12 @@ pub(crate) fn content(
             }
             compiled.push((cx.text(&b.id)?, cx.text(&b.title)?));
         }
-        return Some(Content::Buttons {
+        return Some(Content::Buttons(Box::new(super::message::Buttons {
             body,
             header,
             footer,
             buttons: compiled,
-        });
+        })));
     }
     if let Some(list) = &m.list {
         let mut sections = Vec::new();
@@ -445,13 +445,13 @@ pub(crate) fn content(
             cx.error(list.line, list.column, "a list needs at least one row");
             return None;
         }
-        return Some(Content::List {
+        return Some(Content::List(Box::new(super::message::List {
             body,
             header,
             footer,
             label: cx.text(&list.value.label)?,
             sections,
-        });
+        })));
     }
     if header.is_some() || footer.is_some() {
         cx.error(
@@ -511,13 +511,13 @@ fn webhook(hook: &crate::config::WebhookSpec, cx: &mut Compiler<'_>) -> Option<A
     };
     let url = url.filter(|u| !matches!(u, Text::Literal(l) if !l.starts_with("http")))?;
     let host_from_template = host_is_templated(&hook.url.value);
-    Some(Action::Webhook(WebhookAction {
+    Some(Action::Webhook(Box::new(WebhookAction {
         url,
         host_from_template,
         method: method?,
         headers: headers?,
         body: body?,
-    }))
+    })))
 }
 
 fn json_template(

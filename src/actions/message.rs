@@ -14,35 +14,52 @@ pub enum Recipient {
     To(Text),
 }
 
-/// What a message carries.
+/// What a message carries. The kinds other than text are boxed: most steps send text, and a
+/// rule set holds every rule's steps, so the enum stays the size of a text.
 #[derive(Debug, Clone)]
 pub enum Content {
     Text(Text),
-    Media {
-        kind: MediaKind,
-        url: Text,
-        caption: Option<Text>,
-        filename: Option<Text>,
-    },
-    Location {
-        latitude: f64,
-        longitude: f64,
-        name: Option<Text>,
-        address: Option<Text>,
-    },
-    Buttons {
-        body: Text,
-        header: Option<Text>,
-        footer: Option<Text>,
-        buttons: Vec<(Text, Text)>,
-    },
-    List {
-        body: Text,
-        header: Option<Text>,
-        footer: Option<Text>,
-        label: Text,
-        sections: Vec<Section>,
-    },
+    Media(Box<Media>),
+    Location(Box<Location>),
+    Buttons(Box<Buttons>),
+    List(Box<List>),
+}
+
+/// An image, document, video or audio by URL.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub kind: MediaKind,
+    pub url: Text,
+    pub caption: Option<Text>,
+    pub filename: Option<Text>,
+}
+
+/// A pin on the map.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub name: Option<Text>,
+    pub address: Option<Text>,
+}
+
+/// A text with up to three reply buttons: `(id, title)`.
+#[derive(Debug, Clone)]
+pub struct Buttons {
+    pub body: Text,
+    pub header: Option<Text>,
+    pub footer: Option<Text>,
+    pub buttons: Vec<(Text, Text)>,
+}
+
+/// A text with a menu of rows in sections.
+#[derive(Debug, Clone)]
+pub struct List {
+    pub body: Text,
+    pub header: Option<Text>,
+    pub footer: Option<Text>,
+    pub label: Text,
+    pub sections: Vec<Section>,
 }
 
 /// Media a message can carry by URL.
@@ -140,12 +157,13 @@ pub(super) fn render(
             body.insert("body".into(), Value::String(text));
             "text"
         }
-        Content::Media {
-            kind,
-            url,
-            caption,
-            filename,
-        } => {
+        Content::Media(media) => {
+            let Media {
+                kind,
+                url,
+                caption,
+                filename,
+            } = &**media;
             body.insert(
                 "media".into(),
                 Value::String(cx.required(url, kind.as_str())?),
@@ -154,24 +172,26 @@ pub(super) fn render(
             put(&mut body, "filename", cx, filename.as_ref())?;
             kind.as_str()
         }
-        Content::Location {
-            latitude,
-            longitude,
-            name,
-            address,
-        } => {
+        Content::Location(location) => {
+            let Location {
+                latitude,
+                longitude,
+                name,
+                address,
+            } = &**location;
             body.insert("latitude".into(), json!(latitude));
             body.insert("longitude".into(), json!(longitude));
             put(&mut body, "name", cx, name.as_ref())?;
             put(&mut body, "address", cx, address.as_ref())?;
             "location"
         }
-        Content::Buttons {
-            body: text,
-            header,
-            footer,
-            buttons,
-        } => {
+        Content::Buttons(content) => {
+            let Buttons {
+                body: text,
+                header,
+                footer,
+                buttons,
+            } = &**content;
             interactive_frame(
                 &mut body,
                 "button",
@@ -187,13 +207,14 @@ pub(super) fn render(
             body.insert("action".into(), json!({ "buttons": list }));
             "interactive"
         }
-        Content::List {
-            body: text,
-            header,
-            footer,
-            label,
-            sections,
-        } => {
+        Content::List(content) => {
+            let List {
+                body: text,
+                header,
+                footer,
+                label,
+                sections,
+            } = &**content;
             interactive_frame(
                 &mut body,
                 "list",

@@ -37,7 +37,8 @@ pub enum Action {
     Tag(Vec<String>),
     Untag(Vec<String>),
     Set(Vec<(String, Text)>),
-    Webhook(WebhookAction),
+    /// Boxed: larger than the other actions and rarer than messages.
+    Webhook(Box<WebhookAction>),
     Group {
         add: bool,
         group: Text,

@@ -37,7 +37,8 @@ use crate::templates::Templates;
 pub struct Rule {
     pub name: String,
     pub description: Option<String>,
-    pub file: PathBuf,
+    /// Shared by every rule of the file.
+    pub file: Arc<std::path::Path>,
     pub line: u32,
     /// The event kinds the rule listens to (`message` unless `when.event` says otherwise).
     pub events: Vec<EventKind>,

@@ -247,7 +247,7 @@ pub(super) async fn rules(State(state): State<AppState>) -> Json<Value> {
     let rules: Vec<Value> = set
         .rules
         .iter()
-        .map(|r| json!({"name": r.name, "file": r.file, "line": r.line, "events": r.events.iter().map(ToString::to_string).collect::<Vec<_>>(), "enabled": r.enabled, "shadow": r.shadow}))
+        .map(|r| json!({"name": r.name, "file": &*r.file, "line": r.line, "events": r.events.iter().map(ToString::to_string).collect::<Vec<_>>(), "enabled": r.enabled, "shadow": r.shadow}))
         .collect();
     let campaigns: Vec<&str> = set.campaigns.iter().map(|c| c.name.as_str()).collect();
     Json(json!({

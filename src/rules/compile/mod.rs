@@ -3,8 +3,10 @@
 
 mod campaign;
 mod hours;
+mod lines;
 mod unchanged;
 
+use lines::Lines;
 use unchanged::Entry;
 pub(crate) use unchanged::{KeptRule, RuleKey};
 
@@ -52,7 +54,6 @@ pub fn compile_after(
 }
 
 /// The rules compiled so far, and what the next compile may take of them.
-#[derive(Default)]
 struct RulesOut {
     rules: Vec<Arc<Rule>>,
     kept: HashMap<RuleKey, KeptRule>,
@@ -74,7 +75,13 @@ fn compile_once(
     let read = unchanged::read(files, zone, previous, whole, &mut diagnostics);
     let mut templates = previous.map_or_else(Templates::new, |set| set.templates.carried());
     let mut calendars = HashMap::new();
-    let mut names = Names::default();
+    // Sized up front: for ten thousand rules, growing these tables step by step would hold
+    // the old and the new table at once at each step, on top of the set being replaced.
+    let count: usize = read.iter().map(|f| f.rules.len()).sum();
+    let mut names = Names {
+        first: HashMap::with_capacity(count),
+        files: Vec::new(),
+    };
     let none = HashMap::new();
     for file in &read {
         let mut compiler = Compiler::new(file.file, &mut templates, &mut diagnostics, &none, zone);
@@ -88,7 +95,10 @@ fn compile_once(
         }
     }
     templates.add_calendars(calendars.clone());
-    let mut out = RulesOut::default();
+    let mut out = RulesOut {
+        rules: Vec::with_capacity(count),
+        kept: HashMap::with_capacity(count),
+    };
     let mut campaigns = Vec::new();
     for (at, file) in read.into_iter().enumerate() {
         let mut compiler = Compiler::new(
@@ -133,6 +143,8 @@ fn compile_once(
             }
         }
     }
+    // The name table is as large as the rules' indexes: gone before those are built.
+    drop(names);
     Ok(if diagnostics.is_empty() {
         templates.drop_unused();
         let mut set = RuleSet::new(out.rules, campaigns, calendars, templates, files, zone);
@@ -146,12 +158,15 @@ fn compile_once(
 
 /// A hash of the YAML text of the item starting at `line`/`column` (its line and every
 /// following line indented at least as deep), so a reload can tell which rules changed.
-fn fingerprint(lines: &[&str], line: u32, column: u32) -> u64 {
+fn fingerprint(lines: &Lines<'_>, line: u32, column: u32) -> u64 {
     use std::hash::{Hash, Hasher};
     let indent = column.saturating_sub(1) as usize;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let start = (line.saturating_sub(1) as usize).min(lines.len());
-    for (i, text) in lines[start..].iter().enumerate() {
+    for (i, text) in (start..lines.len())
+        .filter_map(|at| lines.get(at))
+        .enumerate()
+    {
         let depth = text.len() - text.trim_start().len();
         if i > 0 && !text.trim().is_empty() && depth < indent {
             break;
@@ -162,7 +177,6 @@ fn fingerprint(lines: &[&str], line: u32, column: u32) -> u64 {
 }
 
 /// Names seen so far, per kind of thing, with where each was first defined.
-#[derive(Default)]
 struct Names {
     /// Where each name was first defined: its file (in `files`) and line.
     first: HashMap<(&'static str, String), (usize, u32)>,
@@ -208,8 +222,10 @@ impl Names {
 /// Compiles one file's pieces, recording problems against that file.
 pub(crate) struct Compiler<'a> {
     file: &'a SourceFile,
+    /// The file's path, one copy shared by its rules.
+    path: Arc<std::path::Path>,
     /// The file's lines, split once (positions are looked up for every rule).
-    lines: Vec<&'a str>,
+    lines: Lines<'a>,
     pub(crate) templates: &'a mut Templates,
     diagnostics: &'a mut Vec<Diagnostic>,
     /// Named groups of the current rule's `text` regexes, for `match.NAME`.
@@ -231,7 +247,8 @@ impl<'a> Compiler<'a> {
     ) -> Self {
         Self {
             file,
-            lines: file.text.lines().collect(),
+            path: file.path.as_path().into(),
+            lines: Lines::new(&file.text),
             templates,
             diagnostics,
             groups: Vec::new(),
@@ -457,7 +474,7 @@ impl Compiler<'_> {
         (self.diagnostics.len() == errors_before).then(|| Rule {
             name,
             description: rule.description.clone(),
-            file: self.file.path.clone(),
+            file: self.path.clone(),
             line: spec.line,
             events,
             when: block,

@@ -99,6 +99,7 @@ pub(super) fn read<'a>(
         .collect();
     let context = context(&read, zone);
     for (file, texts) in &mut read {
+        file.rules.reserve_exact(texts.len());
         for text in texts.drain(..) {
             let key = rule_key(&context, file.file, text.text);
             let entry = previous.and_then(|set| kept(set, key, text.line));
@@ -175,7 +176,7 @@ fn context(read: &[(ReadFile<'_>, Vec<RuleText<'_>>)], zone: Tz) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(zone.name().as_bytes());
     for (file, _) in read.iter().filter(|(f, _)| !f.rest.calendars.is_empty()) {
-        let lines: Vec<&str> = file.file.text.lines().collect();
+        let lines = super::Lines::new(&file.file.text);
         for calendar in &file.rest.calendars {
             // The calendar's text, wherever it moved to.
             let text = super::fingerprint(&lines, calendar.line, calendar.column);
