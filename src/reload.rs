@@ -4,7 +4,6 @@
 //! same path. Events already being processed finish with the set they started with.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,10 +46,39 @@ pub struct Reloader {
     busy: tokio::sync::Mutex<()>,
 }
 
-/// What each rule's and campaign's text hashed to, by name (borrowed: a reload compares sets of
-/// thousands of rules).
-fn fingerprints(set: &RuleSet) -> BTreeMap<Cow<'_, str>, u64> {
-    set.rules
+/// The rules and campaigns `new` adds, removes and changes from `old`, by name, each sorted.
+fn differences(old: &RuleSet, new: &RuleSet) -> (Vec<String>, Vec<String>, Vec<String>) {
+    use std::cmp::Ordering;
+    let (before, after) = (fingerprints(old), fingerprints(new));
+    let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut before, mut after) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        let order = match (before.peek(), after.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((b, _)), Some((a, _))) => b.cmp(a),
+        };
+        match order {
+            Ordering::Less => removed.extend(before.next().map(|(name, _)| name.to_string())),
+            Ordering::Greater => added.extend(after.next().map(|(name, _)| name.to_string())),
+            Ordering::Equal => {
+                if let (Some((_, was)), Some((name, is))) = (before.next(), after.next())
+                    && was != is
+                {
+                    changed.push(name.to_string());
+                }
+            }
+        }
+    }
+    (added, removed, changed)
+}
+
+/// What each rule's and campaign's text hashed to, sorted by name. Names are borrowed and
+/// kept in a vector: a reload compares sets of thousands of rules while both are in memory.
+fn fingerprints(set: &RuleSet) -> Vec<(Cow<'_, str>, u64)> {
+    let mut all: Vec<_> = set
+        .rules
         .iter()
         .map(|r| (Cow::Borrowed(r.name.as_str()), r.fingerprint))
         .chain(
@@ -58,12 +86,11 @@ fn fingerprints(set: &RuleSet) -> BTreeMap<Cow<'_, str>, u64> {
                 .iter()
                 .map(|c| (Cow::Owned(format!("campaign {}", c.name)), c.fingerprint)),
         )
-        .collect()
+        .collect();
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    all
 }
 
-/// Frees a replaced rule set on a thread of its own, once the events still using it are done:
-/// freeing thousands of compiled rules takes long enough (tens of milliseconds and more) to
-/// stall the webhooks of the worker that happens to drop the last reference.
 /// Work for the rules thread.
 type RulesWork = Box<dyn FnOnce() + Send>;
 
@@ -105,6 +132,9 @@ pub(crate) async fn on_rules_thread<T: Send + 'static>(
         .map_err(|_| "the compile stopped unfinished".to_owned())
 }
 
+/// Frees a replaced rule set on a thread of its own, once the events still using it are done:
+/// freeing thousands of compiled rules takes long enough (tens of milliseconds and more) to
+/// stall the webhooks of the worker that happens to drop the last reference.
 fn free_later(set: Arc<RuleSet>) {
     let spawned = std::thread::Builder::new()
         .name("riposte-free-rules".into())
@@ -112,7 +142,11 @@ fn free_later(set: Arc<RuleSet>) {
             let mut set = set;
             loop {
                 match Arc::try_unwrap(set) {
-                    Ok(unused) => return drop(unused),
+                    Ok(unused) => {
+                        drop(unused);
+                        give_back_freed_memory();
+                        return;
+                    }
                     Err(in_use) => set = in_use,
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -122,6 +156,27 @@ fn free_later(set: Arc<RuleSet>) {
         tracing::warn!("cannot start a thread to free the old rules ({err}); freed in place");
     }
 }
+
+/// Hands the pages the freed set leaves unused back to the system. glibc keeps freed memory
+/// for reuse, and what a set of 10,000 rules leaves is scattered through the compile thread's
+/// arena, so without this each reload's leftovers stay resident until the next one: 10,000
+/// rules reloaded every 2 s under load peaked about 1.5 MB higher.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // the one unsafe call in the crate: a libc call that takes no pointers
+fn give_back_freed_memory() {
+    let started = Instant::now();
+    // SAFETY: malloc_trim only walks the allocator's own free lists, under its own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    tracing::debug!(
+        micros = started.elapsed().as_micros(),
+        "freed memory given back"
+    );
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_freed_memory() {}
 
 impl Reloader {
     /// A reloader for the set currently in `rules`.
@@ -198,21 +253,7 @@ impl Reloader {
             }
             Ok(new) if new.version == old.version => report.result = "unchanged",
             Ok(new) => {
-                let (before, after) = (fingerprints(&old), fingerprints(&new));
-                let only_in = |a: &BTreeMap<Cow<'_, str>, u64>, b: &BTreeMap<Cow<'_, str>, u64>| {
-                    a.keys()
-                        .filter(|n| !b.contains_key(*n))
-                        .map(ToString::to_string)
-                        .collect()
-                };
-                report.added = only_in(&after, &before);
-                report.removed = only_in(&before, &after);
-                report.changed = after
-                    .iter()
-                    .filter(|(n, f)| before.get(*n).is_some_and(|old| old != *f))
-                    .map(|(n, _)| n.to_string())
-                    .collect();
-                drop((before, after));
+                (report.added, report.removed, report.changed) = differences(&old, &new);
                 report.version.clone_from(&new.version);
                 report.result = "reloaded";
                 free_later(self.rules.send_replace(Arc::new(new)));
@@ -312,4 +353,42 @@ async fn recv_signal(signal: &mut Hangup) -> Option<()> {
 #[cfg(not(unix))]
 async fn recv_signal(_: &mut Hangup) -> Option<()> {
     std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differences;
+    use crate::config::SourceFile;
+
+    fn set(rules: &[(&str, &str)]) -> crate::rules::RuleSet {
+        let mut text = String::from("rules:\n");
+        for (name, reply) in rules {
+            text.push_str(&format!(
+                "  - name: {name}\n    when: {{text: hi}}\n    then: [{{reply: {reply}}}]\n"
+            ));
+        }
+        let file = SourceFile {
+            path: "rules.yaml".into(),
+            text,
+        };
+        crate::rules::compile(&[file]).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_reload_reports_what_was_added_removed_and_changed_by_name() {
+        let old = set(&[("b", "one"), ("d", "two"), ("a", "three"), ("e", "four")]);
+        let new = set(&[
+            ("e", "four"),
+            ("c", "new"),
+            ("a", "three!"),
+            ("f", "six"),
+            ("d", "two"),
+        ]);
+        let (added, removed, changed) = differences(&old, &new);
+        assert_eq!(added, ["c", "f"]);
+        assert_eq!(removed, ["b"]);
+        assert_eq!(changed, ["a"]);
+        let (added, removed, changed) = differences(&new, &new);
+        assert!(added.is_empty() && removed.is_empty() && changed.is_empty());
+    }
 }
