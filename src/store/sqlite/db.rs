@@ -8,7 +8,8 @@
 //! make before they write run on the same thread, between transactions, where the pages they
 //! need are already cached; reads that may take long (listings, audiences) run on reader
 //! threads so they never hold up a webhook. A checkpointer thread copies the log into the
-//! database file beside the writer, which finishes each checkpoint between two commits.
+//! database file beside the writer, which finishes a checkpoint between two commits now and
+//! then so the log starts afresh (see [`super::checkpoint`]).
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -18,12 +19,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Restarts;
 use crate::store::{StoreError, StoreResult};
 
 /// Most writes in one group commit.
 const GROUP_COMMIT_MAX: usize = 1024;
-/// How often the log is copied into the database file while writes go on.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// A group commit this slow stalls every webhook in it: worth a warning.
 const SLOW_COMMIT: Duration = Duration::from_millis(250);
 /// Reader connections (listings and audiences; the workers read on the writer).
@@ -42,8 +42,6 @@ pub(super) struct Options {
 pub(super) struct Db {
     writer: mpsc::Sender<Command>,
     readers: std::sync::mpsc::Sender<Job>,
-    /// Dropped with the last handle, which stops the checkpointer.
-    _checkpoints: Arc<std::sync::mpsc::Sender<()>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -61,13 +59,20 @@ enum Command {
 }
 
 /// A write waiting for the group commit: runs inside the transaction, answers after it.
+///
+/// A write may run twice: first straight in the shared transaction, then, if any write of
+/// the group failed there, again in a savepoint of its own after the transaction was rolled
+/// back. So it must give the same result from the same database, whatever it did the first
+/// time.
 trait Write: Send {
-    fn run(&mut self, conn: &Connection);
+    /// Runs the write; `alone` puts it in a savepoint so a failure undoes it and nothing
+    /// else. Returns whether it succeeded.
+    fn run(&mut self, conn: &Connection, alone: bool) -> bool;
     fn answer(self: Box<Self>, committed: Result<(), &str>);
 }
 
 struct PendingWrite<T, F> {
-    work: Option<F>,
+    work: F,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
@@ -75,12 +80,17 @@ struct PendingWrite<T, F> {
 impl<T, F> Write for PendingWrite<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> StoreResult<T> + Send,
+    F: FnMut(&Connection) -> StoreResult<T> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        if let Some(work) = self.work.take() {
-            self.result = Some(in_savepoint(conn, work));
-        }
+    fn run(&mut self, conn: &Connection, alone: bool) -> bool {
+        let result = if alone {
+            in_savepoint(conn, &mut self.work)
+        } else {
+            unwinding(|| (self.work)(conn))
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
     }
 
     fn answer(self: Box<Self>, committed: Result<(), &str>) {
@@ -95,6 +105,12 @@ where
     }
 }
 
+/// Runs `work`, turning a panic into an error so that one bad write cannot stop the writer.
+fn unwinding<T>(work: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|_| Err(StoreError::Write("a database write panicked".into())))
+}
+
 /// Runs `work` in a savepoint: what it wrote stays if it succeeds and is undone if it fails
 /// or panics, leaving the other writes of the transaction alone.
 fn in_savepoint<T>(
@@ -102,10 +118,7 @@ fn in_savepoint<T>(
     work: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
     conn.prepare_cached("SAVEPOINT write")?.execute([])?;
-    let result = match std::panic::catch_unwind(AssertUnwindSafe(|| work(conn))) {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Write("a database write panicked".into())),
-    };
+    let result = unwinding(|| work(conn));
     if result.is_err() {
         conn.prepare_cached("ROLLBACK TO write")?.execute([])?;
     }
@@ -133,12 +146,14 @@ impl Db {
         for _ in 0..READERS {
             readers.push(connect(&options.path, options.synchronous, true)?);
         }
-        let (write_tx, write_rx) = mpsc::channel(4 * GROUP_COMMIT_MAX);
-        spawn("riposte-db-writer", move || run_writer(&writer, write_rx))?;
-        let checkpointer = connect(&options.path, options.synchronous, false)?;
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let checkpoints = connect(&options.path, options.synchronous, false)?;
+        let (restarts, checkpointer) = Restarts::new();
         spawn("riposte-db-checkpoint", move || {
-            run_checkpointer(&checkpointer, &stop_rx);
+            checkpointer.run(&checkpoints)
+        })?;
+        let (write_tx, write_rx) = mpsc::channel(4 * GROUP_COMMIT_MAX);
+        spawn("riposte-db-writer", move || {
+            run_writer(&writer, write_rx, restarts);
         })?;
         let (read_tx, read_rx) = std::sync::mpsc::channel::<Job>();
         let read_rx = Arc::new(Mutex::new(read_rx));
@@ -149,19 +164,19 @@ impl Db {
         Ok(Self {
             writer: write_tx,
             readers: read_tx,
-            _checkpoints: Arc::new(stop_tx),
         })
     }
 
-    /// Runs `work` in the next group commit and returns its result once that commit is done.
+    /// Runs `work` in the next group commit and returns its result once that commit is done
+    /// (`work` may run twice; see [`Write`]).
     pub(super) async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let pending = PendingWrite {
-            work: Some(work),
+            work,
             result: None,
             reply,
         };
@@ -243,12 +258,10 @@ fn connect(path: &Path, synchronous: &str, read_only: bool) -> StoreResult<Conne
     Ok(conn)
 }
 
-fn run_writer(conn: &Connection, mut queue: mpsc::Receiver<Command>) {
+fn run_writer(conn: &Connection, mut queue: mpsc::Receiver<Command>, mut restarts: Restarts) {
     let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
     let mut reads: Vec<Job> = Vec::new();
     let mut writes: Vec<Box<dyn Write>> = Vec::with_capacity(GROUP_COMMIT_MAX);
-    let mut checkpointed = Instant::now();
-    let mut unchecked = false;
     while queue.blocking_recv_many(&mut batch, GROUP_COMMIT_MAX) > 0 {
         for command in batch.drain(..) {
             match command {
@@ -282,47 +295,29 @@ fn run_writer(conn: &Connection, mut queue: mpsc::Receiver<Command>) {
             if took > SLOW_COMMIT {
                 tracing::warn!("a database commit took {took:?}; webhooks waited for it");
             }
-            unchecked = true;
-        }
-        // The checkpointer copies the log into the database file beside the writer, but one
-        // beside a writer that never pauses never catches up, and the log would grow without
-        // end. So the writer finishes the job here, between two commits, where nothing else
-        // writes: what is left is what came since the checkpointer's last round, a few
-        // milliseconds of copying. Once all is copied the next commit starts the log afresh.
-        if unchecked && checkpointed.elapsed() >= CHECKPOINT_EVERY {
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
-                // The checkpointer is at work: try again after the next commit.
-                Ok(1) => continue,
-                Ok(_) => {}
-                Err(err) => tracing::warn!("database checkpoint failed: {err}"),
-            }
-            checkpointed = Instant::now();
-            unchecked = false;
+            // Between two commits, where nothing else writes.
+            restarts.after_commit(conn);
         }
     }
 }
 
 fn commit_group(conn: &Connection, writes: &mut [Box<dyn Write>]) -> StoreResult<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    for write in writes.iter_mut() {
-        write.run(conn);
+    // A savepoint per write would copy every page a write touches before it changes it, for
+    // the rare write that fails. So the group runs straight first, and only if a write fails
+    // is it all undone and run again, each write in a savepoint, to undo that one alone.
+    if !writes.iter_mut().all(|write| write.run(conn, false)) {
+        conn.prepare_cached("ROLLBACK")?.execute([])?;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        for write in writes.iter_mut() {
+            write.run(conn, true);
+        }
     }
     if let Err(err) = conn.prepare_cached("COMMIT")?.execute([]) {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(err.into());
     }
     Ok(())
-}
-
-fn run_checkpointer(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        stop.recv_timeout(CHECKPOINT_EVERY / 2)
-    {
-        // PASSIVE copies what no reader still needs and never blocks the writer.
-        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!("database checkpoint failed: {err}");
-        }
-    }
 }
 
 fn run_reader(conn: &Connection, queue: &Mutex<std::sync::mpsc::Receiver<Job>>) {
@@ -341,6 +336,7 @@ fn run_reader(conn: &Connection, queue: &Mutex<std::sync::mpsc::Receiver<Job>>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::checkpoint::RESTART_EVERY;
 
     fn open(dir: &tempfile::TempDir) -> Db {
         let options = Options {
@@ -404,6 +400,33 @@ mod tests {
         assert!(panicked.unwrap_err().to_string().contains("panicked"));
         insert(&db, "kept").await.unwrap();
         assert_eq!(values(&db).await, ["kept"]);
+    }
+
+    #[tokio::test]
+    async fn the_log_starts_afresh_under_writes_that_never_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        // Every write adds at least a page to the log; one never started afresh holds them all.
+        let filler = "x".repeat(4000);
+        let started = Instant::now();
+        let mut written: u64 = 0;
+        while written < 16 << 20 || started.elapsed() < RESTART_EVERY * 10 {
+            let v = format!("{written}{filler}");
+            db.write(move |conn| {
+                conn.execute("INSERT INTO t (v) VALUES (?1)", [&v])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+            written += 4096;
+        }
+        let log = std::fs::metadata(dir.path().join("test.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            log < written / 2,
+            "the log holds {log} bytes after {written} were written"
+        );
     }
 
     #[tokio::test]

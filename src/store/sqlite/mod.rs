@@ -3,6 +3,7 @@
 //! on reader threads.
 
 mod campaigns;
+mod checkpoint;
 mod db;
 mod jobs;
 mod migrate;
