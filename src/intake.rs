@@ -23,8 +23,8 @@ use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
 use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{
-    ChatState, Contact, HandoffChange, Handover, Inbound, JobKind, JobWork, NewJob, Op, Outcome,
-    Role, Source, Store, StoreResult, Turn,
+    ChatState, Contact, HandoffChange, Handover, Inbound, JobKind, JobWork, Lookup, NewJob, Op,
+    Outcome, Role, Source, Store, StoreResult, Turn,
 };
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
@@ -118,14 +118,14 @@ impl Intake {
         let now = self.clock.now();
         let rules = self.rules.borrow().clone();
         let bodies: Vec<(i64, Vec<Event>)> = batch.iter().map(|i| (i.id, events_of(i))).collect();
-        let keys: Vec<String> = bodies
-            .iter()
-            .flat_map(|(_, events)| events.iter().map(Event::dedupe_key))
-            .collect();
-        let seen = self.store.seen(&keys, now).await?;
-        // Contacts and chats read for the whole batch at once, then kept as earlier events of
-        // the batch leave them, so the second message sees what the first one did.
-        let mut memory = self.memory(&bodies).await?;
+        let known = self.store.known(lookup(&bodies), now).await?;
+        let seen = known.seen;
+        // Contacts and chats as the store had them for the whole batch, then kept as earlier
+        // events of the batch leave them, so the second message sees what the first one did.
+        let mut memory = Memory {
+            contacts: known.contacts,
+            chats: known.chats,
+        };
         let mut this_batch = BTreeSet::new();
         let mut done = Vec::with_capacity(bodies.len());
         for (inbound, events) in &bodies {
@@ -260,30 +260,33 @@ impl Intake {
         Ok(())
     }
 
-    async fn memory(&self, bodies: &[(i64, Vec<Event>)]) -> StoreResult<Memory> {
-        let events = || bodies.iter().flat_map(|(_, events)| events);
-        let mut phones: Vec<String> = events()
-            .filter_map(|e| e.sender.as_ref().map(|s| s.phone.clone()))
-            .collect();
-        let mut chats: Vec<String> = events()
-            .filter_map(|e| e.chat.as_ref().map(|c| c.id.clone()))
-            .collect();
-        for list in [&mut phones, &mut chats] {
-            list.sort_unstable();
-            list.dedup();
-            list.retain(|v| !v.is_empty());
-        }
-        Ok(Memory {
-            contacts: self.store.contacts_of(&phones).await?,
-            chats: self.store.chat_states(&chats).await?,
-        })
-    }
-
     fn too_old(&self, event: &Event, now: DateTime<Utc>) -> bool {
         match (self.max_event_age, event.at) {
             (Some(max), Some(at)) => now.timestamp() - at > max.as_secs() as i64,
             _ => false,
         }
+    }
+}
+
+/// What a batch is about: the dedupe keys, phones and chats of its events, each once.
+fn lookup(bodies: &[(i64, Vec<Event>)]) -> Lookup {
+    let events = || bodies.iter().flat_map(|(_, events)| events);
+    let keys = events().map(Event::dedupe_key).collect();
+    let mut phones: Vec<String> = events()
+        .filter_map(|e| e.sender.as_ref().map(|s| s.phone.clone()))
+        .collect();
+    let mut chats: Vec<String> = events()
+        .filter_map(|e| e.chat.as_ref().map(|c| c.id.clone()))
+        .collect();
+    for list in [&mut phones, &mut chats] {
+        list.sort_unstable();
+        list.dedup();
+        list.retain(|v| !v.is_empty());
+    }
+    Lookup {
+        keys,
+        phones,
+        chats,
     }
 }
 

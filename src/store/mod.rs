@@ -456,6 +456,25 @@ pub struct CampaignRun {
     pub pending: u32,
 }
 
+/// What a batch of events is about: its dedupe keys, and the phones and chats of its events.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    pub keys: Vec<String>,
+    pub phones: Vec<String>,
+    pub chats: Vec<String>,
+}
+
+/// What the store knew about a batch before it was processed (see [`Store::known`]).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The dedupe keys already processed and still remembered.
+    pub seen: BTreeSet<String>,
+    /// Contacts with tags or attributes, by phone.
+    pub contacts: HashMap<String, Contact>,
+    /// Chats with a handoff or `once_per` memory, by id.
+    pub chats: HashMap<String, ChatState>,
+}
+
 /// The embedded or external database behind Riposte.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -485,6 +504,15 @@ pub trait Store: Send + Sync + 'static {
     async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()>;
     /// Several chats' handoffs and `once_per` memory; chats with neither are left out.
     async fn chat_states(&self, chats: &[String]) -> StoreResult<HashMap<String, ChatState>>;
+    /// What intake needs before the rules run over a batch, in one look: which of its dedupe
+    /// keys were seen, and the contacts and chats it is about.
+    async fn known(&self, lookup: Lookup, now: DateTime<Utc>) -> StoreResult<Known> {
+        Ok(Known {
+            seen: self.seen(&lookup.keys, now).await?,
+            contacts: self.contacts_of(&lookup.phones).await?,
+            chats: self.chat_states(&lookup.chats).await?,
+        })
+    }
     /// Chats a human has now.
     async fn handoffs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Handoff>>;
     /// Every contact with tags or attributes (for campaign audiences and export).

@@ -21,7 +21,8 @@ use self::jobs::JobRow;
 use self::ops::Completion;
 use super::{
     CampaignRun, ChatState, Contact, Durability, Handoff, Handover, Inbound, Job, JobResult,
-    JobStatus, NewJob, NewRun, Op, Outcome, Role, Source, Store, StoreError, StoreResult, Turn,
+    JobStatus, Known, Lookup, NewJob, NewRun, Op, Outcome, Role, Source, Store, StoreError,
+    StoreResult, Turn,
 };
 
 /// How long event records are kept for `/admin/events`.
@@ -121,6 +122,18 @@ fn parse_attrs(text: &str) -> StoreResult<BTreeMap<String, String>> {
 }
 
 /// The contacts of these phones that have tags or attributes.
+fn seen(conn: &Connection, keys: &[String], now: i64) -> StoreResult<BTreeSet<String>> {
+    let mut statement =
+        conn.prepare_cached("SELECT 1 FROM dedupe WHERE key = ?1 AND expires_at > ?2")?;
+    let mut seen = BTreeSet::new();
+    for key in keys {
+        if statement.exists(params![key, now])? {
+            seen.insert(key.clone());
+        }
+    }
+    Ok(seen)
+}
+
 fn contacts_of(conn: &Connection, phones: &[String]) -> StoreResult<HashMap<String, Contact>> {
     let mut found: HashMap<String, Contact> = HashMap::new();
     let mut attrs = conn.prepare_cached("SELECT attrs FROM contacts WHERE phone = ?1")?;
@@ -221,16 +234,19 @@ impl Store for SqliteStore {
     async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>> {
         let keys = keys.to_vec();
         self.db
+            .read_now(move |conn| seen(conn, &keys, ms(now)))
+            .await
+    }
+
+    async fn known(&self, lookup: Lookup, now: DateTime<Utc>) -> StoreResult<Known> {
+        // One trip to the writer's thread instead of three: intake waits for each.
+        self.db
             .read_now(move |conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT 1 FROM dedupe WHERE key = ?1 AND expires_at > ?2")?;
-                let mut seen = BTreeSet::new();
-                for key in keys {
-                    if statement.exists(params![key, ms(now)])? {
-                        seen.insert(key);
-                    }
-                }
-                Ok(seen)
+                Ok(Known {
+                    seen: seen(conn, &lookup.keys, ms(now))?,
+                    contacts: contacts_of(conn, &lookup.phones)?,
+                    chats: chat_states(conn, &lookup.chats)?,
+                })
             })
             .await
     }
