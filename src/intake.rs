@@ -18,7 +18,7 @@ use crate::actions::Effect;
 use crate::ai::MemoryPolicy;
 use crate::clock::Clock;
 use crate::delivery::{LEASE, ReadyQueue};
-use crate::engine::{self, Evaluation, RuleTrace};
+use crate::engine::{self, Evaluation, Planned, RuleTrace};
 use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
 use crate::metrics;
 use crate::rules::RuleSet;
@@ -216,7 +216,7 @@ impl Intake {
         let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             engine::evaluate(rules, event, &contact, &chat, now, false)
         }));
-        let Ok(evaluation) = evaluated else {
+        let Ok(mut evaluation) = evaluated else {
             tracing::error!(event = %event.dedupe_key(), "rule evaluation panicked; event skipped");
             outcome.records.push(record(event, now, "engine error"));
             return Ok(());
@@ -227,7 +227,8 @@ impl Intake {
         {
             outcome.ops.push(Op::Turn(turn));
         }
-        plan(&evaluation, event, now, outcome);
+        let planned = std::mem::take(&mut evaluation.planned);
+        plan(planned, &evaluation.contact.phone, event, now, outcome);
         // What the rules saw goes with the record, so `/admin/events` can explain every rule
         // that did not match without the hot path writing a line per rule.
         let seen = Seen {
@@ -352,17 +353,24 @@ pub fn agent_resume(event: &Event, chat: &ChatState, now: DateTime<Utc>) -> Opti
 }
 
 /// Turns the planned effects into ordered store operations: local changes at once, calls and
-/// follow-ups as jobs.
-pub fn plan(evaluation: &Evaluation, event: &Event, now: DateTime<Utc>, outcome: &mut Outcome) {
-    for planned in &evaluation.planned {
-        let work = match &planned.effect {
-            Effect::Contact(change) => JobWork::Contact(change.clone()),
-            Effect::Request(request) => JobWork::Call(request.clone()),
-            Effect::Cancel { key } => JobWork::Cancel { key: key.clone() },
-            Effect::Handoff(change) => JobWork::Handoff(change.clone()),
-            Effect::Ai(call) => JobWork::Ai(call.clone()),
+/// follow-ups as jobs. `phone` is the contact's, for follow-ups (opt-outs and `unless`).
+pub fn plan(
+    planned: Vec<Planned>,
+    phone: &str,
+    event: &Event,
+    now: DateTime<Utc>,
+    outcome: &mut Outcome,
+) {
+    let event_key = event.dedupe_key();
+    for planned in planned {
+        let work = match planned.effect {
+            Effect::Contact(change) => JobWork::Contact(change),
+            Effect::Request(request) => JobWork::Call(request),
+            Effect::Cancel { key } => JobWork::Cancel { key },
+            Effect::Handoff(change) => JobWork::Handoff(change),
+            Effect::Ai(call) => JobWork::Ai(call),
         };
-        let Some(schedule) = &planned.schedule else {
+        let Some(schedule) = planned.schedule else {
             outcome.ops.push(match work {
                 JobWork::Contact(change) => Op::Contact(change),
                 JobWork::Cancel { key } => Op::Cancel { key },
@@ -370,31 +378,25 @@ pub fn plan(evaluation: &Evaluation, event: &Event, now: DateTime<Utc>, outcome:
                 call @ (JobWork::Call(_) | JobWork::Ai(_)) => Op::Job(Box::new(NewJob::action(
                     &planned.rule,
                     planned.action,
-                    &event.dedupe_key(),
+                    &event_key,
                     call,
                     now,
                 ))),
             });
             continue;
         };
-        let mut job = NewJob::action(
-            &planned.rule,
-            planned.action,
-            &event.dedupe_key(),
-            work,
-            now,
-        );
+        let mut job = NewJob::action(&planned.rule, planned.action, &event_key, work, now);
         job.kind = JobKind::FollowUp;
-        job.key.clone_from(&schedule.key);
-        job.contact = Some(evaluation.contact.phone.clone()).filter(|p| !p.is_empty());
+        job.key = schedule.key;
+        job.contact = Some(phone.to_owned()).filter(|p| !p.is_empty());
         job.unless = schedule
             .unless
             .as_ref()
             .and_then(|u| serde_json::to_value(u).ok());
-        job.vars.clone_from(&schedule.vars);
-        match &schedule.run_at {
-            Ok(at) => job.run_at = *at,
-            Err(reason) => job.dead = Some(reason.clone()),
+        job.vars = schedule.vars;
+        match schedule.run_at {
+            Ok(at) => job.run_at = at,
+            Err(reason) => job.dead = Some(reason),
         }
         outcome.ops.push(Op::Job(Box::new(job)));
     }

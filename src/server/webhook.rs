@@ -15,7 +15,7 @@ pub(super) async fn whapi(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     accept_webhook(&state, &headers, String::new(), "POST".into(), &body).await
 }
 
@@ -26,7 +26,7 @@ pub(super) async fn whapi_path(
     method: Method,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     accept_webhook(&state, &headers, path, method.as_str().to_owned(), &body).await
 }
 
@@ -36,7 +36,7 @@ async fn accept_webhook(
     path: String,
     method: String,
     body: &[u8],
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Accepted>, ApiError> {
     if let Some(secret) = &state.secrets.webhook {
         let given = headers
             .get("x-riposte-secret")
@@ -53,7 +53,14 @@ async fn accept_webhook(
         .await?;
     state.intake.notify_one();
     crate::metrics::WEBHOOKS_ACCEPTED.inc();
-    Ok(Json(json!({ "accepted": id })))
+    Ok(Json(Accepted { accepted: id }))
+}
+
+/// The answer to a stored webhook: the id it was stored under. Serialised straight from the
+/// struct, as every webhook gets one.
+#[derive(serde::Serialize)]
+pub(super) struct Accepted {
+    accepted: i64,
 }
 
 /// A custom event from another system.
