@@ -4,11 +4,11 @@
 //! commit starts the log afresh. A checkpoint beside a writer that never pauses never copies
 //! all of it, so the log would grow without end; one on the writer's thread stalls every
 //! webhook of the next commit for as long as it takes, and most of that is the two disk
-//! flushes it makes (the log before copying, the database file after), whose cost grows with
-//! what was written since the last one. So the bulk is copied and flushed on a thread of its
-//! own, and the writer finishes only the tail: when a restart is due it asks the checkpointer
-//! to catch up, and finishes right after it has, when only a few milliseconds of writes are
-//! left to copy and flush.
+//! flushes it makes (the log before copying, the database file after): the more was written
+//! since the last one the longer they take, and even a short one takes milliseconds. So the
+//! bulk is copied and flushed on a thread of its own, and the writer finishes only the tail,
+//! and only once every [`RESTART_EVERY`]: it asks the checkpointer to catch up, and finishes
+//! right after it has, when only a few milliseconds of writes are left to copy and flush.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
