@@ -71,16 +71,20 @@ trait Write: Send {
     fn answer(self: Box<Self>, committed: Result<(), &str>);
 }
 
-struct PendingWrite<T, F> {
+struct PendingWrite<T, U, F, A> {
     work: F,
+    /// Runs on the writer's thread once the commit is done, in the order of the writes.
+    after: A,
     result: Option<StoreResult<T>>,
-    reply: oneshot::Sender<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<U>>,
 }
 
-impl<T, F> Write for PendingWrite<T, F>
+impl<T, U, F, A> Write for PendingWrite<T, U, F, A>
 where
     T: Send,
+    U: Send,
     F: FnMut(&Connection) -> StoreResult<T> + Send,
+    A: FnOnce(T) -> U + Send,
 {
     fn run(&mut self, conn: &Connection, alone: bool) -> bool {
         let result = if alone {
@@ -101,7 +105,7 @@ where
             (None, Ok(())) => Err(StoreError::Write("the write was not run".into())),
         };
         // The caller may have gone (a cancelled request); its write is committed anyway.
-        let _ = self.reply.send(result);
+        let _ = self.reply.send(result.map(self.after));
     }
 }
 
@@ -174,9 +178,23 @@ impl Db {
         T: Send + 'static,
         F: FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.write_then(work, |value| value).await
+    }
+
+    /// Like [`Db::write`], and once the commit is done `after` turns the result into the
+    /// answer on the writer's thread: the writes of one group see their `after` run in the
+    /// order they were written, before any later write or read runs.
+    pub(super) async fn write_then<T, U, F, A>(&self, work: F, after: A) -> StoreResult<U>
+    where
+        T: Send + 'static,
+        U: Send + 'static,
+        F: FnMut(&Connection) -> StoreResult<T> + Send + 'static,
+        A: FnOnce(T) -> U + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let pending = PendingWrite {
             work,
+            after,
             result: None,
             reply,
         };

@@ -5,18 +5,21 @@
 mod campaigns;
 mod checkpoint;
 mod db;
+mod inbox;
 mod jobs;
 mod migrate;
 mod ops;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use self::db::Db;
+use self::inbox::Inbox;
 use self::jobs::JobRow;
 use self::ops::Completion;
 use super::{
@@ -43,6 +46,8 @@ pub(super) fn time(ms: i64) -> DateTime<Utc> {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: Db,
+    /// What this process stored, for intake to take without reading it back.
+    inbox: Arc<Inbox>,
 }
 
 impl SqliteStore {
@@ -78,7 +83,10 @@ impl SqliteStore {
         let db = tokio::task::spawn_blocking(move || Db::open(&options, migrate::run))
             .await
             .map_err(|e| StoreError::Write(format!("opening the database failed: {e}")))??;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            inbox: Arc::default(),
+        })
     }
 }
 
@@ -192,28 +200,52 @@ fn chat_states(conn: &Connection, chats: &[String]) -> StoreResult<HashMap<Strin
 impl Store for SqliteStore {
     async fn accept(&self, source: Source, body: &str, at: DateTime<Utc>) -> StoreResult<i64> {
         let body = body.to_owned();
+        let kept = Inbound {
+            id: 0,
+            source: source.clone(),
+            body: body.clone(),
+            received_at: at,
+        };
+        let inbox = self.inbox.clone();
         self.db
-            .write(move |conn| {
-                let (kind, name, method) = match &source {
-                    Source::Webhook { path, method } => ("webhook", path.as_str(), method.as_str()),
-                    Source::Custom { name } => ("custom", name.as_str(), "POST"),
-                };
-                conn.prepare_cached("INSERT INTO inbound (source, name, method, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                    .execute(params![kind, name, method, body, ms(at)])?;
-                Ok(conn.last_insert_rowid())
-            })
+            .write_then(
+                move |conn| {
+                    let (kind, name, method) = match &source {
+                        Source::Webhook { path, method } => {
+                            ("webhook", path.as_str(), method.as_str())
+                        }
+                        Source::Custom { name } => ("custom", name.as_str(), "POST"),
+                    };
+                    conn.prepare_cached("INSERT INTO inbound (source, name, method, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                        .execute(params![kind, name, method, body, ms(at)])?;
+                    Ok(conn.last_insert_rowid())
+                },
+                move |id| {
+                    inbox.stored(Inbound { id, ..kept });
+                    id
+                },
+            )
             .await
     }
 
     async fn unprocessed(&self, limit: u32) -> StoreResult<Vec<Inbound>> {
+        if let Some(batch) = self.inbox.take(limit) {
+            return Ok(batch);
+        }
+        let inbox = self.inbox.clone();
         self.db
             .read_now(move |conn| {
-                let mut statement = conn.prepare_cached("SELECT id, source, name, method, body, received_at FROM inbound WHERE id > (SELECT processed_through FROM intake_cursor) ORDER BY id LIMIT ?1")?;
-                let mut rows = statement.query([i64::from(limit)])?;
+                let through: i64 = conn
+                    .prepare_cached("SELECT processed_through FROM intake_cursor")?
+                    .query_row([], |r| r.get(0))?;
+                let mut statement = conn.prepare_cached("SELECT id, source, name, method, body, received_at FROM inbound WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+                let mut rows = statement.query(params![through, i64::from(limit)])?;
                 let mut found = Vec::new();
                 while let Some(row) = rows.next()? {
                     found.push(inbound_row(row)?);
                 }
+                // On the writer's thread, so no commit comes between this read and the inbox.
+                inbox.processed_through(through);
                 Ok(found)
             })
             .await
@@ -274,8 +306,18 @@ impl Store for SqliteStore {
         handover: Option<Handover>,
     ) -> StoreResult<Vec<Job>> {
         let completion = Completion::new(done)?;
+        let last = done.iter().map(|(id, _)| *id).max();
+        let inbox = self.inbox.clone();
         self.db
-            .write(move |conn| completion.write(conn, ms(now), handover))
+            .write_then(
+                move |conn| completion.write(conn, ms(now), handover),
+                move |claimed| {
+                    if let Some(last) = last {
+                        inbox.processed_through(last);
+                    }
+                    claimed
+                },
+            )
             .await
     }
 
@@ -588,5 +630,63 @@ impl Store for SqliteStore {
     async fn ready(&self) -> StoreResult<()> {
         // A write, however empty, proves the file takes the write lock, not just reads.
         self.db.write(|_| Ok(())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    async fn next_ids(store: &SqliteStore, limit: u32) -> Vec<(i64, String)> {
+        let batch = store.unprocessed(limit).await.unwrap();
+        batch.into_iter().map(|i| (i.id, i.body)).collect()
+    }
+
+    fn bodies(ids: &[i64]) -> Vec<(i64, String)> {
+        ids.iter()
+            .map(|&id| (id, format!(r#"{{"n":{id}}}"#)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_body_is_given_to_intake_again_until_its_batch_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        let now = Utc::now();
+        let accept = |n: i64| {
+            let store = store.clone();
+            async move {
+                let body = format!(r#"{{"n":{n}}}"#);
+                let id = store
+                    .accept(Source::Custom { name: "e".into() }, &body, now)
+                    .await
+                    .unwrap();
+                assert_eq!(id, n);
+            }
+        };
+        for n in 1..=3 {
+            accept(n).await;
+        }
+        // Taken from the database, then from memory, then from the database again: the
+        // same bodies each time while none of them is completed.
+        for _ in 0..3 {
+            assert_eq!(next_ids(&store, 2).await, bodies(&[1, 2]));
+        }
+        let done = |ids: &[i64]| -> Vec<(i64, Outcome)> {
+            ids.iter().map(|&id| (id, Outcome::default())).collect()
+        };
+        store.complete(&done(&[1, 2]), now, None).await.unwrap();
+        assert_eq!(next_ids(&store, 10).await, bodies(&[3]));
+        accept(4).await;
+        store.complete(&done(&[3]), now, None).await.unwrap();
+        assert_eq!(next_ids(&store, 10).await, bodies(&[4]));
+        store.complete(&done(&[4]), now, None).await.unwrap();
+        assert!(next_ids(&store, 10).await.is_empty());
+        drop(store);
+
+        let reopened = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        assert!(next_ids(&reopened, 10).await.is_empty());
     }
 }
