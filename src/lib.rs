@@ -18,6 +18,7 @@ pub mod engine;
 pub mod events;
 pub mod intake;
 pub mod metrics;
+pub mod parallel;
 pub mod reload;
 pub mod rules;
 pub mod ruletest;

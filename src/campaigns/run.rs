@@ -17,6 +17,9 @@ use crate::templates::{Templates, Text, to_value};
 /// The tag that keeps a contact out of every campaign and follow-up.
 pub const OPTED_OUT: &str = "opted-out";
 
+/// From this many recipients on, messages are rendered on every core.
+const PARALLEL_FROM: usize = 2_000;
+
 /// A planned run: one job per recipient, and how many were left out.
 #[derive(Debug, Default)]
 pub struct PlannedRun {
@@ -114,10 +117,12 @@ pub fn plan(
         "campaign",
         Arc::new(serde_json::Value::Null),
     );
-    for (i, (to, contact)) in targets.into_iter().enumerate() {
-        let contact = contact.unwrap_or_default();
+    // Each recipient's message is rendered on its own; a big audience is split over the cores.
+    run.jobs = crate::parallel::map(&targets, PARALLEL_FROM, |i, (to, contact)| {
+        let none = Contact::default();
+        let contact = contact.as_ref().unwrap_or(&none);
         let ctx = context! {
-            contact => to_value(&contact),
+            contact => to_value(contact),
             campaign => context! { name => campaign.name.as_str() },
             now => now.as_str(),
         };
@@ -132,7 +137,7 @@ pub fn plan(
             templates,
             ctx: &ctx,
             event: &event,
-            contact: &contact,
+            contact,
             now: start,
             rule: &campaign.name,
         };
@@ -153,8 +158,8 @@ pub fn plan(
             },
             Err(err) => job.dead = Some(format!("message for {to} could not be rendered: {err}")),
         }
-        run.jobs.push(job);
-    }
+        job
+    });
     run
 }
 

@@ -145,16 +145,17 @@ fn rates_become_intervals() {
 }
 
 #[test]
-fn pacing_spreads_a_thousand_recipients_over_a_hundred_seconds_at_600_per_minute() {
+fn pacing_spreads_five_thousand_recipients_in_their_order_at_600_per_minute() {
+    // Enough recipients that the messages are rendered on several threads.
     let mut c = campaign("0 9 * * *", chrono_tz::UTC, CatchUp::Skip);
     c.interval = parse_rate("600/min").unwrap();
-    c.audience.numbers = (0..1000).map(|i| format!("49151{i:07}")).collect();
+    c.audience.numbers = (0..5000).map(|i| format!("49151{i:07}")).collect();
     let start = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
     let planned = plan(&c, &crate::templates::Templates::new(), &[], start);
-    assert_eq!(planned.jobs.len(), 1000);
+    assert_eq!(planned.jobs.len(), 5000);
     assert_eq!(planned.jobs[0].run_at, start);
     let last = planned.jobs.last().unwrap().run_at;
-    assert_eq!(last - start, Duration::milliseconds(99_900));
+    assert_eq!(last - start, Duration::milliseconds(499_900));
     // Evenly spaced: no two sends closer than the interval.
     assert!(
         planned
@@ -162,6 +163,12 @@ fn pacing_spreads_a_thousand_recipients_over_a_hundred_seconds_at_600_per_minute
             .windows(2)
             .all(|w| w[1].run_at - w[0].run_at == Duration::milliseconds(100))
     );
+    for (i, job) in planned.jobs.iter().enumerate() {
+        assert_eq!(
+            job.contact.as_deref(),
+            Some(format!("49151{i:07}").as_str())
+        );
+    }
 }
 
 #[test]

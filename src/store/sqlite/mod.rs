@@ -410,9 +410,9 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<i64>> {
         let run = run.clone();
-        let mut rows = jobs
-            .iter()
-            .map(JobRow::new)
+        // A campaign's rows are many and independent; the writer only inserts them.
+        let mut rows = crate::parallel::map(jobs, 2_000, |_, job| JobRow::new(job))
+            .into_iter()
             .collect::<StoreResult<Vec<_>>>()?;
         self.db
             .write(move |conn| campaigns::start_run(conn, &run, &mut rows, ms(now)))
