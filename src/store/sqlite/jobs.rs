@@ -210,6 +210,8 @@ pub(super) fn cancel_key(conn: &Connection, key: &str, now: i64) -> StoreResult<
 /// in order and stops at the limit; one `OR` made SQLite collect and sort every due job, and a
 /// claim cost grew with the backlog. The limits are written `?3 + 0`: a bare parameter as the
 /// limit of a subquery makes SQLite prepare the statement again whenever its value changes.
+/// Each branch repeats the due index's own condition ([`OPEN`]): SQLite uses a partial index
+/// only where the query says what the index is limited to.
 fn claim_sql() -> String {
     let lane_free = "NOT EXISTS (
                 SELECT 1 FROM jobs e
@@ -219,16 +221,19 @@ fn claim_sql() -> String {
         "UPDATE jobs SET status = 'sending', locked_until = ?2, attempts = attempts + 1, updated_at = ?1
          WHERE id IN (SELECT id FROM (
             SELECT * FROM (SELECT j.id FROM jobs j
-                WHERE j.status = 'sending' AND j.locked_until <= ?1 AND {lane_free}
+                WHERE {OPEN} AND j.status = 'sending' AND j.locked_until <= ?1 AND {lane_free}
                 ORDER BY j.run_at, j.id LIMIT ?3 + 0)
             UNION ALL
             SELECT * FROM (SELECT j.id FROM jobs j
-                WHERE j.status = 'pending' AND j.run_at <= ?1 AND {lane_free}
+                WHERE {OPEN} AND j.status = 'pending' AND j.run_at <= ?1 AND {lane_free}
                 ORDER BY j.run_at, j.id LIMIT ?3 + 0)
          ) LIMIT ?3 + 0)
          RETURNING {JOB_COLUMNS}"
     )
 }
+
+/// The condition of the `jobs_due` index: open jobs.
+const OPEN: &str = "status IN ('pending', 'sending')";
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(claim_sql);
 
@@ -310,11 +315,16 @@ pub(super) fn one(conn: &Connection, id: i64) -> StoreResult<Option<Job>> {
     rows.next()?.map(job_from_row).transpose()
 }
 
+const NEXT_DUE: &str = "SELECT MIN(due) FROM (
+    SELECT MIN(run_at) AS due FROM jobs WHERE status IN ('pending', 'sending') AND status = 'pending'
+    UNION ALL
+    SELECT MIN(locked_until) FROM jobs WHERE status IN ('pending', 'sending') AND status = 'sending')";
+
 /// When the next open job is due (or its lease runs out), if any.
 pub(super) fn next_due(conn: &Connection) -> StoreResult<Option<DateTime<Utc>>> {
     // Two single-index lookups; one MIN over a CASE read every open job.
     let due: Option<i64> = conn
-        .prepare_cached("SELECT MIN(due) FROM (SELECT MIN(run_at) AS due FROM jobs WHERE status = 'pending' UNION ALL SELECT MIN(locked_until) FROM jobs WHERE status = 'sending')")?
+        .prepare_cached(NEXT_DUE)?
         .query_row([], |r| r.get(0))
         .optional()?
         .flatten();
@@ -349,6 +359,12 @@ mod tests {
         let plan = plan(&conn, &CLAIM_SQL);
         assert!(plan.contains("jobs_due"), "{plan}");
         assert!(!plan.contains("SCAN j"), "{plan}");
+        // The due index holds open jobs only: each lookup must still find it.
+        for sql in [NEXT_DUE, super::super::RELEASE_CLAIMS] {
+            let found = self::plan(&conn, sql);
+            assert!(found.contains("jobs_due"), "{sql}: {found}");
+            assert!(!found.contains("SCAN jobs"), "{sql}: {found}");
+        }
     }
 
     #[test]

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/sqlite/0005_intake_cursor.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_open_jobs_due.sql"),
+    ),
 ];
 
 /// Applies the migrations the file does not have yet, each in its own transaction.

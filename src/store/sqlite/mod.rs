@@ -28,6 +28,10 @@ use super::{
     StoreResult, Turn,
 };
 
+/// Gives every claimed job back (at start: no call of this process is in flight any more).
+const RELEASE_CLAIMS: &str = "UPDATE jobs SET status = 'pending', locked_until = NULL
+    WHERE status IN ('pending', 'sending') AND status = 'sending'";
+
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
 /// How long processed bodies are kept after they arrived (to explain their events again).
@@ -483,10 +487,7 @@ impl Store for SqliteStore {
     async fn release_claims(&self) -> StoreResult<u64> {
         self.db
             .write(|conn| {
-                let released = conn.execute(
-                    "UPDATE jobs SET status = 'pending', locked_until = NULL WHERE status = 'sending'",
-                    [],
-                )?;
+                let released = conn.execute(RELEASE_CLAIMS, [])?;
                 Ok(released as u64)
             })
             .await
