@@ -114,7 +114,7 @@ pub fn evaluate(
     now: DateTime<Utc>,
     explain: bool,
 ) -> Evaluation {
-    let base = base_context(event, now);
+    let base = Base::new(event, now);
     let mut contact = contact.clone();
     if contact.phone.is_empty()
         && let Some(sender) = &event.sender
@@ -266,7 +266,7 @@ fn run_actions(
     set: &RuleSet,
     rule: &Rule,
     event: &Event,
-    base: &Value,
+    base: &Base<'_>,
     captures: &BTreeMap<String, String>,
     now: DateTime<Utc>,
     out: &mut Evaluation,
@@ -276,7 +276,7 @@ fn run_actions(
     for step in &rule.actions {
         let name = step.action.name();
         // Each action sees the contact as the previous actions left it.
-        let ctx = rule_context(base, rule, captures, &out.contact);
+        let ctx = rule_context(base.get(), rule, captures, &out.contact);
         let cx = RenderCx {
             webhook_allow: &set.webhook_allow,
             templates: &set.templates,
@@ -386,13 +386,13 @@ fn schedule(
 
 struct RuleEval<'a> {
     set: &'a RuleSet,
-    base: &'a Value,
+    base: &'a Base<'a>,
     rule: &'a Rule,
 }
 
 impl ExprEval for RuleEval<'_> {
     fn holds(&self, template: &str, input: &Input<'_>) -> Result<bool, String> {
-        let ctx = rule_context(self.base, self.rule, &input.captures, input.contact);
+        let ctx = rule_context(self.base.get(), self.rule, &input.captures, input.contact);
         self.set
             .templates
             .render_named(template, &ctx)
@@ -408,6 +408,30 @@ struct EventInfo<'a> {
     channel: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     at: Option<i64>,
+}
+
+/// The parts of the template context that depend only on the event, built the first time a
+/// template needs them: most events (delivery and read statuses above all) match no rule and
+/// render nothing, and converting their item for templates would be wasted.
+struct Base<'a> {
+    event: &'a Event,
+    now: DateTime<Utc>,
+    built: std::cell::OnceCell<Value>,
+}
+
+impl<'a> Base<'a> {
+    fn new(event: &'a Event, now: DateTime<Utc>) -> Self {
+        Self {
+            event,
+            now,
+            built: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &Value {
+        self.built
+            .get_or_init(|| base_context(self.event, self.now))
+    }
 }
 
 /// The parts of the template context that depend only on the event.
