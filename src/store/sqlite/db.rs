@@ -98,14 +98,22 @@ where
     }
 
     fn answer(self: Box<Self>, committed: Result<(), &str>) {
-        let result = match (self.result, committed) {
+        let Self {
+            work,
+            after,
+            result,
+            reply,
+        } = *self;
+        // The write is done with what it captured; `after` may take what they share.
+        drop(work);
+        let result = match (result, committed) {
             (Some(Err(err)), _) => Err(err),
             (Some(Ok(value)), Ok(())) => Ok(value),
             (_, Err(reason)) => Err(StoreError::Write(reason.to_owned())),
             (None, Ok(())) => Err(StoreError::Write("the write was not run".into())),
         };
         // The caller may have gone (a cancelled request); its write is committed anyway.
-        let _ = self.reply.send(result.map(self.after));
+        let _ = reply.send(result.map(after));
     }
 }
 

@@ -203,29 +203,32 @@ fn chat_states(conn: &Connection, chats: &[String]) -> StoreResult<HashMap<Strin
 #[async_trait]
 impl Store for SqliteStore {
     async fn accept(&self, source: Source, body: &str, at: DateTime<Utc>) -> StoreResult<i64> {
-        let body = body.to_owned();
-        let kept = Inbound {
+        // One copy of the body, written by the write and then kept for intake.
+        let kept = Arc::new(Inbound {
             id: 0,
-            source: source.clone(),
-            body: body.clone(),
+            source,
+            body: body.to_owned(),
             received_at: at,
-        };
+        });
         let inbox = self.inbox.clone();
+        let stored = kept.clone();
         self.db
             .write_then(
                 move |conn| {
-                    let (kind, name, method) = match &source {
+                    let (kind, name, method) = match &stored.source {
                         Source::Webhook { path, method } => {
                             ("webhook", path.as_str(), method.as_str())
                         }
                         Source::Custom { name } => ("custom", name.as_str(), "POST"),
                     };
                     conn.prepare_cached("INSERT INTO inbound (source, name, method, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                        .execute(params![kind, name, method, body, ms(at)])?;
+                        .execute(params![kind, name, method, stored.body, ms(at)])?;
                     Ok(conn.last_insert_rowid())
                 },
                 move |id| {
-                    inbox.stored(Inbound { id, ..kept });
+                    // The write, which held the other reference, is dropped by now.
+                    let inbound = Arc::try_unwrap(kept).unwrap_or_else(|shared| (*shared).clone());
+                    inbox.stored(Inbound { id, ..inbound });
                     id
                 },
             )
