@@ -31,10 +31,12 @@ fn body(text: &str) -> serde_json::Value {
 }
 
 /// Texts of the kind a busy shop receives, cycled so the matchers do not see one text only.
+/// The rules they name are among the first ten, so every size of rule set fires the same rules
+/// for them and the sizes compare the same work.
 const TEXTS: [&str; 8] = [
     "Hi, where is my order 4242 please?",
     "hallo, ist das angebot noch gültig?",
-    "word17 is what I typed",
+    "word5 is what I typed",
     "Can I change the delivery address for order #99812?",
     "👍",
     "STOP",

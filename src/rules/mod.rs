@@ -8,6 +8,8 @@ mod condition;
 mod diagnostic;
 mod keywords;
 mod lint;
+mod literal_gates;
+mod literals;
 mod prefilter;
 mod reuse;
 mod text_regex;

@@ -1,11 +1,14 @@
 //! The prefilter that lets a rule set of thousands of rules cost little more per event than a
-//! handful: one `RegexSet` over every rule's `text` regex and one Aho-Corasick automaton over
-//! every keyword tell, in a single pass over the text each, which rules can still match.
+//! handful: in a single pass over the text each, one Aho-Corasick automaton over the literals
+//! the rules' `text` regexes require, lazy DFAs over the regexes that require none, and one
+//! Aho-Corasick automaton over every keyword tell which rules can still match.
 //!
 //! A rule is *gated* by its first top-level `text` (or, without one, `keywords`) condition:
 //! that condition must hold for the rule to match, so a rule whose gate failed is skipped
-//! without evaluating it. Rules without a gate are always evaluated. The gate runs the same
-//! regex and the same whole-word test as the condition, so the result is exactly the same.
+//! without evaluating it. Rules without a gate are always evaluated. A gate lets through every
+//! text its condition accepts (a regex's literals are in every text it matches; the DFA runs
+//! the regex itself, relaxed; the keywords run the same whole-word test), so the result is
+//! exactly the same as evaluating every rule.
 
 use std::collections::HashMap;
 
@@ -20,6 +23,8 @@ use regex_syntax::hir::{Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Lo
 use super::Rule;
 use super::condition::Condition;
 use super::keywords::whole_word_at;
+use super::literal_gates::LiteralGates;
+use super::literals::Clause;
 use super::reuse::Reuse;
 use crate::events::{Event, EventKind};
 
@@ -35,8 +40,12 @@ const CHUNK: usize = 256;
 /// Which rules can match an event's text, found in one pass per matcher.
 #[derive(Debug, Default)]
 pub(super) struct Prefilter {
+    /// Which of the chunks from `always` on a text needs searched, by the literals it holds.
+    literals: Option<LiteralGates>,
     /// Pattern `i` of a set is the gate of rule `rules[i]` of the same chunk.
     regexes: Vec<Chunk>,
+    /// Chunks before this one are searched for every text: their patterns require no literal.
+    always: usize,
     /// Pattern `i` is a keyword of rule `keyword_rules[i]`.
     keyword_matcher: Option<Arc<AhoCorasick>>,
     keyword_rules: Vec<usize>,
@@ -151,18 +160,23 @@ impl Chunk {
 impl Prefilter {
     /// Builds the matchers for the gates of `rules`; `by_kind` lists the rules of each kind.
     pub(super) fn new(rules: &[Arc<Rule>], by_kind: &HashMap<EventKind, Vec<usize>>) -> Self {
-        let mut patterns = Vec::new();
-        let mut regex_rules = Vec::new();
+        let mut plain = Vec::new();
+        let mut literal = Vec::new();
+        let mut clauses: Vec<&[Clause]> = Vec::new();
         let mut keywords = Vec::new();
         let mut gated = vec![false; rules.len()];
         for (i, rule) in rules.iter().enumerate() {
             let text = rule.when.0.iter().find_map(|c| match c {
-                Condition::Text { source, .. } => Some(source.as_str()),
+                Condition::Text { source, regex } => Some((source.as_str(), regex.required())),
                 _ => None,
             });
-            if let Some(gate) = text {
-                patterns.push(gate);
-                regex_rules.push(i);
+            if let Some((pattern, required)) = text {
+                if required.is_empty() {
+                    plain.push((i, pattern));
+                } else {
+                    literal.push((i, pattern));
+                    clauses.push(required);
+                }
                 gated[i] = true;
                 continue;
             }
@@ -175,19 +189,33 @@ impl Prefilter {
                 gated[i] = true;
             }
         }
-        let mut regexes = Vec::new();
-        for (patterns, rules) in patterns.chunks(CHUNK).zip(regex_rules.chunks(CHUNK)) {
-            match Chunk::build(patterns, rules) {
-                Ok(chunk) => regexes.push(chunk),
-                Err(err) => {
-                    // Every pattern compiled on its own, so only the combined size can fail.
-                    tracing::warn!("text regexes are checked one by one: {err}");
-                    for &i in rules {
-                        gated[i] = false;
-                    }
-                }
-            }
+        // One chunk's search costs about what the literal pass does, so the pass pays only
+        // where it can spare at least two.
+        if literal.len() <= CHUNK {
+            plain.append(&mut literal);
+            clauses.clear();
         }
+        // The regexes that require no literal come first, in chunks searched for every text;
+        // the others only when a text holds the literals of one of their chunk's patterns.
+        let mut regexes = Vec::new();
+        build_chunks(&plain, &mut regexes, &mut gated);
+        let mut always = regexes.len();
+        let chunk_of = build_chunks(&literal, &mut regexes, &mut gated);
+        let gates: Vec<(usize, &[Clause])> = chunk_of
+            .iter()
+            .zip(clauses)
+            .filter_map(|(chunk, clauses)| Some(((*chunk)?, clauses)))
+            .collect();
+        let literals = (!gates.is_empty())
+            .then(|| LiteralGates::new(&gates))
+            .and_then(|built| match built {
+                Ok(gates) => Some(gates),
+                Err(err) => {
+                    tracing::warn!("every text regex is searched for every text: {err}");
+                    always = regexes.len();
+                    None
+                }
+            });
         let keyword_matcher = (!keywords.is_empty())
             .then(|| keyword_matcher(&keywords))
             .and_then(|built| match built {
@@ -212,7 +240,9 @@ impl Prefilter {
         CHUNKS.rotate();
         KEYWORDS.rotate();
         Self {
+            literals,
             regexes,
+            always,
             keyword_matcher,
             keyword_rules: keywords.into_iter().map(|(rule, _)| rule).collect(),
             ungated,
@@ -231,8 +261,14 @@ impl Prefilter {
         let taken = self.searchers.lock().ok().and_then(|mut s| s.pop());
         let mut searcher = taken.unwrap_or_default();
         searcher.resize_with(self.regexes.len(), || None);
-        for (chunk, cache) in self.regexes.iter().zip(searcher.iter_mut()) {
-            chunk.matching(text, cache, &mut hits);
+        let mut opened = Vec::new();
+        if let Some(literals) = &self.literals {
+            literals.matching(text, &mut opened);
+            opened.sort_unstable();
+            opened.dedup();
+        }
+        for number in (0..self.always).chain(opened) {
+            self.regexes[number].matching(text, &mut searcher[number], &mut hits);
         }
         if let Ok(mut searchers) = self.searchers.lock() {
             searchers.push(searcher);
@@ -258,18 +294,55 @@ impl Prefilter {
     }
 }
 
+/// Builds `patterns` (rule and pattern) into chunks at the end of `regexes`, and says which
+/// chunk each pattern went into. A chunk that cannot be built leaves its rules ungated.
+fn build_chunks(
+    patterns: &[(usize, &str)],
+    regexes: &mut Vec<Chunk>,
+    gated: &mut [bool],
+) -> Vec<Option<usize>> {
+    let mut chunk_of = Vec::with_capacity(patterns.len());
+    for part in patterns.chunks(CHUNK) {
+        let (rules, sources): (Vec<usize>, Vec<&str>) = part.iter().copied().unzip();
+        match Chunk::build(&sources, &rules) {
+            Ok(chunk) => {
+                chunk_of.extend(std::iter::repeat_n(Some(regexes.len()), part.len()));
+                regexes.push(chunk);
+            }
+            Err(err) => {
+                // Every pattern compiled on its own, so only the combined size can fail.
+                tracing::warn!("text regexes are checked one by one: {err}");
+                for &i in &rules {
+                    gated[i] = false;
+                }
+                chunk_of.extend(std::iter::repeat_n(None, part.len()));
+            }
+        }
+    }
+    chunk_of
+}
+
 /// The automaton for `keywords`, reused from the last compile when they are the same.
 fn keyword_matcher(keywords: &[(usize, String)]) -> Result<Arc<AhoCorasick>, String> {
+    let words: Vec<&[u8]> = keywords.iter().map(|(_, w)| w.as_bytes()).collect();
+    reused_automaton(&KEYWORDS, &words, |words| AhoCorasick::new(words))
+}
+
+/// The automaton `build` makes of `words`, or the one `reuse` kept for the same words.
+pub(super) fn reused_automaton(
+    reuse: &Reuse<[u8; 32], Arc<AhoCorasick>>,
+    words: &[&[u8]],
+    build: impl FnOnce(&[&[u8]]) -> Result<AhoCorasick, aho_corasick::BuildError>,
+) -> Result<Arc<AhoCorasick>, String> {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
-    for (_, word) in keywords {
-        hash.update(word.as_bytes());
-        hash.update([0]);
+    for word in words {
+        // Length first: a separator byte could itself be part of a regex literal.
+        hash.update((word.len() as u64).to_le_bytes());
+        hash.update(word);
     }
-    KEYWORDS.get_or(&hash.finalize().into(), || {
-        AhoCorasick::new(keywords.iter().map(|(_, w)| w.as_str()))
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
+    reuse.get_or(&hash.finalize().into(), || {
+        build(words).map(Arc::new).map_err(|e| e.to_string())
     })
 }
 

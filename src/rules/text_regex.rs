@@ -10,12 +10,16 @@ use std::sync::OnceLock;
 use regex_automata::meta::Regex;
 use regex_syntax::hir::Hir;
 
+use super::literals::Clause;
+
 /// Memory a single compiled regex may use; a hostile or careless pattern fails at load time.
 const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// A `text:` regex of a rule.
 pub struct TextRegex {
     pattern: String,
+    /// The literals every match holds, found once at load (see [`super::literals`]).
+    required: Box<[Clause]>,
     compiled: OnceLock<Option<Regex>>,
 }
 
@@ -32,11 +36,18 @@ pub(crate) enum RegexError {
 impl TextRegex {
     /// Checks `pattern` as the regex will be built (syntax and size) and keeps it for later.
     pub(crate) fn check(pattern: &str) -> Result<Self, RegexError> {
-        build(&parse(pattern)?)?;
+        let hir = parse(pattern)?;
+        build(&hir)?;
         Ok(Self {
             pattern: pattern.to_owned(),
+            required: super::literals::required(&hir).into(),
             compiled: OnceLock::new(),
         })
+    }
+
+    /// Clauses of literals, one of each of which every match holds; empty if none is known.
+    pub(crate) fn required(&self) -> &[Clause] {
+        &self.required
     }
 
     /// The compiled regex, built on first use. `None` only if a pattern that compiled when its

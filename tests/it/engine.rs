@@ -1,6 +1,8 @@
 //! Conditions and rule flow, evaluated directly: which rules match, and what `--explain` says.
 
+use std::fmt::Write;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use chrono::{TimeZone, Utc};
 use riposte::actions::{Effect, Payload};
@@ -295,10 +297,11 @@ trait Pipe: Sized {
 }
 impl Pipe for Value {}
 
-/// Rules the prefilter gates in every way it can: word boundaries (which the prefilter drops),
-/// captures, a regex that matches the empty text, Unicode (classes the prefilter widens to all
-/// of non-ASCII), keywords and phrases, a `text`
-/// inside `any` (never a gate), and a rule with no text condition at all.
+/// Rules the prefilter gates in every way it can: by required literals (with word boundaries,
+/// captures, Unicode case variants, optional letters and alternatives), by automaton (a regex
+/// that matches the empty text, or one that requires no literal, whose Unicode classes the
+/// prefilter widens to all of non-ASCII), keywords and phrases, a `text` inside `any` (never a
+/// gate), and a rule with no text condition at all.
 const GATED: &str = r#"
 rules:
   - name: order
@@ -316,6 +319,12 @@ rules:
   - name: word-start
     when: {text: '\bab'}
     then: [{reply: "ab"}]
+  - name: alternatives
+    when: {text: '(?i)colou?r|refund|money\s?back'}
+    then: [{reply: "alt"}]
+  - name: no-literal
+    when: {text: '^\w\s\d+$'}
+    then: [{reply: "w d"}]
   - name: keywords
     when: {keywords: [stop, "wie viel", "c++", "👍"]}
     then: [{reply: "kw"}]
@@ -330,6 +339,22 @@ rules:
     then: [{reply: "always"}]
 "#;
 
+/// [`GATED`] as it is.
+static FEW: LazyLock<RuleSet> = LazyLock::new(|| rules(GATED));
+
+/// [`GATED`] and 300 regex rules more, whose literals no test text holds: enough regexes for the
+/// prefilter to gate them by their literals, which it does only where that spares a search.
+static MANY: LazyLock<RuleSet> = LazyLock::new(|| {
+    let mut yaml = GATED.to_owned();
+    for i in 0..300 {
+        let _ = writeln!(
+            yaml,
+            "  - name: filler-{i}\n    when: {{text: 'zq{i}x'}}\n    then: [{{reply: f}}]"
+        );
+    }
+    rules(&yaml)
+});
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
 
@@ -342,46 +367,90 @@ proptest::proptest! {
                 "order", "ORDER", "#42", "4242", "reorder", "größe", "GRÖSSE", "grösser", "ab",
                 "cab", "abc", "stop", "stopping", "Wie", "viel", "c++", "👍", "hello", "7", "xyz",
                 "é", "", " ", "\n", ".", "Ω", "\u{212a}elvin", "kelvin", "\u{2003}", "٤٢",
+                "colour", "COLOR", "colr", "money", "BAC\u{212a}", "moneyback", "Refund", "x",
             ]),
             0..8,
         ),
         glue in proptest::sample::select(vec!["", " ", "  ", "-"]),
     ) {
-        let set = rules(GATED);
         let text = words.join(glue);
         let event = text_message(&text, "4915112345678", "4915112345678@s.whatsapp.net");
         let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
         let (contact, chat) = (Contact::default(), ChatState::default());
-        let fast = evaluate(&set, &event, &contact, &chat, now, false);
-        let full = evaluate(&set, &event, &contact, &chat, now, true);
-        proptest::prop_assert_eq!(matched(&fast), matched(&full), "text {:?}", text);
-        proptest::prop_assert!(fast.checked <= set.rules.len());
+        for set in [&*FEW, &*MANY] {
+            let fast = evaluate(set, &event, &contact, &chat, now, false);
+            let full = evaluate(set, &event, &contact, &chat, now, true);
+            proptest::prop_assert_eq!(matched(&fast), matched(&full), "text {:?}", text);
+            proptest::prop_assert!(fast.checked <= set.rules.len());
+        }
     }
 }
 
 #[test]
 fn prefilter_leaves_only_rules_without_a_gate_for_an_unrelated_text() {
-    let set = rules(GATED);
     let event = text_message(
         "see you tomorrow",
         "4915112345678",
         "4915112345678@s.whatsapp.net",
     );
     let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
-    let fast = evaluate(
-        &set,
-        &event,
-        &Contact::default(),
-        &ChatState::default(),
-        now,
-        false,
-    );
-    // `inside-any` and `always` have no gate; every other rule was ruled out unevaluated.
-    assert_eq!(fast.checked, 2);
-    assert_eq!(matched(&fast), ["always"]);
+    for set in [&*FEW, &*MANY] {
+        let fast = evaluate(
+            set,
+            &event,
+            &Contact::default(),
+            &ChatState::default(),
+            now,
+            false,
+        );
+        // `inside-any` and `always` have no gate; every other rule was ruled out unevaluated.
+        assert_eq!(fast.checked, 2);
+        assert_eq!(matched(&fast), ["always"]);
+        assert_eq!(
+            fast.rules.len(),
+            1,
+            "failed rules are not recorded outside explain mode"
+        );
+    }
+}
+
+#[test]
+fn prefilter_searches_only_the_automata_whose_literals_are_in_the_text() {
+    let set = &*MANY;
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+    let checked = |text: &str| {
+        let event = text_message(text, "4915112345678", "4915112345678@s.whatsapp.net");
+        let fast = evaluate(
+            set,
+            &event,
+            &Contact::default(),
+            &ChatState::default(),
+            now,
+            false,
+        );
+        let fired: Vec<String> = matched(&fast).into_iter().map(str::to_owned).collect();
+        (fast.checked, fired)
+    };
+    // `order` requires `order`, which opens its automaton; with the two rules without a gate,
+    // three are evaluated, and a fourth for the digits (`regex-and-keyword` requires no
+    // literal, so its automaton is searched for every text).
     assert_eq!(
-        fast.rules.len(),
-        1,
-        "failed rules are not recorded outside explain mode"
+        checked("ORDER #42"),
+        (4, vec!["order".into(), "always".into()])
+    );
+    // The literal opens the automaton, which finds that the regex does not match.
+    assert_eq!(checked("reorder soon"), (2, vec!["always".into()]));
+    // Fillers share `order`'s chunk: the literal opens it, and its automaton tells them apart.
+    assert_eq!(
+        checked("zq7 order 42"),
+        (4, vec!["order".into(), "always".into()])
+    );
+    assert_eq!(
+        checked("zq7x"),
+        (4, vec!["always".into(), "filler-7".into()])
+    );
+    assert_eq!(
+        checked("Money back?"),
+        (3, vec!["alternatives".into(), "always".into()])
     );
 }
