@@ -40,7 +40,7 @@ const CHUNK: usize = 256;
 /// Which rules can match an event's text, found in one pass per matcher.
 #[derive(Debug, Default)]
 pub(super) struct Prefilter {
-    /// Which of the chunks from `always` on a text needs searched, by the literals it holds.
+    /// Which of the chunks from `always` on a text needs searching, by the literals it holds.
     literals: Option<LiteralGates>,
     /// Pattern `i` of a set is the gate of rule `rules[i]` of the same chunk.
     regexes: Vec<Chunk>,

@@ -386,23 +386,24 @@ proptest::proptest! {
     }
 }
 
+/// A private text message evaluated as the server does, through the prefilter.
+fn prefiltered(set: &RuleSet, text: &str) -> Evaluation {
+    let event = text_message(text, "4915112345678", "4915112345678@s.whatsapp.net");
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+    evaluate(
+        set,
+        &event,
+        &Contact::default(),
+        &ChatState::default(),
+        now,
+        false,
+    )
+}
+
 #[test]
 fn prefilter_leaves_only_rules_without_a_gate_for_an_unrelated_text() {
-    let event = text_message(
-        "see you tomorrow",
-        "4915112345678",
-        "4915112345678@s.whatsapp.net",
-    );
-    let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
     for set in [&*FEW, &*MANY] {
-        let fast = evaluate(
-            set,
-            &event,
-            &Contact::default(),
-            &ChatState::default(),
-            now,
-            false,
-        );
+        let fast = prefiltered(set, "see you tomorrow");
         // `inside-any` and `always` have no gate; every other rule was ruled out unevaluated.
         assert_eq!(fast.checked, 2);
         assert_eq!(matched(&fast), ["always"]);
@@ -416,18 +417,8 @@ fn prefilter_leaves_only_rules_without_a_gate_for_an_unrelated_text() {
 
 #[test]
 fn prefilter_searches_only_the_automata_whose_literals_are_in_the_text() {
-    let set = &*MANY;
-    let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
     let checked = |text: &str| {
-        let event = text_message(text, "4915112345678", "4915112345678@s.whatsapp.net");
-        let fast = evaluate(
-            set,
-            &event,
-            &Contact::default(),
-            &ChatState::default(),
-            now,
-            false,
-        );
+        let fast = prefiltered(&MANY, text);
         let fired: Vec<String> = matched(&fast).into_iter().map(str::to_owned).collect();
         (fast.checked, fired)
     };
