@@ -587,7 +587,7 @@ pub trait Store: Send + Sync + 'static {
     async fn cancel_job(&self, id: i64) -> StoreResult<bool>;
     /// Most recent event records, newest first.
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>>;
-    /// Forgets dedupe keys past their time and old event records.
+    /// Forgets dedupe keys past their time, old event records and old finished jobs.
     async fn prune(&self, now: DateTime<Utc>) -> StoreResult<()>;
     /// Whether the database answers and accepts writes.
     async fn ready(&self) -> StoreResult<()>;

@@ -60,9 +60,9 @@ pub(super) fn runs(
 ) -> StoreResult<Vec<CampaignRun>> {
     let mut statement = conn.prepare_cached(
         "SELECT r.id, r.campaign, r.fire_at, r.started_at, r.trigger, r.planned, r.skipped,
-                COALESCE(SUM(j.status = 'done'), 0) AS sent,
+                r.sent_pruned + COALESCE(SUM(j.status = 'done'), 0) AS sent,
                 COALESCE(SUM(j.status = 'dead'), 0) AS failed,
-                COALESCE(SUM(j.status = 'skipped' OR j.status = 'cancelled'), 0) AS skipped_late,
+                r.skipped_pruned + COALESCE(SUM(j.status = 'skipped' OR j.status = 'cancelled'), 0) AS skipped_late,
                 COALESCE(SUM(j.status IN ('pending', 'sending')), 0) AS pending
          FROM campaign_runs r LEFT JOIN jobs j ON j.campaign_run = r.id
          WHERE (?1 IS NULL OR r.campaign = ?1)

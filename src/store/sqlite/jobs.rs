@@ -331,6 +331,52 @@ pub(super) fn next_due(conn: &Connection) -> StoreResult<Option<DateTime<Utc>>> 
     Ok(due.map(time))
 }
 
+/// Most jobs one pruning write looks at: webhooks waiting for the writer wait for a short one.
+const PRUNE_CHUNK: i64 = 2_000;
+
+/// Deletes the jobs that finished (sent, skipped or cancelled) before `before` among the next
+/// [`PRUNE_CHUNK`] jobs after id `after`, adding each campaign job to its run's pruned counts.
+/// Dead jobs stay until an operator retries or cancels them. Returns the id to go on after, or
+/// `None` once it reached a job created after `before`: ids follow creation, so no job past it
+/// can have finished before `before`, and the table is never read to its end.
+pub(super) fn prune_finished(
+    conn: &Connection,
+    after: i64,
+    before: i64,
+) -> StoreResult<Option<i64>> {
+    let mut gone = Vec::new();
+    let (mut last, mut seen, mut reached) = (after, 0, false);
+    {
+        let mut statement = conn.prepare_cached(
+            "SELECT id, status, updated_at, created_at, campaign_run FROM jobs WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let mut rows = statement.query(params![after, PRUNE_CHUNK])?;
+        while let Some(row) = rows.next()? {
+            let (id, status): (i64, String) = (row.get(0)?, row.get(1)?);
+            let (updated_at, created_at): (i64, i64) = (row.get(2)?, row.get(3)?);
+            if created_at >= before {
+                reached = true;
+                break;
+            }
+            (last, seen) = (id, seen + 1);
+            let finished = matches!(status.as_str(), "done" | "skipped" | "cancelled");
+            if finished && updated_at < before {
+                gone.push((id, status == "done", row.get::<_, Option<i64>>(4)?));
+            }
+        }
+    }
+    for (id, sent, run) in gone {
+        if let Some(run) = run {
+            let (sent, skipped) = (i64::from(sent), i64::from(!sent));
+            conn.prepare_cached("UPDATE campaign_runs SET sent_pruned = sent_pruned + ?2, skipped_pruned = skipped_pruned + ?3 WHERE id = ?1")?
+                .execute(params![run, sent, skipped])?;
+        }
+        conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+            .execute([id])?;
+    }
+    Ok((!reached && seen == PRUNE_CHUNK).then_some(last))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/sqlite/0006_open_jobs_due.sql"),
     ),
+    (
+        7,
+        include_str!("../migrations/sqlite/0007_pruned_job_counts.sql"),
+    ),
 ];
 
 /// Applies the migrations the file does not have yet, each in its own transaction.

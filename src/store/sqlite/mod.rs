@@ -34,6 +34,8 @@ const RELEASE_CLAIMS: &str = "UPDATE jobs SET status = 'pending', locked_until =
 
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
+/// How long jobs that were sent, skipped or cancelled are kept after they finished.
+const FINISHED_JOBS_KEEP: i64 = 7 * 24 * 3600 * 1000;
 /// How long processed bodies are kept after they arrived (to explain their events again).
 const INBOUND_KEEP: i64 = 24 * 3600 * 1000;
 
@@ -628,7 +630,16 @@ impl Store for SqliteStore {
                 .execute([now - INBOUND_KEEP])?;
                 Ok(())
             })
-            .await
+            .await?;
+        // A chunk per write, so the writer's other work goes on between two of them.
+        let mut after = Some(0);
+        while let Some(from) = after {
+            after = self
+                .db
+                .write(move |conn| jobs::prune_finished(conn, from, now - FINISHED_JOBS_KEEP))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn ready(&self) -> StoreResult<()> {
@@ -640,6 +651,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+
+    use crate::store::JobWork;
 
     use super::*;
 
@@ -692,5 +705,84 @@ mod tests {
 
         let reopened = SqliteStore::open(&dir.path().join("db")).await.unwrap();
         assert!(next_ids(&reopened, 10).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn finished_jobs_are_pruned_a_week_after_they_finished_and_their_run_keeps_its_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        let t0 = Utc::now();
+        let day = chrono::Duration::days(1);
+        // More jobs than one pruning write looks at, so pruning goes on from chunk to chunk.
+        let jobs: Vec<NewJob> = (0..2_500)
+            .map(|n| {
+                let work = JobWork::Cancel {
+                    key: format!("k{n}"),
+                };
+                NewJob::action("rule", "cancel", "event", work, t0)
+            })
+            .collect();
+        let run = NewRun {
+            campaign: "promo".into(),
+            fire_at: t0,
+            trigger: "manual".into(),
+            skipped: 7,
+        };
+        store.start_campaign_run(&run, &jobs, t0).await.unwrap();
+        let ids: Vec<i64> = store
+            .jobs(None, 3_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        let (dead, pending, recent, skipped) = (ids[0], ids[1], ids[2], ids[3]);
+        let mut finishing = tokio::task::JoinSet::new();
+        for &id in &ids {
+            let (store, at) = (store.clone(), if id == recent { t0 + day * 2 } else { t0 });
+            let result = match id {
+                _ if id == dead => JobResult::Dead {
+                    error: "gone".into(),
+                },
+                _ if id == skipped => JobResult::Skipped {
+                    reason: "opted out".into(),
+                },
+                _ if id == pending => continue,
+                _ => JobResult::Done {
+                    response: "{}".into(),
+                },
+            };
+            finishing.spawn(async move { store.finish_job(id, &result, at).await.unwrap() });
+        }
+        finishing.join_all().await;
+        let counts = |runs: Vec<CampaignRun>| {
+            let r = &runs[0];
+            (r.planned, r.sent, r.skipped, r.failed, r.pending)
+        };
+        let before = counts(store.campaign_runs(None, 5).await.unwrap());
+        assert_eq!(before, (2_500, 2_497, 8, 1, 1));
+
+        store.prune(t0 + day * 7).await.unwrap();
+        assert_eq!(
+            store.jobs(None, 3_000).await.unwrap().len(),
+            2_500,
+            "none finished a week ago"
+        );
+        store.prune(t0 + day * 8).await.unwrap();
+        let mut left: Vec<i64> = store
+            .jobs(None, 3_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        left.sort_unstable();
+        let mut kept = vec![dead, pending, recent];
+        kept.sort_unstable();
+        assert_eq!(
+            left, kept,
+            "the dead, the pending and the one finished six days ago stay"
+        );
+        assert_eq!(counts(store.campaign_runs(None, 5).await.unwrap()), before);
     }
 }
