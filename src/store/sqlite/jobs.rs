@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{ms, time};
+use super::{PRUNE_CHUNK, ms, time};
 use crate::store::{Job, JobKind, JobResult, JobStatus, JobWork, NewJob, StoreError, StoreResult};
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, response, created_at";
@@ -330,9 +330,6 @@ pub(super) fn next_due(conn: &Connection) -> StoreResult<Option<DateTime<Utc>>> 
         .flatten();
     Ok(due.map(time))
 }
-
-/// Most jobs one pruning write looks at: webhooks waiting for the writer wait for a short one.
-const PRUNE_CHUNK: i64 = 2_000;
 
 /// Deletes the jobs that finished (sent, skipped or cancelled) before `before` among the next
 /// [`PRUNE_CHUNK`] jobs after id `after`, adding each campaign job to its run's pruned counts.

@@ -9,6 +9,7 @@ mod inbox;
 mod jobs;
 mod migrate;
 mod ops;
+mod prune;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -34,6 +35,19 @@ const RELEASE_CLAIMS: &str = "UPDATE jobs SET status = 'pending', locked_until =
 
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
+/// Most rows one pruning write looks at: webhooks waiting for the writer wait for a short one.
+const PRUNE_CHUNK: i64 = 2_000;
+/// Event records, by the time each was written.
+const OLD_EVENT_RECORDS: prune::Aged = prune::Aged {
+    table: "event_log",
+    oldest: "SELECT id, at FROM event_log ORDER BY id LIMIT ?1",
+};
+/// Processed bodies, by the time each arrived.
+const OLD_BODIES: prune::Aged = prune::Aged {
+    table: "inbound",
+    oldest: "SELECT id, received_at FROM inbound
+        WHERE id <= (SELECT processed_through FROM intake_cursor) ORDER BY id LIMIT ?1",
+};
 /// How long jobs that were sent, skipped or cancelled are kept after they finished.
 const FINISHED_JOBS_KEEP: i64 = 7 * 24 * 3600 * 1000;
 /// How long processed bodies are kept after they arrived (to explain their events again).
@@ -622,16 +636,26 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 conn.prepare_cached("DELETE FROM dedupe WHERE expires_at <= ?1")?
                     .execute([now])?;
-                conn.prepare_cached("DELETE FROM event_log WHERE at < ?1")?
-                    .execute([now - EVENT_LOG_KEEP])?;
-                conn.prepare_cached(
-                    "DELETE FROM inbound WHERE id <= (SELECT processed_through FROM intake_cursor) AND received_at < ?1",
-                )?
-                .execute([now - INBOUND_KEEP])?;
                 Ok(())
             })
             .await?;
         // A chunk per write, so the writer's other work goes on between two of them.
+        let mut more = true;
+        while more {
+            more = self
+                .db
+                .write(move |conn| {
+                    prune::prune_oldest(conn, &OLD_EVENT_RECORDS, now - EVENT_LOG_KEEP)
+                })
+                .await?;
+        }
+        let mut more = true;
+        while more {
+            more = self
+                .db
+                .write(move |conn| prune::prune_oldest(conn, &OLD_BODIES, now - INBOUND_KEEP))
+                .await?;
+        }
         let mut after = Some(0);
         while let Some(from) = after {
             after = self
@@ -784,5 +808,46 @@ mod tests {
             "the dead, the pending and the one finished six days ago stay"
         );
         assert_eq!(counts(store.campaign_runs(None, 5).await.unwrap()), before);
+    }
+
+    #[tokio::test]
+    async fn processed_bodies_and_event_records_are_pruned_by_age_unprocessed_bodies_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+        let t0 = Utc::now();
+        for n in 1..=3 {
+            let body = format!(r#"{{"n":{n}}}"#);
+            store
+                .accept(Source::Custom { name: "e".into() }, &body, t0)
+                .await
+                .unwrap();
+        }
+        let outcome = |n: i64| Outcome {
+            records: vec![format!(r#"{{"n":{n}}}"#)],
+            ..Outcome::default()
+        };
+        store
+            .complete(&[(1, outcome(1)), (2, outcome(2))], t0, None)
+            .await
+            .unwrap();
+        assert_eq!(store.recent_events(10).await.unwrap().len(), 2);
+
+        store.prune(t0 + chrono::Duration::hours(23)).await.unwrap();
+        assert!(store.inbound(1).await.unwrap().is_some(), "kept for a day");
+        store.prune(t0 + chrono::Duration::hours(25)).await.unwrap();
+        assert!(store.inbound(1).await.unwrap().is_none());
+        assert!(store.inbound(2).await.unwrap().is_none());
+        assert!(
+            store.inbound(3).await.unwrap().is_some(),
+            "not processed yet"
+        );
+        assert_eq!(
+            store.recent_events(10).await.unwrap().len(),
+            2,
+            "kept for a week"
+        );
+        store.prune(t0 + chrono::Duration::days(8)).await.unwrap();
+        assert!(store.recent_events(10).await.unwrap().is_empty());
+        assert!(store.inbound(3).await.unwrap().is_some());
     }
 }
