@@ -104,7 +104,7 @@ pub(super) fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
                 }
             },
             JobsCommand::Cancel { id } => {
-                if store.cancel_job(id).await? {
+                if store.cancel_job(id, Utc::now()).await? {
                     println!("job {id} is cancelled");
                     Ok(ExitCode::SUCCESS)
                 } else {

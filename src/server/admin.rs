@@ -152,7 +152,7 @@ pub(super) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if state.store.cancel_job(id).await? {
+    if state.store.cancel_job(id, state.clock.now()).await? {
         Ok((StatusCode::OK, Json(json!({ "cancelled": id }))))
     } else {
         Ok((

@@ -584,7 +584,7 @@ pub trait Store: Send + Sync + 'static {
     /// Puts a dead or cancelled job back in the queue; false if no such job.
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Cancels a pending job, or drops a dead one; false if no such job.
-    async fn cancel_job(&self, id: i64) -> StoreResult<bool>;
+    async fn cancel_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Most recent event records, newest first.
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>>;
     /// Forgets dedupe keys past their time, old event records and old finished jobs.

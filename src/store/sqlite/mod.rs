@@ -601,11 +601,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn cancel_job(&self, id: i64) -> StoreResult<bool> {
+    async fn cancel_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
         self.db
             .write(move |conn| {
-                let changed = conn.prepare_cached("UPDATE jobs SET status = 'cancelled', locked_until = NULL WHERE id = ?1 AND status IN ('pending', 'dead')")?
-                    .execute([id])?;
+                // The time starts the week a cancelled job is kept, and can be retried, for.
+                let changed = conn.prepare_cached("UPDATE jobs SET status = 'cancelled', locked_until = NULL, updated_at = ?2 WHERE id = ?1 AND status IN ('pending', 'dead')")?
+                    .execute(params![id, ms(now)])?;
                 Ok(changed == 1)
             })
             .await
@@ -761,11 +762,13 @@ mod tests {
             .map(|j| j.id)
             .collect();
         let (dead, pending, recent, skipped) = (ids[0], ids[1], ids[2], ids[3]);
+        // Died at the start, cancelled by an operator two days later: kept a week from then.
+        let cancelled = ids[4];
         let mut finishing = tokio::task::JoinSet::new();
         for &id in &ids {
             let (store, at) = (store.clone(), if id == recent { t0 + day * 2 } else { t0 });
             let result = match id {
-                _ if id == dead => JobResult::Dead {
+                _ if id == dead || id == cancelled => JobResult::Dead {
                     error: "gone".into(),
                 },
                 _ if id == skipped => JobResult::Skipped {
@@ -779,12 +782,13 @@ mod tests {
             finishing.spawn(async move { store.finish_job(id, &result, at).await.unwrap() });
         }
         finishing.join_all().await;
+        assert!(store.cancel_job(cancelled, t0 + day * 2).await.unwrap());
         let counts = |runs: Vec<CampaignRun>| {
             let r = &runs[0];
             (r.planned, r.sent, r.skipped, r.failed, r.pending)
         };
         let before = counts(store.campaign_runs(None, 5).await.unwrap());
-        assert_eq!(before, (2_500, 2_497, 8, 1, 1));
+        assert_eq!(before, (2_500, 2_496, 9, 1, 1));
 
         store.prune(t0 + day * 7).await.unwrap();
         assert_eq!(
@@ -801,11 +805,11 @@ mod tests {
             .map(|j| j.id)
             .collect();
         left.sort_unstable();
-        let mut kept = vec![dead, pending, recent];
+        let mut kept = vec![dead, pending, recent, cancelled];
         kept.sort_unstable();
         assert_eq!(
             left, kept,
-            "the dead, the pending and the one finished six days ago stay"
+            "the dead, the pending and the ones finished six days ago stay"
         );
         assert_eq!(counts(store.campaign_runs(None, 5).await.unwrap()), before);
     }
