@@ -38,12 +38,12 @@ const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
 /// Most rows one pruning write looks at: webhooks waiting for the writer wait for a short one.
 const PRUNE_CHUNK: i64 = 2_000;
 /// Event records, by the time each was written.
-const OLD_EVENT_RECORDS: prune::Aged = prune::Aged {
+static OLD_EVENT_RECORDS: prune::Aged = prune::Aged {
     table: "event_log",
     oldest: "SELECT id, at FROM event_log ORDER BY id LIMIT ?1",
 };
 /// Processed bodies, by the time each arrived.
-const OLD_BODIES: prune::Aged = prune::Aged {
+static OLD_BODIES: prune::Aged = prune::Aged {
     table: "inbound",
     oldest: "SELECT id, received_at FROM inbound
         WHERE id <= (SELECT processed_through FROM intake_cursor) ORDER BY id LIMIT ?1",
@@ -641,21 +641,15 @@ impl Store for SqliteStore {
             })
             .await?;
         // A chunk per write, so the writer's other work goes on between two of them.
-        let mut more = true;
-        while more {
-            more = self
+        for (aged, keep) in [
+            (&OLD_EVENT_RECORDS, EVENT_LOG_KEEP),
+            (&OLD_BODIES, INBOUND_KEEP),
+        ] {
+            while self
                 .db
-                .write(move |conn| {
-                    prune::prune_oldest(conn, &OLD_EVENT_RECORDS, now - EVENT_LOG_KEEP)
-                })
-                .await?;
-        }
-        let mut more = true;
-        while more {
-            more = self
-                .db
-                .write(move |conn| prune::prune_oldest(conn, &OLD_BODIES, now - INBOUND_KEEP))
-                .await?;
+                .write(move |conn| prune::prune_oldest(conn, aged, now - keep))
+                .await?
+            {}
         }
         let mut after = Some(0);
         while let Some(from) = after {
@@ -732,6 +726,19 @@ mod tests {
         assert!(next_ids(&reopened, 10).await.is_empty());
     }
 
+    /// Every job's id, in order.
+    async fn job_ids(store: &SqliteStore) -> Vec<i64> {
+        let mut ids: Vec<i64> = store
+            .jobs(None, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     #[tokio::test]
     async fn finished_jobs_are_pruned_a_week_after_they_finished_and_their_run_keeps_its_counts() {
         let dir = tempfile::tempdir().unwrap();
@@ -754,13 +761,7 @@ mod tests {
             skipped: 7,
         };
         store.start_campaign_run(&run, &jobs, t0).await.unwrap();
-        let ids: Vec<i64> = store
-            .jobs(None, 3_000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|j| j.id)
-            .collect();
+        let ids = job_ids(&store).await;
         let (dead, pending, recent, skipped) = (ids[0], ids[1], ids[2], ids[3]);
         // Died at the start, cancelled by an operator two days later: kept a week from then.
         let cancelled = ids[4];
@@ -792,19 +793,12 @@ mod tests {
 
         store.prune(t0 + day * 7).await.unwrap();
         assert_eq!(
-            store.jobs(None, 3_000).await.unwrap().len(),
+            job_ids(&store).await.len(),
             2_500,
             "none finished a week ago"
         );
         store.prune(t0 + day * 8).await.unwrap();
-        let mut left: Vec<i64> = store
-            .jobs(None, 3_000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|j| j.id)
-            .collect();
-        left.sort_unstable();
+        let left = job_ids(&store).await;
         let mut kept = vec![dead, pending, recent, cancelled];
         kept.sort_unstable();
         assert_eq!(
