@@ -3,12 +3,20 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as Pool;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 use crate::actions::{OutboundRequest, Payload, Target};
 
 /// Longest response body kept with a job (for dead letters and inspection).
 const KEPT_RESPONSE: usize = 2048;
+/// Longest response body read at all: past it the connection is dropped instead of reused.
+const READ_RESPONSE: usize = 1 << 20;
 
 /// How one call ended, as far as retrying is concerned.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,12 +32,29 @@ pub enum CallOutcome {
     Rejected { error: String },
 }
 
+/// Why a client cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    #[error(
+        "the Whapi.Cloud token cannot be sent in a header (it holds a line break or a control character)"
+    )]
+    Token,
+}
+
 /// Makes outbound calls; in dry-run mode it only logs them.
+///
+/// It drives hyper's pooled client directly (with rustls and the platform's trust store, as
+/// before): a job's call is already a finished request, so the per-request URL parsing,
+/// header maps and middleware of a general client were work done for nothing on every reply.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Pool<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
-    token: Option<String>,
+    /// `Bearer <token>`, built once and marked sensitive so it is never logged.
+    authorization: Option<HeaderValue>,
+    timeout: Duration,
     dry_run: bool,
 }
 
@@ -50,17 +75,33 @@ impl Client {
         token: Option<String>,
         dry_run: bool,
         timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .user_agent(concat!("riposte/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    ) -> Result<Self, ClientError> {
+        let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5).min(timeout)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .try_with_platform_verifier()
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(connector);
+        let http = Pool::builder(TokioExecutor::new()).build(https);
+        let authorization = token
+            .as_ref()
+            .map(|token| {
+                let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| ClientError::Token)?;
+                value.set_sensitive(true);
+                Ok(value)
+            })
+            .transpose()?;
         let dry_run = dry_run || token.is_none();
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            token,
+            authorization,
+            timeout,
             dry_run,
         })
     }
@@ -89,31 +130,40 @@ impl Client {
                 body: "dry-run".into(),
             };
         }
-        match self.send(request, idempotency_key).await {
-            Ok(outcome) => outcome,
-            Err(err) => CallOutcome::Retry {
-                error: describe(&err),
+        let sent = tokio::time::timeout(self.timeout, self.send(request, idempotency_key)).await;
+        match sent {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => CallOutcome::Retry {
+                error,
+                retry_after: None,
+            },
+            Err(_) => CallOutcome::Retry {
+                error: format!("timed out after {:?}", self.timeout),
                 retry_after: None,
             },
         }
     }
 
-    async fn send(
+    /// The request of a job as hyper sends it.
+    fn request(
         &self,
         request: &OutboundRequest,
         idempotency_key: &str,
-    ) -> Result<CallOutcome, reqwest::Error> {
-        let method =
-            reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::POST);
-        let url = match request.target {
-            Target::Whapi => format!("{}{}", self.base, request.path),
-            Target::External => request.path.clone(),
-        };
-        let mut builder = self.http.request(method, &url);
+    ) -> Result<Request<Full<Bytes>>, String> {
+        let method = Method::from_bytes(request.method.as_bytes()).unwrap_or(Method::POST);
+        let uri: Uri = match request.target {
+            Target::Whapi => format!("{}{}", self.base, request.path).parse(),
+            Target::External => request.path.parse(),
+        }
+        .map_err(|e| format!("request failed: bad URL `{}`: {e}", request.path))?;
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(USER_AGENT, concat!("riposte/", env!("CARGO_PKG_VERSION")));
         match request.target {
             Target::Whapi => {
-                if let Some(token) = &self.token {
-                    builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
+                if let Some(authorization) = &self.authorization {
+                    builder = builder.header(AUTHORIZATION, authorization.clone());
                 }
             }
             Target::External => {
@@ -128,14 +178,33 @@ impl Client {
                 }
             }
         }
-        builder = match &request.body {
-            Some(Payload::Json(value)) => builder.json(value),
-            Some(Payload::Text(text)) => builder
-                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-                .body(text.clone()),
-            None => builder,
+        let body = match &request.body {
+            Some(Payload::Json(value)) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(value).map_err(|e| format!("request failed: {e}"))?)
+            }
+            Some(Payload::Text(text)) => {
+                builder = builder.header(CONTENT_TYPE, "text/plain; charset=utf-8");
+                Bytes::from(text.clone())
+            }
+            None => Bytes::new(),
         };
-        let response = builder.send().await?;
+        builder
+            .body(Full::new(body))
+            .map_err(|e| format!("request failed: {e}"))
+    }
+
+    async fn send(
+        &self,
+        request: &OutboundRequest,
+        idempotency_key: &str,
+    ) -> Result<CallOutcome, String> {
+        // A request that cannot be built would fail the same way every time.
+        let request = match self.request(request, idempotency_key) {
+            Ok(request) => request,
+            Err(error) => return Ok(CallOutcome::Rejected { error }),
+        };
+        let response = self.http.request(request).await.map_err(|e| describe(&e))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -143,14 +212,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let mut body = response.text().await.unwrap_or_default();
-        if body.len() > KEPT_RESPONSE {
-            let cut = (0..=KEPT_RESPONSE)
-                .rev()
-                .find(|&i| body.is_char_boundary(i))
-                .unwrap_or(0);
-            body.truncate(cut);
-        }
+        let body = kept_body(response.into_body()).await;
         Ok(if status.is_success() {
             CallOutcome::Delivered {
                 status: status.as_u16(),
@@ -169,15 +231,38 @@ impl Client {
     }
 }
 
-fn describe(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
+/// The start of a response body as text. The rest is read and dropped, so the connection can
+/// carry the next call, up to [`READ_RESPONSE`]; a body that breaks off keeps what came.
+async fn kept_body(mut body: hyper::body::Incoming) -> String {
+    let mut kept = Vec::new();
+    let mut read = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        read += data.len();
+        let room = KEPT_RESPONSE.saturating_sub(kept.len());
+        kept.extend_from_slice(&data[..room.min(data.len())]);
+        if read > READ_RESPONSE {
+            break;
+        }
+    }
+    // The cut may have split a character at the end: keep the text before it.
+    if let Err(err) = std::str::from_utf8(&kept)
+        && err.error_len().is_none()
+    {
+        kept.truncate(err.valid_up_to());
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+fn describe(err: &hyper_util::client::legacy::Error) -> String {
+    let kind = if err.is_connect() {
         "cannot connect"
     } else {
         "request failed"
     };
-    // reqwest errors name the URL, which for Whapi never carries the token (it is a header).
+    // The token is a header, never part of an error's text.
     let mut message = format!("{kind}: {err}");
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
@@ -185,4 +270,153 @@ fn describe(err: &reqwest::Error) -> String {
         source = s.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::extract::ConnectInfo;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    /// Serves `app` on a loopback port and returns its address.
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn text_to(to: &str) -> OutboundRequest {
+        crate::actions::text_message(to, "hi")
+    }
+
+    #[tokio::test]
+    async fn a_whapi_call_carries_the_token_the_json_body_and_its_type() {
+        let seen: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+        let log = seen.clone();
+        let app = Router::new().route(
+            "/messages/text",
+            post(move |headers: HeaderMap, body: String| async move {
+                log.lock().unwrap().push((headers, body));
+                r#"{"sent":true}"#
+            }),
+        );
+        let base = serve(app).await;
+        let client = Client::new(&base, Some("t0k".into()), false, Duration::from_secs(5)).unwrap();
+        let outcome = client.call(&text_to("4915"), "k").await;
+        assert_eq!(
+            outcome,
+            CallOutcome::Delivered {
+                status: 200,
+                body: r#"{"sent":true}"#.into()
+            }
+        );
+        let seen = seen.lock().unwrap();
+        let (headers, body) = &seen[0];
+        assert_eq!(headers["authorization"], "Bearer t0k");
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(
+            headers["user-agent"]
+                .to_str()
+                .unwrap()
+                .starts_with("riposte/")
+        );
+        assert!(
+            headers.get("idempotency-key").is_none(),
+            "only other systems get the key"
+        );
+        assert_eq!(body, r#"{"to":"4915","body":"hi"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_is_kept_cut_at_a_character_and_the_connection_serves_the_next_call() {
+        // Two-byte characters from an odd offset, so the cut at 2,048 bytes splits one.
+        let answer = format!("x{}", "é".repeat(5000));
+        let peers: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+        let log = peers.clone();
+        let app = Router::new().route(
+            "/messages/text",
+            post(
+                move |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                    log.lock().unwrap().push(peer);
+                    answer
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        let client = Client::new(&base, Some("t".into()), false, Duration::from_secs(5)).unwrap();
+        for _ in 0..2 {
+            let CallOutcome::Delivered { body, .. } = client.call(&text_to("1"), "k").await else {
+                panic!("not delivered");
+            };
+            assert_eq!(body.len(), KEPT_RESPONSE - 1);
+            assert!(body.starts_with("xé") && body.ends_with('é'));
+        }
+        let peers = peers.lock().unwrap();
+        assert_eq!(peers.len(), 2);
+        assert_eq!(peers[0], peers[1], "the second call reused the connection");
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_never_answers_is_retried_after_the_timeout() {
+        let app = Router::new().route("/messages/text", post(std::future::pending::<&'static str>));
+        let base = serve(app).await;
+        let client =
+            Client::new(&base, Some("t".into()), false, Duration::from_millis(200)).unwrap();
+        match client.call(&text_to("1"), "k").await {
+            CallOutcome::Retry { error, retry_after } => {
+                assert_eq!(error, "timed out after 200ms");
+                assert_eq!(retry_after, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_retried_and_the_error_says_so() {
+        // A port that was just free: nothing listens on it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let client = Client::new(&base, Some("t".into()), false, Duration::from_secs(5)).unwrap();
+        match client.call(&text_to("1"), "k").await {
+            CallOutcome::Retry { error, .. } => {
+                assert!(error.starts_with("cannot connect: "), "{error}");
+                assert!(!error.contains("Bearer"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_url_that_is_not_one_is_rejected_not_retried() {
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            Some("t".into()),
+            false,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut request = text_to("1");
+        request.target = Target::External;
+        request.path = "http://exa mple.com/x".into();
+        match client.call(&request, "k").await {
+            CallOutcome::Rejected { error } => {
+                assert!(error.contains("bad URL `http://exa mple.com/x`"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
