@@ -9,9 +9,14 @@ use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioExecutor;
 
+use connect::Connect;
+
 use crate::actions::{OutboundRequest, Payload, Target};
+
+mod connect;
 
 /// Longest response body kept with a job (for dead letters and inspection).
 const KEPT_RESPONSE: usize = 2048;
@@ -50,7 +55,7 @@ pub enum ClientError {
 /// header maps and middleware of a general client were work done for nothing on every reply.
 #[derive(Clone)]
 pub struct Client {
-    http: Pool<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: Pool<hyper_rustls::HttpsConnector<Connect>, Full<Bytes>>,
     base: String,
     /// `Bearer <token>`, built once and marked sensitive so it is never logged.
     authorization: Option<HeaderValue>,
@@ -70,11 +75,22 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for a Whapi.Cloud gate. Without a token the client is always in dry-run mode.
+    /// Calls go through the proxies the environment names (`HTTPS_PROXY` and the like).
     pub fn new(
         base: &str,
         token: Option<String>,
         dry_run: bool,
         timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        Self::with_proxies(base, token, dry_run, timeout, Matcher::from_env())
+    }
+
+    fn with_proxies(
+        base: &str,
+        token: Option<String>,
+        dry_run: bool,
+        timeout: Duration,
+        proxies: Matcher,
     ) -> Result<Self, ClientError> {
         let mut connector = HttpConnector::new();
         connector.enforce_http(false);
@@ -85,7 +101,7 @@ impl Client {
             .map_err(|e| ClientError::Tls(e.to_string()))?
             .https_or_http()
             .enable_all_versions()
-            .wrap_connector(connector);
+            .wrap_connector(Connect::new(connector, proxies));
         let http = Pool::builder(TokioExecutor::new()).build(https);
         let authorization = token
             .as_ref()
@@ -418,5 +434,101 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A `CONNECT` proxy on loopback; returns its URL and the head of each request it got.
+    async fn proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8(head).unwrap();
+                    let target = head.split_whitespace().nth(1).unwrap().to_owned();
+                    log.lock().unwrap().push(head);
+                    let mut upstream = tokio::net::TcpStream::connect(&target).await.unwrap();
+                    client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+        (url, heads)
+    }
+
+    fn sent_app() -> Router {
+        Router::new().route("/messages/text", post(|| async { "sent" }))
+    }
+
+    #[tokio::test]
+    async fn a_call_goes_through_the_proxy_in_a_tunnel_with_the_proxy_credentials() {
+        let base = serve(sent_app()).await;
+        let (proxy, heads) = proxy().await;
+        let with_login = proxy.replace("http://", "http://ops:s3cret@");
+        let proxies = Matcher::builder().all(with_login).build();
+        let client = Client::with_proxies(
+            &base,
+            Some("t".into()),
+            false,
+            Duration::from_secs(5),
+            proxies,
+        )
+        .unwrap();
+        assert!(matches!(
+            client.call(&text_to("1"), "k").await,
+            CallOutcome::Delivered { status: 200, .. }
+        ));
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        let host = base.trim_start_matches("http://");
+        assert!(
+            heads[0].starts_with(&format!("CONNECT {host} HTTP/1.1\r\n")),
+            "{}",
+            heads[0]
+        );
+        // `ops:s3cret` in Base64.
+        assert!(
+            heads[0].contains("Proxy-Authorization: Basic b3BzOnMzY3JldA==\r\n"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            !heads[0].contains("Bearer"),
+            "the proxy never sees the token"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_named_in_no_proxy_is_called_straight() {
+        let base = serve(sent_app()).await;
+        let (proxy, heads) = proxy().await;
+        let proxies = Matcher::builder().all(proxy).no("127.0.0.1").build();
+        let client = Client::with_proxies(
+            &base,
+            Some("t".into()),
+            false,
+            Duration::from_secs(5),
+            proxies,
+        )
+        .unwrap();
+        assert!(matches!(
+            client.call(&text_to("1"), "k").await,
+            CallOutcome::Delivered { status: 200, .. }
+        ));
+        assert!(heads.lock().unwrap().is_empty());
     }
 }
