@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT,
+};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as Pool;
@@ -228,6 +230,14 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        // Redirects are not followed (a POST turned into a GET elsewhere would lose the
+        // message): the job fails and says where the endpoint moved.
+        let moved = status
+            .is_redirection()
+            .then(|| response.headers().get(LOCATION)?.to_str().ok())
+            .flatten()
+            .map(|to| format!(" (moved to {to})"))
+            .unwrap_or_default();
         let body = kept_body(response.into_body()).await;
         Ok(if status.is_success() {
             CallOutcome::Delivered {
@@ -241,7 +251,7 @@ impl Client {
             }
         } else {
             CallOutcome::Rejected {
-                error: format!("HTTP {status}: {body}"),
+                error: format!("HTTP {status}{moved}: {body}"),
             }
         })
     }
@@ -398,6 +408,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_the_failure_says_where_it_points() {
+        let app = Router::new().route(
+            "/messages/text",
+            post(|| async {
+                (
+                    axum::http::StatusCode::PERMANENT_REDIRECT,
+                    [("location", "https://elsewhere.example/messages/text")],
+                    "moved",
+                )
+            }),
+        );
+        let base = serve(app).await;
+        let client = Client::new(&base, Some("t".into()), false, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            client.call(&text_to("1"), "k").await,
+            CallOutcome::Rejected {
+                error: "HTTP 308 Permanent Redirect (moved to https://elsewhere.example/messages/text): moved"
+                    .into()
+            }
+        );
     }
 
     #[tokio::test]
