@@ -4,7 +4,7 @@
 //! Pure and synchronous: no I/O, no clock. The server, `simulate` and rule tests all call
 //! [`evaluate`] and differ only in what they do with the result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use minijinja::{Value, context};
@@ -276,7 +276,7 @@ fn run_actions(
     for step in &rule.actions {
         let name = step.action.name();
         // Each action sees the contact as the previous actions left it.
-        let ctx = rule_context(base.get(), rule, captures, &out.contact);
+        let ctx = rule_context(base, rule, captures, &out.contact);
         let cx = RenderCx {
             webhook_allow: &set.webhook_allow,
             templates: &set.templates,
@@ -392,7 +392,7 @@ struct RuleEval<'a> {
 
 impl ExprEval for RuleEval<'_> {
     fn holds(&self, template: &str, input: &Input<'_>) -> Result<bool, String> {
-        let ctx = rule_context(self.base.get(), self.rule, &input.captures, input.contact);
+        let ctx = rule_context(self.base, self.rule, &input.captures, input.contact);
         self.set
             .templates
             .render_named(template, &ctx)
@@ -410,13 +410,19 @@ struct EventInfo<'a> {
     at: Option<i64>,
 }
 
-/// The parts of the template context that depend only on the event, built the first time a
-/// template needs them: most events (delivery and read statuses above all) match no rule and
-/// render nothing, and converting their item for templates would be wasted.
+/// The parts of the template context that depend only on the event, each built the first
+/// time a template needs it: most events (delivery and read statuses above all) match no
+/// rule and render nothing, and most rules that render read a few fields (`text`,
+/// `sender.name`) and never the raw item, whose conversion for templates costs more than
+/// the rest of the context together.
 struct Base<'a> {
     event: &'a Event,
     now: DateTime<Utc>,
-    built: std::cell::OnceCell<Value>,
+    /// `event`, `text`, `sender`, `chat` and `now`.
+    fields: std::cell::OnceCell<Value>,
+    /// `item` and `message` (for the message family one conversion serves both).
+    item: std::cell::OnceCell<(Value, Value)>,
+    data: std::cell::OnceCell<Value>,
 }
 
 impl<'a> Base<'a> {
@@ -424,18 +430,50 @@ impl<'a> Base<'a> {
         Self {
             event,
             now,
-            built: std::cell::OnceCell::new(),
+            fields: std::cell::OnceCell::new(),
+            item: std::cell::OnceCell::new(),
+            data: std::cell::OnceCell::new(),
         }
     }
 
-    fn get(&self) -> &Value {
-        self.built
-            .get_or_init(|| base_context(self.event, self.now))
+    /// The context of this event for a rule whose templates read `uses` (their top-level
+    /// variables, found when the rule was compiled): the raw `item`, `message` and `data`
+    /// are left out unless one of them reads them.
+    fn for_rule(&self, uses: &BTreeSet<String>) -> Value {
+        let fields = self
+            .fields
+            .get_or_init(|| event_fields(self.event, self.now))
+            .clone();
+        let needs_item = uses.contains("item") || uses.contains("message");
+        let needs_data = uses.contains("data");
+        if !needs_item && !needs_data {
+            return fields;
+        }
+        let (item, message) = if needs_item {
+            self.item
+                .get_or_init(|| item_and_message(self.event))
+                .clone()
+        } else {
+            (Value::UNDEFINED, Value::UNDEFINED)
+        };
+        let data = if needs_data {
+            self.data
+                .get_or_init(|| {
+                    self.event
+                        .data
+                        .as_deref()
+                        .map_or(Value::UNDEFINED, to_value)
+                })
+                .clone()
+        } else {
+            Value::UNDEFINED
+        };
+        context! { item => item, message => message, data => data, ..fields }
     }
 }
 
-/// The parts of the template context that depend only on the event.
-fn base_context(event: &Event, now: DateTime<Utc>) -> Value {
+/// The event's own fields for templates.
+fn event_fields(event: &Event, now: DateTime<Utc>) -> Value {
     let info = EventInfo {
         kind: event.kind.to_string(),
         id: &event.id,
@@ -443,6 +481,17 @@ fn base_context(event: &Event, now: DateTime<Utc>) -> Value {
         at: event.at,
     };
     let opt = |v: Option<Value>| v.unwrap_or(Value::UNDEFINED);
+    context! {
+        event => to_value(&info),
+        text => opt(event.text.as_deref().map(Value::from)),
+        sender => opt(event.sender.as_ref().map(to_value)),
+        chat => opt(event.chat.as_ref().map(to_value)),
+        now => now.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }
+}
+
+/// The raw item and the message for templates.
+fn item_and_message(event: &Event) -> (Value, Value) {
     let item = to_value(&*event.item);
     // For the message family `message` is the item itself: convert it once.
     let message = match &event.message {
@@ -450,20 +499,11 @@ fn base_context(event: &Event, now: DateTime<Utc>) -> Value {
         Some(m) => to_value(&**m),
         None => Value::UNDEFINED,
     };
-    context! {
-        item => item,
-        message => message,
-        event => to_value(&info),
-        text => opt(event.text.as_deref().map(Value::from)),
-        sender => opt(event.sender.as_ref().map(to_value)),
-        chat => opt(event.chat.as_ref().map(to_value)),
-        data => opt(event.data.as_deref().map(to_value)),
-        now => now.to_rfc3339_opts(SecondsFormat::Secs, true),
-    }
+    (item, message)
 }
 
 fn rule_context(
-    base: &Value,
+    base: &Base<'_>,
     rule: &Rule,
     captures: &BTreeMap<String, String>,
     contact: &Contact,
@@ -472,6 +512,6 @@ fn rule_context(
         match => to_value(captures),
         contact => to_value(contact),
         rule => context! { name => rule.name.as_str() },
-        ..base.clone()
+        ..base.for_rule(&rule.uses)
     }
 }

@@ -199,6 +199,41 @@ rules:
     );
 }
 
+/// Each part of an event's context is converted for the first rule that reads it; the rules
+/// after it, and the ones before that read nothing of it, see the same values.
+#[test]
+fn rules_reading_different_parts_of_the_context_each_see_them() {
+    let set = rules(
+        r#"
+rules:
+  - name: plain
+    when: {text: "^hello"}
+    then: [{reply: "plain {{ text }} from {{ sender.name }}"}]
+  - name: raw-item
+    when: {text: "^hello", if: "item.from_me == false"}
+    then: [{reply: "item {{ item.id }} {{ message.text.body }}"}]
+  - name: plain-again
+    when: {text: "^hello"}
+    then: [{reply: "again {{ event.kind }} {{ chat.id }}"}]
+"#,
+    );
+    let mut body = fixture("message-text-private.json");
+    body["messages"][0]["text"]["body"] = json!("hello there");
+    body["messages"][0]["id"] = json!("m-ctx");
+    let event = event(&body);
+    let sender = event.sender.as_ref().and_then(|s| s.name.clone()).unwrap();
+    let chat = event.chat.as_ref().map(|c| c.id.clone()).unwrap();
+    let result = run(&set, &event, &Contact::default());
+    assert_eq!(
+        sent_texts(&result),
+        vec![
+            format!("plain hello there from {sender}"),
+            "item m-ctx hello there".to_owned(),
+            format!("again message {chat}"),
+        ]
+    );
+}
+
 #[test]
 fn keywords_match_whole_words_in_any_case() {
     let set = rules(
