@@ -19,7 +19,7 @@ use crate::ai::MemoryPolicy;
 use crate::clock::Clock;
 use crate::delivery::{LEASE, ReadyQueue};
 use crate::engine::{self, Evaluation, Planned, RuleTrace};
-use crate::events::{Event, EventKind, WebhookBody, parse_webhook};
+use crate::events::{Event, EventKind, parse_webhook_owned};
 use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{
@@ -302,11 +302,7 @@ pub fn events_of(inbound: &Inbound) -> Vec<Event> {
         }
     };
     match &inbound.source {
-        Source::Webhook { path, method } => parse_webhook(WebhookBody {
-            body: &body,
-            path,
-            method,
-        }),
+        Source::Webhook { path, method } => parse_webhook_owned(body, path, method),
         Source::Custom { name } => vec![Event::custom(name, &format!("e{}", inbound.id), body)],
     }
 }

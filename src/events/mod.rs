@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub(crate) use parse::bare_phone;
-pub use parse::{WebhookBody, parse_webhook};
+pub use parse::{WebhookBody, parse_webhook, parse_webhook_owned};
 
 /// The kinds of event a rule can name in `when.event`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -22,30 +22,62 @@ pub struct WebhookBody<'a> {
 /// Turns one webhook body into its events, in item order. A body of a family Riposte does not
 /// know yields one [`EventKind::Unknown`] event so it is still recorded.
 pub fn parse_webhook(webhook: WebhookBody<'_>) -> Vec<Event> {
-    let Some(body) = webhook.body.as_object() else {
+    parse_webhook_owned(webhook.body.clone(), webhook.path, webhook.method)
+}
+
+/// [`parse_webhook`] of a body the caller has no further use for: each event's item is moved
+/// out of it instead of copied.
+pub fn parse_webhook_owned(body: Value, path: &str, method: &str) -> Vec<Event> {
+    let Value::Object(body) = body else {
         return Vec::new();
     };
-    let channel = body
-        .get("channel_id")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let method = event_method(body, webhook);
+    if !body.iter().any(|(key, value)| yields_events(key, value)) {
+        let channel = channel_of(&body).to_owned();
+        let item = Arc::new(Value::Object(body));
+        let mut event = Event::new(EventKind::Unknown, &channel, item.clone());
+        event.id = content_hash(&item);
+        return vec![event];
+    }
+    let channel = channel_of(&body).to_owned();
+    let method = event_method(&body, path, method);
     let mut events = Vec::new();
     for (key, value) in body {
-        parse_family(key, value, channel, &method, &mut events);
-    }
-    if events.is_empty() {
-        let item = Arc::new(webhook.body.clone());
-        let mut event = Event::new(EventKind::Unknown, channel, item.clone());
-        event.id = content_hash(&item);
-        events.push(event);
+        parse_family(&key, value, &channel, &method, &mut events);
     }
     events
 }
 
+fn channel_of(body: &Map<String, Value>) -> &str {
+    body.get("channel_id")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+}
+
+/// Whether [`parse_family`] makes at least one event of this key and value.
+fn yields_events(key: &str, value: &Value) -> bool {
+    let items = || match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    match key {
+        "messages_removed_all" | "health" | "qr" | "user" => true,
+        // A change with an empty list of participants names no one.
+        "groups_participants" => items().into_iter().any(
+            |item| !matches!(item.get("participants"), Some(Value::Array(list)) if list.is_empty()),
+        ),
+        "messages" | "messages_updates" | "messages_removed" | "statuses" | "groups"
+        | "groups_updates" | "chats" | "chats_updates" | "chats_removed" | "contacts"
+        | "contacts_updates" | "labels" | "labels_removed" | "presences" | "calls" => {
+            !items().is_empty()
+        }
+        _ => false,
+    }
+}
+
 /// `event.event` as documented, `event.method` as in the OpenAPI schema, else the URL path or
 /// HTTP method of the `path` / `method` webhook modes.
-fn event_method(body: &Map<String, Value>, webhook: WebhookBody<'_>) -> String {
+fn event_method(body: &Map<String, Value>, path: &str, method: &str) -> String {
     let from_body = body.get("event").and_then(|e| {
         e.get("event")
             .or_else(|| e.get("method"))
@@ -54,19 +86,19 @@ fn event_method(body: &Map<String, Value>, webhook: WebhookBody<'_>) -> String {
     if let Some(m) = from_body {
         return m.to_ascii_lowercase();
     }
-    let last_segment = webhook.path.rsplit('/').find(|s| !s.is_empty());
+    let last_segment = path.rsplit('/').find(|s| !s.is_empty());
     match last_segment {
         Some(seg @ ("post" | "put" | "patch" | "delete")) => seg.to_owned(),
-        _ => webhook.method.to_ascii_lowercase(),
+        _ => method.to_ascii_lowercase(),
     }
 }
 
-fn parse_family(key: &str, value: &Value, channel: &str, method: &str, out: &mut Vec<Event>) {
+fn parse_family(key: &str, value: Value, channel: &str, method: &str, out: &mut Vec<Event>) {
     match key {
         "messages" => each(value, |item| out.push(message_event(item, channel))),
         "messages_updates" => each(value, |item| out.push(message_update(item, channel))),
         "messages_removed" => each(value, |item| out.push(message_removed(item, channel))),
-        "messages_removed_all" => out.push(chat_cleared(value, channel)),
+        "messages_removed_all" => out.push(chat_cleared(Arc::new(value), channel)),
         "statuses" => each(value, |item| out.push(status_event(item, channel))),
         "groups_participants" => each(value, |item| participant_events(item, channel, out)),
         "groups" => each(value, |item| {
@@ -98,18 +130,20 @@ fn parse_family(key: &str, value: &Value, channel: &str, method: &str, out: &mut
         }),
         "presences" => each(value, |item| out.push(presence_event(item, channel))),
         "calls" => each(value, |item| out.push(call_event(item, channel))),
-        "health" | "qr" | "user" => out.push(channel_status(key, value, channel, method)),
+        "health" | "qr" | "user" => {
+            out.push(channel_status(key, Arc::new(value), channel, method));
+        }
         _ => {}
     }
 }
 
 /// Calls `f` for each element of an array, or once for a lone object (defensive: the envelope
 /// documents arrays, but a single object costs nothing to accept).
-fn each(value: &Value, mut f: impl FnMut(&Value)) {
+fn each(value: Value, mut f: impl FnMut(Arc<Value>)) {
     match value {
-        Value::Array(items) => items.iter().for_each(f),
+        Value::Array(items) => items.into_iter().map(Arc::new).for_each(f),
         Value::Null => {}
-        other => f(other),
+        other => f(Arc::new(other)),
     }
 }
 
@@ -158,11 +192,11 @@ fn with_id(mut event: Event, id: Option<String>) -> Event {
     event
 }
 
-fn message_event(raw: &Value, channel: &str) -> Event {
-    let item = Arc::new(raw.clone());
+fn message_event(item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
     let kind = message_kind(raw);
     let mut event = Event::new(kind, channel, item.clone());
-    event.message = Some(item);
+    event.message = Some(item.clone());
     fill_from_message(&mut event, raw);
     with_id(event, owned_at(raw, "/id"))
 }
@@ -248,8 +282,8 @@ fn message_text(m: &Value) -> Option<String> {
     POINTERS.iter().find_map(|p| owned_at(m, p))
 }
 
-fn message_update(raw: &Value, channel: &str) -> Event {
-    let item = Arc::new(raw.clone());
+fn message_update(item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
     let mut event = Event::new(EventKind::MessageEdited, channel, item.clone());
     let current = raw
         .get("after_update")
@@ -259,7 +293,7 @@ fn message_update(raw: &Value, channel: &str) -> Event {
         fill_from_message(&mut event, message);
         event.message = Some(Arc::new(message.clone()));
     } else {
-        event.message = Some(item);
+        event.message = Some(item.clone());
     }
     event.message_id = owned_at(raw, "/id").or(event.message_id.take());
     // One message can be edited many times; the trigger (the edit itself) names each edit.
@@ -270,10 +304,10 @@ fn message_update(raw: &Value, channel: &str) -> Event {
     with_id(event, id)
 }
 
-fn message_removed(raw: &Value, channel: &str) -> Event {
-    let item = Arc::new(raw.clone());
+fn message_removed(item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
     let mut event = Event::new(EventKind::MessageDeleted, channel, item.clone());
-    event.message = Some(item);
+    event.message = Some(item.clone());
     let id = raw
         .as_str()
         .map(str::to_owned)
@@ -282,18 +316,19 @@ fn message_removed(raw: &Value, channel: &str) -> Event {
     with_id(event, id)
 }
 
-fn chat_cleared(raw: &Value, channel: &str) -> Event {
-    let item = Arc::new(raw.clone());
+fn chat_cleared(item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
     let mut event = Event::new(EventKind::MessageDeleted, channel, item.clone());
-    event.message = Some(item);
+    event.message = Some(item.clone());
     if let Some(chat_id) = raw.as_str() {
         event.chat = Some(Chat::from_id(chat_id, None));
     }
     with_id(event, None)
 }
 
-fn status_event(raw: &Value, channel: &str) -> Event {
-    let mut event = Event::new(EventKind::Status, channel, Arc::new(raw.clone()));
+fn status_event(item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
+    let mut event = Event::new(EventKind::Status, channel, item.clone());
     event.at = timestamp(raw);
     event.status = owned_at(raw, "/status");
     event.message_id = owned_at(raw, "/id");
@@ -312,7 +347,8 @@ fn status_event(raw: &Value, channel: &str) -> Event {
     with_id(event, id)
 }
 
-fn participant_events(raw: &Value, channel: &str, out: &mut Vec<Event>) {
+fn participant_events(item: Arc<Value>, channel: &str, out: &mut Vec<Event>) {
+    let raw = &*item;
     let kind = match str_at(raw, "/action") {
         Some("add") => EventKind::GroupJoin,
         Some("remove") => EventKind::GroupLeave,
@@ -320,7 +356,6 @@ fn participant_events(raw: &Value, channel: &str, out: &mut Vec<Event>) {
         Some("demote") => EventKind::GroupDemote,
         _ => EventKind::Unknown,
     };
-    let item = Arc::new(raw.clone());
     let group = str_at(raw, "/group_id");
     let participants: Vec<&Value> = match raw.get("participants") {
         Some(Value::Array(list)) => list.iter().collect(),
@@ -346,8 +381,9 @@ fn participant_events(raw: &Value, channel: &str, out: &mut Vec<Event>) {
     }
 }
 
-fn chat_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
-    let mut event = Event::new(kind, channel, Arc::new(raw.clone()));
+fn chat_item(kind: EventKind, item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
+    let mut event = Event::new(kind, channel, item.clone());
     event.at = timestamp(raw);
     let id = raw
         .as_str()
@@ -359,8 +395,9 @@ fn chat_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
     with_id(event, id)
 }
 
-fn update_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
-    let mut event = Event::new(kind, channel, Arc::new(raw.clone()));
+fn update_item(kind: EventKind, item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
+    let mut event = Event::new(kind, channel, item.clone());
     let after = raw.get("after_update").unwrap_or(raw);
     event.at = timestamp(after);
     if let Some(id) = str_at(after, "/id") {
@@ -369,8 +406,9 @@ fn update_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
     with_id(event, None)
 }
 
-fn contact_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
-    let mut event = Event::new(kind, channel, Arc::new(raw.clone()));
+fn contact_item(kind: EventKind, item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
+    let mut event = Event::new(kind, channel, item.clone());
     let contact = raw.get("after_update").unwrap_or(raw);
     if let Some(id) = str_at(contact, "/id") {
         let phone = bare_phone(id);
@@ -383,13 +421,14 @@ fn contact_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
     with_id(event, None)
 }
 
-fn plain_item(kind: EventKind, raw: &Value, channel: &str) -> Event {
-    let event = Event::new(kind, channel, Arc::new(raw.clone()));
+fn plain_item(kind: EventKind, item: Arc<Value>, channel: &str) -> Event {
+    let event = Event::new(kind, channel, item);
     with_id(event, None)
 }
 
-fn presence_event(raw: &Value, channel: &str) -> Event {
-    let mut event = Event::new(EventKind::Presence, channel, Arc::new(raw.clone()));
+fn presence_event(item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
+    let mut event = Event::new(EventKind::Presence, channel, item.clone());
     event.status = owned_at(raw, "/status");
     if let Some(contact) = str_at(raw, "/contact_id") {
         event.chat = Some(Chat::from_id(contact, None));
@@ -401,8 +440,9 @@ fn presence_event(raw: &Value, channel: &str) -> Event {
     with_id(event, None)
 }
 
-fn call_event(raw: &Value, channel: &str) -> Event {
-    let mut event = Event::new(EventKind::Call, channel, Arc::new(raw.clone()));
+fn call_event(item: Arc<Value>, channel: &str) -> Event {
+    let raw = &*item;
+    let mut event = Event::new(EventKind::Call, channel, item.clone());
     event.at = timestamp(raw);
     event.status = owned_at(raw, "/status");
     if let Some(chat) = str_at(raw, "/chat_id") {
@@ -420,8 +460,9 @@ fn call_event(raw: &Value, channel: &str) -> Event {
     with_id(event, id)
 }
 
-fn channel_status(key: &str, raw: &Value, channel: &str, method: &str) -> Event {
-    let mut event = Event::new(EventKind::ChannelStatus, channel, Arc::new(raw.clone()));
+fn channel_status(key: &str, item: Arc<Value>, channel: &str, method: &str) -> Event {
+    let raw = &*item;
+    let mut event = Event::new(EventKind::ChannelStatus, channel, item.clone());
     event.status = match key {
         "health" => owned_at(raw, "/status/text"),
         "qr" => Some("QR".to_owned()),

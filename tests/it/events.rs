@@ -161,3 +161,30 @@ fn surprising_shapes_never_fail() {
         assert!(!events.is_empty(), "every body is recorded: {body}");
     }
 }
+
+/// A body whose known families hold nothing to turn into events is still one event, of kind
+/// `unknown`, carrying the body exactly as it came.
+#[test]
+fn a_body_with_only_empty_families_is_one_unknown_event_with_the_whole_body() {
+    for body in [
+        json!({"messages": [], "channel_id": "ch-1"}),
+        json!({"statuses": null, "event": {"type": "statuses"}}),
+        json!({"groups_participants": [{"group_id": "1@g.us", "participants": []}]}),
+        json!({"channel_id": "ch-2"}),
+    ] {
+        let events = parse(&body);
+        assert_eq!(events.len(), 1, "{body}");
+        assert_eq!(events[0].kind.to_string(), "unknown", "{body}");
+        assert_eq!(*events[0].item, body);
+        let channel = body["channel_id"].as_str().unwrap_or("default");
+        assert_eq!(events[0].channel, channel);
+    }
+    // One family with something in it is enough for no `unknown` event.
+    let events = parse(&json!({
+        "messages": [],
+        "groups_participants": [{"group_id": "1@g.us", "participants": [], "action": "add"},
+                                {"group_id": "1@g.us", "participants": ["49151"], "action": "add"}]
+    }));
+    let kinds: Vec<String> = events.iter().map(|e| e.kind.to_string()).collect();
+    assert_eq!(kinds, ["group_join"]);
+}
