@@ -28,51 +28,27 @@ pub fn parse_webhook(webhook: WebhookBody<'_>) -> Vec<Event> {
 /// [`parse_webhook`] of a body the caller has no further use for: each event's item is moved
 /// out of it instead of copied.
 pub fn parse_webhook_owned(body: Value, path: &str, method: &str) -> Vec<Event> {
-    let Value::Object(body) = body else {
+    let Value::Object(mut body) = body else {
         return Vec::new();
     };
-    if !body.iter().any(|(key, value)| yields_events(key, value)) {
-        let channel = channel_of(&body).to_owned();
+    let channel = body
+        .get("channel_id")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_owned();
+    let method = event_method(&body, path, method);
+    let mut events = Vec::new();
+    for (key, value) in &mut body {
+        parse_family(key, value, &channel, &method, &mut events);
+    }
+    if events.is_empty() {
+        // No family took anything, so the body is whole.
         let item = Arc::new(Value::Object(body));
         let mut event = Event::new(EventKind::Unknown, &channel, item.clone());
         event.id = content_hash(&item);
-        return vec![event];
-    }
-    let channel = channel_of(&body).to_owned();
-    let method = event_method(&body, path, method);
-    let mut events = Vec::new();
-    for (key, value) in body {
-        parse_family(&key, value, &channel, &method, &mut events);
+        events.push(event);
     }
     events
-}
-
-fn channel_of(body: &Map<String, Value>) -> &str {
-    body.get("channel_id")
-        .and_then(Value::as_str)
-        .unwrap_or("default")
-}
-
-/// Whether [`parse_family`] makes at least one event of this key and value.
-fn yields_events(key: &str, value: &Value) -> bool {
-    let items = || match value {
-        Value::Array(items) => items.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    };
-    match key {
-        "messages_removed_all" | "health" | "qr" | "user" => true,
-        // A change with an empty list of participants names no one.
-        "groups_participants" => items().into_iter().any(
-            |item| !matches!(item.get("participants"), Some(Value::Array(list)) if list.is_empty()),
-        ),
-        "messages" | "messages_updates" | "messages_removed" | "statuses" | "groups"
-        | "groups_updates" | "chats" | "chats_updates" | "chats_removed" | "contacts"
-        | "contacts_updates" | "labels" | "labels_removed" | "presences" | "calls" => {
-            !items().is_empty()
-        }
-        _ => false,
-    }
 }
 
 /// `event.event` as documented, `event.method` as in the OpenAPI schema, else the URL path or
@@ -93,14 +69,19 @@ fn event_method(body: &Map<String, Value>, path: &str, method: &str) -> String {
     }
 }
 
-fn parse_family(key: &str, value: Value, channel: &str, method: &str, out: &mut Vec<Event>) {
+/// Makes the events of one family of the body. A family takes its value out of the body only
+/// when it makes at least one event of it, so a body that gives no event is left whole.
+fn parse_family(key: &str, value: &mut Value, channel: &str, method: &str, out: &mut Vec<Event>) {
     match key {
         "messages" => each(value, |item| out.push(message_event(item, channel))),
         "messages_updates" => each(value, |item| out.push(message_update(item, channel))),
         "messages_removed" => each(value, |item| out.push(message_removed(item, channel))),
-        "messages_removed_all" => out.push(chat_cleared(Arc::new(value), channel)),
+        "messages_removed_all" => out.push(chat_cleared(Arc::new(value.take()), channel)),
         "statuses" => each(value, |item| out.push(status_event(item, channel))),
-        "groups_participants" => each(value, |item| participant_events(item, channel, out)),
+        // A change with an empty list of participants names no one: it makes no event.
+        "groups_participants" if !names_no_one(value) => {
+            each(value, |item| participant_events(item, channel, out));
+        }
         "groups" => each(value, |item| {
             out.push(chat_item(EventKind::GroupCreated, item, channel))
         }),
@@ -131,19 +112,30 @@ fn parse_family(key: &str, value: Value, channel: &str, method: &str, out: &mut 
         "presences" => each(value, |item| out.push(presence_event(item, channel))),
         "calls" => each(value, |item| out.push(call_event(item, channel))),
         "health" | "qr" | "user" => {
-            out.push(channel_status(key, Arc::new(value), channel, method));
+            out.push(channel_status(key, Arc::new(value.take()), channel, method));
         }
         _ => {}
     }
 }
 
-/// Calls `f` for each element of an array, or once for a lone object (defensive: the envelope
-/// documents arrays, but a single object costs nothing to accept).
-fn each(value: Value, mut f: impl FnMut(Arc<Value>)) {
-    match value {
+/// Calls `f` for each element of an array taken out of `value`, or once for a lone object
+/// (defensive: the envelope documents arrays, but a single object costs nothing to accept).
+/// An empty array or `null` is left where it is.
+fn each(value: &mut Value, mut f: impl FnMut(Arc<Value>)) {
+    match value.take() {
+        Value::Array(items) if items.is_empty() => *value = Value::Array(items),
         Value::Array(items) => items.into_iter().map(Arc::new).for_each(f),
         Value::Null => {}
         other => f(Arc::new(other)),
+    }
+}
+
+/// Whether every change in a `groups_participants` value has an empty list of participants.
+fn names_no_one(value: &Value) -> bool {
+    let empty = |change: &Value| matches!(change.get("participants"), Some(Value::Array(l)) if l.is_empty());
+    match value {
+        Value::Array(changes) => changes.iter().all(empty),
+        other => empty(other),
     }
 }
 
