@@ -1,6 +1,8 @@
 -- wrk script for the load harness: one text-message webhook per request, each with a unique
 -- message id and chat, stamped with the wall-clock microsecond it was built (`t<MICROS>`) so the
--- stand-in Whapi.Cloud can measure webhook-in to call-out latency.
+-- stand-in Whapi.Cloud can measure webhook-in to call-out latency. With LOAD_DELAY_MS set, each
+-- connection waits that long between an answer and its next request: a paced load instead of a
+-- saturating one.
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_usec; } load_timeval;
@@ -8,6 +10,7 @@ int gettimeofday(load_timeval *tv, void *tz);
 ]]
 
 local run = os.getenv("LOAD_RUN") or "r"
+local pause = tonumber(os.getenv("LOAD_DELAY_MS") or "0")
 local threads = 0
 local tv = ffi.new("load_timeval")
 local sent = 0
@@ -20,6 +23,13 @@ end
 function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+end
+
+-- Defined only for a paced load: where it exists, wrk puts every request behind a timer.
+if pause > 0 then
+  function delay()
+    return pause
+  end
 end
 
 function request()

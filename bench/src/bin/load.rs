@@ -45,6 +45,36 @@ impl System {
     }
 }
 
+/// A system under one kind of load: as fast as it answers (`pace: None`, each connection sends
+/// its next request as soon as it has the answer) or paced at about `pace` requests a second
+/// (each connection waits between an answer and its next request).
+#[derive(Clone, Copy)]
+struct Scenario {
+    system: System,
+    pace: Option<u32>,
+}
+
+impl Scenario {
+    fn label(self) -> String {
+        match self.pace {
+            None => self.system.label(),
+            Some(pace) => format!("{}, paced at {pace}/s", self.system.label()),
+        }
+    }
+
+    /// The naive bot under the same load: what this scenario is measured against.
+    fn reference(self) -> Self {
+        Self {
+            system: System::Naive,
+            pace: self.pace,
+        }
+    }
+
+    fn is_naive(self) -> bool {
+        matches!(self.system, System::Naive)
+    }
+}
+
 /// One scenario's figures from one run.
 #[derive(Default, Clone)]
 struct Figures {
@@ -68,7 +98,7 @@ struct Options {
     runs: usize,
     /// Leave the rules and databases behind for a look.
     keep: bool,
-    scenarios: Vec<System>,
+    scenarios: Vec<Scenario>,
 }
 
 #[tokio::main]
@@ -78,15 +108,16 @@ async fn main() {
     std::fs::create_dir_all(&work).expect("work dir");
     let mut results: Vec<Vec<Figures>> = vec![Vec::new(); options.scenarios.len()];
     for run in 1..=options.runs {
-        let mut naive_now = None;
-        for (i, system) in options.scenarios.iter().enumerate() {
-            eprintln!("run {run}/{}: {}", options.runs, system.label());
-            let figures = scenario(&options, *system, &work.join(format!("{run}-{i}")), run).await;
-            if matches!(system, System::Naive) {
-                naive_now = Some(figures.events_per_s).filter(|n| *n > 0.0);
-            }
+        for (i, &scenario) in options.scenarios.iter().enumerate() {
+            eprintln!("run {run}/{}: {}", options.runs, scenario.label());
+            let dir = work.join(format!("{run}-{i}"));
+            let figures = measure(&options, scenario, &dir, run).await;
+            let naive_now = reference_of(&options.scenarios, scenario)
+                .and_then(|n| results[n].get(run - 1))
+                .map(|n| n.events_per_s)
+                .filter(|n| *n > 0.0);
             let ratio = naive_now.map(|n| figures.events_per_s / n);
-            eprintln!("  {}", row(&system.label(), &figures, ratio));
+            eprintln!("  {}", row(&scenario.label(), &figures, ratio));
             results[i].push(figures);
         }
     }
@@ -106,14 +137,11 @@ async fn main() {
     let medians: Vec<Figures> = results.iter().map(|r| median_of(r)).collect();
     // Each system against the naive bot of the same run (the machine's speed drifts between
     // runs), then the median of those ratios.
-    let naive = options
-        .scenarios
-        .iter()
-        .position(|s| matches!(s, System::Naive));
     let ratios: Vec<Option<f64>> = results
         .iter()
-        .map(|runs| {
-            let naive = &results[naive?];
+        .zip(&options.scenarios)
+        .map(|(runs, &scenario)| {
+            let naive = &results[reference_of(&options.scenarios, scenario)?];
             let same_run: Vec<f64> = runs
                 .iter()
                 .zip(naive)
@@ -131,8 +159,8 @@ async fn main() {
         "| system | events/s | p50 | p99 | end-to-end p99 | calls expected / received / duplicates | peak RSS | ready | reloads | vs naive |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for ((system, figures), ratio) in options.scenarios.iter().zip(&medians).zip(&ratios) {
-        println!("{}", row(&system.label(), figures, *ratio));
+    for ((scenario, figures), ratio) in options.scenarios.iter().zip(&medians).zip(&ratios) {
+        println!("{}", row(&scenario.label(), figures, *ratio));
     }
     println!(
         "\nStart with the default rules: `/readyz` 200 after {:.0} ms. Fan-out: a campaign to {FAN_OUT} recipients planned and enqueued in {:.2} s (medians of {} runs).",
@@ -145,6 +173,14 @@ async fn main() {
     } else {
         let _ = std::fs::remove_dir_all(&work);
     }
+}
+
+/// Where in `scenarios` the naive bot under the same load as `scenario` is.
+fn reference_of(scenarios: &[Scenario], scenario: Scenario) -> Option<usize> {
+    let reference = scenario.reference();
+    scenarios
+        .iter()
+        .position(|s| s.is_naive() && s.pace == reference.pace)
 }
 
 fn row(label: &str, f: &Figures, ratio: Option<f64>) -> String {
@@ -204,6 +240,7 @@ fn parse_args() -> Options {
     };
     let mut rules = vec![1_000];
     let mut reload_rules = Some(10_000);
+    let mut paces = vec![4_000, 8_000];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -221,22 +258,44 @@ fn parse_args() -> Options {
             "--reload-rules" => {
                 reload_rules = Some(number(&value())).filter(|&n: &usize| n > 0);
             }
+            "--paced" => {
+                paces = value()
+                    .split(',')
+                    .map(number)
+                    .filter(|&p: &u32| p > 0)
+                    .collect();
+            }
             other => usage(&format!("unknown argument `{other}`")),
         }
     }
-    options.scenarios.push(System::Naive);
-    for n in rules {
-        options.scenarios.push(System::Riposte {
+    let saturating = |system| Scenario { system, pace: None };
+    options.scenarios.push(saturating(System::Naive));
+    for &n in &rules {
+        options.scenarios.push(saturating(System::Riposte {
             rules: n,
             reload_every: None,
-        });
+        }));
     }
     if let Some(n) = reload_rules {
         let every = Some(Duration::from_secs(2));
-        options.scenarios.push(System::Riposte {
+        options.scenarios.push(saturating(System::Riposte {
             rules: n,
             reload_every: every,
-        });
+        }));
+    }
+    // Latency at a rate both can serve, against the first rule count.
+    for pace in paces {
+        let paced = |system| Scenario {
+            system,
+            pace: Some(pace),
+        };
+        options.scenarios.push(paced(System::Naive));
+        if let Some(&n) = rules.first() {
+            options.scenarios.push(paced(System::Riposte {
+                rules: n,
+                reload_every: None,
+            }));
+        }
     }
     options
 }
@@ -248,7 +307,7 @@ fn number<T: std::str::FromStr>(text: &str) -> T {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--keep]"
+        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--paced N,N|0] [--keep]"
     );
     std::process::exit(2)
 }
@@ -413,7 +472,8 @@ fn write_rules(dir: &Path, n: usize, generation: u32) {
     std::fs::rename(&tmp, dir.join("rules.yaml")).expect("rename rules");
 }
 
-async fn scenario(options: &Options, system: System, dir: &Path, run: usize) -> Figures {
+async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) -> Figures {
+    let system = scenario.system;
     std::fs::create_dir_all(dir).expect("scenario dir");
     let http = reqwest::Client::new();
     let standin_addr = format!("127.0.0.1:{}", free_port());
@@ -511,6 +571,10 @@ async fn scenario(options: &Options, system: System, dir: &Path, run: usize) -> 
             &format!("{base}/webhook"),
         ])
         .env("LOAD_RUN", format!("r{run}"))
+        .env(
+            "LOAD_DELAY_MS",
+            pause_ms(scenario.pace, options.connections),
+        )
         .output()
         .await
         .expect("wrk runs (bench/load.sh installs it)");
@@ -563,6 +627,13 @@ async fn scenario(options: &Options, system: System, dir: &Path, run: usize) -> 
         );
     }
     figures
+}
+
+/// The pause each connection makes between an answer and its next request for about `pace`
+/// requests a second in all; wrk counts it in whole milliseconds.
+fn pause_ms(pace: Option<u32>, connections: u32) -> String {
+    pace.map_or(0, |pace| (connections * 1000 / pace.max(1)).max(1))
+        .to_string()
 }
 
 fn metric(text: &str, name: &str) -> f64 {
