@@ -111,14 +111,15 @@ async fn main() {
         for (i, &scenario) in options.scenarios.iter().enumerate() {
             eprintln!("run {run}/{}: {}", options.runs, scenario.label());
             let dir = work.join(format!("{run}-{i}"));
-            let figures = measure(&options, scenario, &dir, run).await;
+            results[i].push(measure(&options, scenario, &dir, run).await);
+            let figures = &results[i][run - 1];
+            // The naive bot comes first under each load, so its figures of this run are in.
             let naive_now = reference_of(&options.scenarios, scenario)
                 .and_then(|n| results[n].get(run - 1))
                 .map(|n| n.events_per_s)
                 .filter(|n| *n > 0.0);
             let ratio = naive_now.map(|n| figures.events_per_s / n);
-            eprintln!("  {}", row(&scenario.label(), &figures, ratio));
-            results[i].push(figures);
+            eprintln!("  {}", row(&scenario.label(), figures, ratio));
         }
     }
     let mut starts = Vec::new();
