@@ -62,14 +62,6 @@ impl Scenario {
         }
     }
 
-    /// The naive bot under the same load: what this scenario is measured against.
-    fn reference(self) -> Self {
-        Self {
-            system: System::Naive,
-            pace: self.pace,
-        }
-    }
-
     fn is_naive(self) -> bool {
         matches!(self.system, System::Naive)
     }
@@ -178,10 +170,9 @@ async fn main() {
 
 /// Where in `scenarios` the naive bot under the same load as `scenario` is.
 fn reference_of(scenarios: &[Scenario], scenario: Scenario) -> Option<usize> {
-    let reference = scenario.reference();
     scenarios
         .iter()
-        .position(|s| s.is_naive() && s.pace == reference.pace)
+        .position(|s| s.is_naive() && s.pace == scenario.pace)
 }
 
 fn row(label: &str, f: &Figures, ratio: Option<f64>) -> String {
