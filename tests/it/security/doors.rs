@@ -1,4 +1,4 @@
-//! Shared secrets on the webhook, custom events and admin endpoints.
+//! The doors: shared secrets on the webhook, custom events and admin endpoints.
 
 use crate::support::{Riposte, fixture};
 

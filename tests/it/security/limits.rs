@@ -1,0 +1,1 @@
+//! Bounded work per request: slow clients, connection counts, item counts, nesting, rates.
