@@ -121,9 +121,79 @@ const ALL: &[&Counter] = &[
     &AI_COMPLETION_TOKENS,
 ];
 
+/// Why a request was refused at the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not JSON, not an object, nested too deep.
+    BadRequest,
+    /// A missing or wrong secret or token, or admin asked from afar without one.
+    Unauthorized,
+    /// A state-changing admin request a page on another site could have sent.
+    Forbidden,
+    /// A body over `--max-body` or with more items than `--max-items`.
+    TooLarge,
+    /// Over the per-address rate.
+    RateLimited,
+}
+
+impl Refusal {
+    const ALL: [Self; 5] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::TooLarge,
+        Self::RateLimited,
+    ];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// Requests refused, by reason.
+pub struct Refusals([AtomicU64; 5]);
+
+impl Refusals {
+    const fn new() -> Self {
+        Self([const { AtomicU64::new(0) }; 5])
+    }
+
+    /// Counts one refusal.
+    pub fn inc(&self, reason: Refusal) {
+        self.0[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refusals for one reason so far.
+    pub fn get(&self, reason: Refusal) -> u64 {
+        self.0[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Requests refused at the door (`riposte_requests_refused_total{reason}`).
+pub static REFUSED: Refusals = Refusals::new();
+
 /// Every counter in the Prometheus text exposition format, plus the loaded rule count.
 pub fn render(rules: usize, campaigns: usize) -> String {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP riposte_requests_refused_total Requests refused before anything was stored, by reason.\n# TYPE riposte_requests_refused_total counter"
+    );
+    for reason in Refusal::ALL {
+        let _ = writeln!(
+            out,
+            "riposte_requests_refused_total{{reason=\"{}\"}} {}",
+            reason.label(),
+            REFUSED.get(reason)
+        );
+    }
     for c in ALL {
         let _ = writeln!(
             out,

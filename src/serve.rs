@@ -18,7 +18,7 @@ use crate::intake::Intake;
 use crate::reload::Reloader;
 use crate::rules;
 use crate::scheduler::Scheduler;
-use crate::server::{self, AppState, HttpLimits, Secrets};
+use crate::server::{self, AppState, Doors, HttpLimits, Secrets};
 use crate::store::{SqliteStore, Store};
 use crate::whapi::Client;
 
@@ -40,8 +40,10 @@ pub struct Settings {
     pub events_token: Option<String>,
     pub admin_token: Option<String>,
     pub max_event_age: Option<Duration>,
-    pub max_body: usize,
-    pub request_timeout: Duration,
+    /// What one request and one connection may cost, and how many connections there may be.
+    pub http: HttpLimits,
+    /// Serve a webhook open to the network, without `RIPOSTE_WEBHOOK_SECRET`.
+    pub insecure_open_webhook: bool,
     pub call_timeout: Duration,
     pub retry: RetryPolicy,
     /// When calls to Whapi.Cloud pause because it keeps failing.
@@ -77,6 +79,8 @@ impl std::fmt::Debug for Settings {
             .field("events_token", &set(&self.events_token))
             .field("admin_token", &set(&self.admin_token))
             .field("webhook_allow", &self.webhook_allow)
+            .field("http", &self.http)
+            .field("insecure_open_webhook", &self.insecure_open_webhook)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("llm", &self.llm)
@@ -124,8 +128,17 @@ async fn futures_join(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
+/// Why `serve` will not start: the settings would leave a door open. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
 /// Starts the server and its workers; returns once the listener is bound.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let (listener, addr) = server::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", settings.listen))?;
+    let open_webhook = webhook_door(&settings, addr)?;
     let (paths, zone) = (settings.rules.clone(), settings.timezone);
     let rule_set = crate::reload::on_rules_thread(move || rules::load_in(&paths, zone))
         .await
@@ -233,31 +246,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             events: settings.events_token.clone(),
             admin: settings.admin_token.clone(),
         }),
+        doors: Arc::new(Doors::new(settings.http)),
     };
-    let limits = HttpLimits {
-        max_body: settings.max_body,
-        request_timeout: settings.request_timeout,
-    };
-    let (listener, addr) = server::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on `{}`", settings.listen))?;
     tracing::info!("listening on http://{addr}");
-    let mut http_shutdown = shutdown_rx.clone();
-    let http = tokio::spawn(async move {
-        let graceful = async move {
-            let _ = http_shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(err) = axum::serve(
-            listener,
-            server::app(state, limits).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .await
-        {
-            tracing::error!("http server failed: {err}");
-        }
-    });
-    let tasks = vec![
+    let http = tokio::spawn(server::listen::serve(
+        listener,
+        server::app(state),
+        settings.http.connections,
+        shutdown_rx.clone(),
+    ));
+    let mut tasks = vec![
         http,
         tokio::spawn(intake.run(shutdown_rx.clone())),
         tokio::spawn(delivery.run(shutdown_rx.clone())),
@@ -267,9 +265,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             store,
             memory_rules,
             settings.clock.clone(),
-            shutdown_rx,
+            shutdown_rx.clone(),
         )),
     ];
+    if open_webhook {
+        tasks.push(tokio::spawn(warn_open_webhook(addr, shutdown_rx)));
+    }
     Ok(Running {
         addr,
         reloader,
@@ -277,6 +278,46 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         shutdown: shutdown_tx,
         tasks,
     })
+}
+
+/// Whether the webhook would be open to the network: refused unless asked for, with a
+/// warning when it is only open to this machine.
+fn webhook_door(settings: &Settings, addr: SocketAddr) -> Result<bool, Refused> {
+    if settings.webhook_secret.is_some() {
+        return Ok(false);
+    }
+    if addr.ip().to_canonical().is_loopback() {
+        tracing::warn!(
+            "RIPOSTE_WEBHOOK_SECRET is not set: any program on this machine can post webhooks; set it before you expose Riposte"
+        );
+        return Ok(false);
+    }
+    if settings.insecure_open_webhook {
+        warn_open(addr);
+        return Ok(true);
+    }
+    Err(Refused(format!(
+        "refusing to listen on {addr} without RIPOSTE_WEBHOOK_SECRET: anyone who finds the webhook URL could make your WhatsApp number send messages.\n\
+         Set RIPOSTE_WEBHOOK_SECRET to a long random value (e.g. `openssl rand -hex 32`) and add the header `X-Riposte-Secret: <that value>` under `headers` in the webhook's settings in Whapi.Cloud.\n\
+         To start anyway, pass --insecure-open-webhook (RIPOSTE_INSECURE_OPEN_WEBHOOK=1)."
+    )))
+}
+
+/// Says every hour that the webhook is open to anyone (it said so at start too).
+async fn warn_open_webhook(addr: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        warn_open(addr);
+    }
+}
+
+fn warn_open(addr: SocketAddr) {
+    tracing::warn!(
+        "INSECURE: the webhook on {addr} takes bodies from anyone (--insecure-open-webhook); set RIPOSTE_WEBHOOK_SECRET"
+    );
 }
 
 /// How many claimed calls may wait in memory for delivery: enough for a busy moment, and no
@@ -367,8 +408,8 @@ mod tests {
             events_token: Some("events-789".into()),
             admin_token: Some("admin-000".into()),
             max_event_age: None,
-            max_body: 1,
-            request_timeout: Duration::from_secs(1),
+            http: HttpLimits::default(),
+            insecure_open_webhook: false,
             call_timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             breaker: BreakerPolicy::default(),

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::delivery::RetryPolicy;
@@ -27,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: webhook receiver, rule engine, delivery worker.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate rule files without starting anything.
     Check {
         /// Rule files or folders (default `./rules`).
@@ -93,6 +94,24 @@ fn rate_arg(text: &str) -> Result<Duration, String> {
     crate::campaigns::parse_rate(text).and_then(|d| d.to_std().map_err(|e| e.to_string()))
 }
 
+/// A per-source request rate, in requests a second; `None` for no limit.
+#[derive(Debug, Clone, Copy)]
+struct RateLimitArg(Option<u32>);
+
+fn rate_limit_arg(text: &str) -> Result<RateLimitArg, String> {
+    if matches!(text.trim(), "off" | "none" | "0") {
+        return Ok(RateLimitArg(None));
+    }
+    let (count, per) = crate::campaigns::rate_parts(text)?;
+    let seconds = u32::try_from(per.num_seconds()).unwrap_or(u32::MAX).max(1);
+    if count == 0 {
+        return Err(format!(
+            "rate `{text}` lets nothing in; write `off` for no limit"
+        ));
+    }
+    Ok(RateLimitArg(Some(count.div_ceil(seconds))))
+}
+
 fn timezone_arg(text: &str) -> Result<chrono_tz::Tz, String> {
     text.parse::<chrono_tz::Tz>().map_err(|_| {
         format!("unknown time zone `{text}`, expected an IANA name such as Europe/Berlin")
@@ -114,7 +133,7 @@ struct ServeArgs {
     #[arg(long, env = "WHAPI_URL", default_value = "https://gate.whapi.cloud")]
     whapi_url: String,
     /// Log every action instead of calling out (also the case while WHAPI_TOKEN is unset).
-    #[arg(long, env = "RIPOSTE_DRY_RUN")]
+    #[arg(long, env = "RIPOSTE_DRY_RUN", value_parser = BoolishValueParser::new())]
     dry_run: bool,
     /// Default time zone for schedules and hours (an IANA name).
     #[arg(long, env = "RIPOSTE_TIMEZONE", default_value = "UTC", value_parser = timezone_arg)]
@@ -125,6 +144,29 @@ struct ServeArgs {
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[arg(long, env = "RIPOSTE_MAX_BODY", default_value_t = 10 * 1024 * 1024)]
     max_body: usize,
+    /// Most items (messages, statuses, participants...) in one webhook body; more get 413.
+    #[arg(long, env = "RIPOSTE_MAX_ITEMS", default_value_t = 1000)]
+    max_items: usize,
+    /// Requests a second one address may make to /webhook and /events (`2000/s`, `600/min`,
+    /// or `off`); more get 429.
+    #[arg(long, env = "RIPOSTE_RATE_LIMIT", default_value = "2000/s", value_parser = rate_limit_arg)]
+    rate_limit: RateLimitArg,
+    /// Longest time a client may take to send a request's headers.
+    #[arg(long, env = "RIPOSTE_HEADER_TIMEOUT", default_value = "10s", value_parser = duration_arg)]
+    header_timeout: Duration,
+    /// Longest silence on a kept-alive connection between two requests.
+    #[arg(long, env = "RIPOSTE_IDLE_TIMEOUT", default_value = "60s", value_parser = duration_arg)]
+    idle_timeout: Duration,
+    /// Most connections open at once; more wait until one closes.
+    #[arg(long, env = "RIPOSTE_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Start on an address other than loopback without RIPOSTE_WEBHOOK_SECRET, so anyone
+    /// who can reach it can post webhooks (warned about every hour).
+    #[arg(long, env = "RIPOSTE_INSECURE_OPEN_WEBHOOK", value_parser = BoolishValueParser::new())]
+    insecure_open_webhook: bool,
+    /// Serve /metrics without the admin token when RIPOSTE_ADMIN_TOKEN is set.
+    #[arg(long, env = "RIPOSTE_METRICS_PUBLIC", value_parser = BoolishValueParser::new())]
+    metrics_public: bool,
     /// Longest wait for one outbound call.
     #[arg(long, env = "RIPOSTE_CALL_TIMEOUT", default_value = "30s", value_parser = duration_arg)]
     call_timeout: Duration,
@@ -154,7 +196,7 @@ struct ServeArgs {
     #[arg(long, env = "RIPOSTE_WEBHOOK_ALLOW", value_delimiter = ',')]
     webhook_allow: Vec<String>,
     /// Do not watch the rules folder (reload with SIGHUP or `POST /admin/reload` instead).
-    #[arg(long, env = "RIPOSTE_NO_WATCH")]
+    #[arg(long, env = "RIPOSTE_NO_WATCH", value_parser = BoolishValueParser::new())]
     no_watch: bool,
     /// What a stored webhook survives once answered: `process` (a crash or kill of Riposte)
     /// or `power-loss` (also a power cut; every commit waits for the disk).
@@ -205,8 +247,19 @@ impl ServeArgs {
             events_token: secret("RIPOSTE_EVENTS_TOKEN"),
             admin_token: secret("RIPOSTE_ADMIN_TOKEN"),
             max_event_age: self.max_event_age,
-            max_body: self.max_body,
-            request_timeout: Duration::from_secs(30),
+            http: crate::server::HttpLimits {
+                max_body: self.max_body,
+                request_timeout: Duration::from_secs(30),
+                max_items: self.max_items.max(1),
+                rate: self.rate_limit.0,
+                metrics_public: self.metrics_public,
+                connections: crate::server::listen::ConnectionLimits {
+                    header_timeout: self.header_timeout,
+                    idle_timeout: self.idle_timeout,
+                    max_connections: self.max_connections.max(1),
+                },
+            },
+            insecure_open_webhook: self.insecure_open_webhook,
             call_timeout: self.call_timeout,
             retry: RetryPolicy {
                 base: self.retry_base,
@@ -241,7 +294,14 @@ impl Cli {
                 let runtime = tokio::runtime::Runtime::new()?;
                 runtime.block_on(async {
                     let signal = serve::shutdown_signal();
-                    let running = serve::start(args.settings()).await?;
+                    let running = match serve::start(args.settings()).await {
+                        Ok(running) => running,
+                        Err(err) if err.is::<serve::Refused>() => {
+                            eprintln!("error: {err}");
+                            return Ok(ExitCode::from(2));
+                        }
+                        Err(err) => return Err(err),
+                    };
                     signal.await;
                     tracing::info!("shutting down");
                     running.stop().await;

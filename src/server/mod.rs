@@ -1,8 +1,12 @@
 //! The HTTP surface: webhook intake, custom events, health. Handlers only check, store and
 //! answer; all processing happens in the workers after the answer.
 
+mod access;
 mod admin;
+mod body;
 mod error;
+pub mod listen;
+mod rate;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -11,6 +15,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
@@ -19,7 +24,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use body::MAX_DEPTH;
 pub use error::ApiError;
+pub use rate::RateLimit;
 
 use crate::clock::Clock;
 use crate::reload::Reloader;
@@ -38,6 +45,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub reloader: Arc<Reloader>,
     pub secrets: Arc<Secrets>,
+    /// The limits every request is held to, and the per-source rate.
+    pub doors: Arc<Doors>,
 }
 
 /// Shared secrets that guard the endpoints; never logged.
@@ -54,12 +63,63 @@ pub struct Secrets {
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
+    /// Largest request body in bytes; larger bodies get 413.
     pub max_body: usize,
+    /// Longest time one request may take, body included.
     pub request_timeout: Duration,
+    /// Items (messages, statuses, participants...) one webhook body may hold; more get 413.
+    pub max_items: usize,
+    /// Requests a second one source may make to `/webhook` and `/events`; `None` for no limit.
+    pub rate: Option<u32>,
+    /// `/metrics` answers without the admin token.
+    pub metrics_public: bool,
+    /// Slow and idle connections, and how many there may be.
+    pub connections: listen::ConnectionLimits,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_items: 1000,
+            rate: Some(2000),
+            metrics_public: false,
+            connections: listen::ConnectionLimits {
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 1024,
+            },
+        }
+    }
+}
+
+/// The limits in force, with the state they need.
+#[derive(Debug)]
+pub struct Doors {
+    pub limits: HttpLimits,
+    rate: Option<RateLimit>,
+}
+
+impl Doors {
+    /// Doors with these limits and empty rate buckets.
+    pub fn new(limits: HttpLimits) -> Self {
+        Self {
+            limits,
+            rate: limits.rate.map(RateLimit::new),
+        }
+    }
+}
+
+impl Default for Doors {
+    fn default() -> Self {
+        Self::new(HttpLimits::default())
+    }
 }
 
 /// The router with every endpoint and layer.
-pub fn app(state: AppState, limits: HttpLimits) -> Router {
+pub fn app(state: AppState) -> Router {
+    let limits = state.doors.limits;
     let admin = Router::new()
         .route("/admin/events", get(admin::events))
         .route("/admin/jobs", get(admin::jobs))
@@ -71,18 +131,26 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .route("/admin/rules", get(admin::rules))
         .route("/admin/reload", post(admin::reload))
         .route("/admin/chats/{chat_id}/resume", post(admin::resume))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admin::guard,
-        ));
-    Router::new()
-        .merge(admin)
+        .route("/admin/events/{seq}", get(admin::event))
+        .route_layer(from_fn_with_state(state.clone(), access::admin));
+    // Each guard runs before its handler reads the body.
+    let webhooks = Router::new()
         .route("/webhook", post(webhook::whapi))
         .route("/webhook/{*path}", any(webhook::whapi_path))
+        .route_layer(from_fn_with_state(state.clone(), access::webhook));
+    let events = Router::new()
         .route("/events/{name}", post(webhook::custom))
+        .route_layer(from_fn_with_state(state.clone(), access::events));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(from_fn_with_state(state.clone(), access::metrics));
+    Router::new()
+        .merge(admin)
+        .merge(webhooks)
+        .merge(events)
+        .merge(metrics)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state)
         // Order, innermost first: size limit on the body, then timeout, then panics become
         // 500s, and tracing outermost so it sees the final status.

@@ -585,8 +585,10 @@ pub trait Store: Send + Sync + 'static {
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Cancels a pending job, or drops a dead one; false if no such job.
     async fn cancel_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Most recent event records, newest first.
+    /// Most recent event records, newest first, each with its `seq` (its place in the log).
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>>;
+    /// One event record by its `seq`.
+    async fn event_record(&self, seq: i64) -> StoreResult<Option<serde_json::Value>>;
     /// Forgets dedupe keys past their time, old event records and old finished jobs.
     async fn prune(&self, now: DateTime<Utc>) -> StoreResult<()>;
     /// Whether the database answers and accepts writes.

@@ -156,12 +156,17 @@ async fn admin_reload_reports_unchanged_rejected_and_reloaded() {
 }
 
 #[tokio::test]
-async fn admin_events_explain_every_rule_until_the_rules_change() {
+async fn an_event_s_detail_explains_every_rule_until_the_rules_change() {
     let explained = "rules:\n  - name: greeting\n    when: {text: '(?i)^hello'}\n    then: [{reply: hi}]\n  - name: tagged\n    when: {tags: {all: [vip]}}\n    then: [{reply: vip}]\n  - name: echo\n    then:\n      - reply: \"{{ text }}\"\n";
     let riposte = Riposte::start_with(explained, |s| s.watch = false).await;
     riposte.webhook(&message(1)).await;
     riposte.whapi.wait_for(1).await;
-    let events = riposte.wait_events(1).await;
+    let listed = riposte.wait_events(1).await;
+    let matched: Vec<&Value> = listed[0]["rules"].as_array().unwrap().iter().collect();
+    assert_eq!(matched.len(), 1, "the list shows what matched: {matched:?}");
+    assert!(listed[0].get("explained").is_none() && listed[0].get("inputs").is_none());
+    let detail = format!("/admin/events/{}", listed[0]["seq"]);
+    let events = [riposte.get(&detail).await];
     let traces: Vec<String> = events[0]["rules"]
         .as_array()
         .unwrap()
@@ -185,7 +190,7 @@ async fn admin_events_explain_every_rule_until_the_rules_change() {
     std::fs::write(riposte.dir.path().join("rules/rules.yaml"), rules("new")).unwrap();
     let (status, _) = riposte.post("/admin/reload", "").await;
     assert_eq!(status, 200);
-    let events = riposte.wait_events(1).await;
+    let events = [riposte.get(&detail).await];
     let rules = events[0]["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 1, "only what matched is kept: {rules:?}");
     assert_eq!(rules[0]["rule"], "echo");

@@ -288,8 +288,12 @@ impl Riposte {
             events_token: None,
             admin_token: None,
             max_event_age: None,
-            max_body: 1024 * 1024,
-            request_timeout: Duration::from_secs(10),
+            http: riposte::server::HttpLimits {
+                max_body: 1024 * 1024,
+                request_timeout: Duration::from_secs(10),
+                ..Default::default()
+            },
+            insecure_open_webhook: false,
             call_timeout: Duration::from_secs(5),
             retry: RetryPolicy {
                 base: Duration::from_millis(20),
@@ -350,17 +354,35 @@ impl Riposte {
         self.post_with(path, &[], body).await
     }
 
-    /// Posts a body with extra headers.
+    /// Posts a body with extra headers (a JSON content type unless they name one).
     pub(crate) async fn post_with(
         &self,
         path: &str,
         headers: &[(&str, &str)],
         body: impl Into<reqwest::Body>,
     ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .header("content-type", "application/json");
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        let json = [("content-type", "application/json")];
+        let headers = if typed {
+            headers.to_vec()
+        } else {
+            [&json[..], headers].concat()
+        };
+        self.send("POST", path, &headers, body).await
+    }
+
+    /// Sends a request exactly as given; returns the status and the answer (JSON if it is).
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -524,6 +524,9 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
                     "1000000/s",
                     "--concurrency",
                     "64",
+                    // One source sends the whole load: the per-source limit would cap it.
+                    "--rate-limit",
+                    "off",
                 ],
                 &[("WHAPI_TOKEN", "load-token"), ("RUST_LOG", "warn")],
             );

@@ -110,6 +110,16 @@ impl SqliteStore {
     }
 }
 
+/// A stored event record with its place in the log.
+fn event_record(seq: i64, text: &str) -> StoreResult<serde_json::Value> {
+    let mut record: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("event record {seq}: {e}")))?;
+    if let Some(fields) = record.as_object_mut() {
+        fields.insert("seq".into(), seq.into());
+    }
+    Ok(record)
+}
+
 fn inbound_row(row: &Row<'_>) -> StoreResult<Inbound> {
     let kind: String = row.get("source")?;
     let name: String = row.get("name")?;
@@ -615,18 +625,26 @@ impl Store for SqliteStore {
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>> {
         self.db
             .read(move |conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT record FROM event_log ORDER BY id DESC LIMIT ?1")?;
+                let mut statement = conn
+                    .prepare_cached("SELECT id, record FROM event_log ORDER BY id DESC LIMIT ?1")?;
                 let mut rows = statement.query([i64::from(limit)])?;
                 let mut records = Vec::new();
                 while let Some(row) = rows.next()? {
-                    let text: String = row.get(0)?;
-                    records.push(
-                        serde_json::from_str(&text)
-                            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?,
-                    );
+                    records.push(event_record(row.get(0)?, &row.get::<_, String>(1)?)?);
                 }
                 Ok(records)
+            })
+            .await
+    }
+
+    async fn event_record(&self, seq: i64) -> StoreResult<Option<serde_json::Value>> {
+        self.db
+            .read(move |conn| {
+                let text: Option<String> = conn
+                    .prepare_cached("SELECT record FROM event_log WHERE id = ?1")?
+                    .query_row([seq], |row| row.get(0))
+                    .optional()?;
+                text.map(|text| event_record(seq, &text)).transpose()
             })
             .await
     }
