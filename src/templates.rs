@@ -16,6 +16,10 @@ use serde::Serialize;
 use crate::calendar::Calendar;
 use crate::rules::did_you_mean;
 
+mod url;
+
+pub use url::{UrlError, UrlText};
+
 /// Work a single render may do before it is stopped (a runaway loop fails its action, not the
 /// server). One unit is roughly one template instruction.
 const FUEL: u64 = 200_000;
@@ -81,6 +85,14 @@ pub enum Text {
 /// rendered (see [`Templates::add`]).
 type Sources = Arc<RwLock<HashMap<Arc<str>, Arc<str>>>>;
 
+/// How a template writes values: as they are (text), or percent-encoded (a webhook URL). The
+/// same source in the two modes is two templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Escape {
+    Text,
+    Url,
+}
+
 /// The compiled templates of one rule set.
 #[derive(Debug)]
 pub struct Templates {
@@ -89,8 +101,8 @@ pub struct Templates {
     next: usize,
     /// Top-level variables used by the templates compiled since the last `take_used`.
     used: BTreeSet<String>,
-    /// Compiled templates by source, with the variable paths each uses.
-    by_source: HashMap<Arc<str>, Arc<Compiled>>,
+    /// Compiled templates by mode and source, with the variable paths each uses.
+    by_source: HashMap<(Escape, Arc<str>), Arc<Compiled>>,
     /// Names handed out by this compile: carried-over templates no rule uses any more go.
     in_use: HashSet<Arc<str>>,
     /// Names handed out since the last `take_names`.
@@ -120,6 +132,8 @@ pub enum RenderError {
     Template(#[from] minijinja::Error),
     #[error("rendered text is {0} bytes, more than the limit of {MAX_OUTPUT}")]
     TooLong(usize),
+    #[error(transparent)]
+    Url(#[from] UrlError),
 }
 
 impl Default for Templates {
@@ -134,14 +148,16 @@ pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Value {
 }
 
 impl Templates {
-    /// An empty set with Riposte's settings: strict undefined, fuel, no HTML escaping.
+    /// An empty set with Riposte's settings: strict undefined, fuel, no HTML escaping, and
+    /// percent-encoding in webhook URLs.
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
-        // WhatsApp text is not HTML: never escape `&`, `<` or quotes.
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_auto_escape_callback(url::auto_escape);
+        env.set_formatter(url::formatter);
         env.add_filter("shift", shift);
+        env.add_filter("safe_url", url::safe_url);
         let sources = Sources::default();
         compile_on_first_use(&mut env, &sources);
         Self {
@@ -244,10 +260,21 @@ impl Templates {
 
     /// Compiles a template string for use in `scope`.
     pub fn text(&mut self, source: &str, scope: Scope<'_>) -> Result<Text, Vec<TemplateProblem>> {
-        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+        if !is_template(source) {
             return Ok(Text::Literal(source.to_owned()));
         }
-        self.add(source.to_owned(), scope).map(Text::Template)
+        self.add(source.to_owned(), scope, Escape::Text)
+            .map(Text::Template)
+    }
+
+    /// Compiles a webhook URL for use in `scope`: the values it writes are percent-encoded
+    /// unless marked `| safe_url`.
+    pub fn url(&mut self, source: &str, scope: Scope<'_>) -> Result<UrlText, Vec<TemplateProblem>> {
+        if !is_template(source) {
+            return Ok(UrlText(Text::Literal(source.to_owned())));
+        }
+        self.add(source.to_owned(), scope, Escape::Url)
+            .map(|name| UrlText(Text::Template(name)))
     }
 
     /// Compiles an `if:` expression into a template that renders `1` when it holds.
@@ -256,18 +283,22 @@ impl Templates {
         expr: &str,
         scope: Scope<'_>,
     ) -> Result<String, Vec<TemplateProblem>> {
-        self.add(format!("{{% if {expr} %}}1{{% endif %}}"), scope)
-            .map_err(|problems| {
-                problems
-                    .into_iter()
-                    .map(|p| TemplateProblem {
-                        message: p
-                            .message
-                            .replace("template syntax: ", "invalid expression: "),
-                        ..p
-                    })
-                    .collect()
-            })
+        self.add(
+            format!("{{% if {expr} %}}1{{% endif %}}"),
+            scope,
+            Escape::Text,
+        )
+        .map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| TemplateProblem {
+                    message: p
+                        .message
+                        .replace("template syntax: ", "invalid expression: "),
+                    ..p
+                })
+                .collect()
+        })
     }
 
     /// Compiles a `{{ expression }}` into a template that renders the value as JSON, so a
@@ -277,7 +308,7 @@ impl Templates {
         expr: &str,
         scope: Scope<'_>,
     ) -> Result<String, Vec<TemplateProblem>> {
-        self.add(format!("{{{{ ({expr}) | tojson }}}}"), scope)
+        self.add(format!("{{{{ ({expr}) | tojson }}}}"), scope, Escape::Text)
     }
 
     /// The top-level variables (`data`, `message`, ...) used since the last call.
@@ -302,11 +333,17 @@ impl Templates {
         Ok(rendered == "1")
     }
 
-    fn add(&mut self, source: String, scope: Scope<'_>) -> Result<String, Vec<TemplateProblem>> {
+    fn add(
+        &mut self,
+        source: String,
+        scope: Scope<'_>,
+        escape: Escape,
+    ) -> Result<String, Vec<TemplateProblem>> {
         // Rule sets repeat the same texts (`You said {{ text }}` in a hundred rules), and each
         // compiled template costs kilobytes: one copy serves every rule that writes it. Its
         // variables are still checked against each rule's scope.
-        if let Some(compiled) = self.by_source.get(source.as_str()).cloned() {
+        let key = (escape, Arc::<str>::from(source));
+        if let Some(compiled) = self.by_source.get(&key).cloned() {
             let problems = self.check_variables(&compiled.used, scope);
             if !problems.is_empty() {
                 return Err(problems);
@@ -315,9 +352,14 @@ impl Templates {
             self.hand_out(&compiled.name);
             return Ok(compiled.name.to_string());
         }
-        let name = format!("t{}", self.next);
+        // The name carries the mode: the environment picks a template's escaping by its name.
+        let name = match escape {
+            Escape::Text => format!("t{}", self.next),
+            Escape::Url => format!("t{}{}", self.next, url::SUFFIX),
+        };
         self.next += 1;
-        if let Err(err) = self.env.add_template_owned(name.clone(), source.clone()) {
+        let source = key.1.to_string();
+        if let Err(err) = self.env.add_template_owned(name.clone(), source) {
             return Err(vec![problem_from(&err)]);
         }
         // Parsed once for both uses: the checks need dotted paths, lint the roots.
@@ -333,13 +375,12 @@ impl Templates {
             self.note_used(&used);
             let shared: Arc<str> = name.as_str().into();
             self.hand_out(&shared);
-            let source: Arc<str> = source.into();
             self.sources
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(shared.clone(), source.clone());
+                .insert(shared.clone(), key.1.clone());
             let compiled = Compiled { name: shared, used };
-            self.by_source.insert(source, Arc::new(compiled));
+            self.by_source.insert(key, Arc::new(compiled));
             Ok(name)
         } else {
             Err(problems)
@@ -408,6 +449,17 @@ impl Templates {
         }
     }
 
+    /// Renders a webhook URL and checks each value against the part of the URL it landed in.
+    pub fn render_url(&self, url: &UrlText, ctx: &Value) -> Result<String, RenderError> {
+        match &url.0 {
+            Text::Literal(s) => Ok(s.clone()),
+            Text::Template(name) => {
+                let raw = self.render_named(name, ctx)?;
+                Ok(url::finish(raw.trim())?)
+            }
+        }
+    }
+
     /// Renders a template compiled by [`Self::condition`] or [`Self::json_value`].
     pub fn render_named(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
         let out = self.env.get_template(name)?.render(ctx)?;
@@ -416,6 +468,11 @@ impl Templates {
         }
         Ok(out)
     }
+}
+
+/// Whether a string holds template syntax at all.
+fn is_template(source: &str) -> bool {
+    source.contains("{{") || source.contains("{%") || source.contains("{#")
 }
 
 /// Has `env` compile a template from `sources` the first time it is rendered.

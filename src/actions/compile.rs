@@ -466,8 +466,8 @@ pub(crate) fn content(
 
 fn webhook(hook: &crate::config::WebhookSpec, cx: &mut Compiler<'_>) -> Option<Action> {
     // Every part is checked before giving up, so one `check` run reports all mistakes.
-    let url = cx.text(&hook.url);
-    if let Some(Text::Literal(u)) = &url
+    let url = cx.url(&hook.url);
+    if let Some(u) = url.as_ref().and_then(|u| u.literal())
         && !(u.starts_with("http://") || u.starts_with("https://"))
     {
         let message = format!("webhook url `{u}` must start with http:// or https://");
@@ -509,7 +509,7 @@ fn webhook(hook: &crate::config::WebhookSpec, cx: &mut Compiler<'_>) -> Option<A
             }
         },
     };
-    let url = url.filter(|u| !matches!(u, Text::Literal(l) if !l.starts_with("http")))?;
+    let url = url.filter(|u| u.literal().is_none_or(|l| l.starts_with("http")))?;
     let host_from_template = host_is_templated(&hook.url.value);
     Some(Action::Webhook(Box::new(WebhookAction {
         url,

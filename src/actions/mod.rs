@@ -5,6 +5,7 @@ mod ai;
 mod compile;
 mod message;
 mod step;
+mod webhook;
 
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,8 @@ pub use step::{Step, Timing, Unless, parse_at};
 
 use crate::events::Event;
 use crate::store::{Contact, ContactChange, HandoffChange};
-use crate::templates::{RenderError, Templates, Text};
+use crate::templates::{RenderError, Templates, Text, UrlText};
+use crate::whapi::path::{IdKind, InvalidId};
 
 /// A compiled action.
 #[derive(Debug, Clone)]
@@ -59,7 +61,8 @@ pub enum Action {
 /// A compiled `webhook:` action.
 #[derive(Debug, Clone)]
 pub struct WebhookAction {
-    pub url: Text,
+    /// Values in it are percent-encoded unless marked `| safe_url`.
+    pub url: UrlText,
     /// The URL's host comes from a template (event data), so it must be on the allow-list.
     pub host_from_template: bool,
     pub method: String,
@@ -141,6 +144,8 @@ pub enum ActionError {
     Missing(String),
     #[error("`{0}` rendered to an empty value")]
     Empty(&'static str),
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
 }
 
 /// What rendering needs: the templates, the context, the event and its contact.
@@ -176,6 +181,13 @@ impl RenderCx<'_> {
                 self.event.kind
             ))
         })
+    }
+
+    /// The event's message id as a Whapi.Cloud path segment.
+    fn message_segment(&self, action: &str) -> Result<String, ActionError> {
+        let id = self.message_id(action)?;
+        let field = format!("the event's message id for `{action}`");
+        Ok(IdKind::Message.segment(&field, id)?)
     }
 
     pub(crate) fn chat_id(&self, action: &str) -> Result<String, ActionError> {
@@ -238,7 +250,7 @@ impl Action {
                 message::render(cx, to, content, *quote, *typing).map(|r| vec![Effect::Request(r)])
             }
             Self::Forward { to } => {
-                let id = cx.message_id("forward")?;
+                let id = cx.message_segment("forward")?;
                 let to = cx.required(to, "forward.to")?;
                 Ok(vec![whapi(
                     "POST",
@@ -248,7 +260,7 @@ impl Action {
                 )])
             }
             Self::React { emoji } => {
-                let id = cx.message_id("react")?;
+                let id = cx.message_segment("react")?;
                 let emoji = cx.text(emoji)?;
                 let lane = chat_lane(cx);
                 Ok(vec![whapi(
@@ -259,7 +271,7 @@ impl Action {
                 )])
             }
             Self::MarkRead => {
-                let id = cx.message_id("mark_read")?;
+                let id = cx.message_segment("mark_read")?;
                 Ok(vec![whapi(
                     "PUT",
                     format!("/messages/{id}"),
@@ -295,7 +307,7 @@ impl Action {
                     })
                     .collect()
             }
-            Self::Webhook(hook) => render_webhook(cx, hook).map(|r| vec![Effect::Request(r)]),
+            Self::Webhook(hook) => webhook::render(cx, hook).map(|r| vec![Effect::Request(r)]),
             Self::AiReply(ai) => ai.render(cx),
             Self::Cancel(key) => Ok(vec![Effect::Cancel {
                 key: cx.required(key, "cancel")?,
@@ -323,6 +335,8 @@ impl Action {
                 participants,
             } => {
                 let group = cx.required(group, "group")?;
+                let field = format!("`{}.group`", self.name());
+                let segment = IdKind::Group.segment(&field, &group)?;
                 let people = participants
                     .iter()
                     .map(|p| {
@@ -334,7 +348,7 @@ impl Action {
                 let body = serde_json::json!({ "participants": people });
                 Ok(vec![whapi(
                     method,
-                    format!("/groups/{group}/participants"),
+                    format!("/groups/{segment}/participants"),
                     Some(body),
                     &group,
                 )])
@@ -377,71 +391,4 @@ pub(crate) fn text_message(to: &str, text: &str) -> OutboundRequest {
 pub(crate) fn chat_lane_of(to: &str) -> String {
     let chat = to.strip_suffix("@s.whatsapp.net").unwrap_or(to);
     format!("chat:{}", chat.trim_start_matches('+'))
-}
-
-fn render_webhook(cx: &RenderCx<'_>, hook: &WebhookAction) -> Result<OutboundRequest, ActionError> {
-    let url = cx.required(&hook.url, "webhook.url")?;
-    let mut headers = Vec::with_capacity(hook.headers.len());
-    for (name, value) in &hook.headers {
-        headers.push((name.clone(), cx.text(value)?));
-    }
-    let body = match &hook.body {
-        None => None,
-        Some(BodyTemplate::Text(t)) => Some(Payload::Text(cx.text(t)?)),
-        Some(BodyTemplate::Json(j)) => Some(Payload::Json(render_json(cx, j)?)),
-    };
-    let host = host_of(&url);
-    if hook.host_from_template && !cx.webhook_allow.iter().any(|g| g.matches(&host)) {
-        return Err(ActionError::Missing(format!(
-            "webhook host `{host}` comes from event data and is not on the allow-list (--webhook-allow)"
-        )));
-    }
-    Ok(OutboundRequest {
-        target: Target::External,
-        method: hook.method.clone(),
-        path: url,
-        headers,
-        body,
-        lane: format!("webhook:{host}"),
-    })
-}
-
-/// The host of a URL, without user info or port, lower-cased.
-fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    let host = if host.starts_with('[') {
-        host.split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        host.split(':').next().unwrap_or_default().to_owned()
-    };
-    host.to_ascii_lowercase()
-}
-
-fn render_json(cx: &RenderCx<'_>, json: &JsonTemplate) -> Result<serde_json::Value, ActionError> {
-    Ok(match json {
-        JsonTemplate::Fixed(v) => v.clone(),
-        JsonTemplate::Text(t) => serde_json::Value::String(cx.text(t)?),
-        JsonTemplate::Value(name) => {
-            let rendered = cx.templates.render_named(name, cx.ctx)?;
-            serde_json::from_str(&rendered).unwrap_or(serde_json::Value::String(rendered))
-        }
-        JsonTemplate::Array(items) => serde_json::Value::Array(
-            items
-                .iter()
-                .map(|i| render_json(cx, i))
-                .collect::<Result<_, _>>()?,
-        ),
-        JsonTemplate::Object(fields) => {
-            let mut map = serde_json::Map::with_capacity(fields.len());
-            for (k, v) in fields {
-                map.insert(k.clone(), render_json(cx, v)?);
-            }
-            serde_json::Value::Object(map)
-        }
-    })
 }

@@ -192,7 +192,8 @@ struct ServeArgs {
     #[arg(long, env = "RIPOSTE_BREAKER_COOLDOWN", default_value = "10s", value_parser = duration_arg)]
     breaker_cooldown: Duration,
     /// Hosts a webhook action may call when the URL's host comes from event data
-    /// (comma-separated globs such as `hooks.example.com,*.shop.example`).
+    /// (comma-separated globs such as `hooks.example.com,*.shop.example,api.example:8443`);
+    /// an entry without a port allows only the scheme's default port (443, or 80 for http).
     #[arg(long, env = "RIPOSTE_WEBHOOK_ALLOW", value_delimiter = ',')]
     webhook_allow: Vec<String>,
     /// Do not watch the rules folder (reload with SIGHUP or `POST /admin/reload` instead).

@@ -304,7 +304,8 @@ pub struct ForwardSpec {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
-    /// The URL (a template).
+    /// The URL (a template). Template values are percent-encoded, so each fills one path
+    /// segment or one query value; `{{ x | safe_url }}` writes a value you trust as it is.
     pub url: Located<String>,
     /// HTTP method; default `POST`.
     #[serde(default)]

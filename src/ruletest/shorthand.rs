@@ -24,11 +24,17 @@ fn envelope(key: &str, item: Value, kind: &str, method: &str) -> Value {
     json!({ key: [item], "event": {"type": kind, "event": method}, "channel_id": CHANNEL })
 }
 
+/// A generated message id, shaped like Whapi.Cloud's so `react`, `forward` and `mark_read`
+/// accept it as they would a real one.
+fn message_id(n: u64) -> String {
+    format!("test-msg{n:04}")
+}
+
 fn message(m: &MessageEvent, n: u64) -> Value {
     let kind = m.message_type.clone().unwrap_or_else(|| "text".into());
     let text = m.text.clone().unwrap_or_default();
     let mut item = json!({
-        "id": m.id.clone().unwrap_or_else(|| format!("test-msg-{n}")),
+        "id": m.id.clone().unwrap_or_else(|| message_id(n)),
         "from_me": m.from_me,
         "type": kind,
         "chat_id": m.chat.clone().unwrap_or_else(|| private_chat(&m.from)),
@@ -57,7 +63,7 @@ fn reply(r: &ReplyEvent, list: bool, n: u64) -> Value {
         ("buttons_reply", "ButtonsV3:", "buttons_reply")
     };
     let mut item = json!({
-        "id": format!("test-msg-{n}"),
+        "id": message_id(n),
         "from_me": false,
         "type": "reply",
         "chat_id": private_chat(&r.from),
@@ -105,13 +111,13 @@ pub(super) fn feed(
         reply(l, true, n)
     } else if let Some(r) = &spec.reaction {
         let item = json!({
-            "id": format!("test-msg-{n}"), "from_me": false, "type": "action", "chat_id": private_chat(&r.from),
+            "id": message_id(n), "from_me": false, "type": "action", "chat_id": private_chat(&r.from),
             "timestamp": 0, "from": r.from,
             "action": {"type": "reaction", "target": r.target.clone().unwrap_or_else(|| "test-target".into()), "emoji": r.emoji},
         });
         envelope("messages", item, "messages", "post")
     } else if let Some(s) = &spec.status {
-        let item = json!({"id": s.id.clone().unwrap_or_else(|| format!("test-msg-{n}")), "status": s.status, "recipient_id": private_chat(&s.to), "timestamp": "0"});
+        let item = json!({"id": s.id.clone().unwrap_or_else(|| message_id(n)), "status": s.status, "recipient_id": private_chat(&s.to), "timestamp": "0"});
         envelope("statuses", item, "statuses", "post")
     } else if let Some(g) = &spec.group_join {
         group(g, "add")

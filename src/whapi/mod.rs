@@ -19,6 +19,7 @@ use connect::Connect;
 use crate::actions::{OutboundRequest, Payload, Target};
 
 mod connect;
+pub mod path;
 
 /// Longest response body kept with a job (for dead letters and inspection).
 const KEPT_RESPONSE: usize = 2048;
@@ -132,6 +133,13 @@ impl Client {
     /// Makes the call of a job. `idempotency_key` is sent to other systems' webhooks so they
     /// can recognise a retried call.
     pub async fn call(&self, request: &OutboundRequest, idempotency_key: &str) -> CallOutcome {
+        // The path is joined to the gate's URL as text and the token goes with it: a path that
+        // is not a route with encoded ids never leaves, not even as a dry-run log line.
+        if request.target == Target::Whapi
+            && let Err(error) = path::check_shape(&request.path)
+        {
+            return CallOutcome::Rejected { error };
+        }
         if self.dry_run {
             let body = match &request.body {
                 Some(Payload::Json(v)) => v.to_string(),
@@ -467,6 +475,50 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_whapi_path_that_leaves_its_route_is_refused_before_any_call() {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let app = Router::new().fallback(move |uri: axum::http::Uri| async move {
+            log.lock().unwrap().push(uri.to_string());
+            "ok"
+        });
+        let base = serve(app).await;
+        let live = Client::new(&base, Some("t".into()), false, Duration::from_secs(5)).unwrap();
+        let dry = Client::new(&base, Some("t".into()), true, Duration::from_secs(5)).unwrap();
+        for path in [
+            "/messages/../../users/me",
+            "/messages/abc%2F..%2F/reaction",
+            "@elsewhere.example/messages/text",
+            "/messages/text?to=1",
+        ] {
+            let mut request = text_to("1");
+            request.path = path.into();
+            for client in [&live, &dry] {
+                match client.call(&request, "k").await {
+                    CallOutcome::Rejected { error } => {
+                        assert!(error.starts_with("refused Whapi.Cloud path"), "{error}")
+                    }
+                    other => panic!("{path}: {other:?}"),
+                }
+            }
+        }
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        // Another system's URL is the rule author's, not a Whapi route.
+        let mut external = text_to("1");
+        external.target = Target::External;
+        external.path = format!("{base}/hooks/a%2Fb?x=1");
+        assert!(matches!(
+            live.call(&external, "k").await,
+            CallOutcome::Delivered { .. }
+        ));
+        assert_eq!(*seen.lock().unwrap(), ["/hooks/a%2Fb?x=1"]);
     }
 
     /// A `CONNECT` proxy on loopback; returns its URL and the head of each request it got.

@@ -284,7 +284,7 @@ impl Riposte {
             dry_run: false,
             timezone: chrono_tz::UTC,
             webhook_secret: None,
-            webhook_allow: vec!["127.0.0.1".into()],
+            webhook_allow: vec!["127.0.0.1:*".into()],
             events_token: None,
             admin_token: None,
             max_event_age: None,

@@ -22,7 +22,7 @@ use crate::actions::compile_step;
 use crate::calendar::Calendar;
 use crate::config::{self, ConditionSpec, Located, Mode, RuleSpec, SourceFile};
 use crate::events::{BUILTIN_KINDS, ChatKind, EventKind};
-use crate::templates::{Scope, TemplateProblem, Templates, Text};
+use crate::templates::{Scope, TemplateProblem, Templates, Text, UrlText};
 
 /// Compiles rule files into a rule set (times without a zone read as UTC).
 pub fn compile(files: &[SourceFile]) -> Result<RuleSet, Vec<Diagnostic>> {
@@ -324,6 +324,12 @@ impl Compiler<'_> {
     /// Compiles a located template string.
     pub(crate) fn text(&mut self, source: &Located<String>) -> Option<Text> {
         self.text_at(&source.value, source.line, source.column)
+    }
+
+    /// Compiles a located webhook URL, whose values are percent-encoded.
+    pub(crate) fn url(&mut self, source: &Located<String>) -> Option<UrlText> {
+        let result = self.in_scope(|t, scope| t.url(&source.value, scope));
+        self.located(result, source.line, source.column)
     }
 
     /// Compiles a `{{ expr }}` string into a typed JSON value template.
