@@ -81,3 +81,27 @@ fn shipped_rule_files_compile() {
         }
     }
 }
+
+#[test]
+fn every_serve_flag_is_in_the_operations_guide() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_riposte"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let guide = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"),
+    )
+    .unwrap();
+    let flags: Vec<&str> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|word| word.starts_with("--") && word.len() > 2 && *word != "--help")
+        .collect();
+    assert!(flags.len() >= 20, "{help}");
+    for flag in flags {
+        assert!(
+            guide.contains(&format!("`{flag}`")),
+            "`{flag}` of `riposte serve` is not in docs/operations.md"
+        );
+    }
+}
