@@ -194,8 +194,28 @@ fn parse_answer(batch: &[&String], body: &str) -> Result<Vec<Checked>, VerifyErr
                     .and_then(|i| i["status"].as_str())
                     .unwrap_or("unknown")
                     .to_owned(),
-                wa_id: item.and_then(|i| i["wa_id"].as_str()).map(str::to_owned),
+                // The id becomes a contact's phone (`--tag`): digits only, like a sender's.
+                wa_id: item
+                    .and_then(|i| i["wa_id"].as_str())
+                    .and_then(crate::events::phone_number),
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_answer;
+
+    #[test]
+    fn a_wa_id_that_is_not_digits_is_not_kept() {
+        let asked = ["4915112345678".to_owned(), "4917098765432".to_owned()];
+        let batch: Vec<&String> = asked.iter().collect();
+        let body = r#"{"contacts":[
+            {"input":"4915112345678","status":"valid","wa_id":"4915112345678"},
+            {"input":"4917098765432","status":"valid","wa_id":"=cmd|' /C calc'!A0"}]}"#;
+        let checked = parse_answer(&batch, body).unwrap();
+        assert_eq!(checked[0].wa_id.as_deref(), Some("4915112345678"));
+        assert_eq!(checked[1].wa_id, None);
+    }
 }

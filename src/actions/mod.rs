@@ -207,8 +207,13 @@ impl RenderCx<'_> {
         if !self.contact.phone.is_empty() {
             return Ok(self.contact.phone.clone());
         }
+        let whose = if self.event.sender.is_some() {
+            "'s sender has no phone number"
+        } else {
+            " has no sender"
+        };
         Err(ActionError::Missing(format!(
-            "`{action}` needs a contact, and this {} event has no sender",
+            "`{action}` needs a contact, and this {} event{whose}",
             self.event.kind
         )))
     }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-pub(crate) use parse::bare_phone;
 pub use parse::{WebhookBody, parse_webhook, parse_webhook_owned};
+pub(crate) use parse::{bare_phone, phone_number};
 
 /// The kinds of event a rule can name in `when.event`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,7 +172,8 @@ impl ChatKind {
 /// A person involved in an event: the sender of a message, the participant of a group change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Party {
-    /// Bare digits, as Whapi writes contact ids (`4915112345678`).
+    /// Bare digits, as Whapi writes contact ids (`4915112345678`); empty when the person's id
+    /// holds no phone number (a hidden `@lid` number, a group, any other character).
     pub phone: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -296,13 +297,10 @@ fn custom_party(data: &Value) -> Option<Party> {
         .or_else(|| data.get("chat_id"))
         .or_else(|| data.get("to"))?;
     let digits = match raw {
-        Value::String(s) => parse::bare_phone(s),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
+        Value::String(s) => parse::phone_number(s),
+        Value::Number(n) => parse::phone_number(&n.to_string()),
+        _ => None,
+    }?;
     let name = data.get("name").and_then(Value::as_str).map(str::to_owned);
     Some(Party {
         phone: digits,

@@ -153,6 +153,29 @@ pub(crate) fn bare_phone(raw: &str) -> String {
     user.trim_start_matches('+').to_owned()
 }
 
+/// The phone number a person's id from a webhook holds: Whapi writes bare digits
+/// (`4915112345678`), calls and statuses a personal JID (`…@s.whatsapp.net`), and a leading
+/// `+` is how numbers are written elsewhere. Anything else is not a phone number, so it never
+/// becomes a contact key, a CSV cell or a recipient: a hidden number (`…@lid`), a group, or a
+/// value with other characters in it (`4915=cmd|…`, `+49 151`).
+pub(crate) fn phone_number(raw: &str) -> Option<String> {
+    let user = match raw.split_once('@') {
+        None => raw,
+        Some((user, "s.whatsapp.net" | "c.us")) => user,
+        Some(_) => return None,
+    };
+    let digits = user.strip_prefix('+').unwrap_or(user);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.to_owned())
+}
+
+/// A person named by an id from a webhook; their phone is empty when the id holds none.
+fn party(raw: &str, name: Option<String>) -> Party {
+    Party {
+        phone: phone_number(raw).unwrap_or_default(),
+        name,
+    }
+}
+
 /// Seconds since the epoch from a number or a numeric string; call events count milliseconds.
 fn timestamp(v: &Value) -> Option<i64> {
     let raw = match v.get("timestamp")? {
@@ -221,10 +244,7 @@ fn fill_from_message(event: &mut Event, m: &Value) {
         event.chat = Some(Chat::from_id(chat_id, owned_at(m, "/chat_name")));
     }
     if let Some(from) = str_at(m, "/from") {
-        event.sender = Some(Party {
-            phone: bare_phone(from),
-            name: owned_at(m, "/from_name"),
-        });
+        event.sender = Some(party(from, owned_at(m, "/from_name")));
     }
     event.text = message_text(m);
     match event.kind {
@@ -326,10 +346,7 @@ fn status_event(item: Arc<Value>, channel: &str) -> Event {
     event.message_id = owned_at(raw, "/id");
     if let Some(recipient) = str_at(raw, "/recipient_id") {
         event.chat = Some(Chat::from_id(recipient, None));
-        event.sender = Some(Party {
-            phone: bare_phone(str_at(raw, "/viewer_id").unwrap_or(recipient)),
-            name: None,
-        });
+        event.sender = Some(party(str_at(raw, "/viewer_id").unwrap_or(recipient), None));
     }
     // A message goes through several statuses; each is its own event.
     let id = event
@@ -357,11 +374,10 @@ fn participant_events(item: Arc<Value>, channel: &str, out: &mut Vec<Event>) {
         let mut event = Event::new(kind.clone(), channel, item.clone());
         event.at = timestamp(raw);
         event.chat = group.map(|g| Chat::from_id(g, None));
-        let phone = participant
+        event.sender = participant
             .as_str()
             .or_else(|| str_at(participant, "/id"))
-            .map(bare_phone);
-        event.sender = phone.map(|phone| Party { phone, name: None });
+            .map(|id| party(id, None));
         // Participant changes carry no id; the content hash below covers group, action and
         // person, so one person joining is one event.
         let mut keyed = serde_json::json!({ "change": raw, "participant": participant });
@@ -403,12 +419,19 @@ fn contact_item(kind: EventKind, item: Arc<Value>, channel: &str) -> Event {
     let mut event = Event::new(kind, channel, item.clone());
     let contact = raw.get("after_update").unwrap_or(raw);
     if let Some(id) = str_at(contact, "/id") {
-        let phone = bare_phone(id);
-        event.chat = Some(Chat::from_id(&format!("{phone}@s.whatsapp.net"), None));
-        event.sender = Some(Party {
-            phone,
-            name: owned_at(contact, "/name"),
-        });
+        let sender = party(id, owned_at(contact, "/name"));
+        // A hidden number's chat is its `@lid` id itself.
+        event.chat = if !sender.phone.is_empty() {
+            Some(Chat::from_id(
+                &format!("{}@s.whatsapp.net", sender.phone),
+                None,
+            ))
+        } else if id.contains('@') {
+            Some(Chat::from_id(id, None))
+        } else {
+            None
+        };
+        event.sender = Some(sender);
     }
     with_id(event, None)
 }
@@ -424,10 +447,7 @@ fn presence_event(item: Arc<Value>, channel: &str) -> Event {
     event.status = owned_at(raw, "/status");
     if let Some(contact) = str_at(raw, "/contact_id") {
         event.chat = Some(Chat::from_id(contact, None));
-        event.sender = Some(Party {
-            phone: bare_phone(contact),
-            name: None,
-        });
+        event.sender = Some(party(contact, None));
     }
     with_id(event, None)
 }
@@ -441,10 +461,7 @@ fn call_event(item: Arc<Value>, channel: &str) -> Event {
         event.chat = Some(Chat::from_id(chat, None));
     }
     if let Some(from) = str_at(raw, "/from") {
-        event.sender = Some(Party {
-            phone: bare_phone(from),
-            name: None,
-        });
+        event.sender = Some(party(from, None));
     }
     // One call passes through several statuses (ringing, missed, ...): one event each.
     let id =
@@ -467,4 +484,29 @@ fn channel_status(key: &str, item: Arc<Value>, channel: &str, method: &str) -> E
     }
     event.id = content_hash(&keyed);
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phone_number;
+
+    #[test]
+    fn only_digits_make_a_phone_number() {
+        for (id, phone) in [
+            ("4915112345678", Some("4915112345678")),
+            ("4915112345678@s.whatsapp.net", Some("4915112345678")),
+            ("+4915112345678", Some("4915112345678")),
+            ("4915112345678@c.us", Some("4915112345678")),
+            ("123456789012345@lid", None),
+            ("120363041234567890@g.us", None),
+            ("4915=cmd|' /C calc'!A0", None),
+            ("+49 151 2345678", None),
+            ("4915112345678\n", None),
+            ("++4915112345678", None),
+            ("+", None),
+            ("", None),
+        ] {
+            assert_eq!(phone_number(id).as_deref(), phone, "{id:?}");
+        }
+    }
 }

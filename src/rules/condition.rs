@@ -202,7 +202,11 @@ impl Condition {
                 )
             }
             Self::From { globs, negate } => {
-                let phone = event.sender.as_ref().map(|s| s.phone.as_str());
+                let phone = event
+                    .sender
+                    .as_ref()
+                    .map(|s| s.phone.as_str())
+                    .filter(|p| !p.is_empty());
                 let hit = phone.is_some_and(|p| globs.iter().any(|g| g.matches(p)));
                 if hit != *negate {
                     return Ok(());
