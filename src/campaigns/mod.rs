@@ -4,6 +4,7 @@
 //! downtime) and the planning of a run into one durable job per recipient. The `scheduler`
 //! worker decides when to call it.
 
+pub mod cell;
 mod run;
 
 use std::collections::BTreeMap;
@@ -171,7 +172,8 @@ pub fn parse_schedule(text: &str) -> Result<Cron, String> {
     })
 }
 
-/// Reads an audience CSV: a `phone` column and any others, which become attributes.
+/// Reads an audience CSV: a `phone` column and any others, which become attributes. A cell
+/// `contacts export` quoted against spreadsheet formulas reads as the value it stands for.
 pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -182,7 +184,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
         .headers()
         .map_err(|e| format!("`{}`: {e}", path.display()))?
         .iter()
-        .map(str::to_owned)
+        .map(|h| cell::restore(h).to_owned())
         .collect();
     let Some(phone_col) = headers.iter().position(|h| h.eq_ignore_ascii_case("phone")) else {
         return Err(format!(
@@ -194,13 +196,13 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| format!("`{}` row {}: {e}", path.display(), n + 2))?;
-        let phone = record.get(phone_col).unwrap_or_default().to_owned();
+        let phone = cell::restore(record.get(phone_col).unwrap_or_default()).to_owned();
         let attrs = headers
             .iter()
             .zip(record.iter())
             .enumerate()
             .filter(|(i, (_, value))| *i != phone_col && !value.is_empty())
-            .map(|(_, (k, v))| (k.clone(), v.to_owned()))
+            .map(|(_, (k, v))| (k.clone(), cell::restore(v).to_owned()))
             .collect();
         rows.push((phone, attrs));
     }

@@ -1,5 +1,6 @@
 //! `riposte contacts`: tags and attributes in and out of the database, and number checks.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use super::DbArgs;
+use crate::campaigns::cell::neutralise;
 use crate::campaigns::read_csv;
 use crate::store::{ContactChange, Op, Store};
 use crate::verify::{self, Pace, Progress};
@@ -33,7 +35,9 @@ enum ContactsCommand {
         #[arg(long)]
         tag: Option<String>,
     },
-    /// Print every contact as CSV: phone, tags, then one column per attribute.
+    /// Print every contact as CSV: phone, tags, then one column per attribute. A cell that
+    /// starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` so a
+    /// spreadsheet shows it as text instead of running it; `import` takes the `'` away again.
     Export,
     /// Check which numbers of a CSV (a `phone` column) exist on WhatsApp; resumable.
     Verify {
@@ -139,13 +143,23 @@ async fn import(store: &dyn Store, file: &Path, tag: Option<&str>) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes one CSV row. Attributes, tags and ids hold what people and other systems wrote:
+/// a spreadsheet opening the file must show them, not run them.
+fn write_cells<W: std::io::Write>(
+    out: &mut csv::Writer<W>,
+    cells: &[impl AsRef<str>],
+) -> csv::Result<()> {
+    let cells: Vec<Cow<'_, str>> = cells.iter().map(|c| neutralise(c.as_ref())).collect();
+    out.write_record(cells.iter().map(|c| c.as_bytes()))
+}
+
 async fn export(store: &dyn Store) -> anyhow::Result<ExitCode> {
     let contacts = store.contacts().await?;
     let keys: BTreeSet<&String> = contacts.iter().flat_map(|c| c.attrs.keys()).collect();
     let mut out = csv::Writer::from_writer(std::io::stdout());
     let mut header = vec!["phone", "tags"];
     header.extend(keys.iter().map(|k| k.as_str()));
-    out.write_record(&header)?;
+    write_cells(&mut out, &header)?;
     for c in &contacts {
         let tags = c.tags.iter().cloned().collect::<Vec<_>>().join(";");
         let mut row = vec![c.phone.clone(), tags];
@@ -153,7 +167,7 @@ async fn export(store: &dyn Store) -> anyhow::Result<ExitCode> {
             keys.iter()
                 .map(|k| c.attrs.get(*k).cloned().unwrap_or_default()),
         );
-        out.write_record(&row)?;
+        write_cells(&mut out, &row)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -212,11 +226,14 @@ async fn check_numbers(
         csv::Writer::from_path(out).with_context(|| format!("cannot write `{}`", out.display()))?;
     writer.write_record(["phone", "status", "wa_id"])?;
     for c in &checked {
-        writer.write_record([
-            c.phone.as_str(),
-            c.status.as_str(),
-            c.wa_id.as_deref().unwrap_or(""),
-        ])?;
+        write_cells(
+            &mut writer,
+            &[
+                c.phone.as_str(),
+                c.status.as_str(),
+                c.wa_id.as_deref().unwrap_or(""),
+            ],
+        )?;
     }
     writer.flush()?;
     let valid: Vec<String> = checked

@@ -24,6 +24,38 @@ fn riposte_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+#[test]
+fn contacts_export_quotes_cells_a_spreadsheet_would_run_and_import_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("people.csv"),
+        "phone,tags,note,discount\n\
+         4915112345678,vip,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"open\"\")\",-5%\n\
+         4917098765432,@admin,+1 call back,\"'=already quoted\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = riposte_in(root, &["contacts", "import", "people.csv"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, export, stderr) = riposte_in(root, &["contacts", "export"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        export,
+        "phone,tags,discount,note\n\
+         4915112345678,vip,'-5%,\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"open\"\")\"\n\
+         4917098765432,'@admin,'=already quoted,'+1 call back\n"
+    );
+
+    // The exported file imported elsewhere gives back exactly the same contacts.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("export.csv"), &export).unwrap();
+    let (code, _, stderr) = riposte_in(other.path(), &["contacts", "import", "export.csv"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, again, _) = riposte_in(other.path(), &["contacts", "export"]);
+    assert_eq!(again, export);
+}
+
 #[tokio::test]
 async fn a_sender_id_that_is_not_only_digits_gives_no_phone_and_no_contact() {
     let rules = r#"
