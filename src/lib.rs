@@ -17,6 +17,7 @@ pub mod duration;
 pub mod engine;
 pub mod events;
 pub mod intake;
+pub mod logging;
 pub mod metrics;
 pub mod parallel;
 pub mod reload;

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use tracing_subscriber::EnvFilter;
 
 use crate::support::{Riposte, fixture};
 
@@ -111,4 +113,102 @@ rules:
     let (code, export, stderr) = riposte_in(riposte.dir.path(), &["contacts", "export"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(export, "phone,tags\n4915112345678,wrote-in\n");
+}
+
+/// A log destination the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a sender could write to forge a log line of its own, and to recolour a terminal.
+const FORGED: &str = "hi\n1999-12-31T23:59:59.000000Z ERROR riposte: forged\r\x1b[2K\u{85}";
+
+/// The text-format subscriber writing into a buffer, with ANSI colours as on a terminal.
+fn capture() -> (Captured, impl tracing::Subscriber + Send + Sync) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        riposte::logging::text_subscriber(EnvFilter::new("info"), move || writer.clone());
+    (captured, subscriber)
+}
+
+/// No forged line starts in `log`, and no control character it carried is left raw.
+fn assert_inert(log: &str) {
+    assert!(
+        !log.lines().any(|l| l.starts_with("1999-12-31")),
+        "a forged line: {log}"
+    );
+    assert!(
+        !log.contains('\r') && !log.contains('\u{85}') && !log.contains("\x1b[2K"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_line_break_or_terminal_control_in_any_logged_value_stays_escaped_on_its_line() {
+    let (captured, subscriber) = capture();
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request", uri = %FORGED);
+        let _entered = span.enter();
+        tracing::warn!(text = %FORGED, debug = ?FORGED, plain = FORGED, "got {FORGED}");
+        let error: &(dyn std::error::Error + 'static) = &std::io::Error::other(FORGED);
+        tracing::error!(error, "failed");
+    });
+    let log = captured.text();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(
+        log.contains(r"got hi\n1999-12-31T23:59:59.000000Z"),
+        "{log}"
+    );
+    assert_inert(&log);
+}
+
+#[tokio::test]
+async fn a_response_body_with_a_forged_log_line_is_logged_on_one_line() {
+    let (captured, subscriber) = capture();
+    // Every worker of the server runs on this test's one thread, so they log here.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let rules = r#"
+rules:
+  - name: notify
+    when: {event: "custom:ping"}
+    then:
+      - webhook: {url: "http://{{ data.host }}/hooks/ping", body: {n: 1}}
+"#;
+    let riposte = Riposte::start(rules).await;
+    riposte.whapi.respond_with(|_| (400, FORGED.to_owned()));
+    let host = riposte.whapi.url.trim_start_matches("http://").to_owned();
+    riposte
+        .post("/events/ping", json!({ "host": host }).to_string())
+        .await;
+    riposte.wait_events(1).await;
+    riposte.wait_jobs_settled().await;
+    let log = captured.text();
+    let rejected: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("rejected, moved to dead letters"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{log}");
+    assert!(
+        rejected[0].contains(
+            r"HTTP 400 Bad Request: hi\n1999-12-31T23:59:59.000000Z ERROR riposte: forged\r\x1b[2K\x85"
+        ),
+        "{log}"
+    );
+    assert_inert(&log);
 }
