@@ -62,6 +62,7 @@ fn rule_set(n: usize) -> RuleSet {
     let source = SourceFile {
         path: PathBuf::from("bench.yaml"),
         text: generate::generate(n),
+        root: None,
     };
     compile(&[source]).unwrap_or_else(|d| panic!("{}", d[0]))
 }

@@ -55,6 +55,7 @@ fn store_process_and_finish_64_webhooks(bencher: divan::Bencher) {
     let rules = compile(&[SourceFile {
         path: PathBuf::from("bench.yaml"),
         text,
+        root: None,
     }])
     .unwrap_or_else(|d| panic!("{}", d[0]));
     let (_keep, rules) = watch::channel(Arc::new(rules));

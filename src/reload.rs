@@ -370,6 +370,7 @@ mod tests {
         let file = SourceFile {
             path: "rules.yaml".into(),
             text,
+            root: None,
         };
         crate::rules::compile(&[file]).unwrap_or_else(|e| panic!("{e:?}"))
     }

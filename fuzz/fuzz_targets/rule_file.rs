@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let source = SourceFile { path: "fuzz.yaml".into(), text: text.to_owned() };
+    let source = SourceFile { path: "fuzz.yaml".into(), text: text.to_owned(), root: None };
     if let Ok(set) = riposte::rules::compile(&[source]) {
         let _ = riposte::rules::lint(&set, chrono_now());
     }

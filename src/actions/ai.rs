@@ -206,17 +206,16 @@ fn knowledge(a: &AiReplySpec, cx: &mut Compiler<'_>) -> Option<String> {
     };
     let mut text = String::new();
     for name in files.value.iter() {
-        let path = cx.base_dir().join(name);
-        match std::fs::read_to_string(&path) {
+        let read = cx.file_inside(name, "knowledge file").and_then(|path| {
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read knowledge file `{}`: {e}", path.display()))
+        });
+        match read {
             Ok(content) => {
                 text.push_str(&format!("\n\n## {name}\n\n{}", content.trim()));
             }
-            Err(e) => {
-                cx.error(
-                    files.line,
-                    files.column,
-                    format!("cannot read knowledge file `{}`: {e}", path.display()),
-                );
+            Err(message) => {
+                cx.error(files.line, files.column, message);
                 return None;
             }
         }

@@ -123,7 +123,8 @@ pub struct AiReplySpec {
     /// (default `24h`).
     #[serde(default)]
     pub forget_after: Option<Located<String>>,
-    /// Files (text or Markdown, relative to this rule file) included in the instructions.
+    /// Files (text or Markdown, relative to this rule file and inside the rules folder)
+    /// included in the instructions.
     #[serde(default)]
     pub knowledge: Option<Located<OneOrMany<String>>>,
     /// Longest answer the model may write, in tokens.

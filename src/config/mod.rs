@@ -32,6 +32,9 @@ pub struct SourceFile {
     /// The path as it is shown in diagnostics.
     pub path: PathBuf,
     pub text: String,
+    /// The rules folder the file was read from: files a rule names (knowledge) must lie
+    /// inside it. `None` stands for the file's own folder.
+    pub root: Option<PathBuf>,
 }
 
 /// Parses one rule file. A YAML or schema mistake stops the file at its first error (the YAML

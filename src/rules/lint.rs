@@ -276,6 +276,7 @@ mod tests {
         let file = SourceFile {
             path: "rules.yaml".into(),
             text: yaml.to_owned(),
+            root: None,
         };
         let set = crate::rules::compile(&[file]).expect("rules compile");
         lint(&set, Utc::now())

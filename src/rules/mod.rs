@@ -218,20 +218,40 @@ pub struct LoadError {
 /// Reads every `*.yaml` / `*.yml` under the given paths (files or folders), in path order.
 /// Rule tests (`*.test.yaml`) and hidden entries are skipped: Kubernetes mounts keep old and
 /// new copies of a ConfigMap in `..data` and `..TIMESTAMP` folders beside the real files.
+/// Each file remembers the folder it was found under (a file named on its own: its folder),
+/// the rules folder that what it names must stay inside.
 pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<SourceFile>, LoadError> {
     let mut files = Vec::new();
     for path in paths {
-        collect(path, true, &mut files)?;
+        let mut found = Vec::new();
+        collect(path, true, &mut found)?;
+        let root = if path.is_dir() {
+            path.clone()
+        } else {
+            folder_of(path).to_owned()
+        };
+        files.extend(found.into_iter().map(|file| (file, root.clone())));
     }
     files.sort();
-    files.dedup();
+    files.dedup_by(|a, b| a.0 == b.0);
     files
         .into_iter()
-        .map(|path| match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(SourceFile { path, text }),
+        .map(|(path, root)| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(SourceFile {
+                path,
+                text,
+                root: Some(root),
+            }),
             Err(source) => Err(LoadError { path, source }),
         })
         .collect()
+}
+
+/// The folder a file is in; `.` for a bare file name.
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 fn is_rule_file(path: &Path) -> bool {

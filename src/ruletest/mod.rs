@@ -78,6 +78,7 @@ pub async fn run_file(path: &Path) -> Result<Vec<CaseReport>, Diagnostic> {
     let source = SourceFile {
         path: path.to_owned(),
         text,
+        root: None,
     };
     let file: TestFile = crate::config::parse_yaml(&source)?;
     let mut reports = Vec::new();

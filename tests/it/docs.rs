@@ -37,6 +37,7 @@ fn documentation_examples_compile() {
             let source = SourceFile {
                 path: PathBuf::from(format!("{doc}:{line}")),
                 text: block.clone(),
+                root: None,
             };
             if block.starts_with("tests:") {
                 if let Err(d) = riposte::config::parse_yaml::<riposte::ruletest::TestFile>(&source)

@@ -19,6 +19,7 @@ fn rules(yaml: &str) -> RuleSet {
     let source = SourceFile {
         path: PathBuf::from("test.yaml"),
         text: yaml.to_owned(),
+        root: None,
     };
     compile(&[source]).unwrap_or_else(|d| {
         panic!(

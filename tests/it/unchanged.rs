@@ -47,6 +47,7 @@ fn source(text: &str) -> SourceFile {
     SourceFile {
         path: PathBuf::from("rules.yaml"),
         text: text.to_owned(),
+        root: None,
     }
 }
 

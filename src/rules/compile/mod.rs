@@ -3,6 +3,7 @@
 
 mod campaign;
 mod hours;
+mod inside;
 mod lines;
 mod unchanged;
 

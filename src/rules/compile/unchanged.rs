@@ -80,6 +80,7 @@ pub(super) fn read<'a>(
                 let rest = SourceFile {
                     path: file.path.clone(),
                     text: p.rest.clone(),
+                    root: file.root.clone(),
                 };
                 // Rules left in the rest were written in a way the cut did not see.
                 config::parse(&rest).ok().filter(|r| r.rules.is_empty())

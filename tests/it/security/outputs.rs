@@ -212,3 +212,52 @@ rules:
     );
     assert_inert(&log);
 }
+
+#[test]
+fn knowledge_outside_the_rules_folder_is_refused_where_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let rules = root.join("rules");
+    std::fs::create_dir_all(rules.join("team")).unwrap();
+    std::fs::write(root.join("secret.md"), "the database password").unwrap();
+    std::fs::write(rules.join("faq.md"), "Returns are free.").unwrap();
+    std::os::unix::fs::symlink("../secret.md", rules.join("link.md")).unwrap();
+    let secret = root.join("secret.md").canonicalize().unwrap();
+    let rule = |name: &str, knowledge: &str| {
+        format!(
+            "  - name: {name}\n    then:\n      - ai_reply:\n          system: hi\n          knowledge: {knowledge}\n"
+        )
+    };
+    let text = [
+        "rules:\n".to_owned(),
+        rule("passwd", "/etc/passwd"),
+        rule("escape", "../secret.md"),
+        rule("absolute", &secret.display().to_string()),
+        rule("link", "link.md"),
+        rule("inside", "[faq.md, team/../faq.md]"),
+    ]
+    .concat();
+    std::fs::write(rules.join("bot.yaml"), text).unwrap();
+    // A rule file in a subfolder may name a file elsewhere in the rules folder.
+    let sub = "rules:\n".to_owned() + &rule("team", "../faq.md");
+    std::fs::write(rules.join("team/sub.yaml"), sub).unwrap();
+
+    let (code, stdout, stderr) = riposte_in(root, &["check", "rules"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let outside = "is outside the rules folder `rules`";
+    let must = "files a rule reads must be inside it";
+    let secret = secret.display();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("rules/bot.yaml:6:22: error: knowledge file `/etc/passwd` {outside}: {must}"),
+            format!(
+                "rules/bot.yaml:11:22: error: knowledge file `../secret.md` {outside} (it leads to `{secret}`): {must}"
+            ),
+            format!("rules/bot.yaml:16:22: error: knowledge file `{secret}` {outside}: {must}"),
+            format!(
+                "rules/bot.yaml:21:22: error: knowledge file `link.md` {outside} (it leads to `{secret}`): {must}"
+            ),
+        ]
+    );
+}
