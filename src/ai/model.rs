@@ -111,7 +111,10 @@ pub struct HttpModel {
 impl HttpModel {
     /// A client for the endpoint in `settings`.
     pub fn new(settings: ModelSettings) -> Result<Self, reqwest::Error> {
+        // No redirect is followed, as for Whapi.Cloud and webhook calls: a 307 or 308 would
+        // send the conversation to wherever the endpoint points, another host included.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("riposte/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -268,6 +271,7 @@ impl ChatModel for HttpModel {
             }
         })?;
         let status = response.status();
+        let moved = moved_to(&response);
         let body = response.text().await.map_err(|e| {
             if e.is_timeout() {
                 ModelError::transient(format!(
@@ -282,13 +286,27 @@ impl ChatModel for HttpModel {
             return parse_answer(&body);
         }
         let snippet: String = body.chars().take(300).collect();
-        let message = format!("the model endpoint answered HTTP {status}: {snippet}");
+        let message = format!("the model endpoint answered HTTP {status}{moved}: {snippet}");
         Err(if status.as_u16() == 429 || status.is_server_error() {
             ModelError::transient(message)
         } else {
             ModelError::permanent(message)
         })
     }
+}
+
+/// ` (moved to LOCATION; redirects are not followed)` for a redirect, so the operator can point
+/// `RIPOSTE_LLM_URL` where the endpoint went if that is where it should go.
+fn moved_to(response: &reqwest::Response) -> String {
+    if !response.status().is_redirection() {
+        return String::new();
+    }
+    let to = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map_or("nowhere".into(), |v| String::from_utf8_lossy(v.as_bytes()));
+    let to: String = to.chars().take(200).collect();
+    format!(" (moved to {to}; redirects are not followed)")
 }
 
 /// A scripted model answer, for rule tests.

@@ -4,11 +4,13 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use riposte::ai::model::{ChatModel, HttpModel, Message, ModelSettings, Request};
 use serde_json::{Value, json};
 use tracing_subscriber::EnvFilter;
 
-use crate::support::{Riposte, fixture};
+use crate::support::{Riposte, StandIn, fixture};
 
 /// Runs the binary in `dir` on the database there: exit code, standard output and error.
 fn riposte_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -259,5 +261,62 @@ fn knowledge_outside_the_rules_folder_is_refused_where_it_is_named() {
                 "rules/bot.yaml:21:22: error: knowledge file `link.md` {outside} (it leads to `{secret}`): {must}"
             ),
         ]
+    );
+}
+
+#[tokio::test]
+async fn the_model_client_follows_no_redirect_so_neither_prompt_nor_key_goes_elsewhere() {
+    let elsewhere = StandIn::start().await;
+    let target = format!("{}/v1/chat/completions", elsewhere.url);
+    let location = target.clone();
+    let redirect = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [("location", location)],
+                "moved",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let model_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirect).await });
+
+    let model = HttpModel::new(ModelSettings {
+        url: Some(model_url),
+        key: Some("sk-secret".into()),
+        model: Some("test-model".into()),
+    })
+    .unwrap();
+    let request = Request {
+        model: None,
+        messages: vec![Message {
+            role: "user",
+            content: "my order number is 12345".into(),
+        }],
+        max_tokens: None,
+        temperature: None,
+        offer_handoff: false,
+        timeout: Duration::from_secs(5),
+    };
+    let answer = model.complete(&request).await;
+    assert!(
+        elsewhere.received().is_empty(),
+        "{:?}",
+        elsewhere.received()
+    );
+    let error = answer.unwrap_err();
+    assert!(!error.transient, "{error:?}");
+    assert_eq!(
+        error.message,
+        format!(
+            "the model endpoint answered HTTP 307 Temporary Redirect (moved to {target}; redirects are not followed): moved"
+        )
+    );
+    assert!(
+        elsewhere.received().is_empty(),
+        "{:?}",
+        elsewhere.received()
     );
 }
