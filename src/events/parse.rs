@@ -155,13 +155,22 @@ pub(crate) fn bare_phone(raw: &str) -> String {
 
 /// The phone number a person's id from a webhook holds: Whapi writes bare digits
 /// (`4915112345678`), calls and statuses a personal JID (`…@s.whatsapp.net`), and a leading
-/// `+` is how numbers are written elsewhere. Anything else is not a phone number, so it never
+/// `+` is how numbers are written elsewhere; a JID may name one of the person's devices
+/// (`…:12@s.whatsapp.net`). Anything else is not a phone number, so it never
 /// becomes a contact key, a CSV cell or a recipient: a hidden number (`…@lid`), a group, or a
 /// value with other characters in it (`4915=cmd|…`, `+49 151`).
 pub(crate) fn phone_number(raw: &str) -> Option<String> {
     let user = match raw.split_once('@') {
         None => raw,
-        Some((user, "s.whatsapp.net" | "c.us")) => user,
+        Some((user, "s.whatsapp.net" | "c.us")) => match user.split_once(':') {
+            Some((user, device))
+                if !device.is_empty() && device.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                user
+            }
+            Some(_) => return None,
+            None => user,
+        },
         Some(_) => return None,
     };
     let digits = user.strip_prefix('+').unwrap_or(user);
@@ -497,6 +506,10 @@ mod tests {
             ("4915112345678@s.whatsapp.net", Some("4915112345678")),
             ("+4915112345678", Some("4915112345678")),
             ("4915112345678@c.us", Some("4915112345678")),
+            ("4915112345678:12@s.whatsapp.net", Some("4915112345678")),
+            ("4915112345678:@s.whatsapp.net", None),
+            ("4915112345678:x@s.whatsapp.net", None),
+            ("4915112345678:12", None),
             ("123456789012345@lid", None),
             ("120363041234567890@g.us", None),
             ("4915=cmd|' /C calc'!A0", None),

@@ -90,10 +90,9 @@ fn every_serve_flag_is_in_the_operations_guide() {
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    let guide = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"),
-    )
-    .unwrap();
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .unwrap();
     let flags: Vec<&str> = help
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
         .filter(|word| word.starts_with("--") && word.len() > 2 && *word != "--help")

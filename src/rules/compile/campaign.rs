@@ -1,7 +1,5 @@
 //! `campaigns:` entries → compiled [`Campaign`]s.
 
-use std::path::Path;
-
 use super::Compiler;
 use crate::actions::compile_content;
 use crate::campaigns::{Audience, Campaign, parse_rate, parse_schedule, read_csv};
@@ -131,16 +129,21 @@ impl Compiler<'_> {
             audience.filter = Some(self.condition(expr)?);
         }
         if let Some(file) = &a.file {
-            let base = self.file.path.parent().unwrap_or(Path::new("."));
-            let path = base.join(&file.value);
-            match read_csv(&path) {
-                Ok(rows) => audience.rows = rows,
+            // Like knowledge files: a rule file cannot turn any file on the machine into a
+            // list of recipients.
+            let read = self
+                .file_inside(&file.value, "audience file")
+                .and_then(|path| read_csv(&path).map(|rows| (path, rows)));
+            match read {
+                Ok((path, rows)) => {
+                    audience.rows = rows;
+                    audience.file = Some(path);
+                }
                 Err(e) => {
                     self.error(file.line, file.column, e);
                     return None;
                 }
             }
-            audience.file = Some(path);
         }
         if audience
             .tags

@@ -1,5 +1,6 @@
-//! Files a rule file names (knowledge for a model) are read only from inside the rules
-//! folder: a rule file cannot send `/etc/passwd` or a secret beside the rules to a model.
+//! Files a rule file names (knowledge for a model, a campaign's audience) are read only from
+//! inside the rules folder: a rule file cannot send `/etc/passwd` or a secret beside the rules
+//! to a model, or make recipients of it.
 
 use std::path::{Path, PathBuf};
 

@@ -264,6 +264,45 @@ fn knowledge_outside_the_rules_folder_is_refused_where_it_is_named() {
     );
 }
 
+#[test]
+fn an_audience_file_outside_the_rules_folder_is_refused_where_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let rules = root.join("rules");
+    std::fs::create_dir_all(rules.join("audiences")).unwrap();
+    std::fs::write(root.join("leads.csv"), "phone\n4915112345678\n").unwrap();
+    std::fs::write(rules.join("audiences/vip.csv"), "phone\n4915112345678\n").unwrap();
+    let campaign = |name: &str, file: &str| {
+        format!(
+            "  - name: {name}\n    schedule: \"0 9 * * MON\"\n    audience: {{file: {file}}}\n    send: {{text: hi}}\n"
+        )
+    };
+    let text = [
+        "campaigns:\n".to_owned(),
+        campaign("passwd", "/etc/passwd"),
+        campaign("escape", "../leads.csv"),
+        campaign("inside", "audiences/vip.csv"),
+    ]
+    .concat();
+    std::fs::write(rules.join("c.yaml"), text).unwrap();
+    let (code, stdout, stderr) = riposte_in(root, &["check", "rules"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let leads = root.join("leads.csv").canonicalize().unwrap();
+    let must = "is outside the rules folder `rules`";
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "rules/c.yaml:4:22: error: audience file `/etc/passwd` {must}: files a rule reads must be inside it"
+            ),
+            format!(
+                "rules/c.yaml:8:22: error: audience file `../leads.csv` {must} (it leads to `{}`): files a rule reads must be inside it",
+                leads.display()
+            ),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn the_model_client_follows_no_redirect_so_neither_prompt_nor_key_goes_elsewhere() {
     let elsewhere = StandIn::start().await;
