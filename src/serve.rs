@@ -393,9 +393,61 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 mod tests {
     use super::*;
 
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_webhook_is_warned_about_every_hour() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = crate::logging::text_subscriber(
+            tracing_subscriber::EnvFilter::new("warn"),
+            move || writer.clone(),
+        );
+        let _logs = tracing::subscriber::set_default(subscriber);
+        let (stop, stopped) = watch::channel(false);
+        let addr: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        // The current-thread runtime runs the task on this thread, under this subscriber.
+        let nagging = tokio::spawn(warn_open_webhook(addr, stopped));
+        tokio::time::sleep(Duration::from_secs(3 * 3600 + 60)).await;
+        stop.send(true).unwrap();
+        nagging.await.unwrap();
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("INSECURE").count(), 3, "{log}");
+    }
+
     #[test]
-    fn settings_never_print_their_secrets() {
-        let settings = Settings {
+    fn an_open_webhook_is_refused_unless_asked_for_or_only_local() {
+        let settings = |secret: Option<&str>, insecure: bool| Settings {
+            webhook_secret: secret.map(str::to_owned),
+            insecure_open_webhook: insecure,
+            ..test_settings()
+        };
+        let open: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: SocketAddr = "[::1]:8080".parse().unwrap();
+        let refused = webhook_door(&settings(None, false), open).unwrap_err();
+        assert!(
+            refused.to_string().contains("RIPOSTE_WEBHOOK_SECRET"),
+            "{refused}"
+        );
+        assert!(webhook_door(&settings(None, true), open).unwrap());
+        assert!(!webhook_door(&settings(Some("s"), false), open).unwrap());
+        assert!(!webhook_door(&settings(None, false), local).unwrap());
+    }
+
+    fn test_settings() -> Settings {
+        Settings {
             listen: "127.0.0.1:0".into(),
             rules: Vec::new(),
             db: PathBuf::from("x.db"),
@@ -424,7 +476,12 @@ mod tests {
                 model: None,
             },
             llm_rate: None,
-        };
+        }
+    }
+
+    #[test]
+    fn settings_never_print_their_secrets() {
+        let settings = test_settings();
         let shown = format!("{settings:?}");
         for secret in [
             "token-123",

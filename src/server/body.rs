@@ -121,10 +121,8 @@ impl<'de> Deserialize<'de> for Shape {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
                 let mut items = 0usize;
-                while let Some(family) = map.next_key::<Family>()? {
-                    let count = map.next_value_seed(Items {
-                        participants: family.0,
-                    })?;
+                while let Some(Family(participants)) = map.next_key()? {
+                    let count = map.next_value_seed(Items::Family { participants })?;
                     items = items.saturating_add(count);
                 }
                 Ok(Shape {
@@ -165,27 +163,40 @@ struct Family(bool);
 
 impl<'de> Deserialize<'de> for Family {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Key;
-
-        impl Visitor<'_> for Key {
-            type Value = Family;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, key: &str) -> Result<Family, E> {
-                Ok(Family(key == "groups_participants"))
-            }
-        }
-
-        d.deserialize_str(Key)
+        d.deserialize_str(KeyIs("groups_participants")).map(Self)
     }
 }
 
-/// The items of one family's value: each element of an array counts one, or, for
-/// participant changes, one per participant named.
-struct Items {
-    participants: bool,
+/// A key of a participant change; `true` for `participants`.
+struct Participants(bool);
+
+impl<'de> Deserialize<'de> for Participants {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyIs("participants")).map(Self)
+    }
+}
+
+/// Whether a key, once unescaped, is this one.
+struct KeyIs(&'static str);
+
+impl Visitor<'_> for KeyIs {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+/// Counts the items of a value: for a family's value, each element of its list (or, for
+/// participant changes, each participant named); for one participant change, its participants.
+/// Anything else holds none.
+#[derive(Clone, Copy)]
+enum Items {
+    Family { participants: bool },
+    Change,
 }
 
 impl<'de> DeserializeSeed<'de> for Items {
@@ -204,77 +215,48 @@ impl<'de> Visitor<'de> for Items {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
         let mut count = 0usize;
-        if self.participants {
-            while let Some(named) = seq.next_element_seed(Change)? {
-                count = count.saturating_add(named.max(1));
+        match self {
+            Self::Family { participants: true } => {
+                while let Some(named) = seq.next_element_seed(Self::Change)? {
+                    count = count.saturating_add(named.max(1));
+                }
             }
-        } else {
-            while seq.next_element::<IgnoredAny>()?.is_some() {
-                count += 1;
+            Self::Family {
+                participants: false,
+            } => {
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+            }
+            Self::Change => {
+                IgnoredAny.visit_seq(seq)?;
             }
         }
         Ok(count)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<usize, A::Error> {
-        if self.participants {
-            // A lone change, not in a list: still one event per participant.
-            return Change.visit_map(map).map(|named| named.max(1));
-        }
-        IgnoredAny.visit_map(map).map(|_| 0)
-    }
-    fn visit_unit<E>(self) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<usize, E> {
-        Ok(0)
-    }
-}
-
-/// One participant change: how many participants it names.
-struct Change;
-
-impl<'de> DeserializeSeed<'de> for Change {
-    type Value = usize;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Change {
-    type Value = usize;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a participant change")
-    }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
-        let mut named = 0;
-        while let Some(key) = map.next_key::<Participants>()? {
-            named = if key.0 {
-                map.next_value_seed(Items {
-                    participants: false,
-                })?
-            } else {
-                map.next_value::<IgnoredAny>()?;
-                named
-            };
+        match self {
+            // A lone change, not in a list: still one event per participant.
+            Self::Family { participants: true } => {
+                Self::Change.visit_map(map).map(|named| named.max(1))
+            }
+            Self::Family {
+                participants: false,
+            } => IgnoredAny.visit_map(map).map(|_| 0),
+            Self::Change => {
+                let mut named = 0;
+                while let Some(Participants(is)) = map.next_key()? {
+                    if is {
+                        named = map.next_value_seed(Self::Family {
+                            participants: false,
+                        })?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(named)
+            }
         }
-        Ok(named)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<usize, A::Error> {
-        IgnoredAny.visit_seq(seq).map(|_| 0)
     }
     fn visit_unit<E>(self) -> Result<usize, E> {
         Ok(0)
@@ -293,28 +275,6 @@ impl<'de> Visitor<'de> for Change {
     }
     fn visit_str<E>(self, _: &str) -> Result<usize, E> {
         Ok(0)
-    }
-}
-
-/// A key of a participant change; `true` for `participants`.
-struct Participants(bool);
-
-impl<'de> Deserialize<'de> for Participants {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Key;
-
-        impl Visitor<'_> for Key {
-            type Value = Participants;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, key: &str) -> Result<Participants, E> {
-                Ok(Participants(key == "participants"))
-            }
-        }
-
-        d.deserialize_str(Key)
     }
 }
 
