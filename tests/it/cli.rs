@@ -119,7 +119,7 @@ fn simulate_refuses_broken_rules() {
     );
 }
 
-fn riposte_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn riposte_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     run(Command::new(env!("CARGO_BIN_EXE_riposte"))
         .args(args)
         .current_dir(dir)

@@ -18,5 +18,6 @@ mod schema;
 mod security;
 mod support;
 mod unchanged;
+mod upgrade;
 mod verify;
 mod webhook;
