@@ -11,8 +11,9 @@ use riposte::config::SourceFile;
 use riposte::engine::evaluate;
 use riposte::events::{Event, WebhookBody, parse_webhook, parse_webhook_owned};
 use riposte::rules::{RuleSet, compile};
-use riposte::store::{ChatState, Contact};
+
 use riposte::templates::{Scope, Templates, to_value};
+use riposte::vocab::{ChatState, Contact};
 
 fn main() {
     divan::main();

@@ -14,7 +14,8 @@ use riposte::clock::SystemClock;
 use riposte::config::SourceFile;
 use riposte::intake::Intake;
 use riposte::rules::compile;
-use riposte::store::{JobResult, Source, SqliteStore, Store};
+use riposte::store::{Source, SqliteStore, Store};
+use riposte::vocab::JobResult;
 use tokio::sync::{Notify, watch};
 
 /// Webhooks in one round: the connections of the load harness.

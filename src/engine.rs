@@ -10,11 +10,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use crate::actions::{Effect, RenderCx, Step, Timing, Unless, parse_at};
+use crate::actions::{RenderCx, Step, Timing, Unless, parse_at};
 use crate::events::Event;
 use crate::rules::{ExprEval, Input, Rule, RuleSet};
-use crate::store::{ChatState, Contact, Handoff};
+
 use crate::templates::to_value;
+use crate::vocab::{ChatState, Contact, Handoff, Work};
 
 /// What happened to one rule for one event.
 #[derive(Debug, Clone, Serialize)]
@@ -51,8 +52,11 @@ pub struct RuleTrace {
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionOutcome {
     pub action: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub effects: Vec<Effect>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "shown_effects"
+    )]
+    pub effects: Vec<Work>,
     /// For a follow-up: when it is due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
@@ -73,12 +77,37 @@ pub struct Schedule {
     pub vars: Option<serde_json::Value>,
 }
 
-/// An effect to carry out, with the rule and action it came from.
+/// Rendered actions as traces show them (`simulate --json`, `/admin/events`): as the stored
+/// work, except that a call is named `request`, as traces always named it.
+fn shown_effects<S: serde::Serializer>(effects: &[Work], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    enum Shown<'a> {
+        #[serde(rename = "request")]
+        Request(&'a crate::vocab::OutboundRequest),
+        #[serde(rename = "contact")]
+        Contact(&'a crate::vocab::ContactChange),
+        #[serde(rename = "cancel")]
+        Cancel { key: &'a str },
+        #[serde(rename = "handoff")]
+        Handoff(&'a crate::vocab::HandoffChange),
+        #[serde(rename = "ai")]
+        Ai(&'a crate::vocab::AiCall),
+    }
+    s.collect_seq(effects.iter().map(|work| match work {
+        Work::Call(request) => Shown::Request(request),
+        Work::Contact(change) => Shown::Contact(change),
+        Work::Cancel { key } => Shown::Cancel { key },
+        Work::Handoff(change) => Shown::Handoff(change),
+        Work::Ai(call) => Shown::Ai(call),
+    }))
+}
+
+/// Work to carry out, with the rule and action it came from.
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub rule: String,
     pub action: &'static str,
-    pub effect: Effect,
+    pub work: Work,
     /// `None`: now. `Some`: a follow-up.
     pub schedule: Option<Schedule>,
 }
@@ -307,7 +336,7 @@ fn run_actions(
                         out.planned.push(Planned {
                             rule: rule.name.clone(),
                             action: name,
-                            effect: effect.clone(),
+                            work: effect.clone(),
                             schedule: schedule.clone(),
                         });
                     }
@@ -337,15 +366,15 @@ fn run_actions(
 
 /// Later rules of the same event see what earlier ones did to the contact and the chat.
 fn apply_now(
-    effect: &Effect,
+    effect: &Work,
     contact: &mut Contact,
     handoff: &mut Option<Handoff>,
     now: DateTime<Utc>,
 ) {
     match effect {
-        Effect::Contact(change) => contact.apply(change),
-        Effect::Handoff(change) => change.apply_to(handoff, now),
-        Effect::Request(_) | Effect::Cancel { .. } | Effect::Ai(_) => {}
+        Work::Contact(change) => contact.apply(change),
+        Work::Handoff(change) => change.apply_to(handoff, now),
+        Work::Call(_) | Work::Cancel { .. } | Work::Ai(_) => {}
     }
 }
 

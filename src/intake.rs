@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-use crate::actions::Effect;
 use crate::ai::MemoryPolicy;
 use crate::clock::Clock;
 use crate::delivery::{LEASE, ReadyQueue};
@@ -22,10 +21,8 @@ use crate::engine::{self, Evaluation, Planned, RuleTrace};
 use crate::events::{Event, EventKind, parse_webhook_owned};
 use crate::metrics;
 use crate::rules::RuleSet;
-use crate::store::{
-    ChatState, Contact, HandoffChange, Handover, Inbound, JobKind, JobWork, Lookup, NewJob, Op,
-    Outcome, Role, Source, Store, StoreResult, Turn,
-};
+use crate::store::{Handover, Inbound, Lookup, Op, Outcome, Source, Store, StoreResult};
+use crate::vocab::{ChatState, Contact, HandoffChange, JobKind, NewJob, Role, Turn, Work};
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
 const REMEMBER_IDENTIFIED: Duration = Duration::from_secs(48 * 3600);
@@ -209,7 +206,7 @@ impl Intake {
             .unwrap_or_default();
         let mut chat = memory.chats.get(&chat_id).cloned().unwrap_or_default();
         if let Some(end) = agent_resume(event, &chat, now) {
-            outcome.ops.push(Op::Handoff(end));
+            outcome.ops.push(Op::Apply(Work::Handoff(end)));
             chat.handoff = None;
         }
         // A bug in the engine must cost one event, not stop intake for every later one.
@@ -329,7 +326,7 @@ pub fn turn_of(event: &Event, policy: &MemoryPolicy, now: DateTime<Utc>) -> Opti
         return None;
     };
     Some(Turn {
-        chat: crate::ai::memory::key(&chat.id),
+        chat: crate::vocab::ChatId::new(&chat.id).memory_key(),
         role,
         text: text.to_owned(),
         at: now,
@@ -359,25 +356,18 @@ pub fn plan(
 ) {
     let event_key = event.dedupe_key();
     for planned in planned {
-        let work = match planned.effect {
-            Effect::Contact(change) => JobWork::Contact(change),
-            Effect::Request(request) => JobWork::Call(request),
-            Effect::Cancel { key } => JobWork::Cancel { key },
-            Effect::Handoff(change) => JobWork::Handoff(change),
-            Effect::Ai(call) => JobWork::Ai(call),
-        };
+        let work = planned.work;
         let Some(schedule) = planned.schedule else {
-            outcome.ops.push(match work {
-                JobWork::Contact(change) => Op::Contact(change),
-                JobWork::Cancel { key } => Op::Cancel { key },
-                JobWork::Handoff(change) => Op::Handoff(change),
-                call @ (JobWork::Call(_) | JobWork::Ai(_)) => Op::Job(Box::new(NewJob::action(
+            outcome.ops.push(if work.is_local() {
+                Op::Apply(work)
+            } else {
+                Op::Job(Box::new(NewJob::action(
                     &planned.rule,
                     planned.action,
                     &event_key,
-                    call,
+                    work,
                     now,
-                ))),
+                )))
             });
             continue;
         };

@@ -3,7 +3,9 @@
 //! The pipeline, module by module: `server` accepts webhooks into the `store`; `intake` parses
 //! them into `events` and runs the `engine` over the compiled `rules`, whose `actions` become
 //! durable jobs; `delivery` makes each job's call through the `whapi` client, and asks the
-//! language model for `ai` replies.
+//! language model for `ai` replies. What crosses these layers (an outbound call, a job and its
+//! work, a contact, a chat's state, the ids that name them) is the `vocab`, which imports none of
+//! them.
 
 pub mod actions;
 pub mod ai;
@@ -29,4 +31,5 @@ pub mod server;
 pub mod store;
 pub mod templates;
 pub mod verify;
+pub mod vocab;
 pub mod whapi;

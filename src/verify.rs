@@ -9,9 +9,9 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::actions::{OutboundRequest, Payload, Target};
 use crate::delivery::RetryPolicy;
 use crate::store::{Store, StoreError};
+use crate::vocab::{OutboundRequest, Payload, Target};
 use crate::whapi::{CallOutcome, Client};
 
 /// How the check is paced.

@@ -1,11 +1,12 @@
 //! The `ai_reply` action: compiled from its YAML (knowledge files read, limits checked) and
 //! rendered into the [`AiCall`] its job runs.
 
-use super::{Action, ActionError, Effect, RenderCx};
-use crate::ai::{AiCall, AiHandoff, PerChatLimit};
+use super::{Action, ActionError, RenderCx};
+
 use crate::config::{AiHandoffSpec, AiReplySpec, Located, Mode};
 use crate::rules::Compiler;
 use crate::templates::Text;
+use crate::vocab::{AiCall, AiHandoff, PerChatLimit, Work};
 
 /// Most bytes of knowledge one `ai_reply` may include: it is sent with every model call.
 pub const KNOWLEDGE_MAX: usize = 64 * 1024;
@@ -268,7 +269,7 @@ fn handoff(spec: &Located<AiHandoffSpec>, cx: &mut Compiler<'_>) -> Option<AiHan
 
 impl AiReply {
     /// Renders the call its job will make.
-    pub(super) fn render(&self, cx: &RenderCx<'_>) -> Result<Vec<Effect>, ActionError> {
+    pub(super) fn render(&self, cx: &RenderCx<'_>) -> Result<Vec<Work>, ActionError> {
         let chat = cx.chat_id("ai_reply")?;
         let system = cx.text(&self.system)?;
         let fallback = match &self.fallback {
@@ -281,7 +282,7 @@ impl AiReply {
                 resume_on: h.resume_on.clone(),
                 notify: match &h.notify {
                     Some(n) => n.render(cx)?.into_iter().find_map(|e| match e {
-                        Effect::Request(r) => Some(r),
+                        Work::Call(r) => Some(r),
                         _ => None,
                     }),
                     None => None,
@@ -291,7 +292,7 @@ impl AiReply {
             }),
             None => None,
         };
-        Ok(vec![Effect::Ai(Box::new(AiCall {
+        Ok(vec![Work::Ai(Box::new(AiCall {
             chat,
             system,
             knowledge: Some(self.knowledge_id.clone()).filter(|k| !k.is_empty()),

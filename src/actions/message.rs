@@ -2,8 +2,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ActionError, OutboundRequest, Payload, RenderCx, Target};
+use super::{ActionError, RenderCx};
 use crate::templates::Text;
+use crate::vocab::{OutboundRequest, Payload, Target};
 
 /// Who a message goes to.
 #[derive(Debug, Clone)]
@@ -257,6 +258,6 @@ pub(super) fn render(
         path: format!("/messages/{endpoint}"),
         headers: Vec::new(),
         body: Some(Payload::Json(Value::Object(body))),
-        lane: super::chat_lane_of(&to),
+        lane: crate::vocab::ChatId::new(&to).lane(),
     })
 }

@@ -8,7 +8,6 @@ mod step;
 mod webhook;
 
 use minijinja::Value;
-use serde::{Deserialize, Serialize};
 
 pub use ai::{AiHandoffAction, AiReply, KNOWLEDGE_MAX};
 pub(crate) use compile::{compile_step, content as compile_content};
@@ -16,8 +15,10 @@ pub use message::{Content, MediaKind, Recipient, Section};
 pub use step::{Step, Timing, Unless, parse_at};
 
 use crate::events::Event;
-use crate::store::{Contact, ContactChange, HandoffChange};
 use crate::templates::{RenderError, Templates, Text, UrlText};
+use crate::vocab::{
+    ChatId, Contact, ContactChange, HandoffChange, MessageId, OutboundRequest, Work,
+};
 use crate::whapi::path::{IdKind, InvalidId};
 
 /// A compiled action.
@@ -88,53 +89,6 @@ pub enum JsonTemplate {
     Object(Vec<(String, Self)>),
 }
 
-/// Who receives an outbound call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Target {
-    /// The Whapi.Cloud gate; `path` is relative to it and the channel token is added.
-    Whapi,
-    /// Another system; `path` is the full URL.
-    External,
-}
-
-/// A fully rendered HTTP call, stored in a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutboundRequest {
-    pub target: Target,
-    pub method: String,
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(String, String)>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Payload>,
-    /// Calls in one lane (one chat) are made in order.
-    pub lane: String,
-}
-
-/// A request body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Payload {
-    Json(serde_json::Value),
-    Text(String),
-}
-
-/// The rendered effect of one action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    Contact(ContactChange),
-    Request(OutboundRequest),
-    /// Cancel the pending follow-ups with this key.
-    Cancel {
-        key: String,
-    },
-    Handoff(HandoffChange),
-    /// Ask the model (a job: the answer comes later).
-    Ai(Box<crate::ai::AiCall>),
-}
-
 /// Why an action could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -175,12 +129,16 @@ impl RenderCx<'_> {
     }
 
     fn message_id(&self, action: &str) -> Result<&str, ActionError> {
-        self.event.message_id.as_deref().ok_or_else(|| {
-            ActionError::Missing(format!(
-                "`{action}` needs a message, and a {} event has none",
-                self.event.kind
-            ))
-        })
+        self.event
+            .message_id
+            .as_ref()
+            .map(MessageId::as_str)
+            .ok_or_else(|| {
+                ActionError::Missing(format!(
+                    "`{action}` needs a message, and a {} event has none",
+                    self.event.kind
+                ))
+            })
     }
 
     /// The event's message id as a Whapi.Cloud path segment.
@@ -244,16 +202,14 @@ impl Action {
     }
 
     /// Renders the action into its effects.
-    pub fn render(&self, cx: &RenderCx<'_>) -> Result<Vec<Effect>, ActionError> {
+    pub fn render(&self, cx: &RenderCx<'_>) -> Result<Vec<Work>, ActionError> {
         match self {
             Self::Message {
                 to,
                 content,
                 quote,
                 typing,
-            } => {
-                message::render(cx, to, content, *quote, *typing).map(|r| vec![Effect::Request(r)])
-            }
+            } => message::render(cx, to, content, *quote, *typing).map(|r| vec![Work::Call(r)]),
             Self::Forward { to } => {
                 let id = cx.message_segment("forward")?;
                 let to = cx.required(to, "forward.to")?;
@@ -291,7 +247,7 @@ impl Action {
                     .iter()
                     .map(|tag| {
                         let (phone, tag) = (phone.clone(), tag.clone());
-                        Effect::Contact(if add {
+                        Work::Contact(if add {
                             ContactChange::Tag { phone, tag }
                         } else {
                             ContactChange::Untag { phone, tag }
@@ -304,7 +260,7 @@ impl Action {
                 pairs
                     .iter()
                     .map(|(key, value)| {
-                        Ok(Effect::Contact(ContactChange::Set {
+                        Ok(Work::Contact(ContactChange::Set {
                             phone: phone.clone(),
                             key: key.clone(),
                             value: cx.text(value)?,
@@ -312,9 +268,9 @@ impl Action {
                     })
                     .collect()
             }
-            Self::Webhook(hook) => webhook::render(cx, hook).map(|r| vec![Effect::Request(r)]),
+            Self::Webhook(hook) => webhook::render(cx, hook).map(|r| vec![Work::Call(r)]),
             Self::AiReply(ai) => ai.render(cx),
-            Self::Cancel(key) => Ok(vec![Effect::Cancel {
+            Self::Cancel(key) => Ok(vec![Work::Cancel {
                 key: cx.required(key, "cancel")?,
             }]),
             Self::Handoff {
@@ -323,7 +279,7 @@ impl Action {
                 resume_on,
             } => {
                 let chat = cx.chat_id("handoff")?;
-                let mut effects = vec![Effect::Handoff(HandoffChange::Start {
+                let mut effects = vec![Work::Handoff(HandoffChange::Start {
                     chat,
                     until: cx.now + *duration,
                     resume_on: resume_on.clone(),
@@ -369,31 +325,11 @@ fn chat_lane(cx: &RenderCx<'_>) -> String {
         .map_or_else(|| cx.event.channel.clone(), |c| c.id.clone())
 }
 
-fn whapi(method: &str, path: String, body: Option<serde_json::Value>, lane: &str) -> Effect {
-    Effect::Request(OutboundRequest {
-        target: Target::Whapi,
-        method: method.to_owned(),
+fn whapi(method: &str, path: String, body: Option<serde_json::Value>, lane: &str) -> Work {
+    Work::Call(OutboundRequest::whapi(
+        method,
         path,
-        headers: Vec::new(),
-        body: body.map(Payload::Json),
-        lane: chat_lane_of(lane),
-    })
-}
-
-/// A text message to a chat, as `reply` would send it.
-pub(crate) fn text_message(to: &str, text: &str) -> OutboundRequest {
-    OutboundRequest {
-        target: Target::Whapi,
-        method: "POST".to_owned(),
-        path: "/messages/text".to_owned(),
-        headers: Vec::new(),
-        body: Some(Payload::Json(serde_json::json!({ "to": to, "body": text }))),
-        lane: chat_lane_of(to),
-    }
-}
-
-/// The ordering lane of a chat. `4915…` and `4915…@s.whatsapp.net` are one chat, so one lane.
-pub(crate) fn chat_lane_of(to: &str) -> String {
-    let chat = to.strip_suffix("@s.whatsapp.net").unwrap_or(to);
-    format!("chat:{}", chat.trim_start_matches('+'))
+        body,
+        &ChatId::new(lane),
+    ))
 }

@@ -6,8 +6,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::Action;
-use crate::store::Contact;
+
 use crate::templates::{Templates, Text};
+use crate::vocab::Contact;
 
 /// When an action runs.
 #[derive(Debug, Clone)]

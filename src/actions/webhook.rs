@@ -3,8 +3,9 @@
 //! allow-list of hosts and ports (`--webhook-allow`).
 
 use super::WebhookAction;
-use super::{ActionError, BodyTemplate, JsonTemplate, OutboundRequest, Payload, RenderCx, Target};
+use super::{ActionError, BodyTemplate, JsonTemplate, RenderCx};
 use crate::rules::Glob;
+use crate::vocab::{OutboundRequest, Payload, Target};
 
 pub(super) fn render(
     cx: &RenderCx<'_>,

@@ -2,17 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::store::Turn;
-
-/// The memory key of a chat. A reply goes to the event's chat id (`4915…@s.whatsapp.net`) and a
-/// `send` may name the bare number (`4915…`): both are one conversation.
-pub fn key(chat: &str) -> String {
-    let bare = chat
-        .strip_suffix("@s.whatsapp.net")
-        .or_else(|| chat.strip_suffix("@c.us"))
-        .unwrap_or(chat);
-    bare.trim_start_matches('+').to_owned()
-}
+use crate::vocab::Turn;
 
 /// The current conversation out of a chat's last turns (oldest first): the turns since the
 /// last quiet period longer than `forget_after`, then the newest of those that fit in
@@ -73,7 +63,7 @@ pub fn cut_reply(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Role;
+    use crate::vocab::Role;
 
     fn turn(text: &str, minutes_ago: i64, now: DateTime<Utc>) -> Turn {
         Turn {
@@ -124,13 +114,6 @@ mod tests {
             texts(&conversation(long, now, Duration::hours(1), 4)),
             ["0123"]
         );
-    }
-
-    #[test]
-    fn chats_and_numbers_share_a_key() {
-        assert_eq!(key("4915112345678@s.whatsapp.net"), "4915112345678");
-        assert_eq!(key("+4915112345678"), "4915112345678");
-        assert_eq!(key("120363@g.us"), "120363@g.us");
     }
 
     #[test]

@@ -14,73 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::actions::OutboundRequest;
 use crate::delivery::Pacer;
 use crate::metrics;
-use crate::store::{
-    HandoffChange, Job, JobKind, JobResult, JobWork, NewJob, Op, Role, Store, StoreResult,
+use crate::store::{Op, Store, StoreResult};
+use crate::vocab::{
+    AiCall, HandoffChange, Job, JobKind, JobResult, NewJob, OutboundRequest, Role, Work,
 };
 use model::{Answer, ChatModel, Message, ModelError, Request};
 
 /// Longest a model job waits in a worker for its slot of the global pace.
 const PACE_WAIT: Duration = Duration::from_secs(2);
-
-/// A rendered `ai_reply`, stored in its job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AiCall {
-    /// The event's chat: the answer goes there, its conversation is sent along.
-    pub chat: String,
-    /// The rendered instructions.
-    pub system: String,
-    /// The knowledge to add, by id: looked up in the rules when the job runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub knowledge: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    pub history: u32,
-    pub history_chars: u32,
-    pub forget_after_s: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    pub timeout_ms: u64,
-    pub attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
-    pub max_reply: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_chat: Option<PerChatLimit>,
-    #[serde(default)]
-    pub shadow: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handoff: Option<AiHandoff>,
-}
-
-/// At most `count` answers per chat in `window_s` seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PerChatLimit {
-    pub count: u32,
-    pub window_s: i64,
-}
-
-/// A rendered `ai_reply.handoff`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AiHandoff {
-    pub for_s: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume_on: Option<String>,
-    /// The message to the agents, rendered when the event came; the reason is added to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<OutboundRequest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub when_reply: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after_fallbacks: Option<u32>,
-}
 
 /// How the conversation is remembered, from the rule set's `ai_reply` actions.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,7 +128,7 @@ impl Assistant {
                 ops: Vec::new(),
             });
         }
-        let key = memory::key(&call.chat);
+        let key = crate::vocab::ChatId::new(&call.chat).memory_key();
         let turns = store.turns(&key, call.history).await?;
         let conversation = memory::conversation(
             turns,
@@ -264,7 +209,7 @@ fn decide(
                 // The contact is waiting: try again soon rather than on the long backoff of
                 // other calls.
                 let delay = chrono::Duration::seconds(i64::from(job.attempts.clamp(1, 30)));
-                tracing::warn!(job = job.id, rule = %job.rule, "model call failed, trying again: {err}");
+                tracing::warn!(job = %job.id, rule = %job.rule, "model call failed, trying again: {err}");
                 return Decided {
                     result: JobResult::Retry {
                         at: now + delay,
@@ -273,7 +218,7 @@ fn decide(
                     ops: Vec::new(),
                 };
             }
-            tracing::warn!(job = job.id, rule = %job.rule, "model call failed: {err}");
+            tracing::warn!(job = %job.id, rule = %job.rule, "model call failed: {err}");
             cx.fall_back(&err.message)
         }
     }
@@ -302,8 +247,14 @@ impl Decision<'_> {
         }
     }
 
-    fn new_job(&self, action: &str, work: JobWork) -> Op {
-        let mut job = NewJob::action(&self.job.rule, action, &self.job.event, work, self.now);
+    fn new_job(&self, action: &str, work: Work) -> Op {
+        let mut job = NewJob::action(
+            self.job.rule.as_str(),
+            action,
+            &self.job.event,
+            work,
+            self.now,
+        );
         job.kind = JobKind::Answer;
         job.contact.clone_from(&self.job.contact);
         Op::Job(Box::new(job))
@@ -324,7 +275,10 @@ impl Decision<'_> {
         }
         let mut ops = vec![self.new_job(
             "ai_reply",
-            JobWork::Call(crate::actions::text_message(&self.call.chat, text)),
+            Work::Call(crate::vocab::OutboundRequest::text_message(
+                &self.call.chat,
+                text,
+            )),
         )];
         self.set_fallbacks(0, &mut ops);
         self.done(json!({"answer": text}), ops)
@@ -347,7 +301,10 @@ impl Decision<'_> {
                     0,
                     self.new_job(
                         "ai_reply",
-                        JobWork::Call(crate::actions::text_message(&self.call.chat, text)),
+                        Work::Call(crate::vocab::OutboundRequest::text_message(
+                            &self.call.chat,
+                            text,
+                        )),
                     ),
                 );
                 self.done(json!({"fallback": text, "why": why}), ops)
@@ -375,14 +332,14 @@ impl Decision<'_> {
         }
         // Applied in the commit that finishes this job, not as a job of its own: the chat's
         // next model job (same lane, so after this one) must already see the handoff.
-        let mut ops = vec![Op::Handoff(HandoffChange::Start {
+        let mut ops = vec![Op::Apply(Work::Handoff(HandoffChange::Start {
             chat: self.call.chat.clone(),
             until: self.now + chrono::Duration::seconds(handoff.for_s),
             resume_on: handoff.resume_on.clone(),
-            rule: self.job.rule.clone(),
-        })];
+            rule: self.job.rule.to_string(),
+        }))];
         if let Some(notify) = &handoff.notify {
-            ops.push(self.new_job("handoff", JobWork::Call(with_reason(notify, reason))));
+            ops.push(self.new_job("handoff", Work::Call(with_reason(notify, reason))));
         }
         self.set_fallbacks(0, &mut ops);
         self.done(json!({"handoff": reason}), ops)
@@ -392,7 +349,7 @@ impl Decision<'_> {
 /// The notification with `Reason: …` as its last line (in its text or caption).
 fn with_reason(notify: &OutboundRequest, reason: &str) -> OutboundRequest {
     let mut notify = notify.clone();
-    if let Some(crate::actions::Payload::Json(body)) = &mut notify.body {
+    if let Some(crate::vocab::Payload::Json(body)) = &mut notify.body {
         let line = format!("Reason: {reason}");
         let slot = if body["body"].is_string() {
             Some(&mut body["body"])

@@ -2,8 +2,7 @@ use chrono::TimeZone;
 
 use super::model::Usage;
 use super::*;
-use crate::actions::Payload;
-use crate::store::JobStatus;
+use crate::vocab::{AiHandoff, JobId, JobStatus, Payload, RuleName};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
@@ -29,7 +28,7 @@ fn call() -> AiCall {
         handoff: Some(AiHandoff {
             for_s: 3600,
             resume_on: Some("#bot".into()),
-            notify: Some(crate::actions::text_message(
+            notify: Some(crate::vocab::OutboundRequest::text_message(
                 "4930111",
                 "Customer needs help",
             )),
@@ -41,12 +40,12 @@ fn call() -> AiCall {
 
 fn job(attempts: u32) -> Job {
     Job {
-        id: 7,
+        id: JobId(7),
         kind: JobKind::Action,
-        rule: "ai".into(),
+        rule: RuleName::new("ai"),
         action: "ai_reply".into(),
         event: "e1".into(),
-        work: JobWork::Ai(Box::new(call())),
+        work: Work::Ai(Box::new(call())),
         status: JobStatus::Sending,
         attempts,
         run_at: now(),
@@ -77,14 +76,14 @@ fn sends(decided: &Decided) -> Vec<(String, String)> {
             Op::Job(job) => Some((
                 job.action.clone(),
                 match &job.work {
-                    JobWork::Call(r) => match &r.body {
+                    Work::Call(r) => match &r.body {
                         Some(Payload::Json(b)) => b["body"].as_str().unwrap_or("").to_owned(),
                         _ => String::new(),
                     },
                     _ => String::new(),
                 },
             )),
-            Op::Handoff(_) => Some(("handoff".into(), "<handoff>".into())),
+            Op::Apply(Work::Handoff(_)) => Some(("handoff".into(), "<handoff>".into())),
             _ => None,
         })
         .collect()

@@ -11,8 +11,9 @@ use super::{Campaign, Trigger};
 use crate::actions::{Action, Recipient, RenderCx};
 use crate::events::{Event, EventKind};
 use crate::rules::RuleSet;
-use crate::store::{Contact, JobKind, JobWork, NewJob, NewRun, Store, StoreResult};
+use crate::store::{NewRun, Store, StoreResult};
 use crate::templates::{Templates, Text, to_value};
+use crate::vocab::{Contact, JobKind, NewJob, Work};
 
 /// The tag that keeps a contact out of every campaign and follow-up.
 pub const OPTED_OUT: &str = "opted-out";
@@ -146,14 +147,14 @@ pub fn plan(
             &campaign.name,
             "send",
             &format!("campaign:{}", campaign.name),
-            JobWork::Call(placeholder()),
+            Work::Call(placeholder()),
             run_at,
         );
         job.kind = JobKind::Campaign;
         job.contact = (!contact.phone.is_empty()).then(|| contact.phone.clone());
         match action.render(&cx) {
             Ok(effects) => match effects.into_iter().next() {
-                Some(crate::actions::Effect::Request(request)) => job.work = JobWork::Call(request),
+                Some(crate::vocab::Work::Call(request)) => job.work = Work::Call(request),
                 _ => job.dead = Some("the message rendered to nothing".into()),
             },
             Err(err) => job.dead = Some(format!("message for {to} could not be rendered: {err}")),
@@ -163,9 +164,9 @@ pub fn plan(
     run
 }
 
-fn placeholder() -> crate::actions::OutboundRequest {
-    crate::actions::OutboundRequest {
-        target: crate::actions::Target::Whapi,
+fn placeholder() -> crate::vocab::OutboundRequest {
+    crate::vocab::OutboundRequest {
+        target: crate::vocab::Target::Whapi,
         method: "POST".into(),
         path: String::new(),
         headers: Vec::new(),

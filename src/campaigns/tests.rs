@@ -182,7 +182,7 @@ fn the_audience_adds_up_without_doubles_and_leaves_out_opted_out_and_excluded() 
     ];
     c.audience.chats = vec!["120363041234567890@g.us".into()];
     c.exclude = vec!["staff".into()];
-    let contact = |phone: &str, tags: &[&str]| crate::store::Contact {
+    let contact = |phone: &str, tags: &[&str]| crate::vocab::Contact {
         phone: phone.into(),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         ..Default::default()
@@ -199,7 +199,7 @@ fn the_audience_adds_up_without_doubles_and_leaves_out_opted_out_and_excluded() 
         .jobs
         .iter()
         .map(|j| match &j.work {
-            crate::store::JobWork::Call(r) => r.lane.clone(),
+            crate::vocab::Work::Call(r) => r.lane.clone(),
             other => panic!("{other:?}"),
         })
         .collect();

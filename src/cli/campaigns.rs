@@ -7,10 +7,11 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use super::DbArgs;
-use crate::actions::Payload;
+
 use crate::campaigns::{self, Trigger};
 use crate::rules::{self, RuleSet};
-use crate::store::{JobWork, Store};
+use crate::store::Store;
+use crate::vocab::{Payload, Work};
 
 #[derive(Debug, Args)]
 pub(super) struct CampaignsArgs {
@@ -82,7 +83,7 @@ pub(super) fn run(args: CampaignsArgs) -> anyhow::Result<ExitCode> {
                 for job in planned.jobs.iter().take(*show) {
                     match (&job.work, &job.dead) {
                         (_, Some(reason)) => println!("  ! {reason}"),
-                        (JobWork::Call(r), None) => {
+                        (Work::Call(r), None) => {
                             let body = match &r.body {
                                 Some(Payload::Json(v)) => v.to_string(),
                                 Some(Payload::Text(t)) => t.clone(),

@@ -14,8 +14,9 @@ use clap::{Args, Subcommand};
 use super::DbArgs;
 use crate::campaigns::cell::neutralise;
 use crate::campaigns::read_csv;
-use crate::store::{ContactChange, Op, Store};
+use crate::store::{Op, Store};
 use crate::verify::{self, Pace, Progress};
+use crate::vocab::{ContactChange, Work};
 use crate::whapi::Client;
 
 #[derive(Debug, Args)]
@@ -67,10 +68,10 @@ fn tag_ops(phones: impl IntoIterator<Item = String>, tag: &str) -> Vec<Op> {
     phones
         .into_iter()
         .map(|phone| {
-            Op::Contact(ContactChange::Tag {
+            Op::Apply(Work::Contact(ContactChange::Tag {
                 phone,
                 tag: tag.to_owned(),
-            })
+            }))
         })
         .collect()
 }
@@ -123,17 +124,17 @@ async fn import(store: &dyn Store, file: &Path, tag: Option<&str>) -> anyhow::Re
             .filter(|t| !t.is_empty())
             .chain(tag)
         {
-            ops.push(Op::Contact(ContactChange::Tag {
+            ops.push(Op::Apply(Work::Contact(ContactChange::Tag {
                 phone: phone.clone(),
                 tag: t.to_owned(),
-            }));
+            })));
         }
         for (key, value) in attrs {
-            ops.push(Op::Contact(ContactChange::Set {
+            ops.push(Op::Apply(Work::Contact(ContactChange::Set {
                 phone: phone.clone(),
                 key,
                 value,
-            }));
+            })));
         }
     }
     for chunk in ops.chunks(5000) {

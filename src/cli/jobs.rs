@@ -7,7 +7,8 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use super::DbArgs;
-use crate::store::{Job, JobStatus, JobWork, Store};
+use crate::store::Store;
+use crate::vocab::{Job, JobId, JobStatus, Work};
 
 #[derive(Debug, Args)]
 pub(super) struct JobsArgs {
@@ -46,11 +47,11 @@ fn parse_status(text: &str) -> Result<JobStatus, String> {
 /// One line per job: id, status, when, rule and what it does.
 pub(crate) fn describe(job: &Job) -> String {
     let what = match &job.work {
-        JobWork::Call(r) => format!("{} {}", r.method, r.path),
-        JobWork::Contact(c) => format!("{c:?}"),
-        JobWork::Cancel { key } => format!("cancel {key}"),
-        JobWork::Handoff(h) => format!("{h:?}"),
-        JobWork::Ai(call) => format!("ask the model, answer in {}", call.chat),
+        Work::Call(r) => format!("{} {}", r.method, r.path),
+        Work::Contact(c) => format!("{c:?}"),
+        Work::Cancel { key } => format!("cancel {key}"),
+        Work::Handoff(h) => format!("{h:?}"),
+        Work::Ai(call) => format!("ask the model, answer in {}", call.chat),
     };
     let error = job
         .last_error
@@ -85,7 +86,7 @@ pub(super) fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             JobsCommand::Retry { id } => {
-                if store.retry_job(id, Utc::now()).await? {
+                if store.retry_job(JobId(id), Utc::now()).await? {
                     println!("job {id} is queued again");
                     Ok(ExitCode::SUCCESS)
                 } else {
@@ -93,7 +94,7 @@ pub(super) fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
-            JobsCommand::Show { id } => match store.job(id).await? {
+            JobsCommand::Show { id } => match store.job(JobId(id)).await? {
                 Some(job) => {
                     println!("{}", serde_json::to_string_pretty(&job)?);
                     Ok(ExitCode::SUCCESS)
@@ -104,7 +105,7 @@ pub(super) fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
                 }
             },
             JobsCommand::Cancel { id } => {
-                if store.cancel_job(id, Utc::now()).await? {
+                if store.cancel_job(JobId(id), Utc::now()).await? {
                     println!("job {id} is cancelled");
                     Ok(ExitCode::SUCCESS)
                 } else {

@@ -12,12 +12,11 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::actions::{Effect, Payload};
 use crate::engine::{self, Evaluation, RuleOutcome};
 use crate::events::{Event, WebhookBody, parse_webhook};
 use crate::intake::agent_resume;
 use crate::rules;
-use crate::store::{ChatState, Contact, ContactChange, HandoffChange};
+use crate::vocab::{ChatState, Contact, ContactChange, HandoffChange, Payload, Work};
 
 #[derive(Debug, Args)]
 pub(super) struct SimulateArgs {
@@ -189,9 +188,9 @@ pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool)
     out
 }
 
-fn describe(effect: &Effect) -> String {
+fn describe(effect: &Work) -> String {
     match effect {
-        Effect::Request(request) => {
+        Work::Call(request) => {
             let body = match &request.body {
                 Some(Payload::Json(v)) => format!(" {v}"),
                 Some(Payload::Text(t)) => format!(" {t:?}"),
@@ -199,17 +198,17 @@ fn describe(effect: &Effect) -> String {
             };
             format!("{} {}{body}", request.method, request.path)
         }
-        Effect::Contact(ContactChange::Tag { phone, tag }) => format!("tag {phone} +{tag}"),
-        Effect::Contact(ContactChange::Untag { phone, tag }) => format!("untag {phone} -{tag}"),
-        Effect::Contact(ContactChange::Set { phone, key, value }) => {
+        Work::Contact(ContactChange::Tag { phone, tag }) => format!("tag {phone} +{tag}"),
+        Work::Contact(ContactChange::Untag { phone, tag }) => format!("untag {phone} -{tag}"),
+        Work::Contact(ContactChange::Set { phone, key, value }) => {
             format!("set {phone} {key}={value:?}")
         }
-        Effect::Cancel { key } => format!("cancel follow-ups with key {key:?}"),
-        Effect::Handoff(HandoffChange::Start { chat, until, .. }) => {
+        Work::Cancel { key } => format!("cancel follow-ups with key {key:?}"),
+        Work::Handoff(HandoffChange::Start { chat, until, .. }) => {
             format!("hand {chat} to a human until {until}")
         }
-        Effect::Handoff(HandoffChange::End { chat }) => format!("hand {chat} back to the bot"),
-        Effect::Ai(call) => {
+        Work::Handoff(HandoffChange::End { chat }) => format!("hand {chat} back to the bot"),
+        Work::Ai(call) => {
             let shadow = if call.shadow {
                 " (shadow: not sent)"
             } else {

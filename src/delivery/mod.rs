@@ -11,13 +11,14 @@ use rand::Rng;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::actions::{OutboundRequest, Payload, Target, Unless};
-use crate::ai::{Assistant, memory};
+use crate::actions::Unless;
+use crate::ai::Assistant;
 use crate::campaigns::OPTED_OUT;
 use crate::clock::Clock;
 use crate::metrics;
 use crate::rules::RuleSet;
-use crate::store::{Job, JobKind, JobResult, JobWork, Op, Role, Store, StoreResult, Turn};
+use crate::store::{Op, Store, StoreResult};
+use crate::vocab::{Job, JobKind, JobResult, OutboundRequest, Payload, Role, Target, Turn, Work};
 use crate::whapi::{CallOutcome, Client};
 
 mod guard;
@@ -184,7 +185,7 @@ impl Delivery {
     async fn deliver(&self, job: Job, slot: Option<OwnedSemaphorePermit>) {
         let (result, ops) = match self.skip_reason(&job).await {
             Ok(Some(reason)) => {
-                tracing::info!(job = job.id, rule = %job.rule, "skipped: {reason}");
+                tracing::info!(job = %job.id, rule = %job.rule, "skipped: {reason}");
                 (JobResult::Skipped { reason }, Vec::new())
             }
             Ok(None) => {
@@ -195,7 +196,7 @@ impl Delivery {
             }
             Err(err) => {
                 // The lease will expire and the job will be tried again.
-                tracing::error!(job = job.id, "cannot check the job's contact: {err}");
+                tracing::error!(job = %job.id, "cannot check the job's contact: {err}");
                 return;
             }
         };
@@ -211,11 +212,11 @@ impl Delivery {
             // A handoff an `ai_reply` starts is applied with its result; tell the observer
             // about it as the job it stands for.
             for op in &ops {
-                if let Op::Handoff(change) = op {
+                if let Op::Apply(work @ Work::Handoff(_)) = op {
                     observe(&Job {
                         kind: JobKind::Answer,
                         action: "handoff".into(),
-                        work: JobWork::Handoff(change.clone()),
+                        work: work.clone(),
                         ..job.clone()
                     });
                 }
@@ -227,7 +228,7 @@ impl Delivery {
             .finish_job_with(job.id, &result, ops, self.clock.now())
             .await
         {
-            Err(err) => tracing::error!(job = job.id, "cannot record job result: {err}"),
+            Err(err) => tracing::error!(job = %job.id, "cannot record job result: {err}"),
             Ok(lane_due) if lane_due || wrote_jobs => self.wake.notify_one(),
             Ok(_) => {}
         }
@@ -241,8 +242,8 @@ impl Delivery {
             return Ok(None);
         }
         let mut phones: Vec<String> = job.contact.iter().cloned().collect();
-        if let JobWork::Call(request) = &job.work
-            && let Some(to) = recipient_phone(request)
+        if let Work::Call(request) = &job.work
+            && let Some(to) = request.recipient_phone()
         {
             phones.push(to);
         }
@@ -274,17 +275,17 @@ impl Delivery {
     /// Runs a job; returns its result and what it leaves behind (committed with the result).
     async fn perform(&self, job: &Job) -> (JobResult, Vec<Op>) {
         let local = match &job.work {
-            JobWork::Call(request) => {
+            Work::Call(request) => {
                 let result = self.call(job, request).await;
                 let ops = self.remember_sent(request, &result);
                 return (result, ops);
             }
-            JobWork::Ai(call) => {
+            Work::Ai(call) => {
                 let now = self.clock.now();
                 let knowledge = call.knowledge.as_deref().and_then(|id| {
-                    let found = self.rules.borrow().knowledge(id, &job.rule);
+                    let found = self.rules.borrow().knowledge(id, job.rule.as_str());
                     if found.is_none() {
-                        tracing::warn!(job = job.id, rule = %job.rule, "the rule's knowledge is gone from the rules; answering without it");
+                        tracing::warn!(job = %job.id, rule = %job.rule, "the rule's knowledge is gone from the rules; answering without it");
                     }
                     found
                 });
@@ -303,9 +304,7 @@ impl Delivery {
                     ),
                 };
             }
-            JobWork::Contact(change) => Op::Contact(change.clone()),
-            JobWork::Cancel { key } => Op::Cancel { key: key.clone() },
-            JobWork::Handoff(change) => Op::Handoff(change.clone()),
+            local => Op::Apply(local.clone()),
         };
         // The change goes in with the job's result, in one commit.
         (
@@ -342,7 +341,7 @@ impl Delivery {
             });
         match text {
             Some(text) if !text.trim().is_empty() => vec![Op::Turn(Turn {
-                chat: memory::key(to),
+                chat: crate::vocab::ChatId::new(to).memory_key(),
                 role: Role::Bot,
                 text,
                 at: self.clock.now(),
@@ -374,11 +373,11 @@ impl Delivery {
                 } else {
                     "delivered"
                 };
-                tracing::info!(job = job.id, rule = %job.rule, action = %job.action, status, "{what}");
+                tracing::info!(job = %job.id, rule = %job.rule, action = %job.action, status, "{what}");
                 JobResult::Done { response: body }
             }
             CallOutcome::Rejected { error } => {
-                tracing::warn!(job = job.id, rule = %job.rule, action = %job.action, "rejected, moved to dead letters: {error}");
+                tracing::warn!(job = %job.id, rule = %job.rule, action = %job.action, "rejected, moved to dead letters: {error}");
                 JobResult::Dead { error }
             }
             CallOutcome::Retry { error, retry_after } => {
@@ -392,12 +391,12 @@ impl Delivery {
                     .filter(|d| age + *d <= self.policy.max_age);
                 match delay {
                     Some(delay) => {
-                        tracing::warn!(job = job.id, rule = %job.rule, attempt = job.attempts, "call failed, retrying in {delay:?}: {error}");
+                        tracing::warn!(job = %job.id, rule = %job.rule, attempt = job.attempts, "call failed, retrying in {delay:?}: {error}");
                         let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
                         JobResult::Retry { at, error }
                     }
                     None => {
-                        tracing::error!(job = job.id, rule = %job.rule, attempts = job.attempts, "giving up, moved to dead letters: {error}");
+                        tracing::error!(job = %job.id, rule = %job.rule, attempts = job.attempts, "giving up, moved to dead letters: {error}");
                         JobResult::Dead {
                             error: format!(
                                 "gave up after {} attempts over {}s: {error}",
@@ -410,17 +409,4 @@ impl Delivery {
             }
         }
     }
-}
-
-/// The private number a Whapi send goes to, if it goes to a person.
-fn recipient_phone(request: &OutboundRequest) -> Option<String> {
-    let Some(Payload::Json(body)) = &request.body else {
-        return None;
-    };
-    let to = body.get("to")?.as_str()?;
-    let digits = to.strip_suffix("@s.whatsapp.net").unwrap_or(to);
-    digits
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| digits.to_owned())
 }

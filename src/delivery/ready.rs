@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::vocab::Job;
 use tokio::sync::mpsc;
-
-use crate::store::Job;
 
 /// How long a handed-over job may wait before it is left to its lease. Its lease is longer, so
 /// a job left here is claimed again only once no one can still be making its call.

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::vocab::MessageId;
+
 pub use parse::{WebhookBody, parse_webhook, parse_webhook_owned};
 pub(crate) use parse::{bare_phone, phone_number};
 
@@ -216,7 +218,7 @@ pub struct Event {
     /// The message as it is now, for the message family (for edits: after the edit).
     pub message: Option<Arc<Value>>,
     /// The id of the WhatsApp message this event is about (reply, react, forward target).
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     pub message_type: Option<String>,
     pub text: Option<String>,
     pub sender: Option<Party>,

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Chat, Event, EventKind, Party};
+use crate::vocab::MessageId;
 
 /// A stored webhook body with the request details that Whapi's `path` and `method` modes use
 /// to carry the event name instead of the JSON `event` object.
@@ -143,6 +144,10 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
+fn message_at(v: &Value, pointer: &str) -> Option<MessageId> {
+    str_at(v, pointer).map(MessageId::new)
+}
+
 fn owned_at(v: &Value, pointer: &str) -> Option<String> {
     str_at(v, pointer).map(str::to_owned)
 }
@@ -160,21 +165,7 @@ pub(crate) fn bare_phone(raw: &str) -> String {
 /// becomes a contact key, a CSV cell or a recipient: a hidden number (`…@lid`), a group, or a
 /// value with other characters in it (`4915=cmd|…`, `+49 151`).
 pub(crate) fn phone_number(raw: &str) -> Option<String> {
-    let user = match raw.split_once('@') {
-        None => raw,
-        Some((user, "s.whatsapp.net" | "c.us")) => match user.split_once(':') {
-            Some((user, device))
-                if !device.is_empty() && device.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                user
-            }
-            Some(_) => return None,
-            None => user,
-        },
-        Some(_) => return None,
-    };
-    let digits = user.strip_prefix('+').unwrap_or(user);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.to_owned())
+    crate::vocab::ChatId::new(raw).phone().map(str::to_owned)
 }
 
 /// A person named by an id from a webhook; their phone is empty when the id holds none.
@@ -248,7 +239,7 @@ fn fill_from_message(event: &mut Event, m: &Value) {
     event.at = timestamp(m);
     event.from_me = m.get("from_me").and_then(Value::as_bool).unwrap_or(false);
     event.message_type = owned_at(m, "/type");
-    event.message_id = owned_at(m, "/id");
+    event.message_id = message_at(m, "/id");
     if let Some(chat_id) = str_at(m, "/chat_id") {
         event.chat = Some(Chat::from_id(chat_id, owned_at(m, "/chat_name")));
     }
@@ -268,10 +259,10 @@ fn fill_from_message(event: &mut Event, m: &Value) {
         }
         EventKind::Reaction => {
             event.emoji = owned_at(m, "/action/emoji");
-            event.message_id = owned_at(m, "/action/target").or(event.message_id.take());
+            event.message_id = message_at(m, "/action/target").or(event.message_id.take());
         }
         EventKind::MessageEdited | EventKind::MessageDeleted => {
-            event.message_id = owned_at(m, "/action/target").or(event.message_id.take());
+            event.message_id = message_at(m, "/action/target").or(event.message_id.take());
         }
         _ => {}
     }
@@ -316,7 +307,7 @@ fn message_update(item: Arc<Value>, channel: &str) -> Event {
     } else {
         event.message = Some(item.clone());
     }
-    event.message_id = owned_at(raw, "/id").or(event.message_id.take());
+    event.message_id = message_at(raw, "/id").or(event.message_id.take());
     // One message can be edited many times; the trigger (the edit itself) names each edit.
     let id = owned_at(raw, "/trigger/id").or_else(|| {
         let after = timestamp(raw.get("after_update").unwrap_or(&Value::Null));
@@ -333,7 +324,7 @@ fn message_removed(item: Arc<Value>, channel: &str) -> Event {
         .as_str()
         .map(str::to_owned)
         .or_else(|| owned_at(raw, "/id"));
-    event.message_id.clone_from(&id);
+    event.message_id = id.as_deref().map(MessageId::new);
     with_id(event, id)
 }
 
@@ -352,7 +343,7 @@ fn status_event(item: Arc<Value>, channel: &str) -> Event {
     let mut event = Event::new(EventKind::Status, channel, item.clone());
     event.at = timestamp(raw);
     event.status = owned_at(raw, "/status");
-    event.message_id = owned_at(raw, "/id");
+    event.message_id = message_at(raw, "/id");
     if let Some(recipient) = str_at(raw, "/recipient_id") {
         event.chat = Some(Chat::from_id(recipient, None));
         event.sender = Some(party(str_at(raw, "/viewer_id").unwrap_or(recipient), None));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use regex_automata::PatternID;
 
 use crate::events::{ChatKind, Event, EventKind};
-use crate::store::Contact;
+use crate::vocab::Contact;
 
 /// A block of conditions that must all hold (a rule's `when`, or one entry of `any`/`all`).
 #[derive(Debug, Clone, Default)]

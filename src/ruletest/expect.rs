@@ -2,10 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::vocab::{ContactChange, HandoffChange, OutboundRequest, Payload, Work};
 use serde_json::{Map, Value, json};
-
-use crate::actions::{OutboundRequest, Payload};
-use crate::store::{ContactChange, HandoffChange, JobWork};
 
 /// One action as a rule author writes it: `{send: {to: ..., text: ...}}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,30 +14,30 @@ pub struct Done {
 
 impl Done {
     /// The action a job's work stands for.
-    pub fn from_work(action: &str, work: &JobWork) -> Self {
+    pub fn from_work(action: &str, work: &Work) -> Self {
         // A handoff's `notify` is a message like `send`; a model's answer is a `reply`.
         let action = match (action, work) {
-            ("handoff", JobWork::Call(_)) => "send",
-            ("ai_reply", JobWork::Call(_)) => "reply",
+            ("handoff", Work::Call(_)) => "send",
+            ("ai_reply", Work::Call(_)) => "reply",
             _ => action,
         };
         let fields = match work {
-            JobWork::Call(request) => call_fields(action, request),
-            JobWork::Contact(change) => contact_fields(change),
-            JobWork::Cancel { key } => map(json!({ "key": key })),
-            JobWork::Handoff(HandoffChange::Start { chat, until, .. }) => {
+            Work::Call(request) => call_fields(action, request),
+            Work::Contact(change) => contact_fields(change),
+            Work::Cancel { key } => map(json!({ "key": key })),
+            Work::Handoff(HandoffChange::Start { chat, until, .. }) => {
                 map(json!({ "chat": chat, "until": until.to_rfc3339() }))
             }
-            JobWork::Handoff(HandoffChange::End { chat }) => {
+            Work::Handoff(HandoffChange::End { chat }) => {
                 map(json!({ "chat": chat, "resume": true }))
             }
-            JobWork::Ai(call) => map(json!({ "chat": call.chat })),
+            Work::Ai(call) => map(json!({ "chat": call.chat })),
         };
         let action = match work {
-            JobWork::Handoff(HandoffChange::End { .. }) => "resume",
-            JobWork::Contact(ContactChange::Tag { .. }) => "tag",
-            JobWork::Contact(ContactChange::Untag { .. }) => "untag",
-            JobWork::Contact(ContactChange::Set { .. }) => "set",
+            Work::Handoff(HandoffChange::End { .. }) => "resume",
+            Work::Contact(ContactChange::Tag { .. }) => "tag",
+            Work::Contact(ContactChange::Untag { .. }) => "untag",
+            Work::Contact(ContactChange::Set { .. }) => "set",
             _ => action,
         };
         Self {

@@ -27,7 +27,8 @@ use crate::delivery::{Delivery, RetryPolicy};
 use crate::intake::Intake;
 use crate::rules::{self, Diagnostic, RuleSet};
 use crate::scheduler::Scheduler;
-use crate::store::{ContactChange, JobKind, JobWork, Op, Source, SqliteStore, Store};
+use crate::store::{Op, Source, SqliteStore, Store};
+use crate::vocab::{ContactChange, JobKind, Work};
 use crate::whapi::Client;
 
 /// The result of one test case.
@@ -141,17 +142,17 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
     let mut seed = Vec::new();
     for c in &case.contacts {
         seed.extend(c.tags.iter().map(|t| {
-            Op::Contact(ContactChange::Tag {
+            Op::Apply(Work::Contact(ContactChange::Tag {
                 phone: c.phone.clone(),
                 tag: t.clone(),
-            })
+            }))
         }));
         seed.extend(c.attrs.iter().map(|(k, v)| {
-            Op::Contact(ContactChange::Set {
+            Op::Apply(Work::Contact(ContactChange::Set {
                 phone: c.phone.clone(),
                 key: k.clone(),
                 value: v.clone(),
-            })
+            }))
         }));
     }
     store
@@ -270,14 +271,12 @@ impl Bench {
         for op in outcomes.iter().flat_map(|o| &o.ops) {
             let work = match op {
                 // A model's answer is recorded when the model gives it.
-                Op::Job(job)
-                    if job.kind == JobKind::Action && !matches!(job.work, JobWork::Ai(_)) =>
-                {
+                Op::Job(job) if job.kind == JobKind::Action && !matches!(job.work, Work::Ai(_)) => {
                     Some((job.action.as_str(), job.work.clone()))
                 }
-                Op::Contact(change) => Some(("contact", JobWork::Contact(change.clone()))),
-                Op::Cancel { key } => Some(("cancel", JobWork::Cancel { key: key.clone() })),
-                Op::Handoff(change) => Some(("handoff", JobWork::Handoff(change.clone()))),
+                Op::Apply(work @ Work::Contact(_)) => Some(("contact", work.clone())),
+                Op::Apply(work @ Work::Cancel { .. }) => Some(("cancel", work.clone())),
+                Op::Apply(work @ Work::Handoff(_)) => Some(("handoff", work.clone())),
                 _ => None,
             };
             if let Some((action, work)) = work {

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::campaigns::{self, Trigger};
-use crate::store::{ChatState, Contact, HandoffChange, JobStatus, Op};
+use crate::store::Op;
+use crate::vocab::{ChatState, Contact, HandoffChange, JobId, JobStatus, Work};
 
 #[derive(Deserialize)]
 pub(super) struct Limit {
@@ -138,7 +139,7 @@ pub(super) async fn jobs(
 /// `POST /admin/jobs/{id}/retry`: a dead or cancelled job goes back in the queue.
 pub(super) async fn retry(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<JobId>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if state.store.retry_job(id, state.clock.now()).await? {
         state.delivery.notify_one();
@@ -154,7 +155,7 @@ pub(super) async fn retry(
 /// `DELETE /admin/jobs/{id}`: a pending job is cancelled.
 pub(super) async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<JobId>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if state.store.cancel_job(id, state.clock.now()).await? {
         Ok((StatusCode::OK, Json(json!({ "cancelled": id }))))
@@ -240,7 +241,7 @@ pub(super) async fn resume(
     State(state): State<AppState>,
     Path(chat): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let op = Op::Handoff(HandoffChange::End { chat: chat.clone() });
+    let op = Op::Apply(Work::Handoff(HandoffChange::End { chat: chat.clone() }));
     state.store.apply(&[op], state.clock.now()).await?;
     Ok(Json(json!({ "resumed": chat })))
 }
@@ -278,7 +279,7 @@ pub(super) async fn reload(State(state): State<AppState>) -> (StatusCode, Json<V
 /// `GET /admin/jobs/{id}`: one job, to inspect a dead letter.
 pub(super) async fn job(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<JobId>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     Ok(match state.store.job(id).await? {
         Some(job) => (StatusCode::OK, Json(json!(job))),

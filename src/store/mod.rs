@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use sqlite::SqliteStore;
 
@@ -23,7 +23,9 @@ pub enum Durability {
     PowerLoss,
 }
 
-use crate::actions::OutboundRequest;
+use crate::vocab::{
+    ChatState, Contact, Handoff, Job, JobId, JobResult, JobStatus, NewJob, Turn, Work,
+};
 
 /// A failure of the database itself.
 #[derive(Debug, thiserror::Error)]
@@ -41,50 +43,6 @@ pub enum StoreError {
 
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A person Riposte knows: tags and attributes set by rules or imports.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Contact {
-    pub phone: String,
-    pub tags: BTreeSet<String>,
-    pub attrs: BTreeMap<String, String>,
-}
-
-/// A change to a contact made by a `tag`, `untag` or `set` action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ContactChange {
-    Tag {
-        phone: String,
-        tag: String,
-    },
-    Untag {
-        phone: String,
-        tag: String,
-    },
-    Set {
-        phone: String,
-        key: String,
-        value: String,
-    },
-}
-
-impl Contact {
-    /// Applies a change in memory, so later rules of the same event see it.
-    pub fn apply(&mut self, change: &ContactChange) {
-        match change {
-            ContactChange::Tag { tag, .. } => {
-                self.tags.insert(tag.clone());
-            }
-            ContactChange::Untag { tag, .. } => {
-                self.tags.remove(tag);
-            }
-            ContactChange::Set { key, value, .. } => {
-                self.attrs.insert(key.clone(), value.clone());
-            }
-        }
-    }
-}
 
 /// Where a stored body came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,170 +62,13 @@ pub struct Inbound {
     pub received_at: DateTime<Utc>,
 }
 
-/// What a job does when it runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobWork {
-    /// An HTTP call to Whapi.Cloud or another system.
-    Call(OutboundRequest),
-    /// A contact change made later (a follow-up `tag`, `untag` or `set`).
-    Contact(ContactChange),
-    /// A follow-up `cancel`.
-    Cancel { key: String },
-    /// A follow-up `handoff`.
-    Handoff(HandoffChange),
-    /// An `ai_reply`: ask the model, then answer, fall back or hand off.
-    Ai(Box<crate::ai::AiCall>),
-}
-
-/// Why a job exists; follow-ups and campaign sends are checked against opt-out when due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    /// An action of a rule, run at once.
-    Action,
-    /// An action with `after` or `at`.
-    FollowUp,
-    /// One recipient of a campaign run.
-    Campaign,
-    /// What an `ai_reply` decided once the model answered: the reply, or a handoff.
-    Answer,
-}
-
-impl JobKind {
-    /// The kind as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Action => "action",
-            Self::FollowUp => "follow_up",
-            Self::Campaign => "campaign",
-            Self::Answer => "answer",
-        }
-    }
-
-    fn parse(s: &str) -> StoreResult<Self> {
-        Ok(match s {
-            "action" => Self::Action,
-            "follow_up" => Self::FollowUp,
-            "campaign" => Self::Campaign,
-            "answer" => Self::Answer,
-            other => return Err(StoreError::Corrupt(format!("job kind `{other}`"))),
-        })
-    }
-}
-
-/// A job to be created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewJob {
-    pub kind: JobKind,
-    pub rule: String,
-    pub action: String,
-    pub event: String,
-    pub work: JobWork,
-    pub run_at: DateTime<Utc>,
-    /// The follow-up's key: a pending job with the same key is replaced.
-    pub key: Option<String>,
-    /// The phone of the contact the job is about.
-    pub contact: Option<String>,
-    /// Conditions that skip the job when they hold at its time (JSON of `actions::Unless`).
-    pub unless: Option<serde_json::Value>,
-    /// The event's template variables, kept for `unless.if`.
-    pub vars: Option<serde_json::Value>,
-    pub campaign_run: Option<i64>,
-    /// Created dead with this reason (a follow-up whose `at` is not a time).
-    pub dead: Option<String>,
-}
-
-impl NewJob {
-    /// An immediate job for a rule's action.
-    pub fn action(
-        rule: &str,
-        action: &str,
-        event: &str,
-        work: JobWork,
-        now: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            kind: JobKind::Action,
-            rule: rule.to_owned(),
-            action: action.to_owned(),
-            event: event.to_owned(),
-            work,
-            run_at: now,
-            key: None,
-            contact: None,
-            unless: None,
-            vars: None,
-            campaign_run: None,
-            dead: None,
-        }
-    }
-}
-
-/// A change to a chat's handoff.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HandoffChange {
-    Start {
-        chat: String,
-        until: DateTime<Utc>,
-        resume_on: Option<String>,
-        rule: String,
-    },
-    End {
-        chat: String,
-    },
-}
-
-impl HandoffChange {
-    /// The chat's handoff after this change.
-    pub fn apply_to(&self, current: &mut Option<Handoff>, now: DateTime<Utc>) {
-        *current = match self {
-            Self::Start {
-                chat,
-                until,
-                resume_on,
-                rule,
-            } => Some(Handoff {
-                chat: chat.clone(),
-                until: *until,
-                since: now,
-                resume_on: resume_on.clone(),
-                rule: rule.clone(),
-            }),
-            Self::End { .. } => None,
-        };
-    }
-}
-
-/// A human agent has a chat until `until`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Handoff {
-    pub chat: String,
-    pub until: DateTime<Utc>,
-    pub since: DateTime<Utc>,
-    pub resume_on: Option<String>,
-    pub rule: String,
-}
-
-/// What Riposte remembers about a chat: a handoff, and when `once_per` rules last fired.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChatState {
-    pub handoff: Option<Handoff>,
-    pub fired: BTreeMap<String, DateTime<Utc>>,
-}
-
 /// One change in the result of processing a body, applied in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Contact(ContactChange),
+    /// Work done where the event is processed: a contact change, a cancel, a handoff. A call
+    /// or a model call is never applied: it is a job.
+    Apply(Work),
     Job(Box<NewJob>),
-    /// Cancels the pending jobs with this key.
-    Cancel {
-        key: String,
-    },
-    Handoff(HandoffChange),
     /// A `once_per` rule fired in a chat.
     Fired {
         rule: String,
@@ -281,48 +82,6 @@ pub enum Op {
         chat: String,
         count: u32,
     },
-}
-
-/// Who wrote a message of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The contact.
-    User,
-    /// Riposte (a rule's reply, a campaign, a model answer).
-    Bot,
-    /// A person writing from the business's own phone.
-    Agent,
-}
-
-impl Role {
-    /// The role as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Bot => "bot",
-            Self::Agent => "agent",
-        }
-    }
-
-    fn parse(s: &str) -> StoreResult<Self> {
-        Ok(match s {
-            "user" => Self::User,
-            "bot" => Self::Bot,
-            "agent" => Self::Agent,
-            other => return Err(StoreError::Corrupt(format!("turn role `{other}`"))),
-        })
-    }
-}
-
-/// One message of a chat's conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Turn {
-    /// The chat's memory key (`ai::memory::key`).
-    pub chat: String,
-    pub role: Role,
-    pub text: String,
-    pub at: DateTime<Utc>,
 }
 
 /// What processing one stored body decided, committed atomically.
@@ -340,93 +99,6 @@ pub struct Outcome {
 pub struct Handover {
     pub lease_until: DateTime<Utc>,
     pub limit: u32,
-}
-
-/// The state of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Pending,
-    Sending,
-    Done,
-    Dead,
-    Cancelled,
-    /// Not run: the contact opted out, or `unless` held.
-    Skipped,
-}
-
-impl JobStatus {
-    /// The status as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Sending => "sending",
-            Self::Done => "done",
-            Self::Dead => "dead",
-            Self::Cancelled => "cancelled",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    fn parse(s: &str) -> StoreResult<Self> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "sending" => Self::Sending,
-            "done" => Self::Done,
-            "dead" => Self::Dead,
-            "cancelled" => Self::Cancelled,
-            "skipped" => Self::Skipped,
-            other => return Err(StoreError::Corrupt(format!("job status `{other}`"))),
-        })
-    }
-}
-
-/// A stored job.
-#[derive(Debug, Clone, Serialize)]
-pub struct Job {
-    pub id: i64,
-    pub kind: JobKind,
-    pub rule: String,
-    pub action: String,
-    pub event: String,
-    pub work: JobWork,
-    pub status: JobStatus,
-    /// Runs so far (including the one in flight for a claimed job).
-    pub attempts: u32,
-    pub run_at: DateTime<Utc>,
-    pub key: Option<String>,
-    pub contact: Option<String>,
-    pub unless: Option<serde_json::Value>,
-    pub vars: Option<serde_json::Value>,
-    pub campaign_run: Option<i64>,
-    pub last_error: Option<String>,
-    /// What the call answered (a model job: its answer), once done.
-    pub response: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// How a claimed job ended this time.
-#[derive(Debug, Clone)]
-pub enum JobResult {
-    Done {
-        response: String,
-    },
-    Retry {
-        at: DateTime<Utc>,
-        error: String,
-    },
-    Dead {
-        error: String,
-    },
-    Skipped {
-        reason: String,
-    },
-    /// Not run yet (a rate is used up): run at `at`, and this claim does not count as an
-    /// attempt.
-    Later {
-        at: DateTime<Utc>,
-        reason: String,
-    },
 }
 
 /// A campaign run to be recorded.
@@ -555,7 +227,12 @@ pub trait Store: Send + Sync + 'static {
     /// lease. A call that was made but not recorded before the crash is made again.
     async fn release_claims(&self) -> StoreResult<u64>;
     /// Records how a claimed job ended.
-    async fn finish_job(&self, id: i64, result: &JobResult, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn finish_job(
+        &self,
+        id: JobId,
+        result: &JobResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.finish_job_with(id, result, Vec::new(), now).await?;
         Ok(())
     }
@@ -564,7 +241,7 @@ pub trait Store: Send + Sync + 'static {
     /// lane is due, and so claimable now that this one is done.
     async fn finish_job_with(
         &self,
-        id: i64,
+        id: JobId,
         result: &JobResult,
         ops: Vec<Op>,
         now: DateTime<Utc>,
@@ -580,11 +257,11 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs, newest first, optionally of one status.
     async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
     /// One job by id.
-    async fn job(&self, id: i64) -> StoreResult<Option<Job>>;
+    async fn job(&self, id: JobId) -> StoreResult<Option<Job>>;
     /// Puts a dead or cancelled job back in the queue; false if no such job.
-    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn retry_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Cancels a pending job, or drops a dead one; false if no such job.
-    async fn cancel_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn cancel_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Most recent event records, newest first, each with its `seq` (its place in the log).
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>>;
     /// One event record by its `seq`.

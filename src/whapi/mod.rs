@@ -14,9 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioExecutor;
 
+use crate::vocab::{OutboundRequest, Payload, Target};
 use connect::Connect;
-
-use crate::actions::{OutboundRequest, Payload, Target};
 
 mod connect;
 pub mod path;
@@ -325,7 +324,7 @@ mod tests {
     }
 
     fn text_to(to: &str) -> OutboundRequest {
-        crate::actions::text_message(to, "hi")
+        crate::vocab::OutboundRequest::text_message(to, "hi")
     }
 
     #[tokio::test]

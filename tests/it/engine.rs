@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use chrono::{TimeZone, Utc};
-use riposte::actions::{Effect, Payload};
+
 use riposte::config::SourceFile;
 use riposte::engine::{Evaluation, RuleOutcome, evaluate};
 use riposte::events::{Event, WebhookBody, parse_webhook};
 use riposte::rules::{RuleSet, compile};
-use riposte::store::{ChatState, Contact};
+use riposte::vocab::{ChatState, Contact, Payload, Work};
+
 use serde_json::{Value, json};
 
 use crate::support::fixture;
@@ -81,8 +82,8 @@ fn sent_texts(evaluation: &Evaluation) -> Vec<String> {
     evaluation
         .planned
         .iter()
-        .filter_map(|p| match &p.effect {
-            Effect::Request(r) => match &r.body {
+        .filter_map(|p| match &p.work {
+            Work::Call(r) => match &r.body {
                 Some(Payload::Json(b)) => b["body"].as_str().map(str::to_owned),
                 _ => None,
             },

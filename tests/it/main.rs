@@ -1,6 +1,7 @@
 //! Integration tests: the real server, a stand-in Whapi.Cloud, and the exact requests made.
 
 mod ai;
+mod architecture;
 mod campaigns;
 mod chats;
 mod cli;

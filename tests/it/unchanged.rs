@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use riposte::actions::{Effect, Payload};
+
 use riposte::config::SourceFile;
 use riposte::engine::evaluate;
 use riposte::events::{Event, WebhookBody, parse_webhook};
 use riposte::rules::{RuleSet, compile_after, compile_in};
-use riposte::store::{ChatState, Contact};
+use riposte::vocab::{ChatState, Contact, Payload, Work};
+
 use serde_json::json;
 
 use crate::support::fixture;
@@ -106,7 +107,7 @@ fn behaviour(set: &RuleSet) -> Vec<String> {
                 false,
             );
             for planned in &evaluation.planned {
-                if let Effect::Request(request) = &planned.effect
+                if let Work::Call(request) = &planned.work
                     && let Some(Payload::Json(body)) = &request.body
                 {
                     out.push(format!("{hour}h {text} -> {}", body["body"]));

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{PRUNE_CHUNK, ms, time};
-use crate::store::{Job, JobKind, JobResult, JobStatus, JobWork, NewJob, StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
+use crate::vocab::{Job, JobId, JobKind, JobResult, JobStatus, NewJob, RuleName, Work};
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, response, created_at";
 
@@ -23,14 +24,14 @@ pub(super) fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
     let status: String = row.get("status")?;
     let kind: String = row.get("kind")?;
     Ok(Job {
-        id: row.get("id")?,
-        kind: JobKind::parse(&kind)?,
-        rule: row.get("rule")?,
+        id: JobId(row.get("id")?),
+        kind: stored_kind(&kind)?,
+        rule: RuleName::new(row.get::<_, String>("rule")?),
         action: row.get("action")?,
         event: row.get("event")?,
-        work: serde_json::from_str(&work)
-            .map_err(|e| StoreError::Corrupt(format!("job work: {e}")))?,
-        status: JobStatus::parse(&status)?,
+        work: Work::from_stored(&work).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("job status `{status}`")))?,
         attempts: row.get::<_, i64>("attempts")?.clamp(0, i64::from(u32::MAX)) as u32,
         run_at: time(row.get("run_at")?),
         key: row.get("key")?,
@@ -42,6 +43,10 @@ pub(super) fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
         response: row.get("response")?,
         created_at: time(row.get("created_at")?),
     })
+}
+
+fn stored_kind(kind: &str) -> StoreResult<JobKind> {
+    JobKind::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("job kind `{kind}`")))
 }
 
 /// A job as it is written: its JSON made on the caller's thread, so the writer only writes.
@@ -63,7 +68,7 @@ pub(super) struct JobRow {
     error: Option<String>,
     /// The work of a call that may be claimed as it is written, kept so the claimed job
     /// need not be read back.
-    ready: Option<JobWork>,
+    ready: Option<Work>,
 }
 
 impl JobRow {
@@ -73,12 +78,14 @@ impl JobRow {
             None => ("pending", None),
         };
         Ok(Self {
-            lane: lane(job),
+            lane: job.lane(),
             kind: job.kind.as_str(),
-            rule: job.rule.clone(),
+            rule: job.rule.to_string(),
             action: job.action.clone(),
             event: job.event.clone(),
-            work: serde_json::to_string(&job.work)
+            work: job
+                .work
+                .to_stored()
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             status,
             run_at: ms(job.run_at),
@@ -93,19 +100,9 @@ impl JobRow {
                 && job.dead.is_none()
                 && job.unless.is_none()
                 && job.vars.is_none()
-                && matches!(job.work, JobWork::Call(_)))
+                && matches!(job.work, Work::Call(_)))
             .then(|| job.work.clone()),
         })
-    }
-}
-
-/// The ordering lane of a job's work: one chat's messages go out in order.
-fn lane(job: &NewJob) -> String {
-    match &job.work {
-        JobWork::Call(request) => request.lane.clone(),
-        // The model's answer goes out before anything later in the same chat.
-        JobWork::Ai(call) => crate::actions::chat_lane_of(&call.chat),
-        _ => format!("local:{}", job.contact.as_deref().unwrap_or("")),
     }
 }
 
@@ -177,9 +174,9 @@ pub(super) fn insert_claimed(
     // Only calls without a key, `unless` or `vars` are ready (see `JobRow::new`).
     write_row(conn, job, now, Some(lease_until))?;
     Ok(Some(Job {
-        id: conn.last_insert_rowid(),
-        kind: JobKind::parse(job.kind)?,
-        rule: job.rule.clone(),
+        id: JobId(conn.last_insert_rowid()),
+        kind: stored_kind(job.kind)?,
+        rule: RuleName::new(job.rule.as_str()),
         action: job.action.clone(),
         event: job.event.clone(),
         work: work.clone(),

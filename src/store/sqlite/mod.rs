@@ -24,9 +24,11 @@ use self::inbox::Inbox;
 use self::jobs::JobRow;
 use self::ops::Completion;
 use super::{
-    CampaignRun, ChatState, Contact, Durability, Handoff, Handover, Inbound, Job, JobResult,
-    JobStatus, Known, Lookup, NewJob, NewRun, Op, Outcome, Role, Source, Store, StoreError,
-    StoreResult, Turn,
+    CampaignRun, Durability, Handover, Inbound, Known, Lookup, NewRun, Op, Outcome, Source, Store,
+    StoreError, StoreResult,
+};
+use crate::vocab::{
+    ChatState, Contact, Handoff, Job, JobId, JobResult, JobStatus, NewJob, Role, Turn,
 };
 
 /// Gives every claimed job back (at start: no call of this process is in flight any more).
@@ -108,6 +110,10 @@ impl SqliteStore {
             inbox: Arc::default(),
         })
     }
+}
+
+fn stored_role(name: &str) -> StoreResult<Role> {
+    Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("turn role `{name}`")))
 }
 
 /// A stored event record with its place in the log.
@@ -524,12 +530,12 @@ impl Store for SqliteStore {
 
     async fn finish_job_with(
         &self,
-        id: i64,
+        id: JobId,
         result: &JobResult,
         ops: Vec<Op>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let result = result.clone();
+        let (id, result) = (id.0, result.clone());
         let changes = ops::changes(&ops)?;
         self.db
             .write(move |conn| {
@@ -552,7 +558,7 @@ impl Store for SqliteStore {
                 while let Some(row) = rows.next()? {
                     turns.push(Turn {
                         chat: chat.clone(),
-                        role: Role::parse(&row.get::<_, String>(0)?)?,
+                        role: stored_role(&row.get::<_, String>(0)?)?,
                         text: row.get(1)?,
                         at: time(row.get(2)?),
                     });
@@ -597,11 +603,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
-        self.db.read(move |conn| jobs::one(conn, id)).await
+    async fn job(&self, id: JobId) -> StoreResult<Option<Job>> {
+        self.db.read(move |conn| jobs::one(conn, id.0)).await
     }
 
-    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn retry_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let id = id.0;
         self.db
             .write(move |conn| {
                 let changed = conn.prepare_cached("UPDATE jobs SET status = 'pending', run_at = ?2, attempts = 0, updated_at = ?2 WHERE id = ?1 AND status IN ('dead', 'cancelled', 'skipped')")?
@@ -611,7 +618,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn cancel_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn cancel_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let id = id.0;
         self.db
             .write(move |conn| {
                 // The time starts the week a cancelled job is kept, and can be retried, for.
@@ -689,9 +697,8 @@ impl Store for SqliteStore {
 mod tests {
     use chrono::Utc;
 
-    use crate::store::JobWork;
-
     use super::*;
+    use crate::vocab::Work;
 
     async fn next_ids(store: &SqliteStore, limit: u32) -> Vec<(i64, String)> {
         let batch = store.unprocessed(limit).await.unwrap();
@@ -751,7 +758,7 @@ mod tests {
             .await
             .unwrap()
             .iter()
-            .map(|j| j.id)
+            .map(|j| j.id.0)
             .collect();
         ids.sort_unstable();
         ids
@@ -766,7 +773,7 @@ mod tests {
         // More jobs than one pruning write looks at, so pruning goes on from chunk to chunk.
         let jobs: Vec<NewJob> = (0..2_500)
             .map(|n| {
-                let work = JobWork::Cancel {
+                let work = Work::Cancel {
                     key: format!("k{n}"),
                 };
                 NewJob::action("rule", "cancel", "event", work, t0)
@@ -798,10 +805,15 @@ mod tests {
                     response: "{}".into(),
                 },
             };
-            finishing.spawn(async move { store.finish_job(id, &result, at).await.unwrap() });
+            finishing.spawn(async move { store.finish_job(JobId(id), &result, at).await.unwrap() });
         }
         finishing.join_all().await;
-        assert!(store.cancel_job(cancelled, t0 + day * 2).await.unwrap());
+        assert!(
+            store
+                .cancel_job(JobId(cancelled), t0 + day * 2)
+                .await
+                .unwrap()
+        );
         let counts = |runs: Vec<CampaignRun>| {
             let r = &runs[0];
             (r.planned, r.sent, r.skipped, r.failed, r.pending)

@@ -8,7 +8,8 @@ use rusqlite::{Connection, params};
 
 use super::jobs::{self, JobRow};
 use super::ms;
-use crate::store::{ContactChange, HandoffChange, Handover, Job, Op, Outcome, StoreResult};
+use crate::store::{Handover, Op, Outcome, StoreError, StoreResult};
+use crate::vocab::{ContactChange, HandoffChange, Job, Work};
 
 /// An op ready to be written.
 #[derive(Debug, Clone)]
@@ -110,10 +111,15 @@ pub(super) fn apply(conn: &Connection, changes: &[Change], now: i64) -> StoreRes
 
 fn apply_op(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
     match op {
-        Op::Contact(change) => apply_contact(conn, change, now)?,
+        Op::Apply(Work::Contact(change)) => apply_contact(conn, change, now)?,
+        Op::Apply(Work::Cancel { key }) => jobs::cancel_key(conn, key, now)?,
+        Op::Apply(Work::Handoff(change)) => apply_handoff(conn, change, now)?,
+        Op::Apply(work @ (Work::Call(_) | Work::Ai(_))) => {
+            return Err(StoreError::Corrupt(format!(
+                "a call is a job, it cannot be applied: {work:?}"
+            )));
+        }
         Op::Job(job) => jobs::insert(conn, &JobRow::new(job)?, now)?,
-        Op::Cancel { key } => jobs::cancel_key(conn, key, now)?,
-        Op::Handoff(change) => apply_handoff(conn, change, now)?,
         Op::Turn(turn) => {
             conn.prepare_cached(
                 "INSERT INTO turns (chat_id, role, text, at) VALUES (?1, ?2, ?3, ?4)",
@@ -185,10 +191,8 @@ fn apply_contact(conn: &Connection, change: &ContactChange, now: i64) -> StoreRe
 mod tests {
     use chrono::{Duration, TimeZone, Utc};
 
-    use crate::actions::{OutboundRequest, Target};
-    use crate::store::{
-        Handover, JobResult, JobStatus, JobWork, NewJob, Op, Outcome, SqliteStore, Store,
-    };
+    use crate::store::{Handover, Op, Outcome, SqliteStore, Store};
+    use crate::vocab::{JobResult, JobStatus, NewJob, OutboundRequest, Target, Work};
 
     fn reply(lane: &str, n: u32) -> Op {
         let request = OutboundRequest {
@@ -204,7 +208,7 @@ mod tests {
             "r",
             &format!("reply {n}"),
             &format!("e{n}"),
-            JobWork::Call(request),
+            Work::Call(request),
             now,
         )))
     }

@@ -1,0 +1,89 @@
+//! The module graph, read from the source: the shared vocabulary (`src/vocab`) imports no other
+//! module of Riposte, so no cycle of imports runs through it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file below `dir`.
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level modules each top-level module names with `crate::NAME`.
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let uses = graph.entry(module.clone()).or_default();
+        for (at, _) in text.match_indices("crate::") {
+            let name: String = text[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module {
+                uses.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+/// The modules reachable from `start`.
+fn reachable(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![start.to_owned()];
+    while let Some(module) = todo.pop() {
+        for next in graph.get(&module).into_iter().flatten() {
+            if seen.insert(next.clone()) {
+                todo.push(next.clone());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_vocabulary_imports_no_other_module_so_no_cycle_runs_through_it() {
+    let graph = module_graph();
+    let vocab = graph.get("vocab").expect("src/vocab exists");
+    assert!(
+        vocab.is_empty(),
+        "src/vocab must import no other module of Riposte; it imports {vocab:?}"
+    );
+    assert!(
+        !reachable(&graph, "vocab").contains("vocab"),
+        "a cycle runs through the vocabulary"
+    );
+    // The vocabulary is used where data crosses layers.
+    for user in [
+        "actions", "ai", "delivery", "intake", "store", "whapi", "engine",
+    ] {
+        assert!(
+            graph[user].contains("vocab"),
+            "`{user}` does not use the vocabulary: {:?}",
+            graph[user]
+        );
+    }
+}
