@@ -21,7 +21,10 @@ use crate::engine::{self, Evaluation, Planned, RuleTrace};
 use crate::events::{Event, EventKind, parse_webhook_owned};
 use crate::metrics;
 use crate::rules::RuleSet;
-use crate::store::{Handover, Inbound, Lookup, Op, Outcome, Source, Store, StoreResult};
+use crate::store::{
+    Completed, Conflict, Handover, Inbound, Lookup, Op, Outcome, Source, Store, StoreError,
+    StoreResult,
+};
 use crate::vocab::{ChatState, Contact, HandoffChange, JobKind, NewJob, Role, Turn, Work};
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
@@ -31,6 +34,11 @@ const REMEMBER_IDENTIFIED: Duration = Duration::from_secs(48 * 3600);
 const REMEMBER_ANONYMOUS: Duration = Duration::from_secs(600);
 /// Most stored bodies processed and committed together.
 const BATCH: u32 = 256;
+/// How long a batch of stored bodies stays this instance's: far longer than processing one
+/// takes, and after a crash the next start of the same instance takes it up at once.
+const CLAIM: Duration = Duration::from_secs(60);
+/// Times a batch is processed again after another instance or worker got there first.
+const CONFLICT_ATTEMPTS: u32 = 5;
 
 /// The intake worker.
 pub struct Intake {
@@ -61,7 +69,7 @@ impl Intake {
             if *shutdown.borrow() {
                 return;
             }
-            let batch = match self.store.unprocessed(BATCH).await {
+            let batch = match self.claim().await {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::error!("cannot read stored webhooks: {err}");
@@ -102,7 +110,7 @@ impl Intake {
     pub async fn process_pending(&self) -> StoreResult<Vec<Outcome>> {
         let mut outcomes = Vec::new();
         loop {
-            let batch = self.store.unprocessed(BATCH).await?;
+            let batch = self.claim().await?;
             if batch.is_empty() {
                 return Ok(outcomes);
             }
@@ -110,13 +118,46 @@ impl Intake {
         }
     }
 
-    /// Processes stored bodies in order and commits all their results in one transaction.
+    /// The next stored bodies, claimed for this instance.
+    async fn claim(&self) -> StoreResult<Vec<Inbound>> {
+        let now = self.clock.now();
+        let lease = chrono::Duration::from_std(CLAIM).unwrap_or_default();
+        self.store.claim_inbound(BATCH, now + lease, now).await
+    }
+
+    /// Processes claimed bodies in order and commits all their results in one transaction. When
+    /// another instance or worker got there first (an event completed, a chat changed), the
+    /// batch is processed again from a fresh read, so nothing acts on state that is gone.
     async fn process(&self, batch: &[Inbound]) -> StoreResult<Vec<Outcome>> {
+        let mut attempt = 1;
+        loop {
+            match self.process_once(batch).await? {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(conflict) if conflict.lost_claim => {
+                    tracing::info!(
+                        "{} stored webhooks were taken over by another instance",
+                        batch.len()
+                    );
+                    return Ok(Vec::new());
+                }
+                Err(conflict) if attempt < CONFLICT_ATTEMPTS => {
+                    tracing::debug!(?conflict, "completion conflicted; processing again");
+                    attempt += 1;
+                }
+                Err(conflict) => {
+                    return Err(StoreError::Conflict(Box::new(conflict)));
+                }
+            }
+        }
+    }
+
+    async fn process_once(&self, batch: &[Inbound]) -> StoreResult<Result<Vec<Outcome>, Conflict>> {
         let now = self.clock.now();
         let rules = self.rules.borrow().clone();
         let bodies: Vec<(i64, Vec<Event>)> = batch.iter().map(|i| (i.id, events_of(i))).collect();
         let known = self.store.known(lookup(&bodies), now).await?;
         let seen = known.seen;
+        let read: Vec<(String, u64)> = known.versions.into_iter().collect();
         // Contacts and chats as the store had them for the whole batch, then kept as earlier
         // events of the batch leave them, so the second message sees what the first one did.
         let mut memory = Memory {
@@ -166,7 +207,10 @@ impl Intake {
             lease_until: now + chrono::Duration::from_std(LEASE).unwrap_or_default(),
             limit: ready.room(),
         });
-        let claimed = self.store.complete(&done, now, handover).await?;
+        let claimed = match self.store.complete(&done, &read, now, handover).await? {
+            Completed::Committed(claimed) => claimed,
+            Completed::Conflict(conflict) => return Ok(Err(conflict)),
+        };
         let left = jobs - claimed.len();
         if let Some(ready) = &self.ready {
             ready.hand_over(claimed);
@@ -174,7 +218,7 @@ impl Intake {
         if left > 0 {
             self.delivery.notify_one();
         }
-        Ok(done.into_iter().map(|(_, outcome)| outcome).collect())
+        Ok(Ok(done.into_iter().map(|(_, outcome)| outcome).collect()))
     }
 
     async fn evaluate(

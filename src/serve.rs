@@ -19,7 +19,7 @@ use crate::reload::Reloader;
 use crate::rules;
 use crate::scheduler::Scheduler;
 use crate::server::{self, AppState, Doors, HttpLimits, Secrets};
-use crate::store::{SqliteStore, Store};
+use crate::store::{OpenOptions, Store};
 use crate::whapi::Client;
 
 /// Everything `serve` needs, from flags and environment.
@@ -27,7 +27,10 @@ use crate::whapi::Client;
 pub struct Settings {
     pub listen: String,
     pub rules: Vec<PathBuf>,
-    pub db: PathBuf,
+    /// The database: a file path, `sqlite:PATH`.
+    pub db: String,
+    /// Who this process is among those sharing the database.
+    pub instance: crate::store::Instance,
     pub whapi_url: String,
     pub whapi_token: Option<String>,
     pub dry_run: bool,
@@ -148,11 +151,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             anyhow::anyhow!("the rules do not compile:\n{}", lines.join("\n"))
         })?;
     tracing::info!(rules = rule_set.rules.len(), version = %rule_set.version, "rules loaded");
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_durable(&settings.db, settings.durability)
-            .await
-            .with_context(|| format!("cannot open database `{}`", settings.db.display()))?,
-    );
+    let options = OpenOptions {
+        durability: settings.durability,
+        instance: settings.instance.clone(),
+    };
+    let store = crate::store::open(&settings.db, options)
+        .await
+        .with_context(|| format!("cannot open database `{}`", settings.db))?;
     let released = store.release_claims().await?;
     if released > 0 {
         tracing::warn!(
@@ -450,7 +455,8 @@ mod tests {
         Settings {
             listen: "127.0.0.1:0".into(),
             rules: Vec::new(),
-            db: PathBuf::from("x.db"),
+            db: "x.db".into(),
+            instance: crate::store::Instance::new("test"),
             whapi_url: "http://x".into(),
             whapi_token: Some("token-123".into()),
             dry_run: false,

@@ -10,7 +10,7 @@ use super::DbArgs;
 
 use crate::campaigns::{self, Trigger};
 use crate::rules::{self, RuleSet};
-use crate::store::Store;
+use crate::store::{CampaignStore, ContactStore};
 use crate::vocab::{Payload, Work};
 
 #[derive(Debug, Args)]

@@ -94,6 +94,24 @@ fn rate_arg(text: &str) -> Result<Duration, String> {
     crate::campaigns::parse_rate(text).and_then(|d| d.to_std().map_err(|e| e.to_string()))
 }
 
+/// `--durability`, as the command line spells it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    /// A crash or kill of the process.
+    Process,
+    /// A power loss or kernel crash too.
+    PowerLoss,
+}
+
+impl From<DurabilityArg> for crate::store::Durability {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::Process => Self::Process,
+            DurabilityArg::PowerLoss => Self::PowerLoss,
+        }
+    }
+}
+
 /// A per-source request rate, in requests a second; `None` for no limit.
 #[derive(Debug, Clone, Copy)]
 struct RateLimitArg(Option<u32>);
@@ -126,9 +144,9 @@ struct ServeArgs {
     /// Rules folder (every `*.yaml` / `*.yml` below it).
     #[arg(long, env = "RIPOSTE_RULES", default_value = "./rules")]
     rules: Vec<PathBuf>,
-    /// Embedded database file.
+    /// The database: a file path (SQLite, embedded) or `sqlite:PATH`.
     #[arg(long, env = "RIPOSTE_DB", default_value = "./riposte.db")]
-    db: PathBuf,
+    db: String,
     /// Whapi.Cloud gate.
     #[arg(long, env = "WHAPI_URL", default_value = "https://gate.whapi.cloud")]
     whapi_url: String,
@@ -207,7 +225,11 @@ struct ServeArgs {
         value_enum,
         default_value = "process"
     )]
-    durability: crate::store::Durability,
+    durability: DurabilityArg,
+    /// This instance's name among those sharing a database (default: the machine's name): the
+    /// work it claims is its own, and it takes up only its own after a restart.
+    #[arg(long, env = "RIPOSTE_INSTANCE")]
+    instance: Option<String>,
     /// Outbound calls in flight at once.
     #[arg(long, env = "RIPOSTE_CONCURRENCY", default_value_t = 16)]
     concurrency: usize,
@@ -233,6 +255,12 @@ impl ServeArgs {
             listen: self.listen,
             rules: self.rules,
             db: self.db,
+            instance: self
+                .instance
+                .filter(|name| !name.trim().is_empty())
+                .map_or_else(crate::store::Instance::of_this_machine, |name| {
+                    crate::store::Instance::new(name.trim())
+                }),
             whapi_url: self.whapi_url,
             whapi_token: secret("WHAPI_TOKEN"),
             llm: crate::ai::model::ModelSettings {
@@ -277,7 +305,7 @@ impl ServeArgs {
             whapi_rate: Some(self.whapi_rate),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             watch: !self.no_watch,
-            durability: self.durability,
+            durability: self.durability.into(),
         }
     }
 }

@@ -1,20 +1,22 @@
 //! The durable store: webhook intake, dedupe, contacts, jobs and the event log.
 //!
-//! [`Store`] is the narrow interface the rest of Riposte uses; [`SqliteStore`] is the embedded
-//! default. A PostgreSQL backend implements the same trait for multi-instance deployments.
+//! The contract (`contract.rs`) is what the rest of Riposte uses, split by concern; [`open`]
+//! picks the backend from the database's address. SQLite, in one file, is the embedded default.
 
+mod contract;
 mod sqlite;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-
+pub use contract::{
+    AdminStore, CampaignRun, CampaignStore, Completed, Conflict, ContactStore, Handover, Inbound,
+    IntakeStore, JobStore, Known, Lookup, NewRun, Op, Outcome, Source, Store,
+};
 pub use sqlite::SqliteStore;
 
 /// What a stored webhook or job survives once it is committed (and the webhook answered).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
     /// A crash or kill of the process; the operating system still writes it to disk.
     #[default]
@@ -23,15 +25,59 @@ pub enum Durability {
     PowerLoss,
 }
 
-use crate::vocab::{
-    ChatState, Contact, Handoff, Job, JobId, JobResult, JobStatus, NewJob, Turn, Work,
-};
+/// The name of one running Riposte among those sharing a database: the claims it holds are
+/// its own, and only it releases them early (when it starts again).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Instance(String);
+
+impl Instance {
+    /// An instance by name.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// This machine's name, which a restarted Riposte on the same machine has again.
+    pub fn of_this_machine() -> Self {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_default();
+        Self(if name.is_empty() {
+            "riposte".into()
+        } else {
+            name
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self::of_this_machine()
+    }
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    pub durability: Durability,
+    /// Who this process is among those sharing the database.
+    pub instance: Instance,
+}
 
 /// A failure of the database itself.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// The backend refused or failed an operation; the message is the driver's.
+    #[error("database error ({backend}): {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
     #[error("database migration failed: {0}")]
     Migrate(String),
     #[error("stored data is unreadable: {0}")]
@@ -39,235 +85,34 @@ pub enum StoreError {
     /// A write shared with other requests (a group commit) failed, or the writer stopped.
     #[error("database write failed: {0}")]
     Write(String),
+    /// The address names no backend this build has.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A completion lost a race and wrote nothing (`IntakeStore::complete` answers it as
+    /// [`Completed::Conflict`]).
+    #[error("another instance completed or changed the same events or chats first")]
+    Conflict(Box<Conflict>),
 }
 
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Where a stored body came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// A Whapi.Cloud webhook; `path` is what followed `/webhook/`.
-    Webhook { path: String, method: String },
-    /// `POST /events/{name}`.
-    Custom { name: String },
-}
-
-/// A body accepted with a 2xx and not yet processed.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    pub id: i64,
-    pub source: Source,
-    pub body: String,
-    pub received_at: DateTime<Utc>,
-}
-
-/// One change in the result of processing a body, applied in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    /// Work done where the event is processed: a contact change, a cancel, a handoff. A call
-    /// or a model call is never applied: it is a job.
-    Apply(Work),
-    Job(Box<NewJob>),
-    /// A `once_per` rule fired in a chat.
-    Fired {
-        rule: String,
-        chat: String,
-        at: DateTime<Utc>,
-    },
-    /// A message of a conversation, remembered for `ai_reply`.
-    Turn(Turn),
-    /// How many model fallbacks in a row a chat has had.
-    AiFallbacks {
-        chat: String,
-        count: u32,
-    },
-}
-
-/// What processing one stored body decided, committed atomically.
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    /// Dedupe keys of the events processed, with how long each is remembered.
-    pub seen: Vec<(String, DateTime<Utc>)>,
-    pub ops: Vec<Op>,
-    /// One JSON record per event, as text: kind, id and each rule's result.
-    pub records: Vec<String>,
-}
-
-/// How many of the calls that processing writes may be claimed on the spot, and until when.
-#[derive(Debug, Clone, Copy)]
-pub struct Handover {
-    pub lease_until: DateTime<Utc>,
-    pub limit: u32,
-}
-
-/// A campaign run to be recorded.
-#[derive(Debug, Clone)]
-pub struct NewRun {
-    pub campaign: String,
-    pub fire_at: DateTime<Utc>,
-    /// `schedule`, `catch_up` or `manual`.
-    pub trigger: String,
-    /// Recipients left out when planning (opted out, excluded, invalid numbers).
-    pub skipped: u32,
-}
-
-/// A campaign run as recorded.
-#[derive(Debug, Clone, Serialize)]
-pub struct CampaignRun {
-    pub id: i64,
-    pub campaign: String,
-    pub fire_at: DateTime<Utc>,
-    pub started_at: DateTime<Utc>,
-    pub trigger: String,
-    pub planned: u32,
-    /// Left out when planned plus skipped when due.
-    pub skipped: u32,
-    pub sent: u32,
-    pub failed: u32,
-    pub pending: u32,
-}
-
-/// What a batch of events is about: its dedupe keys, and the phones and chats of its events.
-#[derive(Debug, Clone, Default)]
-pub struct Lookup {
-    pub keys: Vec<String>,
-    pub phones: Vec<String>,
-    pub chats: Vec<String>,
-}
-
-/// What the store knew about a batch before it was processed (see [`Store::known`]).
-#[derive(Debug, Clone, Default)]
-pub struct Known {
-    /// The dedupe keys already processed and still remembered.
-    pub seen: BTreeSet<String>,
-    /// Contacts with tags or attributes, by phone.
-    pub contacts: HashMap<String, Contact>,
-    /// Chats with a handoff or `once_per` memory, by id.
-    pub chats: HashMap<String, ChatState>,
-}
-
-/// The embedded or external database behind Riposte.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Stores a body durably and returns its id; a 2xx may be answered once this returns.
-    async fn accept(&self, source: Source, body: &str, at: DateTime<Utc>) -> StoreResult<i64>;
-    /// Stored bodies not processed yet, oldest first.
-    async fn unprocessed(&self, limit: u32) -> StoreResult<Vec<Inbound>>;
-    /// One stored body, while it is kept (to explain an event again).
-    async fn inbound(&self, id: i64) -> StoreResult<Option<Inbound>>;
-    /// Which of these dedupe keys were already processed and are still remembered.
-    async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>>;
-    /// A contact's tags and attributes (empty if unknown).
-    async fn contact(&self, phone: &str) -> StoreResult<Contact>;
-    /// Several contacts at once, by phone; unknown phones are left out.
-    async fn contacts_of(&self, phones: &[String]) -> StoreResult<HashMap<String, Contact>>;
-    /// Commits everything processing these bodies decided and marks them processed, atomically.
-    /// Bodies are completed in the order [`Store::unprocessed`] gave them. With a `handover`,
-    /// calls to be made now whose chat has nothing else open are written claimed, as
-    /// [`Store::claim_jobs`] would claim them, and returned to be run at once.
-    async fn complete(
-        &self,
-        done: &[(i64, Outcome)],
-        now: DateTime<Utc>,
-        handover: Option<Handover>,
-    ) -> StoreResult<Vec<Job>>;
-    /// Applies ops outside of intake (a follow-up's local work, an import, a resume), atomically.
-    async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()>;
-    /// Several chats' handoffs and `once_per` memory; chats with neither are left out.
-    async fn chat_states(&self, chats: &[String]) -> StoreResult<HashMap<String, ChatState>>;
-    /// What intake needs before the rules run over a batch, in one look: which of its dedupe
-    /// keys were seen, and the contacts and chats it is about.
-    async fn known(&self, lookup: Lookup, now: DateTime<Utc>) -> StoreResult<Known> {
-        Ok(Known {
-            seen: self.seen(&lookup.keys, now).await?,
-            contacts: self.contacts_of(&lookup.phones).await?,
-            chats: self.chat_states(&lookup.chats).await?,
-        })
+/// Opens the database at `address`: `sqlite:PATH`, `sqlite://PATH` or a plain file path.
+pub async fn open(address: &str, options: OpenOptions) -> StoreResult<Arc<dyn Store>> {
+    if let Some(path) = address
+        .strip_prefix("sqlite://")
+        .or_else(|| address.strip_prefix("sqlite:"))
+    {
+        return Ok(Arc::new(
+            SqliteStore::open_with_options(Path::new(path), options).await?,
+        ));
     }
-    /// Chats a human has now.
-    async fn handoffs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Handoff>>;
-    /// Every contact with tags or attributes (for campaign audiences and export).
-    async fn contacts(&self) -> StoreResult<Vec<Contact>>;
-    /// When a campaign's schedule was last handled.
-    async fn campaign_checked(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>>;
-    /// Records that a campaign's fire times up to `at` are handled.
-    async fn set_campaign_checked(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()>;
-    /// Records a campaign run and its jobs at once; `None` if that fire time already ran.
-    async fn start_campaign_run(
-        &self,
-        run: &NewRun,
-        jobs: &[NewJob],
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<i64>>;
-    /// Numbers already checked in a verification run: phone → (status, WhatsApp id).
-    async fn verified(&self, run: &str) -> StoreResult<BTreeMap<String, (String, Option<String>)>>;
-    /// Records checked numbers of a verification run.
-    async fn record_verified(
-        &self,
-        run: &str,
-        checked: &[(String, String, Option<String>)],
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Recent runs of a campaign (all campaigns if `None`), newest first.
-    async fn campaign_runs(
-        &self,
-        campaign: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<CampaignRun>>;
-    /// Claims due jobs, at most one per ordering lane, for `lease`; returns them claimed.
-    async fn claim_jobs(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Job>>;
-    /// Releases every job claimed by a process that is gone (called at start, when this
-    /// process is the only one using the database): they run again now instead of after their
-    /// lease. A call that was made but not recorded before the crash is made again.
-    async fn release_claims(&self) -> StoreResult<u64>;
-    /// Records how a claimed job ended.
-    async fn finish_job(
-        &self,
-        id: JobId,
-        result: &JobResult,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.finish_job_with(id, result, Vec::new(), now).await?;
-        Ok(())
+    if let Some((scheme, _)) = address.split_once("://") {
+        return Err(StoreError::Unsupported(format!(
+            "no database backend for `{scheme}://` addresses in this build; use a file path or `sqlite:PATH`"
+        )));
     }
-    /// Records how a claimed job ended and applies what it decided (jobs it starts, memory),
-    /// atomically: a crash leaves either both or neither. Returns whether another job of its
-    /// lane is due, and so claimable now that this one is done.
-    async fn finish_job_with(
-        &self,
-        id: JobId,
-        result: &JobResult,
-        ops: Vec<Op>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// The last `limit` messages of a chat's conversation (by memory key), oldest first.
-    async fn turns(&self, chat: &str, limit: u32) -> StoreResult<Vec<Turn>>;
-    /// Forgets conversation messages older than `before`.
-    async fn forget_turns(&self, before: DateTime<Utc>) -> StoreResult<u64>;
-    /// Model fallbacks in a row in a chat.
-    async fn ai_fallbacks(&self, chat: &str) -> StoreResult<u32>;
-    /// When the next pending job is due, if any.
-    async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
-    /// Jobs, newest first, optionally of one status.
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
-    /// One job by id.
-    async fn job(&self, id: JobId) -> StoreResult<Option<Job>>;
-    /// Puts a dead or cancelled job back in the queue; false if no such job.
-    async fn retry_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Cancels a pending job, or drops a dead one; false if no such job.
-    async fn cancel_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Most recent event records, newest first, each with its `seq` (its place in the log).
-    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>>;
-    /// One event record by its `seq`.
-    async fn event_record(&self, seq: i64) -> StoreResult<Option<serde_json::Value>>;
-    /// Forgets dedupe keys past their time, old event records and old finished jobs.
-    async fn prune(&self, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Whether the database answers and accepts writes.
-    async fn ready(&self) -> StoreResult<()>;
+    Ok(Arc::new(
+        SqliteStore::open_with_options(Path::new(address), options).await?,
+    ))
 }

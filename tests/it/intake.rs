@@ -1,7 +1,7 @@
 //! Durable intake: what was answered 200 is processed, even after a crash.
 
 use chrono::Utc;
-use riposte::store::{Source, SqliteStore, Store};
+use riposte::store::{IntakeStore, Source, SqliteStore};
 use serde_json::json;
 
 use crate::support::{HELLO_RULES as RULES, Riposte, fixture};

@@ -278,7 +278,8 @@ impl Riposte {
         let mut settings = Settings {
             listen: "127.0.0.1:0".into(),
             rules: vec![self.dir.path().join("rules")],
-            db: self.db_path(),
+            db: self.db_path().to_string_lossy().into_owned(),
+            instance: riposte::store::Instance::new("test"),
             whapi_url: self.whapi.url.clone(),
             whapi_token: (!self.dry_run).then(|| "test-token".to_owned()),
             dry_run: false,

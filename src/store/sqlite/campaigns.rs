@@ -1,11 +1,16 @@
-//! Campaign bookkeeping: which fire times were handled, and each run with its jobs.
+//! Campaign bookkeeping: which fire times were handled, each run with its jobs, and number
+//! verification runs ([`CampaignStore`] on SQLite).
 
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::jobs::{self, JobRow};
-use super::{ms, time};
-use crate::store::{CampaignRun, NewRun, StoreResult};
+use super::{SqliteStore, ms, time};
+use crate::store::{CampaignRun, CampaignStore, NewRun, StoreResult};
+use crate::vocab::NewJob;
 
 pub(super) fn checked(conn: &Connection, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
     let at: Option<i64> = conn
@@ -88,4 +93,85 @@ pub(super) fn runs(
         });
     }
     Ok(runs)
+}
+
+#[async_trait]
+impl CampaignStore for SqliteStore {
+    async fn campaign_checked(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let name = name.to_owned();
+        self.db.read_now(move |conn| checked(conn, &name)).await
+    }
+
+    async fn set_campaign_checked(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.db
+            .write(move |conn| set_checked(conn, &name, ms(at)))
+            .await
+    }
+
+    async fn start_campaign_run(
+        &self,
+        run: &NewRun,
+        jobs: &[NewJob],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>> {
+        let run = run.clone();
+        // A campaign's rows are many and independent; the writer only inserts them.
+        let mut rows = crate::parallel::map(jobs, 2_000, |_, job| JobRow::new(job))
+            .into_iter()
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.db
+            .write(move |conn| start_run(conn, &run, &mut rows, ms(now)))
+            .await
+    }
+
+    async fn campaign_runs(
+        &self,
+        campaign: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignRun>> {
+        let campaign = campaign.map(str::to_owned);
+        self.db
+            .read(move |conn| runs(conn, campaign.as_deref(), limit))
+            .await
+    }
+
+    async fn verified(&self, run: &str) -> StoreResult<BTreeMap<String, (String, Option<String>)>> {
+        let run = run.to_owned();
+        self.db
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT phone, status, wa_id FROM verifications WHERE run = ?1",
+                )?;
+                let mut rows = statement.query([run])?;
+                let mut found = BTreeMap::new();
+                while let Some(row) = rows.next()? {
+                    found.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn record_verified(
+        &self,
+        run: &str,
+        checked: &[(String, String, Option<String>)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let run = run.to_owned();
+        let checked = checked.to_vec();
+        self.db
+            .write(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "INSERT INTO verifications (run, phone, status, wa_id, checked_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (run, phone) DO UPDATE SET status = excluded.status, wa_id = excluded.wa_id, checked_at = excluded.checked_at",
+                )?;
+                for (phone, status, wa_id) in &checked {
+                    statement.execute(params![run, phone, status, wa_id, ms(now)])?;
+                }
+                Ok(())
+            })
+            .await
+    }
 }

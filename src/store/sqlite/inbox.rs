@@ -1,9 +1,9 @@
 //! Bodies this process stored, kept in memory for intake so it need not read them back.
 //!
-//! The database stays the record: intake takes bodies from here only while they follow on
-//! from the last batch it completed without a gap, and reads them from the database
-//! otherwise (at start, after a failed batch, when bodies came faster than it kept up, or
-//! when another process stored some). Every change here happens on the writer's thread right
+//! The database stays the record: intake takes a claimed range from here only when it
+//! follows on from the last batch completed and every body of it is here, and reads it from
+//! the database otherwise (at start, after a failed batch, when bodies came faster than it
+//! kept up, or when another process stored or claimed some). Every change here happens on the writer's thread right
 //! after the commit it follows, so the order here is the order of the ids.
 
 use std::collections::VecDeque;
@@ -51,24 +51,28 @@ impl Inbox {
         }
     }
 
-    /// The next bodies to process, up to `limit`, if they are all here: the first is the one
-    /// after the last completed, and no id is missing between them.
-    pub(super) fn take(&self, limit: u32) -> Option<Vec<Inbound>> {
+    /// The bodies `first..=last`, if they are all here and `first` is the one after the last
+    /// completed; they are taken out. Otherwise nothing changes.
+    pub(super) fn take(&self, first: i64, last: i64) -> Option<Vec<Inbound>> {
         let mut state = self.state();
-        let mut expected = state.next?;
-        while state.bodies.front().is_some_and(|b| b.id < expected) {
-            state.bodies.pop_front();
-        }
-        if state.bodies.front()?.id != expected {
+        if state.next != Some(first) {
             return None;
         }
-        let mut batch = Vec::new();
-        while batch.len() < limit as usize && state.bodies.front().is_some_and(|b| b.id == expected)
-        {
-            batch.extend(state.bodies.pop_front());
-            expected += 1;
+        while state.bodies.front().is_some_and(|b| b.id < first) {
+            state.bodies.pop_front();
         }
-        Some(batch)
+        let wanted = usize::try_from(last - first + 1).ok()?;
+        let all_here = state.bodies.len() >= wanted
+            && state
+                .bodies
+                .iter()
+                .take(wanted)
+                .zip(first..)
+                .all(|(body, id)| body.id == id);
+        if !all_here {
+            return None;
+        }
+        Some(state.bodies.drain(..wanted).collect())
     }
 }
 
@@ -97,7 +101,7 @@ mod tests {
         let inbox = Inbox::default();
         inbox.stored(body(1));
         assert_eq!(
-            ids(inbox.take(10)),
+            ids(inbox.take(1, 1)),
             None,
             "where intake stands is not known yet"
         );
@@ -106,20 +110,20 @@ mod tests {
             inbox.stored(body(id));
         }
         inbox.stored(body(6));
-        assert_eq!(ids(inbox.take(3)), Some(vec![1, 2, 3]));
+        assert_eq!(ids(inbox.take(2, 3)), None, "1 comes first");
+        assert_eq!(ids(inbox.take(1, 3)), Some(vec![1, 2, 3]));
         // Not completed (the batch failed): the database has them, the inbox does not.
-        assert_eq!(ids(inbox.take(3)), None);
+        assert_eq!(ids(inbox.take(1, 3)), None);
         inbox.processed_through(3);
-        assert_eq!(ids(inbox.take(3)), Some(vec![4]), "5 is missing");
-        inbox.processed_through(4);
-        assert_eq!(ids(inbox.take(3)), None, "5 must come from the database");
+        assert_eq!(ids(inbox.take(4, 5)), None, "5 is missing");
+        assert_eq!(ids(inbox.take(4, 4)), Some(vec![4]));
         inbox.processed_through(5);
-        assert_eq!(ids(inbox.take(3)), Some(vec![6]));
+        assert_eq!(ids(inbox.take(6, 6)), Some(vec![6]));
         inbox.processed_through(6);
         inbox.processed_through(2);
         inbox.stored(body(7));
         assert_eq!(
-            ids(inbox.take(3)),
+            ids(inbox.take(7, 7)),
             Some(vec![7]),
             "the cursor never moves back"
         );
@@ -132,9 +136,14 @@ mod tests {
         for id in 1..=(KEPT as i64 + 10) {
             inbox.stored(body(id));
         }
-        let batch = ids(inbox.take(u32::MAX)).unwrap();
+        assert_eq!(
+            ids(inbox.take(1, KEPT as i64 + 1)),
+            None,
+            "the last was not kept"
+        );
+        let batch = ids(inbox.take(1, KEPT as i64)).unwrap();
         assert_eq!(batch.len(), KEPT);
         inbox.processed_through(KEPT as i64);
-        assert_eq!(ids(inbox.take(10)), None);
+        assert_eq!(ids(inbox.take(KEPT as i64 + 1, KEPT as i64 + 1)), None);
     }
 }

@@ -115,20 +115,22 @@ pub(super) fn insert(conn: &Connection, job: &JobRow, now: i64) -> StoreResult<(
     write_row(conn, job, now, None)
 }
 
-/// Writes a job's row; with `lease_until` it is written claimed, as a claim would leave it.
+/// Writes a job's row; with a claim (lease end and instance) it is written claimed, as a
+/// claim would leave it.
 fn write_row(
     conn: &Connection,
     job: &JobRow,
     now: i64,
-    lease_until: Option<i64>,
+    claim: Option<(i64, &str)>,
 ) -> StoreResult<()> {
-    let (status, attempts) = match lease_until {
+    let (status, attempts) = match claim {
         Some(_) => ("sending", 1),
         None => (job.status, 0),
     };
+    let (lease_until, claimed_by) = claim.unzip();
     conn.prepare_cached(
-        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, attempts, run_at, locked_until, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
+        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, attempts, run_at, locked_until, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at, claimed_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18)",
     )?
     .execute(params![
         job.lane,
@@ -148,6 +150,7 @@ fn write_row(
         job.campaign_run,
         job.error,
         now,
+        claimed_by,
     ])?;
     Ok(())
 }
@@ -159,6 +162,7 @@ pub(super) fn insert_claimed(
     job: &JobRow,
     now: i64,
     lease_until: i64,
+    instance: &str,
 ) -> StoreResult<Option<Job>> {
     let Some(work) = job.ready.as_ref().filter(|_| job.run_at <= now) else {
         insert(conn, job, now)?;
@@ -172,7 +176,7 @@ pub(super) fn insert_claimed(
         return Ok(None);
     }
     // Only calls without a key, `unless` or `vars` are ready (see `JobRow::new`).
-    write_row(conn, job, now, Some(lease_until))?;
+    write_row(conn, job, now, Some((lease_until, instance)))?;
     Ok(Some(Job {
         id: JobId(conn.last_insert_rowid()),
         kind: stored_kind(job.kind)?,
@@ -215,7 +219,7 @@ fn claim_sql() -> String {
                 WHERE e.lane = j.lane AND e.id < j.id AND e.status IN ('pending', 'sending')
                   AND (e.status = 'sending' OR e.run_at <= ?1 OR e.attempts > 0))";
     format!(
-        "UPDATE jobs SET status = 'sending', locked_until = ?2, attempts = attempts + 1, updated_at = ?1
+        "UPDATE jobs SET status = 'sending', locked_until = ?2, claimed_by = ?4, attempts = attempts + 1, updated_at = ?1
          WHERE id IN (SELECT id FROM (
             SELECT * FROM (SELECT j.id FROM jobs j
                 WHERE {OPEN} AND j.status = 'sending' AND j.locked_until <= ?1 AND {lane_free}
@@ -234,15 +238,16 @@ const OPEN: &str = "status IN ('pending', 'sending')";
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(claim_sql);
 
-/// Claims up to `limit` due jobs for a lease; returned in id order.
+/// Claims up to `limit` due jobs for `instance` and a lease; returned in id order.
 pub(super) fn claim(
     conn: &Connection,
+    instance: &str,
     now: i64,
     lease_until: i64,
     limit: u32,
 ) -> StoreResult<Vec<Job>> {
     let mut statement = conn.prepare_cached(&CLAIM_SQL)?;
-    let mut rows = statement.query(params![now, lease_until, i64::from(limit)])?;
+    let mut rows = statement.query(params![now, lease_until, i64::from(limit), instance])?;
     let mut claimed = Vec::new();
     while let Some(row) = rows.next()? {
         claimed.push(job_from_row(row)?);
@@ -400,7 +405,7 @@ mod tests {
         assert!(plan.contains("jobs_due"), "{plan}");
         assert!(!plan.contains("SCAN j"), "{plan}");
         // The due index holds open jobs only: each lookup must still find it.
-        for sql in [NEXT_DUE, super::super::RELEASE_CLAIMS] {
+        for sql in [NEXT_DUE, super::super::queue::RELEASE_CLAIMS] {
             let found = self::plan(&conn, sql);
             assert!(found.contains("jobs_due"), "{sql}: {found}");
             assert!(!found.contains("SCAN jobs"), "{sql}: {found}");
@@ -412,7 +417,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         super::super::migrate::run(&conn).unwrap();
         for limit in 1..=5 {
-            claim(&conn, 1_000, 2_000, limit).unwrap();
+            claim(&conn, "test", 1_000, 2_000, limit).unwrap();
         }
         let statement = conn.prepare_cached(&CLAIM_SQL).unwrap();
         assert_eq!(

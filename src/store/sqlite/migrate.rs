@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/sqlite/0007_pruned_job_counts.sql"),
     ),
+    (8, include_str!("../migrations/sqlite/0008_instances.sql")),
 ];
 
 /// Applies the migrations the file does not have yet, each in its own transaction.

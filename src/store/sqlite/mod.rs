@@ -2,38 +2,31 @@
 //! every write waiting for it (see [`db`]), read by the workers on that thread and by listings
 //! on reader threads.
 
+mod admin;
 mod campaigns;
 mod checkpoint;
+mod claims;
 mod db;
 mod inbox;
+mod intake;
 mod jobs;
 mod migrate;
 mod ops;
+mod people;
 mod prune;
+mod queue;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use self::db::Db;
 use self::inbox::Inbox;
-use self::jobs::JobRow;
-use self::ops::Completion;
-use super::{
-    CampaignRun, Durability, Handover, Inbound, Known, Lookup, NewRun, Op, Outcome, Source, Store,
-    StoreError, StoreResult,
-};
-use crate::vocab::{
-    ChatState, Contact, Handoff, Job, JobId, JobResult, JobStatus, NewJob, Role, Turn,
-};
-
-/// Gives every claimed job back (at start: no call of this process is in flight any more).
-const RELEASE_CLAIMS: &str = "UPDATE jobs SET status = 'pending', locked_until = NULL
-    WHERE status IN ('pending', 'sending') AND status = 'sending'";
+use super::{Durability, Inbound, Instance, OpenOptions, Source, StoreError, StoreResult};
+use crate::vocab::{ChatState, Contact, Handoff, Role};
 
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
@@ -70,33 +63,39 @@ pub struct SqliteStore {
     db: Db,
     /// What this process stored, for intake to take without reading it back.
     inbox: Arc<Inbox>,
+    /// Who holds the claims this handle makes.
+    instance: Instance,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date; a
-    /// commit survives a crash of the process.
+    /// commit survives a crash of the process. Claims are made as this machine's instance.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        Self::open_durable(path, Durability::Process).await
+        Self::open_with_options(path, OpenOptions::default()).await
     }
 
-    /// Opens the database file with the chosen guarantee for commits.
-    pub async fn open_durable(path: &Path, durability: Durability) -> StoreResult<Self> {
-        let synchronous = match durability {
+    /// Opens the database file with the chosen guarantee for commits, as an instance.
+    pub async fn open_with_options(path: &Path, options: OpenOptions) -> StoreResult<Self> {
+        let synchronous = match options.durability {
             // In WAL mode NORMAL writes every commit to the log before answering, so a killed
             // process loses nothing; only a power loss can lose the last commits.
             Durability::Process => "NORMAL",
             // FULL also waits for the disk to flush the log at every commit.
             Durability::PowerLoss => "FULL",
         };
-        Self::open_with(path, synchronous).await
+        Self::open_with(path, synchronous, options.instance).await
     }
 
     /// A throwaway database for rule tests: nothing waits for the disk.
     pub async fn open_scratch(path: &Path) -> StoreResult<Self> {
-        Self::open_with(path, "OFF").await
+        Self::open_with(path, "OFF", Instance::new("test")).await
     }
 
-    async fn open_with(path: &Path, synchronous: &'static str) -> StoreResult<Self> {
+    async fn open_with(
+        path: &Path,
+        synchronous: &'static str,
+        instance: Instance,
+    ) -> StoreResult<Self> {
         let options = db::Options {
             path: path.to_owned(),
             synchronous,
@@ -108,7 +107,17 @@ impl SqliteStore {
         Ok(Self {
             db,
             inbox: Arc::default(),
+            instance,
         })
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Backend {
+            backend: "sqlite",
+            message: err.to_string(),
+        }
     }
 }
 
@@ -232,476 +241,20 @@ fn chat_states(conn: &Connection, chats: &[String]) -> StoreResult<HashMap<Strin
     Ok(found)
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn accept(&self, source: Source, body: &str, at: DateTime<Utc>) -> StoreResult<i64> {
-        // One copy of the body, written by the write and then kept for intake.
-        let kept = Arc::new(Inbound {
-            id: 0,
-            source,
-            body: body.to_owned(),
-            received_at: at,
-        });
-        let inbox = self.inbox.clone();
-        let stored = kept.clone();
-        self.db
-            .write_then(
-                move |conn| {
-                    let (kind, name, method) = match &stored.source {
-                        Source::Webhook { path, method } => {
-                            ("webhook", path.as_str(), method.as_str())
-                        }
-                        Source::Custom { name } => ("custom", name.as_str(), "POST"),
-                    };
-                    conn.prepare_cached("INSERT INTO inbound (source, name, method, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                        .execute(params![kind, name, method, stored.body, ms(at)])?;
-                    Ok(conn.last_insert_rowid())
-                },
-                move |id| {
-                    // The write, which held the other reference, is dropped by now.
-                    let inbound = Arc::try_unwrap(kept).unwrap_or_else(|shared| (*shared).clone());
-                    inbox.stored(Inbound { id, ..inbound });
-                    id
-                },
-            )
-            .await
-    }
-
-    async fn unprocessed(&self, limit: u32) -> StoreResult<Vec<Inbound>> {
-        if let Some(batch) = self.inbox.take(limit) {
-            return Ok(batch);
-        }
-        let inbox = self.inbox.clone();
-        self.db
-            .read_now(move |conn| {
-                let through: i64 = conn
-                    .prepare_cached("SELECT processed_through FROM intake_cursor")?
-                    .query_row([], |r| r.get(0))?;
-                let mut statement = conn.prepare_cached("SELECT id, source, name, method, body, received_at FROM inbound WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-                let mut rows = statement.query(params![through, i64::from(limit)])?;
-                let mut found = Vec::new();
-                while let Some(row) = rows.next()? {
-                    found.push(inbound_row(row)?);
-                }
-                // On the writer's thread, so no commit comes between this read and the inbox.
-                inbox.processed_through(through);
-                Ok(found)
-            })
-            .await
-    }
-
-    async fn inbound(&self, id: i64) -> StoreResult<Option<Inbound>> {
-        self.db
-            .read(move |conn| {
-                let mut statement = conn.prepare_cached(
-                    "SELECT id, source, name, method, body, received_at FROM inbound WHERE id = ?1",
-                )?;
-                let mut rows = statement.query([id])?;
-                rows.next()?.map(inbound_row).transpose()
-            })
-            .await
-    }
-
-    async fn seen(&self, keys: &[String], now: DateTime<Utc>) -> StoreResult<BTreeSet<String>> {
-        let keys = keys.to_vec();
-        self.db
-            .read_now(move |conn| seen(conn, &keys, ms(now)))
-            .await
-    }
-
-    async fn known(&self, lookup: Lookup, now: DateTime<Utc>) -> StoreResult<Known> {
-        // One trip to the writer's thread instead of three: intake waits for each.
-        self.db
-            .read_now(move |conn| {
-                Ok(Known {
-                    seen: seen(conn, &lookup.keys, ms(now))?,
-                    contacts: contacts_of(conn, &lookup.phones)?,
-                    chats: chat_states(conn, &lookup.chats)?,
-                })
-            })
-            .await
-    }
-
-    async fn contact(&self, phone: &str) -> StoreResult<Contact> {
-        let phone = phone.to_owned();
-        if phone.is_empty() {
-            return Ok(Contact::default());
-        }
-        self.db
-            .read_now(move |conn| {
-                let mut found = contacts_of(conn, std::slice::from_ref(&phone))?;
-                Ok(found.remove(&phone).unwrap_or(Contact {
-                    phone,
-                    ..Contact::default()
-                }))
-            })
-            .await
-    }
-
-    async fn complete(
-        &self,
-        done: &[(i64, Outcome)],
-        now: DateTime<Utc>,
-        handover: Option<Handover>,
-    ) -> StoreResult<Vec<Job>> {
-        let completion = Completion::new(done)?;
-        let last = done.iter().map(|(id, _)| *id).max();
-        let inbox = self.inbox.clone();
-        self.db
-            .write_then(
-                move |conn| completion.write(conn, ms(now), handover),
-                move |claimed| {
-                    if let Some(last) = last {
-                        inbox.processed_through(last);
-                    }
-                    claimed
-                },
-            )
-            .await
-    }
-
-    async fn apply(&self, ops: &[Op], now: DateTime<Utc>) -> StoreResult<()> {
-        let changes = ops::changes(ops)?;
-        self.db
-            .write(move |conn| ops::apply(conn, &changes, ms(now)))
-            .await
-    }
-
-    async fn contacts_of(&self, phones: &[String]) -> StoreResult<HashMap<String, Contact>> {
-        let phones = phones.to_vec();
-        self.db
-            .read_now(move |conn| contacts_of(conn, &phones))
-            .await
-    }
-
-    async fn chat_states(&self, chats: &[String]) -> StoreResult<HashMap<String, ChatState>> {
-        let chats = chats.to_vec();
-        self.db
-            .read_now(move |conn| chat_states(conn, &chats))
-            .await
-    }
-
-    async fn handoffs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Handoff>> {
-        self.db
-            .read(move |conn| {
-                let mut statement = conn.prepare_cached("SELECT chat_id, handoff_until, resume_on, handoff_rule, handoff_since FROM chat_state WHERE handoff_until > ?1 ORDER BY handoff_since")?;
-                let mut rows = statement.query([ms(now)])?;
-                let mut found = Vec::new();
-                while let Some(row) = rows.next()? {
-                    found.push(handoff_row(row)?);
-                }
-                Ok(found)
-            })
-            .await
-    }
-
-    async fn contacts(&self) -> StoreResult<Vec<Contact>> {
-        self.db
-            .read(|conn| {
-                let mut contacts: BTreeMap<String, Contact> = BTreeMap::new();
-                let mut statement = conn.prepare_cached("SELECT phone, attrs FROM contacts")?;
-                let mut rows = statement.query([])?;
-                while let Some(row) = rows.next()? {
-                    let phone: String = row.get(0)?;
-                    let attrs = parse_attrs(&row.get::<_, String>(1)?)?;
-                    contacts.insert(
-                        phone.clone(),
-                        Contact {
-                            phone,
-                            attrs,
-                            ..Contact::default()
-                        },
-                    );
-                }
-                let mut statement = conn.prepare_cached("SELECT phone, tag FROM contact_tags")?;
-                let mut rows = statement.query([])?;
-                while let Some(row) = rows.next()? {
-                    let phone: String = row.get(0)?;
-                    let entry = contacts.entry(phone.clone()).or_insert_with(|| Contact {
-                        phone,
-                        ..Contact::default()
-                    });
-                    entry.tags.insert(row.get(1)?);
-                }
-                Ok(contacts.into_values().collect())
-            })
-            .await
-    }
-
-    async fn campaign_checked(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        let name = name.to_owned();
-        self.db
-            .read_now(move |conn| campaigns::checked(conn, &name))
-            .await
-    }
-
-    async fn set_campaign_checked(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        let name = name.to_owned();
-        self.db
-            .write(move |conn| campaigns::set_checked(conn, &name, ms(at)))
-            .await
-    }
-
-    async fn start_campaign_run(
-        &self,
-        run: &NewRun,
-        jobs: &[NewJob],
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<i64>> {
-        let run = run.clone();
-        // A campaign's rows are many and independent; the writer only inserts them.
-        let mut rows = crate::parallel::map(jobs, 2_000, |_, job| JobRow::new(job))
-            .into_iter()
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.db
-            .write(move |conn| campaigns::start_run(conn, &run, &mut rows, ms(now)))
-            .await
-    }
-
-    async fn campaign_runs(
-        &self,
-        campaign: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<CampaignRun>> {
-        let campaign = campaign.map(str::to_owned);
-        self.db
-            .read(move |conn| campaigns::runs(conn, campaign.as_deref(), limit))
-            .await
-    }
-
-    async fn verified(&self, run: &str) -> StoreResult<BTreeMap<String, (String, Option<String>)>> {
-        let run = run.to_owned();
-        self.db
-            .read(move |conn| {
-                let mut statement = conn.prepare_cached(
-                    "SELECT phone, status, wa_id FROM verifications WHERE run = ?1",
-                )?;
-                let mut rows = statement.query([run])?;
-                let mut found = BTreeMap::new();
-                while let Some(row) = rows.next()? {
-                    found.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
-                }
-                Ok(found)
-            })
-            .await
-    }
-
-    async fn record_verified(
-        &self,
-        run: &str,
-        checked: &[(String, String, Option<String>)],
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let run = run.to_owned();
-        let checked = checked.to_vec();
-        self.db
-            .write(move |conn| {
-                let mut statement = conn.prepare_cached(
-                    "INSERT INTO verifications (run, phone, status, wa_id, checked_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (run, phone) DO UPDATE SET status = excluded.status, wa_id = excluded.wa_id, checked_at = excluded.checked_at",
-                )?;
-                for (phone, status, wa_id) in &checked {
-                    statement.execute(params![run, phone, status, wa_id, ms(now)])?;
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    async fn claim_jobs(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Job>> {
-        self.db
-            .write(move |conn| jobs::claim(conn, ms(now), ms(lease_until), limit))
-            .await
-    }
-
-    async fn release_claims(&self) -> StoreResult<u64> {
-        self.db
-            .write(|conn| {
-                let released = conn.execute(RELEASE_CLAIMS, [])?;
-                Ok(released as u64)
-            })
-            .await
-    }
-
-    async fn finish_job_with(
-        &self,
-        id: JobId,
-        result: &JobResult,
-        ops: Vec<Op>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let (id, result) = (id.0, result.clone());
-        let changes = ops::changes(&ops)?;
-        self.db
-            .write(move |conn| {
-                jobs::finish(conn, id, &result, ms(now))?;
-                ops::apply(conn, &changes, ms(now))?;
-                jobs::lane_has_due(conn, id, ms(now))
-            })
-            .await
-    }
-
-    async fn turns(&self, chat: &str, limit: u32) -> StoreResult<Vec<Turn>> {
-        let chat = chat.to_owned();
-        self.db
-            .read_now(move |conn| {
-                let mut statement = conn.prepare_cached(
-                    "SELECT role, text, at FROM turns WHERE chat_id = ?1 ORDER BY id DESC LIMIT ?2",
-                )?;
-                let mut rows = statement.query(params![chat, i64::from(limit)])?;
-                let mut turns = Vec::new();
-                while let Some(row) = rows.next()? {
-                    turns.push(Turn {
-                        chat: chat.clone(),
-                        role: stored_role(&row.get::<_, String>(0)?)?,
-                        text: row.get(1)?,
-                        at: time(row.get(2)?),
-                    });
-                }
-                turns.reverse();
-                Ok(turns)
-            })
-            .await
-    }
-
-    async fn forget_turns(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        self.db
-            .write(move |conn| {
-                let forgotten = conn
-                    .prepare_cached("DELETE FROM turns WHERE at < ?1")?
-                    .execute([ms(before)])?;
-                Ok(forgotten as u64)
-            })
-            .await
-    }
-
-    async fn ai_fallbacks(&self, chat: &str) -> StoreResult<u32> {
-        let chat = chat.to_owned();
-        self.db
-            .read_now(move |conn| {
-                let count: Option<i64> = conn
-                    .prepare_cached("SELECT fallbacks FROM ai_chats WHERE chat_id = ?1")?
-                    .query_row([chat], |r| r.get(0))
-                    .optional()?;
-                Ok(count.unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32)
-            })
-            .await
-    }
-
-    async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        self.db.read_now(jobs::next_due).await
-    }
-
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        self.db
-            .read(move |conn| jobs::list(conn, status, limit))
-            .await
-    }
-
-    async fn job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        self.db.read(move |conn| jobs::one(conn, id.0)).await
-    }
-
-    async fn retry_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool> {
-        let id = id.0;
-        self.db
-            .write(move |conn| {
-                let changed = conn.prepare_cached("UPDATE jobs SET status = 'pending', run_at = ?2, attempts = 0, updated_at = ?2 WHERE id = ?1 AND status IN ('dead', 'cancelled', 'skipped')")?
-                    .execute(params![id, ms(now)])?;
-                Ok(changed == 1)
-            })
-            .await
-    }
-
-    async fn cancel_job(&self, id: JobId, now: DateTime<Utc>) -> StoreResult<bool> {
-        let id = id.0;
-        self.db
-            .write(move |conn| {
-                // The time starts the week a cancelled job is kept, and can be retried, for.
-                let changed = conn.prepare_cached("UPDATE jobs SET status = 'cancelled', locked_until = NULL, updated_at = ?2 WHERE id = ?1 AND status IN ('pending', 'dead')")?
-                    .execute(params![id, ms(now)])?;
-                Ok(changed == 1)
-            })
-            .await
-    }
-
-    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>> {
-        self.db
-            .read(move |conn| {
-                let mut statement = conn
-                    .prepare_cached("SELECT id, record FROM event_log ORDER BY id DESC LIMIT ?1")?;
-                let mut rows = statement.query([i64::from(limit)])?;
-                let mut records = Vec::new();
-                while let Some(row) = rows.next()? {
-                    records.push(event_record(row.get(0)?, &row.get::<_, String>(1)?)?);
-                }
-                Ok(records)
-            })
-            .await
-    }
-
-    async fn event_record(&self, seq: i64) -> StoreResult<Option<serde_json::Value>> {
-        self.db
-            .read(move |conn| {
-                let text: Option<String> = conn
-                    .prepare_cached("SELECT record FROM event_log WHERE id = ?1")?
-                    .query_row([seq], |row| row.get(0))
-                    .optional()?;
-                text.map(|text| event_record(seq, &text)).transpose()
-            })
-            .await
-    }
-
-    async fn prune(&self, now: DateTime<Utc>) -> StoreResult<()> {
-        let now = ms(now);
-        self.db
-            .write(move |conn| {
-                conn.prepare_cached("DELETE FROM dedupe WHERE expires_at <= ?1")?
-                    .execute([now])?;
-                Ok(())
-            })
-            .await?;
-        // A chunk per write, so the writer's other work goes on between two of them.
-        for (aged, keep) in [
-            (&OLD_EVENT_RECORDS, EVENT_LOG_KEEP),
-            (&OLD_BODIES, INBOUND_KEEP),
-        ] {
-            while self
-                .db
-                .write(move |conn| prune::prune_oldest(conn, aged, now - keep))
-                .await?
-            {}
-        }
-        let mut after = Some(0);
-        while let Some(from) = after {
-            after = self
-                .db
-                .write(move |conn| jobs::prune_finished(conn, from, now - FINISHED_JOBS_KEEP))
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn ready(&self) -> StoreResult<()> {
-        // A write, however empty, proves the file takes the write lock, not just reads.
-        self.db.write(|_| Ok(())).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::vocab::Work;
+    use crate::store::{
+        AdminStore, CampaignRun, CampaignStore, Completed, IntakeStore, JobStore, NewRun, Outcome,
+    };
+    use crate::vocab::{JobId, JobResult, NewJob, Work};
 
     async fn next_ids(store: &SqliteStore, limit: u32) -> Vec<(i64, String)> {
-        let batch = store.unprocessed(limit).await.unwrap();
+        let now = Utc::now();
+        let lease = now + chrono::Duration::minutes(1);
+        let batch = store.claim_inbound(limit, lease, now).await.unwrap();
         batch.into_iter().map(|i| (i.id, i.body)).collect()
     }
 
@@ -730,7 +283,7 @@ mod tests {
         for n in 1..=3 {
             accept(n).await;
         }
-        // Taken from the database, then from memory, then from the database again: the
+        // Claimed, then handed out again (the claim is this instance's) from the database: the
         // same bodies each time while none of them is completed.
         for _ in 0..3 {
             assert_eq!(next_ids(&store, 2).await, bodies(&[1, 2]));
@@ -738,12 +291,19 @@ mod tests {
         let done = |ids: &[i64]| -> Vec<(i64, Outcome)> {
             ids.iter().map(|&id| (id, Outcome::default())).collect()
         };
-        store.complete(&done(&[1, 2]), now, None).await.unwrap();
+        let completed = store
+            .complete(&done(&[1, 2]), &[], now, None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(completed, Completed::Committed(_)),
+            "{completed:?}"
+        );
         assert_eq!(next_ids(&store, 10).await, bodies(&[3]));
         accept(4).await;
-        store.complete(&done(&[3]), now, None).await.unwrap();
+        store.complete(&done(&[3]), &[], now, None).await.unwrap();
         assert_eq!(next_ids(&store, 10).await, bodies(&[4]));
-        store.complete(&done(&[4]), now, None).await.unwrap();
+        store.complete(&done(&[4]), &[], now, None).await.unwrap();
         assert!(next_ids(&store, 10).await.is_empty());
         drop(store);
 
@@ -854,8 +414,13 @@ mod tests {
             records: vec![format!(r#"{{"n":{n}}}"#)],
             ..Outcome::default()
         };
+        let claimed = store
+            .claim_inbound(2, t0 + chrono::Duration::minutes(1), t0)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
         store
-            .complete(&[(1, outcome(1)), (2, outcome(2))], t0, None)
+            .complete(&[(1, outcome(1)), (2, outcome(2))], &[], t0, None)
             .await
             .unwrap();
         assert_eq!(store.recent_events(10).await.unwrap().len(), 2);

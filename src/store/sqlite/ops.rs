@@ -4,11 +4,12 @@
 //! Everything is turned into plain rows (JSON included) on the caller's thread first, so the
 //! writer thread, which every webhook waits for, does nothing but write.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::claims;
 use super::jobs::{self, JobRow};
 use super::ms;
-use crate::store::{Handover, Op, Outcome, StoreError, StoreResult};
+use crate::store::{Conflict, Handover, Op, Outcome, StoreError, StoreResult};
 use crate::vocab::{ContactChange, HandoffChange, Job, Work};
 
 /// An op ready to be written.
@@ -30,16 +31,25 @@ pub(super) fn changes<'a>(ops: impl IntoIterator<Item = &'a Op>) -> StoreResult<
         .collect()
 }
 
-/// The result of processing a batch of stored bodies, as rows.
+/// The result of processing a batch of claimed bodies, as rows.
 pub(super) struct Completion {
     seen: Vec<(String, i64)>,
     changes: Vec<Change>,
     records: Vec<String>,
-    processed: Vec<i64>,
+    /// The first and last body completed.
+    ids: Option<(i64, i64)>,
+    /// Chats the batch read, with the versions it read.
+    read: Vec<(String, u64)>,
+    instance: String,
 }
 
 impl Completion {
-    pub(super) fn new(done: &[(i64, Outcome)]) -> StoreResult<Self> {
+    pub(super) fn new(
+        done: &[(i64, Outcome)],
+        read: &[(String, u64)],
+        instance: &str,
+    ) -> StoreResult<Self> {
+        let ids = done.iter().map(|(id, _)| *id);
         Ok(Self {
             seen: done
                 .iter()
@@ -50,31 +60,63 @@ impl Completion {
                 .iter()
                 .flat_map(|(_, o)| o.records.iter().cloned())
                 .collect(),
-            processed: done.iter().map(|(id, _)| *id).collect(),
+            ids: ids.clone().min().zip(ids.max()),
+            read: read.to_vec(),
+            instance: instance.to_owned(),
         })
     }
 
-    /// Writes it all and marks the bodies processed; returns the calls claimed on the spot.
+    /// Writes it all and marks the bodies processed; returns the calls claimed on the spot and
+    /// the new cursor. A conflict is an error, so the write is undone (see `Db::write`).
     pub(super) fn write(
         &self,
         conn: &Connection,
         now: i64,
         handover: Option<Handover>,
-    ) -> StoreResult<Vec<Job>> {
+    ) -> StoreResult<(Vec<Job>, i64)> {
+        let range = match self.ids {
+            Some((first, last)) => match claims::held(conn, &self.instance, first, last)? {
+                Some(range) => Some(range),
+                None => {
+                    return Err(StoreError::Conflict(Box::new(Conflict {
+                        lost_claim: true,
+                        ..Conflict::default()
+                    })));
+                }
+            },
+            None => None,
+        };
+        let mut refused = Conflict::default();
+        for (chat, version) in &self.read {
+            if chat_version(conn, chat)? != *version {
+                refused.changed.push(chat.clone());
+            }
+        }
+        // The unique key decides: a key whose row is there and not yet expired is taken.
         let mut remember = conn.prepare_cached(
             "INSERT INTO dedupe (key, expires_at) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE dedupe.expires_at <= ?3",
         )?;
         for (key, until) in &self.seen {
-            remember.execute(params![key, until])?;
+            if remember.execute(params![key, until, now])? == 0 {
+                refused.taken.push(key.clone());
+            }
+        }
+        if refused != Conflict::default() {
+            return Err(StoreError::Conflict(Box::new(refused)));
         }
         let mut claimed = Vec::new();
         for change in &self.changes {
             match (change, handover) {
                 (Change::Job(row), Some(handover)) if claimed.len() < handover.limit as usize => {
-                    if let Some(job) =
-                        jobs::insert_claimed(conn, row, now, ms(handover.lease_until))?
-                    {
+                    if let Some(job) = jobs::insert_claimed(
+                        conn,
+                        row,
+                        now,
+                        ms(handover.lease_until),
+                        &self.instance,
+                    )? {
                         claimed.push(job);
                     }
                 }
@@ -87,15 +129,31 @@ impl Completion {
         for text in &self.records {
             record.execute(params![now, text])?;
         }
-        // Bodies are processed in id order, so the last one stands for all of them.
-        if let Some(last) = self.processed.iter().max() {
-            conn.prepare_cached(
-                "UPDATE intake_cursor SET processed_through = MAX(processed_through, ?1)",
-            )?
-            .execute([last])?;
-        }
-        Ok(claimed)
+        let through = match (range, self.ids) {
+            (Some(range), Some((first, last))) => claims::complete(conn, range, first, last)?,
+            _ => claims::cursor(conn)?,
+        };
+        Ok((claimed, through))
     }
+}
+
+/// A chat's version: 0 until its state first changes.
+pub(super) fn chat_version(conn: &Connection, chat: &str) -> StoreResult<u64> {
+    let version: Option<i64> = conn
+        .prepare_cached("SELECT version FROM chat_state WHERE chat_id = ?1")?
+        .query_row([chat], |r| r.get(0))
+        .optional()?;
+    Ok(version.unwrap_or(0).max(0) as u64)
+}
+
+/// A chat's state changed: its version moves on.
+fn bump(conn: &Connection, chat: &str) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO chat_state (chat_id, version) VALUES (?1, 1)
+         ON CONFLICT (chat_id) DO UPDATE SET version = chat_state.version + 1",
+    )?
+    .execute([chat])?;
+    Ok(())
 }
 
 /// Applies changes in order.
@@ -138,6 +196,7 @@ fn apply_op(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
         Op::Fired { rule, chat, at } => {
             conn.prepare_cached("INSERT INTO rule_fires (rule, chat_id, fired_at) VALUES (?1, ?2, ?3) ON CONFLICT (rule, chat_id) DO UPDATE SET fired_at = excluded.fired_at")?
                 .execute(params![rule, chat, ms(*at)])?;
+            bump(conn, chat)?;
         }
     }
     Ok(())
@@ -157,10 +216,12 @@ fn apply_handoff(conn: &Connection, change: &HandoffChange, now: i64) -> StoreRe
                    handoff_rule = excluded.handoff_rule, handoff_since = excluded.handoff_since",
             )?
             .execute(params![chat, ms(*until), resume_on, rule, now])?;
+            bump(conn, chat)?;
         }
         HandoffChange::End { chat } => {
             conn.prepare_cached("UPDATE chat_state SET handoff_until = NULL, resume_on = NULL, handoff_rule = NULL, handoff_since = NULL WHERE chat_id = ?1")?
                 .execute([chat])?;
+            bump(conn, chat)?;
         }
     }
     Ok(())
@@ -191,7 +252,9 @@ fn apply_contact(conn: &Connection, change: &ContactChange, now: i64) -> StoreRe
 mod tests {
     use chrono::{Duration, TimeZone, Utc};
 
-    use crate::store::{Handover, Op, Outcome, SqliteStore, Store};
+    use crate::store::{
+        Completed, Handover, IntakeStore, JobStore, Op, Outcome, Source, SqliteStore,
+    };
     use crate::vocab::{JobResult, JobStatus, NewJob, OutboundRequest, Target, Work};
 
     fn reply(lane: &str, n: u32) -> Op {
@@ -211,6 +274,30 @@ mod tests {
             Work::Call(request),
             now,
         )))
+    }
+
+    /// Stores a body, claims it and completes it with `outcome`; the calls handed over.
+    async fn complete_one(
+        store: &SqliteStore,
+        outcome: Outcome,
+        now: chrono::DateTime<Utc>,
+        handover: Option<Handover>,
+    ) -> Vec<crate::vocab::Job> {
+        let source = Source::Custom { name: "e".into() };
+        let id = store.accept(source, "{}", now).await.unwrap();
+        let claimed = store
+            .claim_inbound(1, now + Duration::seconds(60), now)
+            .await
+            .unwrap();
+        assert_eq!(claimed[0].id, id);
+        match store
+            .complete(&[(id, outcome)], &[], now, handover)
+            .await
+            .unwrap()
+        {
+            Completed::Committed(jobs) => jobs,
+            Completed::Conflict(conflict) => panic!("{conflict:?}"),
+        }
     }
 
     async fn claimed_actions(store: &SqliteStore, now: chrono::DateTime<Utc>) -> Vec<String> {
@@ -237,10 +324,7 @@ mod tests {
             ],
             ..Outcome::default()
         };
-        let claimed = store
-            .complete(&[(1, outcome)], now, handover)
-            .await
-            .unwrap();
+        let claimed = complete_one(&store, outcome, now, handover).await;
         // The second call of chat a waits for the first; the limit leaves chat c's call too.
         let actions: Vec<&str> = claimed.iter().map(|j| j.action.as_str()).collect();
         assert_eq!(actions, ["reply 1", "reply 3"]);
@@ -288,10 +372,7 @@ mod tests {
             ops: vec![reply("chat:b", 5)],
             ..Outcome::default()
         };
-        let claimed = store
-            .complete(&[(2, outcome)], now, handover)
-            .await
-            .unwrap();
+        let claimed = complete_one(&store, outcome, now, handover).await;
         assert!(claimed.is_empty(), "{claimed:?}");
     }
 }

@@ -1,0 +1,76 @@
+//! [`AdminStore`] on SQLite: the event log and the upkeep.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
+
+use super::{
+    EVENT_LOG_KEEP, FINISHED_JOBS_KEEP, INBOUND_KEEP, OLD_BODIES, OLD_EVENT_RECORDS, SqliteStore,
+    event_record, jobs, ms, prune,
+};
+use crate::store::{AdminStore, StoreResult};
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<serde_json::Value>> {
+        self.db
+            .read(move |conn| {
+                let mut statement = conn
+                    .prepare_cached("SELECT id, record FROM event_log ORDER BY id DESC LIMIT ?1")?;
+                let mut rows = statement.query([i64::from(limit)])?;
+                let mut records = Vec::new();
+                while let Some(row) = rows.next()? {
+                    records.push(event_record(row.get(0)?, &row.get::<_, String>(1)?)?);
+                }
+                Ok(records)
+            })
+            .await
+    }
+
+    async fn event_record(&self, seq: i64) -> StoreResult<Option<serde_json::Value>> {
+        self.db
+            .read(move |conn| {
+                let text: Option<String> = conn
+                    .prepare_cached("SELECT record FROM event_log WHERE id = ?1")?
+                    .query_row([seq], |row| row.get(0))
+                    .optional()?;
+                text.map(|text| event_record(seq, &text)).transpose()
+            })
+            .await
+    }
+
+    async fn prune(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        let now = ms(now);
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached("DELETE FROM dedupe WHERE expires_at <= ?1")?
+                    .execute([now])?;
+                Ok(())
+            })
+            .await?;
+        // A chunk per write, so the writer's other work goes on between two of them.
+        for (aged, keep) in [
+            (&OLD_EVENT_RECORDS, EVENT_LOG_KEEP),
+            (&OLD_BODIES, INBOUND_KEEP),
+        ] {
+            while self
+                .db
+                .write(move |conn| prune::prune_oldest(conn, aged, now - keep))
+                .await?
+            {}
+        }
+        let mut after = Some(0);
+        while let Some(from) = after {
+            after = self
+                .db
+                .write(move |conn| jobs::prune_finished(conn, from, now - FINISHED_JOBS_KEEP))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn ready(&self) -> StoreResult<()> {
+        // A write, however empty, proves the file takes the write lock, not just reads.
+        self.db.write(|_| Ok(())).await
+    }
+}
