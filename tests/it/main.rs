@@ -5,6 +5,7 @@ mod architecture;
 mod campaigns;
 mod chats;
 mod cli;
+mod conformance;
 mod crash;
 mod delivery;
 mod docs;

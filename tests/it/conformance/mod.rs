@@ -1,0 +1,383 @@
+//! What every store backend must do, written against the store's traits only: claims that are
+//! exclusive and lapse, dedupe decided by the database when two instances complete the same
+//! event, chat state guarded by its version, jobs kept in order per chat and released only by
+//! their instance, pruning, and migrations from an empty database and from the last release.
+//!
+//! A backend runs the suite by implementing [`Backend`] and calling each check (see
+//! `sqlite.rs`).
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use riposte::store::{Completed, Handover, Lookup, Op, Outcome, Source, Store};
+use riposte::vocab::{HandoffChange, JobResult, JobStatus, NewJob, OutboundRequest, Work};
+
+/// A database the suite can open as several instances.
+#[async_trait::async_trait]
+pub(crate) trait Backend: Send + Sync {
+    /// A handle on the shared database, claiming as `instance`.
+    async fn open(&self, instance: &str) -> Arc<dyn Store>;
+    /// A handle on a database written by the previous release, if the backend had one.
+    async fn previous_release(&self) -> Option<Arc<dyn Store>>;
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, 10, 0, 0).unwrap()
+}
+
+fn lease(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + Duration::seconds(60)
+}
+
+async fn accept(store: &dyn Store, n: usize, now: DateTime<Utc>) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let source = Source::Custom { name: "e".into() };
+        ids.push(
+            store
+                .accept(source, &format!(r#"{{"n":{i}}}"#), now)
+                .await
+                .unwrap(),
+        );
+    }
+    ids
+}
+
+async fn claim(store: &dyn Store, limit: u32, now: DateTime<Utc>) -> Vec<i64> {
+    let claimed = store.claim_inbound(limit, lease(now), now).await.unwrap();
+    claimed.iter().map(|i| i.id).collect()
+}
+
+/// An outcome that remembers one dedupe key and tags a contact.
+fn outcome(key: &str, now: DateTime<Utc>) -> Outcome {
+    Outcome {
+        seen: vec![(key.to_owned(), now + Duration::hours(48))],
+        ops: vec![Op::Apply(Work::Contact(
+            riposte::vocab::ContactChange::Tag {
+                phone: "4915112345678".into(),
+                tag: key.to_owned(),
+            },
+        ))],
+        records: vec![format!(r#"{{"key":"{key}"}}"#)],
+    }
+}
+
+async fn complete(
+    store: &dyn Store,
+    done: Vec<(i64, Outcome)>,
+    read: &[(String, u64)],
+    now: DateTime<Utc>,
+) -> Completed {
+    store.complete(&done, read, now, None).await.unwrap()
+}
+
+/// Two instances never hold the same body, and a body comes back to its holder until done.
+pub(crate) async fn claims_are_exclusive(backend: &dyn Backend) {
+    let (a, b) = (backend.open("a").await, backend.open("b").await);
+    let now = t0();
+    let ids = accept(&*a, 5, now).await;
+    let first = claim(&*a, 3, now).await;
+    let second = claim(&*b, 3, now).await;
+    assert_eq!(first, ids[..3]);
+    assert_eq!(second, ids[3..], "b gets what a does not hold");
+    assert_eq!(claim(&*a, 3, now).await, first, "a's own claim, again");
+    assert!(claim(&*backend.open("c").await, 3, now).await.is_empty());
+    let done = first.iter().map(|&id| (id, Outcome::default())).collect();
+    assert!(matches!(
+        complete(&*a, done, &[], now).await,
+        Completed::Committed(_)
+    ));
+    assert!(claim(&*a, 3, now).await.is_empty(), "nothing is left for a");
+    let done = second.iter().map(|&id| (id, Outcome::default())).collect();
+    assert!(matches!(
+        complete(&*b, done, &[], now).await,
+        Completed::Committed(_)
+    ));
+    assert!(claim(&*backend.open("c").await, 10, now).await.is_empty());
+}
+
+/// A claim whose lease ran out is taken over; its old holder's completion is refused.
+pub(crate) async fn a_lapsed_claim_is_taken_over(backend: &dyn Backend) {
+    let (a, b) = (backend.open("a").await, backend.open("b").await);
+    let now = t0();
+    let ids = accept(&*a, 2, now).await;
+    assert_eq!(claim(&*a, 10, now).await, ids);
+    let later = lease(now) + Duration::seconds(1);
+    assert_eq!(claim(&*b, 10, later).await, ids, "a's lease ran out");
+    // One event per batch: its key, and the tag it puts on the contact, name the instance.
+    let done = |key: &str| {
+        let mut done: Vec<(i64, Outcome)> =
+            ids.iter().map(|&id| (id, Outcome::default())).collect();
+        done[0].1 = outcome(key, later);
+        done
+    };
+    match complete(&*a, done("a"), &[], later).await {
+        Completed::Conflict(conflict) => assert!(conflict.lost_claim, "{conflict:?}"),
+        other => panic!("a completed a batch b holds: {other:?}"),
+    }
+    assert!(matches!(
+        complete(&*b, done("b"), &[], later).await,
+        Completed::Committed(_)
+    ));
+    let contact = b.contact("4915112345678").await.unwrap();
+    assert_eq!(
+        contact.tags.iter().collect::<Vec<_>>(),
+        ["b"],
+        "nothing of a's was written"
+    );
+}
+
+/// An instance that starts again takes up its own claim at once, before its lease runs out.
+pub(crate) async fn a_restarted_instance_takes_up_its_own_claim(backend: &dyn Backend) {
+    let now = t0();
+    let a = backend.open("a").await;
+    let ids = accept(&*a, 3, now).await;
+    assert_eq!(claim(&*a, 2, now).await, ids[..2]);
+    drop(a);
+    let again = backend.open("a").await;
+    assert_eq!(claim(&*again, 10, now).await, ids[..2]);
+    assert_eq!(claim(&*backend.open("b").await, 10, now).await, ids[2..]);
+}
+
+/// Two instances complete the same event (a webhook delivered twice, each copy claimed by
+/// one of them) at the same moment: the database's unique key lets exactly one through, and
+/// the other is told which key was taken and writes nothing.
+pub(crate) async fn one_of_two_racing_completions_of_an_event_wins(backend: &dyn Backend) {
+    for round in 0..20 {
+        let (a, b) = (backend.open("a").await, backend.open("b").await);
+        let now = t0() + Duration::days(round);
+        let key = format!("channel|message|M{round}");
+        let ids = accept(&*a, 2, now).await;
+        let mine = claim(&*a, 1, now).await;
+        let theirs = claim(&*b, 1, now).await;
+        assert_eq!([mine.clone(), theirs.clone()].concat(), ids);
+        let (left, right) = tokio::join!(
+            complete(&*a, vec![(mine[0], outcome(&key, now))], &[], now),
+            complete(&*b, vec![(theirs[0], outcome(&key, now))], &[], now),
+        );
+        let results = [left, right];
+        let won = results
+            .iter()
+            .filter(|r| matches!(r, Completed::Committed(_)))
+            .count();
+        assert_eq!(won, 1, "round {round}: {results:?}");
+        for (result, (store, id)) in results.iter().zip([(&a, mine[0]), (&b, theirs[0])]) {
+            if let Completed::Conflict(conflict) = result {
+                assert_eq!(conflict.taken, std::slice::from_ref(&key), "round {round}");
+                assert!(!conflict.lost_claim);
+                // The loser processes its copy again, as a duplicate: it completes.
+                let again = complete(&**store, vec![(id, Outcome::default())], &[], now).await;
+                assert!(matches!(again, Completed::Committed(_)), "{again:?}");
+            }
+        }
+        let known = a
+            .known(
+                Lookup {
+                    keys: vec![key.clone()],
+                    ..Lookup::default()
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(known.seen.contains(&key));
+    }
+}
+
+/// A dedupe key is taken while it is remembered, and free again once it expired.
+pub(crate) async fn an_expired_dedupe_key_is_free_again(backend: &dyn Backend) {
+    let store = backend.open("a").await;
+    let now = t0();
+    let key = "channel|group_join|x";
+    let mut short = outcome(key, now);
+    short.seen[0].1 = now + Duration::minutes(10);
+    let ids = accept(&*store, 1, now).await;
+    claim(&*store, 1, now).await;
+    assert!(matches!(
+        complete(&*store, vec![(ids[0], short)], &[], now).await,
+        Completed::Committed(_)
+    ));
+    let soon = now + Duration::minutes(5);
+    let ids = accept(&*store, 1, soon).await;
+    claim(&*store, 1, soon).await;
+    assert!(matches!(
+        complete(&*store, vec![(ids[0], outcome(key, soon))], &[], soon).await,
+        Completed::Conflict(_)
+    ));
+    let later = now + Duration::minutes(11);
+    assert!(matches!(
+        complete(&*store, vec![(ids[0], outcome(key, later))], &[], later).await,
+        Completed::Committed(_)
+    ));
+}
+
+/// A completion that read a chat is refused once the chat's state changed meanwhile, and goes
+/// through once it read the chat again.
+pub(crate) async fn a_chat_changed_since_it_was_read_refuses_the_completion(backend: &dyn Backend) {
+    let store = backend.open("a").await;
+    let now = t0();
+    let chat = "4915112345678@s.whatsapp.net".to_owned();
+    let look = || Lookup {
+        chats: vec![chat.clone()],
+        ..Lookup::default()
+    };
+    let read = store.known(look(), now).await.unwrap().versions[&chat];
+    let handoff = HandoffChange::Start {
+        chat: chat.clone(),
+        until: now + Duration::hours(1),
+        resume_on: None,
+        rule: "human".into(),
+    };
+    store
+        .apply(&[Op::Apply(Work::Handoff(handoff))], now)
+        .await
+        .unwrap();
+    let ids = accept(&*store, 1, now).await;
+    claim(&*store, 1, now).await;
+    let stale = [(chat.clone(), read)];
+    match complete(&*store, vec![(ids[0], outcome("k1", now))], &stale, now).await {
+        Completed::Conflict(conflict) => assert_eq!(conflict.changed, std::slice::from_ref(&chat)),
+        other => panic!("completed on a chat read before its handoff: {other:?}"),
+    }
+    let known = store.known(look(), now).await.unwrap();
+    assert!(known.chats[&chat].handoff.is_some());
+    let fresh = [(chat.clone(), known.versions[&chat])];
+    assert!(matches!(
+        complete(&*store, vec![(ids[0], outcome("k1", now))], &fresh, now).await,
+        Completed::Committed(_)
+    ));
+}
+
+fn call(lane: &str, n: usize, now: DateTime<Utc>) -> Op {
+    let request = OutboundRequest::text_message(lane, &format!("message {n}"));
+    Op::Job(Box::new(NewJob::action(
+        "rule",
+        &format!("reply {n}"),
+        "event",
+        Work::Call(request),
+        now,
+    )))
+}
+
+/// One chat's calls are claimed one at a time, in order; different chats' at once.
+pub(crate) async fn jobs_of_one_chat_go_in_order(backend: &dyn Backend) {
+    let store = backend.open("a").await;
+    let now = t0();
+    let ops: Vec<Op> = (0..3)
+        .flat_map(|n| [call("4915111111111", n, now), call("4915122222222", n, now)])
+        .collect();
+    store.apply(&ops, now).await.unwrap();
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let jobs = store.claim_jobs(now, lease(now), 10).await.unwrap();
+        assert_eq!(jobs.len(), 2, "one per chat: {jobs:?}");
+        for job in jobs {
+            sent.push((job.work.clone(), job.action.clone()));
+            let done = JobResult::Done {
+                response: String::new(),
+            };
+            store.finish_job(job.id, &done, now).await.unwrap();
+        }
+    }
+    let order = |chat: &str| -> Vec<String> {
+        sent.iter()
+            .filter(|(work, _)| matches!(work, Work::Call(r) if r.lane.ends_with(chat)))
+            .map(|(_, action)| action.clone())
+            .collect()
+    };
+    assert_eq!(order("4915111111111"), ["reply 0", "reply 1", "reply 2"]);
+    assert_eq!(order("4915122222222"), ["reply 0", "reply 1", "reply 2"]);
+}
+
+/// A job being sent belongs to the instance that claimed it: another instance neither
+/// releases it nor claims it before its lease runs out; its own instance releases it when it
+/// starts again.
+pub(crate) async fn job_claims_belong_to_their_instance(backend: &dyn Backend) {
+    let (a, b) = (backend.open("a").await, backend.open("b").await);
+    let now = t0();
+    a.apply(&[call("4915111111111", 0, now)], now)
+        .await
+        .unwrap();
+    let held = a.claim_jobs(now, lease(now), 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(b.release_claims().await.unwrap(), 0, "not b's to release");
+    assert!(b.claim_jobs(now, lease(now), 10).await.unwrap().is_empty());
+    assert_eq!(backend.open("a").await.release_claims().await.unwrap(), 1);
+    let again = b.claim_jobs(now, lease(now), 10).await.unwrap();
+    assert_eq!(again.len(), 1, "released, so b may take it");
+    let later = lease(now) + Duration::seconds(1);
+    let taken = a.claim_jobs(later, lease(later), 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "b's lease ran out");
+    assert_eq!(taken[0].id, held[0].id);
+    let job = a.job(held[0].id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Sending);
+    assert_eq!(job.attempts, 3);
+}
+
+/// Calls written claimed as a batch completes are claimed for the completing instance.
+pub(crate) async fn calls_handed_over_belong_to_the_completing_instance(backend: &dyn Backend) {
+    let (a, b) = (backend.open("a").await, backend.open("b").await);
+    let now = t0();
+    let ids = accept(&*a, 1, now).await;
+    claim(&*a, 1, now).await;
+    let done = Outcome {
+        ops: vec![call("4915111111111", 0, now)],
+        ..Outcome::default()
+    };
+    let handover = Handover {
+        lease_until: lease(now),
+        limit: 4,
+    };
+    let Completed::Committed(jobs) = a
+        .complete(&[(ids[0], done)], &[], now, Some(handover))
+        .await
+        .unwrap()
+    else {
+        panic!("refused");
+    };
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(b.release_claims().await.unwrap(), 0);
+    assert_eq!(a.release_claims().await.unwrap(), 1);
+}
+
+/// Processed bodies go after a day, their events' records after a week; a body not processed
+/// yet is never pruned.
+pub(crate) async fn pruning_keeps_what_is_not_processed(backend: &dyn Backend) {
+    let store = backend.open("a").await;
+    let now = t0();
+    let ids = accept(&*store, 3, now).await;
+    claim(&*store, 2, now).await;
+    let done = ids[..2]
+        .iter()
+        .enumerate()
+        .map(|(n, &id)| (id, outcome(&format!("key{n}"), now)))
+        .collect();
+    assert!(matches!(
+        complete(&*store, done, &[], now).await,
+        Completed::Committed(_)
+    ));
+    store.prune(now + Duration::hours(25)).await.unwrap();
+    assert!(store.inbound(ids[0]).await.unwrap().is_none());
+    assert!(store.inbound(ids[2]).await.unwrap().is_some());
+    assert_eq!(store.recent_events(10).await.unwrap().len(), 2);
+    store.prune(now + Duration::days(8)).await.unwrap();
+    assert!(store.recent_events(10).await.unwrap().is_empty());
+    assert!(store.inbound(ids[2]).await.unwrap().is_some());
+    assert_eq!(claim(&*store, 10, now + Duration::days(8)).await, ids[2..]);
+}
+
+/// An empty database is made ready; one written by the previous release is brought up to date
+/// with its pending jobs readable.
+pub(crate) async fn migrations_from_empty_and_from_the_previous_release(backend: &dyn Backend) {
+    let fresh = backend.open("a").await;
+    fresh.ready().await.unwrap();
+    assert!(fresh.jobs(None, 10).await.unwrap().is_empty());
+    let Some(previous) = backend.previous_release().await else {
+        return;
+    };
+    previous.ready().await.unwrap();
+    let pending = previous.jobs(Some(JobStatus::Pending), 100).await.unwrap();
+    assert_eq!(pending.len(), 14, "{pending:?}");
+}
