@@ -33,3 +33,4 @@ pub mod templates;
 pub mod verify;
 pub mod vocab;
 pub mod whapi;
+pub mod workers;

@@ -13,14 +13,13 @@ use tokio::task::JoinHandle;
 use crate::ai::Assistant;
 use crate::ai::model::{HttpModel, ModelSettings};
 use crate::clock::Clock;
-use crate::delivery::{Breaker, BreakerPolicy, Delivery, Pacer, RetryPolicy};
-use crate::intake::Intake;
+use crate::delivery::{BreakerPolicy, RetryPolicy};
 use crate::reload::Reloader;
 use crate::rules;
-use crate::scheduler::Scheduler;
 use crate::server::{self, AppState, Doors, HttpLimits, Secrets};
 use crate::store::{OpenOptions, Store};
 use crate::whapi::Client;
+use crate::workers::{Parts, Workers};
 
 /// Everything `serve` needs, from flags and environment.
 #[derive(Clone)]
@@ -204,40 +203,26 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         rules_tx,
     ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let intake_wake = Arc::new(Notify::new());
-    let delivery_wake = Arc::new(Notify::new());
-    let (ready, ready_jobs) = crate::delivery::ready_queue(ready_capacity(&settings));
-    let intake = Intake {
-        store: store.clone(),
-        clock: settings.clock.clone(),
-        rules: rules_rx.clone(),
-        wake: intake_wake.clone(),
-        delivery: delivery_wake.clone(),
-        max_event_age: settings.max_event_age,
-        ready: Some(ready),
-    };
-    let scheduler = Scheduler {
+    let Workers {
+        intake,
+        delivery,
+        scheduler,
+        intake_wake,
+        delivery_wake,
+    } = Workers::new(Parts {
         store: store.clone(),
         rules: rules_rx.clone(),
-        clock: settings.clock.clone(),
-        delivery: delivery_wake.clone(),
-    };
-    let delivery = Delivery {
-        store: store.clone(),
         clock: settings.clock.clone(),
         client,
-        policy: settings.retry,
-        concurrency: settings.concurrency,
-        wake: delivery_wake.clone(),
-        observer: None,
-        breaker: Arc::new(Breaker::new(settings.breaker)),
-        pacer: settings
-            .whapi_rate
-            .map(|interval| Arc::new(Pacer::new(interval))),
         assistant,
-        rules: rules_rx.clone(),
-        ready: Some(ready_jobs),
-    };
+        retry: settings.retry,
+        breaker: settings.breaker,
+        whapi_rate: settings.whapi_rate,
+        concurrency: settings.concurrency,
+        max_event_age: settings.max_event_age,
+        hand_over: Some(ready_capacity(&settings)),
+        observer: None,
+    });
     let memory_rules = rules_rx.clone();
     let state = AppState {
         store: store.clone(),

@@ -2,7 +2,6 @@
 //! and the fully rendered actions. Nothing is stored or sent; tags set by one event are seen by
 //! the next, as they would be in the server.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,11 +11,11 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::engine::{self, Evaluation, RuleOutcome};
+use crate::engine::{Evaluation, RuleOutcome};
 use crate::events::{Event, WebhookBody, parse_webhook};
-use crate::intake::agent_resume;
+use crate::intake::Memory;
 use crate::rules;
-use crate::vocab::{ChatState, Contact, ContactChange, HandoffChange, Payload, Work};
+use crate::vocab::{ContactChange, HandoffChange, Payload, Work};
 
 #[derive(Debug, Args)]
 pub(super) struct SimulateArgs {
@@ -48,8 +47,8 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let now = args.at.unwrap_or_else(Utc::now);
-    let mut contacts: HashMap<String, Contact> = HashMap::new();
-    let mut chats: HashMap<String, ChatState> = HashMap::new();
+    // What intake remembers between events, remembered the same way.
+    let mut memory = Memory::default();
     let mut reports = Vec::new();
     for path in &args.events {
         let text = read(path)?;
@@ -60,30 +59,12 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             path: "",
             method: "POST",
         }) {
-            let phone = event
-                .sender
-                .as_ref()
-                .map(|s| s.phone.clone())
-                .unwrap_or_default();
-            let contact = contacts.entry(phone.clone()).or_insert_with(|| Contact {
-                phone,
-                ..Contact::default()
-            });
-            let chat_id = event
-                .chat
-                .as_ref()
-                .map(|c| c.id.clone())
-                .unwrap_or_default();
-            let chat = chats.entry(chat_id.clone()).or_default();
-            if agent_resume(&event, chat, now).is_some() {
-                chat.handoff = None;
-            }
-            let evaluation = engine::evaluate(&set, &event, contact, chat, now, args.explain);
-            *contact = evaluation.contact.clone();
-            for rule in &evaluation.fired {
-                chat.fired.insert(rule.clone(), now);
-            }
-            chat.handoff.clone_from(&evaluation.handoff);
+            let evaluation = match memory.evaluate(&set, &event, now, args.explain) {
+                Ok(evaluated) => evaluated.evaluation,
+                Err(_) => {
+                    anyhow::bail!("the rules failed on event {} (a bug in Riposte)", event.id)
+                }
+            };
             if args.json {
                 reports.push(json_report(&event, &evaluation));
             } else {

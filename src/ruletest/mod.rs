@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub use expect::Done;
 pub use spec::{TestCase, TestFile};
@@ -23,13 +23,14 @@ use crate::ai::Assistant;
 use crate::ai::model::{Scripted, ScriptedModel};
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Located, SourceFile};
-use crate::delivery::{Delivery, RetryPolicy};
+use crate::delivery::{BreakerPolicy, Delivery, RetryPolicy};
 use crate::intake::Intake;
 use crate::rules::{self, Diagnostic, RuleSet};
 use crate::scheduler::Scheduler;
 use crate::store::{Op, Source, SqliteStore, Store};
 use crate::vocab::{ContactChange, JobKind, Work};
 use crate::whapi::Client;
+use crate::workers::{Parts, Workers};
 
 /// The result of one test case.
 #[derive(Debug, Clone)]
@@ -178,7 +179,6 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         std::time::Duration::from_secs(1),
     )
     .map_err(|e| e.to_string())?;
-    let wake = Arc::new(Notify::new());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let script = case
         .model
@@ -190,36 +190,25 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         })
         .collect();
     let assistant = Arc::new(Assistant::new(Arc::new(ScriptedModel::new(script)), None));
+    // The same workers as the server's, driven step by step on the virtual clock.
+    let workers = Workers::new(Parts {
+        store: store.clone(),
+        rules: rules_rx,
+        clock: dyn_clock,
+        client,
+        assistant,
+        retry: RetryPolicy::default(),
+        breaker: BreakerPolicy::default(),
+        whapi_rate: None,
+        concurrency: 1,
+        max_event_age: None,
+        hand_over: None,
+        observer: Some(observer),
+    });
     Ok(Bench {
-        intake: Intake {
-            store: store.clone(),
-            rules: rules_rx.clone(),
-            clock: dyn_clock.clone(),
-            wake: wake.clone(),
-            delivery: wake.clone(),
-            max_event_age: None,
-            ready: None,
-        },
-        delivery: Delivery {
-            store: store.clone(),
-            clock: dyn_clock.clone(),
-            client,
-            policy: RetryPolicy::default(),
-            concurrency: 1,
-            wake: wake.clone(),
-            observer: Some(observer),
-            breaker: Arc::new(crate::delivery::Breaker::new(Default::default())),
-            pacer: None,
-            assistant,
-            rules: rules_rx.clone(),
-            ready: None,
-        },
-        scheduler: Scheduler {
-            store: store.clone(),
-            rules: rules_rx,
-            clock: dyn_clock,
-            delivery: wake,
-        },
+        intake: workers.intake,
+        delivery: workers.delivery,
+        scheduler: workers.scheduler,
         store,
         clock,
         checked: HashMap::new(),

@@ -87,3 +87,28 @@ fn the_vocabulary_imports_no_other_module_so_no_cycle_runs_through_it() {
         );
     }
 }
+
+/// `serve` and `riposte test` get their workers from `workers`, so the two cannot drift.
+#[test]
+fn the_workers_are_put_together_in_one_place() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for file in files {
+        if file.ends_with("workers.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for worker in ["Intake {", "Delivery {", "Scheduler {"] {
+            let built = text.lines().any(|line| {
+                let line = line.trim();
+                line.ends_with(worker) && !line.contains("struct ") && !line.starts_with("impl")
+            });
+            assert!(
+                !built,
+                "{} builds a worker itself (`{worker}`); use `workers::Workers`",
+                file.display()
+            );
+        }
+    }
+}

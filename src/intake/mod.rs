@@ -5,7 +5,7 @@
 //! processed again at the next start; dedupe keys committed with the result stop a Whapi retry
 //! or a replay from firing rules twice.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use crate::ai::MemoryPolicy;
 use crate::clock::Clock;
 use crate::delivery::{LEASE, ReadyQueue};
-use crate::engine::{self, Evaluation, Planned, RuleTrace};
+use crate::engine::{Evaluation, Planned, RuleTrace};
 use crate::events::{Event, EventKind, parse_webhook_owned};
 use crate::metrics;
 use crate::rules::RuleSet;
@@ -25,7 +25,11 @@ use crate::store::{
     Completed, Conflict, Handover, Inbound, Lookup, Op, Outcome, Source, Store, StoreError,
     StoreResult,
 };
-use crate::vocab::{ChatState, Contact, HandoffChange, JobKind, NewJob, Role, Turn, Work};
+use crate::vocab::{ChatState, Contact, JobKind, NewJob, Role, Turn};
+
+mod memory;
+
+pub use memory::{EnginePanicked, Evaluated, Memory, agent_resume};
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
 const REMEMBER_IDENTIFIED: Duration = Duration::from_secs(48 * 3600);
@@ -53,13 +57,6 @@ pub struct Intake {
     pub max_event_age: Option<Duration>,
     /// Where the replies claimed as they are written go, straight to delivery.
     pub ready: Option<ReadyQueue>,
-}
-
-/// Contacts and chats as the events processed so far left them.
-#[derive(Default)]
-struct Memory {
-    contacts: HashMap<String, Contact>,
-    chats: HashMap<String, ChatState>,
 }
 
 impl Intake {
@@ -230,38 +227,24 @@ impl Intake {
         memory: &mut Memory,
         outcome: &mut Outcome,
     ) -> StoreResult<()> {
-        let phone = event
-            .sender
-            .as_ref()
-            .map(|s| s.phone.clone())
-            .unwrap_or_default();
-        let contact = memory
-            .contacts
-            .get(&phone)
-            .cloned()
-            .unwrap_or_else(|| Contact {
-                phone: phone.clone(),
-                ..Contact::default()
-            });
-        let chat_id = event
-            .chat
-            .as_ref()
-            .map(|c| c.id.clone())
-            .unwrap_or_default();
-        let mut chat = memory.chats.get(&chat_id).cloned().unwrap_or_default();
-        if let Some(end) = agent_resume(event, &chat, now) {
-            outcome.ops.push(Op::Apply(Work::Handoff(end)));
-            chat.handoff = None;
-        }
-        // A bug in the engine must cost one event, not stop intake for every later one.
-        let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            engine::evaluate(rules, event, &contact, &chat, now, false)
-        }));
-        let Ok(mut evaluation) = evaluated else {
-            tracing::error!(event = %event.dedupe_key(), "rule evaluation panicked; event skipped");
-            outcome.records.push(record(event, now, "engine error"));
-            return Ok(());
+        let evaluated = match memory.evaluate(rules, event, now, false) {
+            Ok(evaluated) => evaluated,
+            Err(EnginePanicked { resumed }) => {
+                let resumed = resumed.map(|op| *op);
+                tracing::error!(event = %event.dedupe_key(), "rule evaluation panicked; event skipped");
+                outcome.ops.extend(resumed);
+                outcome.records.push(record(event, now, "engine error"));
+                return Ok(());
+            }
         };
+        let Evaluated {
+            mut evaluation,
+            contact,
+            chat,
+            resumed,
+            fired,
+        } = evaluated;
+        outcome.ops.extend(resumed);
         metrics::EVENTS_PROCESSED.inc();
         if let Some(policy) = &rules.memory
             && let Some(turn) = turn_of(event, policy, now)
@@ -288,17 +271,7 @@ impl Intake {
             Some(&evaluation),
             Some(seen),
         ));
-        for rule in &evaluation.fired {
-            outcome.ops.push(Op::Fired {
-                rule: rule.clone(),
-                chat: chat_id.clone(),
-                at: now,
-            });
-            chat.fired.insert(rule.clone(), now);
-        }
-        chat.handoff.clone_from(&evaluation.handoff);
-        memory.contacts.insert(phone, evaluation.contact);
-        memory.chats.insert(chat_id, chat);
+        outcome.ops.extend(fired);
         Ok(())
     }
 
@@ -374,18 +347,6 @@ pub fn turn_of(event: &Event, policy: &MemoryPolicy, now: DateTime<Utc>) -> Opti
         role,
         text: text.to_owned(),
         at: now,
-    })
-}
-
-/// A message from our own side (an agent on the phone) with the handoff's resume word ends it.
-pub fn agent_resume(event: &Event, chat: &ChatState, now: DateTime<Utc>) -> Option<HandoffChange> {
-    let handoff = chat.handoff.as_ref().filter(|h| h.until > now)?;
-    let word = handoff.resume_on.as_deref()?;
-    let text = event.text.as_deref()?;
-    (event.from_me && text.to_lowercase().contains(&word.to_lowercase())).then(|| {
-        HandoffChange::End {
-            chat: handoff.chat.clone(),
-        }
     })
 }
 
