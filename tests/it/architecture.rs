@@ -76,6 +76,17 @@ fn the_vocabulary_imports_no_other_module_so_no_cycle_runs_through_it() {
         !reachable(&graph, "vocab").contains("vocab"),
         "a cycle runs through the vocabulary"
     );
+    // The store and the outbound client know the vocabulary and nothing of the behaviour.
+    for (module, allowed) in [
+        ("store", &["vocab", "parallel"][..]),
+        ("whapi", &["vocab"][..]),
+    ] {
+        let extra: Vec<&String> = graph[module]
+            .iter()
+            .filter(|m| !allowed.contains(&m.as_str()))
+            .collect();
+        assert!(extra.is_empty(), "`{module}` imports {extra:?}");
+    }
     // The vocabulary is used where data crosses layers.
     for user in [
         "actions", "ai", "delivery", "intake", "store", "whapi", "engine",
