@@ -1,11 +1,11 @@
 //! Riposte: declarative automation rules for WhatsApp on Whapi.Cloud.
 //!
-//! The pipeline, module by module: `server` accepts webhooks into the `store`; `intake` parses
-//! them into `events` and runs the `engine` over the compiled `rules`, whose `actions` become
-//! durable jobs; `delivery` makes each job's call through the `whapi` client, and asks the
-//! language model for `ai` replies. What crosses these layers (an outbound call, a job and its
-//! work, a contact, a chat's state, the ids that name them) is the `vocab`, which imports none of
-//! them.
+//! The pipeline, module by module: `rules` compiles the rule files as written (`config`), their
+//! actions included; `server` accepts webhooks into the `store`; `intake` parses them into
+//! `events` and runs the `engine` over the compiled `rules`, whose `actions` render into durable
+//! jobs; `delivery` makes each job's call through the `whapi` client, and asks the language model
+//! for `ai` replies. What crosses these layers (an outbound call, a job and its work, a contact, a
+//! chat's state, the ids that name them) is the `vocab`, which imports none of them.
 
 pub mod actions;
 pub mod ai;

@@ -1,17 +1,18 @@
 //! What a matched rule does: compiled actions, and their rendering into contact changes and
 //! outbound requests (the exact Whapi.Cloud or webhook call a job will make).
+//!
+//! The rule files are compiled into these forms by `rules::compile`: this module knows nothing
+//! of the YAML they were written in.
 
 mod ai;
-mod compile;
 mod message;
 mod step;
 mod webhook;
 
 use minijinja::Value;
 
-pub use ai::{AiHandoffAction, AiReply, KNOWLEDGE_MAX};
-pub(crate) use compile::{compile_step, content as compile_content};
-pub use message::{Content, MediaKind, Recipient, Section};
+pub use ai::{AiHandoffAction, AiReply};
+pub use message::{Buttons, Content, List, Location, Media, MediaKind, Recipient, Section};
 pub use step::{Step, Timing, Unless, parse_at};
 
 use crate::events::Event;

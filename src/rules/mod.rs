@@ -1,7 +1,9 @@
 //! Rules: the compiled, immutable rule set and how it is loaded from a folder.
 //!
 //! `config` holds what authors wrote; this module turns it into [`RuleSet`] (compiled regexes,
-//! parsed templates, an index by event kind) and reports problems as [`Diagnostic`]s.
+//! parsed templates, an index by event kind) and reports problems as [`Diagnostic`]s. All of
+//! that compiling is in `compile`, the actions' included: `actions` holds their compiled forms
+//! and renders them, so it needs neither `config` nor a compiler.
 
 mod compile;
 mod condition;
@@ -20,7 +22,6 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-pub(crate) use compile::Compiler;
 pub use compile::{compile, compile_after, compile_in};
 pub use condition::{Block, Condition, ExprEval, Glob, Input, Miss};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};

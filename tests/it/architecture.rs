@@ -1,5 +1,6 @@
 //! The module graph, read from the source: the shared vocabulary (`src/vocab`) imports no other
-//! module of Riposte, so no cycle of imports runs through it.
+//! module of Riposte, so no cycle of imports runs through it; and rule compilation stays in
+//! `rules`, so `actions` does not depend on the rule files' YAML.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,12 +17,12 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level modules each top-level module names with `crate::NAME`.
-fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+/// Each source file's top-level module and text, `lib.rs` and `main.rs` left out.
+fn module_sources() -> Vec<(String, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut out = Vec::new();
     for file in files {
         let relative = file.strip_prefix(&src).unwrap();
         let module = relative
@@ -35,7 +36,15 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
         if module == "lib" || module == "main" {
             continue;
         }
-        let text = std::fs::read_to_string(&file).unwrap();
+        out.push((module, std::fs::read_to_string(&file).unwrap()));
+    }
+    out
+}
+
+/// The top-level modules each top-level module names with `crate::NAME`.
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, text) in module_sources() {
         let uses = graph.entry(module.clone()).or_default();
         for (at, _) in text.match_indices("crate::") {
             let name: String = text[at + "crate::".len()..]
@@ -48,6 +57,32 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     graph
+}
+
+/// What `module` names of `other`: each item after `crate::OTHER::` (a `{...}` group whole),
+/// and `OTHER` itself where the module is named bare (`use crate::OTHER;`).
+fn names_of(module: &str, other: &str) -> BTreeSet<String> {
+    let path = format!("crate::{other}");
+    let mut names = BTreeSet::new();
+    for (_, text) in module_sources().iter().filter(|(m, _)| m == module) {
+        for (at, _) in text.match_indices(&path) {
+            let after = &text[at + path.len()..];
+            let Some(rest) = after.strip_prefix("::") else {
+                if !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    names.insert(other.to_owned());
+                }
+                continue;
+            };
+            let end = if rest.starts_with('{') {
+                rest.find('}').map_or(rest.len(), |e| e + 1)
+            } else {
+                rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len())
+            };
+            names.insert(rest[..end].to_owned());
+        }
+    }
+    names
 }
 
 /// The modules reachable from `start`.
@@ -122,4 +157,23 @@ fn the_workers_are_put_together_in_one_place() {
             );
         }
     }
+}
+
+#[test]
+fn actions_keep_the_compiled_forms_and_rules_compile_them() {
+    let graph = module_graph();
+    let actions = &graph["actions"];
+    for raw in ["config", "campaigns", "duration"] {
+        assert!(
+            !actions.contains(raw),
+            "`actions` imports `{raw}`: compiling belongs in `rules::compile`; it imports {actions:?}"
+        );
+    }
+    // Rendering checks a webhook host against the allow-list, a list of `rules::Glob`; nothing
+    // else of `rules` (its compiler least of all) is used by actions.
+    assert_eq!(
+        names_of("actions", "rules"),
+        BTreeSet::from(["Glob".to_owned()]),
+        "`actions` uses more of `rules` than `Glob`"
+    );
 }

@@ -1,7 +1,7 @@
 //! `campaigns:` entries → compiled [`Campaign`]s.
 
 use super::Compiler;
-use crate::actions::compile_content;
+use super::action::content;
 use crate::campaigns::{Audience, Campaign, parse_rate, parse_schedule, read_csv};
 use crate::config::{AudienceSpec, CampaignSpec, Located, MessageContent, MessageSpec};
 
@@ -111,7 +111,7 @@ impl Compiler<'_> {
             );
             return None;
         }
-        compile_content(m, "send", line, column, self)
+        content(m, "send", line, column, self)
     }
 
     fn audience(&mut self, spec: &Located<AudienceSpec>) -> Option<Audience> {

@@ -9,7 +9,7 @@ use super::Compiler;
 impl Compiler<'_> {
     /// The real path of `name` (relative to the rule file), if it lies inside the rules
     /// folder once `..` and symbolic links are resolved; else why not, naming it as `what`.
-    pub(crate) fn file_inside(&self, name: &str, what: &str) -> Result<PathBuf, String> {
+    pub(super) fn file_inside(&self, name: &str, what: &str) -> Result<PathBuf, String> {
         let path = self.base_dir().join(name);
         let root = self
             .file

@@ -1,12 +1,19 @@
 //! Rule files → an immutable [`RuleSet`]. Every problem is collected with its position, so
 //! `riposte check` reports them all at once; a set with any error never loads.
+//!
+//! This file compiles rules and their conditions; each other part of a rule file has its own:
+//! `then:` steps in `action` (`ai_reply` in `ai`), calendars and hours in `hours`, campaigns in
+//! `campaign`.
 
+mod action;
+mod ai;
 mod campaign;
 mod hours;
 mod inside;
 mod lines;
 mod unchanged;
 
+use action::compile_step;
 use lines::Lines;
 use unchanged::Entry;
 pub(crate) use unchanged::{KeptRule, RuleKey};
@@ -19,7 +26,6 @@ use chrono_tz::Tz;
 use super::condition::{Block, Condition, Glob};
 use super::text_regex::{RegexError, TextRegex};
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
-use crate::actions::compile_step;
 use crate::calendar::Calendar;
 use crate::config::{self, ConditionSpec, Located, Mode, RuleSpec, SourceFile};
 use crate::events::{BUILTIN_KINDS, ChatKind, EventKind};
@@ -221,13 +227,13 @@ impl Names {
 }
 
 /// Compiles one file's pieces, recording problems against that file.
-pub(crate) struct Compiler<'a> {
+struct Compiler<'a> {
     file: &'a SourceFile,
     /// The file's path, one copy shared by its rules.
     path: Arc<std::path::Path>,
     /// The file's lines, split once (positions are looked up for every rule).
     lines: Lines<'a>,
-    pub(crate) templates: &'a mut Templates,
+    templates: &'a mut Templates,
     diagnostics: &'a mut Vec<Diagnostic>,
     /// Named groups of the current rule's `text` regexes, for `match.NAME`.
     groups: Vec<String>,
@@ -275,13 +281,13 @@ impl Compiler<'_> {
     }
 
     /// Checks an `if:`-style expression and compiles it.
-    pub(crate) fn condition(&mut self, expr: &Located<String>) -> Option<String> {
+    fn condition(&mut self, expr: &Located<String>) -> Option<String> {
         let result = self.in_scope(|t, scope| t.condition(&expr.value, scope));
         self.located(result, expr.line, expr.column)
     }
 
     /// Reads a time zone name.
-    pub(crate) fn zone(&mut self, name: Option<&Located<String>>) -> Option<Tz> {
+    fn zone(&mut self, name: Option<&Located<String>>) -> Option<Tz> {
         let Some(name) = name else {
             return Some(self.zone);
         };
@@ -303,11 +309,11 @@ impl Compiler<'_> {
         }
     }
     /// The folder of the file being compiled: files it names are relative to it.
-    pub(crate) fn base_dir(&self) -> &std::path::Path {
+    fn base_dir(&self) -> &std::path::Path {
         self.file.path.parent().unwrap_or(std::path::Path::new("."))
     }
 
-    pub(crate) fn error(&mut self, line: u32, column: u32, message: impl Into<String>) {
+    fn error(&mut self, line: u32, column: u32, message: impl Into<String>) {
         self.diagnostics.push(Diagnostic::error(
             &self.file.path,
             line.max(1),
@@ -317,24 +323,24 @@ impl Compiler<'_> {
     }
 
     /// Compiles a template string written at a position.
-    pub(crate) fn text_at(&mut self, source: &str, line: u32, column: u32) -> Option<Text> {
+    fn text_at(&mut self, source: &str, line: u32, column: u32) -> Option<Text> {
         let result = self.in_scope(|t, scope| t.text(source, scope));
         self.located(result, line, column)
     }
 
     /// Compiles a located template string.
-    pub(crate) fn text(&mut self, source: &Located<String>) -> Option<Text> {
+    fn text(&mut self, source: &Located<String>) -> Option<Text> {
         self.text_at(&source.value, source.line, source.column)
     }
 
     /// Compiles a located webhook URL, whose values are percent-encoded.
-    pub(crate) fn url(&mut self, source: &Located<String>) -> Option<UrlText> {
+    fn url(&mut self, source: &Located<String>) -> Option<UrlText> {
         let result = self.in_scope(|t, scope| t.url(&source.value, scope));
         self.located(result, source.line, source.column)
     }
 
     /// Compiles a `{{ expr }}` string into a typed JSON value template.
-    pub(crate) fn json_value_at(&mut self, expr: &str, line: u32, column: u32) -> Option<String> {
+    fn json_value_at(&mut self, expr: &str, line: u32, column: u32) -> Option<String> {
         let result = self.in_scope(|t, scope| t.json_value(expr, scope));
         self.located(result, line, column)
     }

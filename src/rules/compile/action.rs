@@ -1,19 +1,20 @@
 //! `then:` entries → compiled [`Action`]s, with every problem located.
 
-use super::message::{MediaKind, Section};
-use super::{
-    Action, BodyTemplate, Content, JsonTemplate, Recipient, Step, Timing, Unless, WebhookAction,
+use super::Compiler;
+use super::ai::ai_reply;
+use crate::actions::{
+    Action, BodyTemplate, Buttons, Content, JsonTemplate, List, Location, Media, MediaKind,
+    Recipient, Section, Step, Timing, Unless, WebhookAction,
 };
 use crate::config::{ActionSpec, HandoffSpec, Located, MessageContent, MessageSpec, UnlessSpec};
 use crate::duration;
-use crate::rules::Compiler;
 use crate::templates::Text;
 
 /// The action keys, for "exactly one per entry" messages.
 const ACTION_KEYS: &str = "reply, send, forward, react, mark_read, tag, untag, set, webhook, group_add, group_remove, cancel, handoff, ai_reply";
 
 /// Compiles one `then:` entry with its timing; problems are recorded on the compiler.
-pub(crate) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Step> {
+pub(super) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Step> {
     let a = &spec.value;
     let action = compile_action(spec, cx);
     let timing = match (&a.after, &a.at) {
@@ -221,7 +222,7 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
         return cx.text(key).map(Action::Cancel);
     }
     if let Some(ai) = &a.ai_reply {
-        return super::ai::compile(ai, cx).map(|ai| Action::AiReply(Box::new(ai)));
+        return ai_reply(ai, cx).map(|ai| Action::AiReply(Box::new(ai)));
     }
     if let Some(h) = &a.handoff {
         return handoff(h, cx);
@@ -319,7 +320,7 @@ pub(super) fn message(
     })
 }
 
-pub(crate) fn content(
+pub(super) fn content(
     m: &MessageSpec,
     action: &str,
     line: u32,
@@ -361,7 +362,7 @@ pub(crate) fn content(
             cx.error(line, column, "audio messages have no caption");
             return None;
         }
-        return Some(Content::Media(Box::new(super::message::Media {
+        return Some(Content::Media(Box::new(Media {
             kind: *kind,
             url: cx.text(url)?,
             caption,
@@ -381,7 +382,7 @@ pub(crate) fn content(
             );
             return None;
         }
-        return Some(Content::Location(Box::new(super::message::Location {
+        return Some(Content::Location(Box::new(Location {
             latitude: loc.value.latitude,
             longitude: loc.value.longitude,
             name,
@@ -421,7 +422,7 @@ pub(crate) fn content(
             }
             compiled.push((cx.text(&b.id)?, cx.text(&b.title)?));
         }
-        return Some(Content::Buttons(Box::new(super::message::Buttons {
+        return Some(Content::Buttons(Box::new(Buttons {
             body,
             header,
             footer,
@@ -445,7 +446,7 @@ pub(crate) fn content(
             cx.error(list.line, list.column, "a list needs at least one row");
             return None;
         }
-        return Some(Content::List(Box::new(super::message::List {
+        return Some(Content::List(Box::new(List {
             body,
             header,
             footer,
