@@ -5,7 +5,8 @@
 //! `events` and runs the `engine` over the compiled `rules`, whose `actions` render into durable
 //! jobs; `delivery` makes each job's call through the `whapi` client, and asks the language model
 //! for `ai` replies. What crosses these layers (an outbound call, a job and its work, a contact, a
-//! chat's state, the ids that name them) is the `vocab`, which imports none of them.
+//! chat's state, the ids that name them) is the `vocab`, which imports none of them; the `pace`
+//! that spaces calls to Whapi.Cloud and to the model is a leaf too.
 
 pub mod actions;
 pub mod ai;
@@ -21,6 +22,7 @@ pub mod events;
 pub mod intake;
 pub mod logging;
 pub mod metrics;
+pub mod pace;
 pub mod parallel;
 pub mod reload;
 pub mod rules;

@@ -10,8 +10,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::ai::Assistant;
 use crate::clock::Clock;
-use crate::delivery::{Breaker, BreakerPolicy, Delivery, Observer, Pacer, RetryPolicy};
+use crate::delivery::{Breaker, BreakerPolicy, Delivery, Observer, RetryPolicy};
 use crate::intake::Intake;
+use crate::pace::Pacer;
 use crate::rules::RuleSet;
 use crate::scheduler::Scheduler;
 use crate::store::Store;

@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::delivery::Pacer;
 use crate::metrics;
+use crate::pace::Pacer;
 use crate::store::{Op, Store, StoreResult};
 use crate::vocab::{
     AiCall, HandoffChange, Job, JobKind, JobResult, NewJob, OutboundRequest, Role, Work,

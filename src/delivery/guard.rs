@@ -1,54 +1,10 @@
-//! Protecting Whapi.Cloud (and the WhatsApp number behind it) from Riposte: a global pace for
-//! calls and a circuit breaker that stops calling while it keeps failing.
+//! Protecting Whapi.Cloud (and the WhatsApp number behind it) from Riposte: a circuit breaker
+//! that stops calling while it keeps failing. The global pace of calls is [`crate::pace`].
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
-
-/// Spaces calls at least `interval` apart, across every worker task.
-#[derive(Debug)]
-pub struct Pacer {
-    interval: Duration,
-    next: Mutex<Option<Instant>>,
-}
-
-impl Pacer {
-    /// A pace of one call per `interval`.
-    pub fn new(interval: Duration) -> Self {
-        Self {
-            interval,
-            next: Mutex::new(None),
-        }
-    }
-
-    /// Takes the next slot if it comes within `max` (`Ok`), else leaves it and says when it
-    /// comes (`Err`), so a caller can come back then instead of holding a worker.
-    pub fn slot_within(&self, max: Duration) -> Result<Instant, Instant> {
-        self.take(Some(max))
-    }
-
-    /// Takes the next slot, unless it comes later than `max` from now.
-    fn take(&self, max: Option<Duration>) -> Result<Instant, Instant> {
-        let mut next = self
-            .next
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let slot = next.map_or(now, |n| n.max(now));
-        if max.is_some_and(|max| slot > now + max) {
-            return Err(slot);
-        }
-        *next = Some(slot + self.interval);
-        Ok(slot)
-    }
-
-    /// Waits for this call's slot.
-    pub async fn wait(&self) {
-        let slot = self.take(None).unwrap_or_else(|slot| slot);
-        tokio::time::sleep_until(slot).await;
-    }
-}
 
 /// When the breaker opens and how long it stays open.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,16 +124,6 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn a_slot_too_far_away_is_left_for_later() {
-        let pacer = Pacer::new(Duration::from_secs(10));
-        let first = pacer.slot_within(Duration::from_secs(2)).unwrap();
-        let later = pacer.slot_within(Duration::from_secs(2)).unwrap_err();
-        assert_eq!(later, first + Duration::from_secs(10));
-        // Leaving it took nothing: a caller willing to wait gets that same slot.
-        assert_eq!(pacer.slot_within(Duration::from_secs(10)), Ok(later));
-    }
-
-    #[tokio::test(start_paused = true)]
     async fn opens_after_the_threshold_probes_and_backs_off() {
         let breaker = Breaker::new(BreakerPolicy {
             threshold: 3,
@@ -206,15 +152,5 @@ mod tests {
         assert_eq!(breaker.permit(), Permit::Probe);
         breaker.success();
         assert_eq!(breaker.permit(), Permit::Flow);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_pacer_spaces_calls() {
-        let pacer = Pacer::new(Duration::from_millis(100));
-        let start = Instant::now();
-        for _ in 0..5 {
-            pacer.wait().await;
-        }
-        assert_eq!(start.elapsed(), Duration::from_millis(400));
     }
 }

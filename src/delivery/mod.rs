@@ -16,6 +16,7 @@ use crate::ai::Assistant;
 use crate::campaigns::OPTED_OUT;
 use crate::clock::Clock;
 use crate::metrics;
+use crate::pace::Pacer;
 use crate::rules::RuleSet;
 use crate::store::{Op, Store, StoreResult};
 use crate::vocab::{Job, JobKind, JobResult, OutboundRequest, Payload, Role, Target, Turn, Work};
@@ -25,7 +26,7 @@ mod guard;
 mod ready;
 mod retry;
 
-pub use guard::{Breaker, BreakerPolicy, Pacer};
+pub use guard::{Breaker, BreakerPolicy};
 pub use ready::{ReadyJobs, ReadyQueue, STALE as READY_STALE, ready_queue};
 pub use retry::RetryPolicy;
 

@@ -1,6 +1,7 @@
-//! The module graph, read from the source: the shared vocabulary (`src/vocab`) imports no other
-//! module of Riposte, so no cycle of imports runs through it; and rule compilation stays in
-//! `rules`, so `actions` does not depend on the rule files' YAML.
+//! The module graph, read from the source: the shared vocabulary (`src/vocab`) and the pace
+//! (`src/pace.rs`) import no other module of Riposte, so no cycle of imports runs through them;
+//! rule compilation stays in `rules`, so `actions` does not depend on the rule files' YAML; and
+//! the model caller (`ai`) is outside every cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -175,5 +176,31 @@ fn actions_keep_the_compiled_forms_and_rules_compile_them() {
         names_of("actions", "rules"),
         BTreeSet::from(["Glob".to_owned()]),
         "`actions` uses more of `rules` than `Glob`"
+    );
+}
+
+#[test]
+fn the_pace_imports_nothing_and_the_model_caller_is_outside_every_cycle() {
+    let graph = module_graph();
+    let pace = graph.get("pace").expect("src/pace.rs exists");
+    assert!(
+        pace.is_empty(),
+        "src/pace.rs must import no other module of Riposte; it imports {pace:?}"
+    );
+    for user in ["delivery", "ai", "serve"] {
+        assert!(
+            graph[user].contains("pace"),
+            "`{user}` does not use the pace: {:?}",
+            graph[user]
+        );
+    }
+    let ai = &graph["ai"];
+    assert!(
+        !ai.contains("delivery"),
+        "`ai` imports `delivery`, which calls it; it imports {ai:?}"
+    );
+    assert!(
+        !reachable(&graph, "ai").contains("ai"),
+        "a cycle runs through `ai`"
     );
 }

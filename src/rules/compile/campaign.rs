@@ -1,7 +1,7 @@
 //! `campaigns:` entries → compiled [`Campaign`]s.
 
 use super::Compiler;
-use super::action::content;
+use super::message::content;
 use crate::campaigns::{Audience, Campaign, parse_rate, parse_schedule, read_csv};
 use crate::config::{AudienceSpec, CampaignSpec, Located, MessageContent, MessageSpec};
 

@@ -2,8 +2,8 @@
 //! `riposte check` reports them all at once; a set with any error never loads.
 //!
 //! This file compiles rules and their conditions; each other part of a rule file has its own:
-//! `then:` steps in `action` (`ai_reply` in `ai`), calendars and hours in `hours`, campaigns in
-//! `campaign`.
+//! `then:` steps in `action` (messages in `message`, webhooks in `webhook`, `ai_reply` in `ai`),
+//! calendars and hours in `hours`, campaigns in `campaign`.
 
 mod action;
 mod ai;
@@ -11,7 +11,9 @@ mod campaign;
 mod hours;
 mod inside;
 mod lines;
+mod message;
 mod unchanged;
+mod webhook;
 
 use action::compile_step;
 use lines::Lines;
