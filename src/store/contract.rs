@@ -116,9 +116,9 @@ pub struct Known {
     pub contacts: HashMap<String, Contact>,
     /// Chats with a handoff or `once_per` memory, by id.
     pub chats: HashMap<String, ChatState>,
-    /// The version of every chat looked up (0 for a chat the store has nothing of): a
-    /// completion that changed or read a chat names the version it read, and is refused if
-    /// the chat changed since.
+    /// The version of every chat looked up, as read: a completion names the versions it read,
+    /// and is refused if one of those chats changed since (a later change gives a chat a higher
+    /// version).
     pub versions: HashMap<String, u64>,
 }
 

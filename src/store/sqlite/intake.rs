@@ -1,12 +1,13 @@
 //! [`IntakeStore`] on SQLite: bodies stored, claimed by range, completed in one write.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-use super::ops::{Completion, chat_version};
+use super::claims::Range;
+use super::ops::{Completion, chat_generation};
 use super::{SqliteStore, chat_states, claims, contacts_of, inbound_row, ms, seen};
 use crate::store::{
     Completed, Handover, Inbound, IntakeStore, Known, Lookup, Outcome, Source, StoreError,
@@ -54,33 +55,20 @@ impl IntakeStore for SqliteStore {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Inbound>> {
-        let instance = self.instance.as_str().to_owned();
-        let inbox = self.inbox.clone();
-        let claimed = self
-            .db
-            .write_then(
-                move |conn| claims::claim(conn, &instance, limit, ms(lease_until), ms(now)),
-                // After the commit, on the writer's thread: what this process stored and intake
-                // has not taken is usually all there.
-                move |range| range.map(|r| (r, inbox.take(r.first, r.last))),
-            )
-            .await?;
+        let taken_ahead = {
+            let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+            ahead.asks = Some((limit, (lease_until - now).num_milliseconds().max(0)));
+            ahead.claimed.take()
+        };
+        let claimed = match taken_ahead {
+            // Claimed by the write that completed the last batch.
+            Some(claimed) => Some(claimed),
+            None => self.claim_now(limit, lease_until, now).await?,
+        };
         match claimed {
             None => Ok(Vec::new()),
             Some((_, Some(bodies))) => Ok(bodies),
-            Some((range, None)) => {
-                self.db
-                    .read_now(move |conn| {
-                        let mut statement = conn.prepare_cached("SELECT id, source, name, method, body, received_at FROM inbound WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?;
-                        let mut rows = statement.query(params![range.first, range.last])?;
-                        let mut found = Vec::new();
-                        while let Some(row) = rows.next()? {
-                            found.push(inbound_row(row)?);
-                        }
-                        Ok(found)
-                    })
-                    .await
-            }
+            Some((range, None)) => self.read_range(range).await,
         }
     }
 
@@ -100,10 +88,13 @@ impl IntakeStore for SqliteStore {
         // One trip to the writer's thread instead of four: intake waits for each.
         self.db
             .read_now(move |conn| {
-                let mut versions = std::collections::HashMap::with_capacity(lookup.chats.len());
-                for chat in &lookup.chats {
-                    versions.insert(chat.clone(), chat_version(conn, chat)?);
-                }
+                // Every chat is read as of the current generation: one read, not one a chat.
+                let generation = chat_generation(conn)?;
+                let versions = lookup
+                    .chats
+                    .iter()
+                    .map(|chat| (chat.clone(), generation))
+                    .collect();
                 Ok(Known {
                     seen: seen(conn, &lookup.keys, ms(now))?,
                     contacts: contacts_of(conn, &lookup.phones)?,
@@ -121,14 +112,22 @@ impl IntakeStore for SqliteStore {
         now: DateTime<Utc>,
         handover: Option<Handover>,
     ) -> StoreResult<Completed> {
-        let completion = Completion::new(done, read, self.instance.as_str())?;
-        let inbox = self.inbox.clone();
+        let asks = self
+            .ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .asks;
+        let completion = Completion::new(done, read, self.instance.as_str())?.claiming_next(asks);
+        let (inbox, ahead) = (self.inbox.clone(), self.ahead.clone());
         let written = self
             .db
             .write_then(
                 move |conn| completion.write(conn, ms(now), handover),
-                move |(claimed, through)| {
+                move |(claimed, through, next)| {
                     inbox.processed_through(through);
+                    // The bodies after the ones just completed are usually all in memory.
+                    let next = next.map(|range| (range, inbox.take(range.first, range.last)));
+                    ahead.lock().unwrap_or_else(PoisonError::into_inner).claimed = next;
                     claimed
                 },
             )
@@ -138,5 +137,42 @@ impl IntakeStore for SqliteStore {
             Err(StoreError::Conflict(conflict)) => Ok(Completed::Conflict(*conflict)),
             Err(err) => Err(err),
         }
+    }
+}
+
+impl SqliteStore {
+    /// Claims the next range in a write of its own, and takes its bodies from memory when they
+    /// are there.
+    async fn claim_now(
+        &self,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Range, Option<Vec<Inbound>>)>> {
+        let instance = self.instance.as_str().to_owned();
+        let inbox = self.inbox.clone();
+        self.db
+            .write_then(
+                move |conn| claims::claim(conn, &instance, limit, ms(lease_until), ms(now)),
+                // After the commit, on the writer's thread: what this process stored and intake
+                // has not taken is usually all there.
+                move |range| range.map(|r| (r, inbox.take(r.first, r.last))),
+            )
+            .await
+    }
+
+    /// The bodies of a claimed range, read from the database.
+    async fn read_range(&self, range: Range) -> StoreResult<Vec<Inbound>> {
+        self.db
+            .read_now(move |conn| {
+                let mut statement = conn.prepare_cached("SELECT id, source, name, method, body, received_at FROM inbound WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?;
+                let mut rows = statement.query(params![range.first, range.last])?;
+                let mut found = Vec::new();
+                while let Some(row) = rows.next()? {
+                    found.push(inbound_row(row)?);
+                }
+                Ok(found)
+            })
+            .await
     }
 }

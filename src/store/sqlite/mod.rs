@@ -18,7 +18,7 @@ mod queue;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -65,6 +65,17 @@ pub struct SqliteStore {
     inbox: Arc<Inbox>,
     /// Who holds the claims this handle makes.
     instance: Instance,
+    /// Bodies claimed ahead, as the last batch completed, for intake's next claim.
+    ahead: Arc<Mutex<Ahead>>,
+}
+
+/// The next claim, made in the write that completed the last batch.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// How much intake claims at a time, and for how long (ms), as it last asked.
+    asks: Option<(u32, i64)>,
+    /// The range claimed ahead, with its bodies if this process still had them.
+    claimed: Option<(claims::Range, Option<Vec<Inbound>>)>,
 }
 
 impl SqliteStore {
@@ -108,6 +119,7 @@ impl SqliteStore {
             db,
             inbox: Arc::default(),
             instance,
+            ahead: Arc::default(),
         })
     }
 }

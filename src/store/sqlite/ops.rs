@@ -41,7 +41,13 @@ pub(super) struct Completion {
     /// Chats the batch read, with the versions it read.
     read: Vec<(String, u64)>,
     instance: String,
+    /// Claim the next bodies in the same write: how many, and for how long (ms).
+    claim_next: Option<(u32, i64)>,
 }
+
+/// What a completion wrote: the calls claimed on the spot, the cursor, and the bodies it
+/// claimed next.
+pub(super) type Written = (Vec<Job>, i64, Option<claims::Range>);
 
 impl Completion {
     pub(super) fn new(
@@ -63,7 +69,15 @@ impl Completion {
             ids: ids.clone().min().zip(ids.max()),
             read: read.to_vec(),
             instance: instance.to_owned(),
+            claim_next: None,
         })
+    }
+
+    /// Also claims up to `limit` next bodies for `lease` (ms), so the next batch needs no write
+    /// of its own.
+    pub(super) fn claiming_next(mut self, next: Option<(u32, i64)>) -> Self {
+        self.claim_next = next;
+        self
     }
 
     /// Writes it all and marks the bodies processed; returns the calls claimed on the spot and
@@ -73,7 +87,7 @@ impl Completion {
         conn: &Connection,
         now: i64,
         handover: Option<Handover>,
-    ) -> StoreResult<(Vec<Job>, i64)> {
+    ) -> StoreResult<Written> {
         let range = match self.ids {
             Some((first, last)) => match claims::held(conn, &self.instance, first, last)? {
                 Some(range) => Some(range),
@@ -86,12 +100,10 @@ impl Completion {
             },
             None => None,
         };
-        let mut refused = Conflict::default();
-        for (chat, version) in &self.read {
-            if chat_version(conn, chat)? != *version {
-                refused.changed.push(chat.clone());
-            }
-        }
+        let mut refused = Conflict {
+            changed: changed_since(conn, &self.read)?,
+            ..Conflict::default()
+        };
         // The unique key decides: a key whose row is there and not yet expired is taken.
         let mut remember = conn.prepare_cached(
             "INSERT INTO dedupe (key, expires_at) VALUES (?1, ?2)
@@ -133,12 +145,24 @@ impl Completion {
             (Some(range), Some((first, last))) => claims::complete(conn, range, first, last)?,
             _ => claims::cursor(conn)?,
         };
-        Ok((claimed, through))
+        let next = match self.claim_next {
+            Some((limit, lease)) => claims::claim(conn, &self.instance, limit, now + lease, now)?,
+            None => None,
+        };
+        Ok((claimed, through, next))
     }
 }
 
-/// A chat's version: 0 until its state first changes.
-pub(super) fn chat_version(conn: &Connection, chat: &str) -> StoreResult<u64> {
+/// The generation of chat state: what a read of any chat is as of.
+pub(super) fn chat_generation(conn: &Connection) -> StoreResult<u64> {
+    let value: i64 = conn
+        .prepare_cached("SELECT value FROM chat_generation")?
+        .query_row([], |r| r.get(0))?;
+    Ok(value.max(0) as u64)
+}
+
+/// A chat's version: the generation of its last change, 0 if it never changed.
+fn chat_version(conn: &Connection, chat: &str) -> StoreResult<u64> {
     let version: Option<i64> = conn
         .prepare_cached("SELECT version FROM chat_state WHERE chat_id = ?1")?
         .query_row([chat], |r| r.get(0))
@@ -146,13 +170,32 @@ pub(super) fn chat_version(conn: &Connection, chat: &str) -> StoreResult<u64> {
     Ok(version.unwrap_or(0).max(0) as u64)
 }
 
-/// A chat's state changed: its version moves on.
+/// The chats of `read` that changed after the version read.
+fn changed_since(conn: &Connection, read: &[(String, u64)]) -> StoreResult<Vec<String>> {
+    let now = chat_generation(conn)?;
+    // Nothing changed anywhere since the oldest read: no chat needs looking at.
+    if read.iter().all(|(_, version)| *version >= now) {
+        return Ok(Vec::new());
+    }
+    let mut changed = Vec::new();
+    for (chat, version) in read {
+        if chat_version(conn, chat)? > *version {
+            changed.push(chat.clone());
+        }
+    }
+    Ok(changed)
+}
+
+/// A chat's state changed: the generation moves on, and the chat's version with it.
 fn bump(conn: &Connection, chat: &str) -> StoreResult<()> {
+    let generation: i64 = conn
+        .prepare_cached("UPDATE chat_generation SET value = value + 1 RETURNING value")?
+        .query_row([], |r| r.get(0))?;
     conn.prepare_cached(
-        "INSERT INTO chat_state (chat_id, version) VALUES (?1, 1)
-         ON CONFLICT (chat_id) DO UPDATE SET version = chat_state.version + 1",
+        "INSERT INTO chat_state (chat_id, version) VALUES (?1, ?2)
+         ON CONFLICT (chat_id) DO UPDATE SET version = excluded.version",
     )?
-    .execute([chat])?;
+    .execute(params![chat, generation])?;
     Ok(())
 }
 

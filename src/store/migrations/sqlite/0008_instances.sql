@@ -16,5 +16,12 @@ CREATE TABLE inbound_claims (
     done        INTEGER NOT NULL DEFAULT 0
 );
 
--- Changed by every change to the chat's handoff or `once_per` memory.
+-- Chat state has a generation that moves on with every change to any chat's handoff or
+-- `once_per` memory; a chat's version is the generation of its last change. So "no chat
+-- changed since generation G" is one read, and only when one did are the chats looked at.
+CREATE TABLE chat_generation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT INTO chat_generation (id, value) VALUES (1, 0);
 ALTER TABLE chat_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
