@@ -10,7 +10,6 @@ use super::DbArgs;
 
 use crate::campaigns::{self, Trigger};
 use crate::rules::{self, RuleSet};
-use crate::store::{CampaignStore, ContactStore};
 use crate::vocab::{Payload, Work};
 
 #[derive(Debug, Args)]
@@ -106,7 +105,7 @@ pub(super) fn run(args: CampaignsArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 };
                 let started = std::time::Instant::now();
-                match campaigns::launch(&store, &set, c, now, Trigger::Manual, now).await? {
+                match campaigns::launch(&*store, &set, c, now, Trigger::Manual, now).await? {
                     Some((run, planned, skipped)) => {
                         let took = started.elapsed().as_secs_f64();
                         println!("run {run}: {planned} messages planned in {took:.2} s, {skipped} left out; a running server sends them");

@@ -81,8 +81,8 @@ pub(super) fn run(args: ContactsArgs) -> anyhow::Result<ExitCode> {
     let store = args.db.open(&runtime)?;
     runtime.block_on(async {
         match args.command {
-            ContactsCommand::Import { file, tag } => import(&store, &file, tag.as_deref()).await,
-            ContactsCommand::Export => export(&store).await,
+            ContactsCommand::Import { file, tag } => import(&*store, &file, tag.as_deref()).await,
+            ContactsCommand::Export => export(&*store).await,
             ContactsCommand::Verify {
                 file,
                 out,
@@ -101,7 +101,7 @@ pub(super) fn run(args: ContactsArgs) -> anyhow::Result<ExitCode> {
                     every,
                     force,
                 };
-                check_numbers(&store, &client, &file, &out, pace, tag.as_deref()).await
+                check_numbers(&*store, &client, &file, &out, pace, tag.as_deref()).await
             }
         }
     })

@@ -7,7 +7,6 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use super::DbArgs;
-use crate::store::JobStore;
 use crate::vocab::{Job, JobId, JobStatus, Work};
 
 #[derive(Debug, Args)]

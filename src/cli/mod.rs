@@ -67,22 +67,27 @@ enum Command {
 /// Where the database is, for commands that read or change it directly.
 #[derive(Debug, Args)]
 struct DbArgs {
-    /// Embedded database file.
+    /// The database: a file path (SQLite, embedded) or `sqlite:PATH`.
     #[arg(
         long,
         env = "RIPOSTE_DB",
         default_value = "./riposte.db",
         global = true
     )]
-    db: PathBuf,
+    db: String,
 }
 
 impl DbArgs {
-    fn open(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<crate::store::SqliteStore> {
+    /// The store, whatever backend the address names. These commands claim nothing, so the
+    /// instance they open as does not matter.
+    fn open(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
         use anyhow::Context;
         runtime
-            .block_on(crate::store::SqliteStore::open(&self.db))
-            .with_context(|| format!("cannot open database `{}`", self.db.display()))
+            .block_on(crate::store::open(&self.db, Default::default()))
+            .with_context(|| format!("cannot open database `{}`", self.db))
     }
 }
 
