@@ -24,6 +24,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pace;
 pub mod parallel;
+pub mod quote;
 pub mod reload;
 pub mod rules;
 pub mod ruletest;

@@ -180,9 +180,7 @@ fn same_site(headers: &HeaderMap, with_token: bool) -> Result<(), ApiError> {
     if let Some(origin) = headers.get(ORIGIN) {
         let host = headers.get(HOST).map(|v| v.as_bytes());
         if !is_own_origin(origin.as_bytes(), host) {
-            let shown = String::from_utf8_lossy(origin.as_bytes())
-                .escape_debug()
-                .to_string();
+            let shown = crate::quote::quoted(&String::from_utf8_lossy(origin.as_bytes()), 200);
             return Err(ApiError::Forbidden(format!(
                 "admin refuses a state-changing request sent from another site (Origin `{shown}`)"
             )));

@@ -247,11 +247,7 @@ impl Url {
 }
 
 fn shown(text: &str) -> String {
-    let mut out: String = text.chars().take(SHOWN).collect();
-    if out.len() < text.len() {
-        out.push('…');
-    }
-    out.escape_debug().to_string()
+    crate::quote::quoted(text, SHOWN)
 }
 
 #[cfg(test)]

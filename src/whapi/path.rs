@@ -111,11 +111,7 @@ pub struct InvalidId {
 }
 
 fn shown(value: &str) -> String {
-    let mut out: String = value.chars().take(SHOWN).collect();
-    if out.len() < value.len() {
-        out.push('…');
-    }
-    out.escape_debug().to_string()
+    crate::quote::quoted(value, SHOWN)
 }
 
 /// Checks that `path` looks like a fixed Whapi.Cloud route with encoded id segments: it starts
