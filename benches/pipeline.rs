@@ -68,6 +68,7 @@ fn store_process_and_finish_64_webhooks(bencher: divan::Bencher) {
         delivery: Arc::new(Notify::new()),
         max_event_age: None,
         ready: None,
+        channels: Arc::new(riposte::channels::Channels::single()),
     };
     let mut next = 0;
     bencher.bench_local(|| {

@@ -315,10 +315,12 @@ fn run_actions(
             now,
             rule: &rule.name,
         };
-        let rendered = step
-            .action
-            .render(&cx)
-            .and_then(|effects| Ok((effects, schedule(step, &cx, rule, event, captures)?)));
+        let rendered = step.action.render(&cx).and_then(|mut effects| {
+            for effect in &mut effects {
+                effect.on_channel(&event.channel_name);
+            }
+            Ok((effects, schedule(step, &cx, rule, event, captures)?))
+        });
         match rendered {
             Ok((effects, schedule)) => {
                 let at = schedule
@@ -390,11 +392,13 @@ fn schedule(
         Timing::After(delay) => Ok(cx.now + *delay),
         Timing::At(text) => parse_at(&cx.text(text)?, rule.timezone),
     };
+    // Follow-up keys are per channel, like `cancel`'s.
     let key = step
         .key
         .as_ref()
         .map(|k| cx.required(k, "key"))
-        .transpose()?;
+        .transpose()?
+        .map(|k| crate::vocab::scoped(&event.channel_name, &k));
     let vars = step.unless.as_ref().and_then(|u| u.expr.as_ref()).map(|_| {
         serde_json::json!({
             "event": {"kind": event.kind.to_string(), "id": event.id, "channel": event.channel, "at": event.at},
@@ -512,6 +516,7 @@ fn event_fields(event: &Event, now: DateTime<Utc>) -> Value {
     let opt = |v: Option<Value>| v.unwrap_or(Value::UNDEFINED);
     context! {
         event => to_value(&info),
+        channel => context! { name => event.channel_name.as_str(), id => event.channel.as_str() },
         text => opt(event.text.as_deref().map(Value::from)),
         sender => opt(event.sender.as_ref().map(to_value)),
         chat => opt(event.chat.as_ref().map(to_value)),

@@ -12,6 +12,7 @@ pub mod actions;
 pub mod ai;
 pub mod calendar;
 pub mod campaigns;
+pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -101,6 +101,46 @@ pub static AI_COMPLETION_TOKENS: Counter = Counter::new(
     "Completion tokens the model endpoint reported.",
 );
 
+pub static WEBHOOKS_UNKNOWN_CHANNEL: Counter = Counter::new(
+    "riposte_webhooks_unknown_channel_total",
+    "Webhook events whose channel_id no configured channel has (stored, recorded, no rule fired).",
+);
+
+/// One channel's counts of calls to Whapi.Cloud.
+#[derive(Debug, Default)]
+pub struct ChannelCounters {
+    /// Calls Whapi.Cloud accepted.
+    pub sent: AtomicU64,
+    /// Calls that failed (to be retried, or refused).
+    pub failed: AtomicU64,
+    /// Times the channel's breaker opened.
+    pub breaker_opened: AtomicU64,
+}
+
+/// Every channel's counters, in the order they were first counted.
+static CHANNELS: std::sync::RwLock<Vec<(String, std::sync::Arc<ChannelCounters>)>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// The counters of a channel, made the first time it is named.
+pub fn channel(name: &str) -> std::sync::Arc<ChannelCounters> {
+    let read = CHANNELS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, counters)) = read.iter().find(|(n, _)| n == name) {
+        return counters.clone();
+    }
+    drop(read);
+    let mut write = CHANNELS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, counters)) = write.iter().find(|(n, _)| n == name) {
+        return counters.clone();
+    }
+    let counters = std::sync::Arc::new(ChannelCounters::default());
+    write.push((name.to_owned(), counters.clone()));
+    counters
+}
+
 const ALL: &[&Counter] = &[
     &WEBHOOKS_ACCEPTED,
     &EVENTS_PROCESSED,
@@ -110,6 +150,7 @@ const ALL: &[&Counter] = &[
     &JOBS_DEAD,
     &JOBS_SKIPPED,
     &BREAKER_OPENED,
+    &WEBHOOKS_UNKNOWN_CHANNEL,
     &RELOADS_OK,
     &RELOADS_FAILED,
     &AI_CALLS,
@@ -179,9 +220,54 @@ impl Refusals {
 /// Requests refused at the door (`riposte_requests_refused_total{reason}`).
 pub static REFUSED: Refusals = Refusals::new();
 
-/// Every counter in the Prometheus text exposition format, plus the loaded rule count.
-pub fn render(rules: usize, campaigns: usize) -> String {
+/// Every counter in the Prometheus text exposition format, plus the loaded rule count and the
+/// open jobs of each channel (`queue`).
+pub fn render(rules: usize, campaigns: usize, queue: &[(String, u64)]) -> String {
     let mut out = String::new();
+    let channels = CHANNELS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    type Field = fn(&ChannelCounters) -> &AtomicU64;
+    let families: [(&str, &str, Field); 3] = [
+        (
+            "riposte_channel_sends_total",
+            "Calls to Whapi.Cloud it accepted, by channel.",
+            |c| &c.sent,
+        ),
+        (
+            "riposte_channel_failures_total",
+            "Calls to Whapi.Cloud that failed (retried or refused), by channel.",
+            |c| &c.failed,
+        ),
+        (
+            "riposte_channel_breaker_opened_total",
+            "Times calls through a channel paused because Whapi.Cloud kept failing.",
+            |c| &c.breaker_opened,
+        ),
+    ];
+    for (name, help, field) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (channel, counters) in &channels {
+            let _ = writeln!(
+                out,
+                "{name}{{channel=\"{}\"}} {}",
+                label(channel),
+                field(counters).load(Ordering::Relaxed)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP riposte_channel_queue_depth Open jobs (pending or being sent), by channel.\n# TYPE riposte_channel_queue_depth gauge"
+    );
+    for (channel, depth) in queue {
+        let _ = writeln!(
+            out,
+            "riposte_channel_queue_depth{{channel=\"{}\"}} {depth}",
+            label(channel)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP riposte_requests_refused_total Requests refused before anything was stored, by reason.\n# TYPE riposte_requests_refused_total counter"
@@ -214,4 +300,12 @@ pub fn render(rules: usize, campaigns: usize) -> String {
         "# HELP riposte_campaigns_loaded Campaigns in the current rule set.\n# TYPE riposte_campaigns_loaded gauge\nriposte_campaigns_loaded {campaigns}"
     );
     out
+}
+
+/// A label value as the exposition format writes it: `\\`, `"` and line breaks escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::ai::Assistant;
 use crate::ai::model::{HttpModel, ModelSettings};
+use crate::channels::{Channels, Tokens};
 use crate::clock::Clock;
 use crate::delivery::{BreakerPolicy, RetryPolicy};
 use crate::reload::Reloader;
@@ -31,7 +32,10 @@ pub struct Settings {
     /// Who this process is among those sharing the database.
     pub instance: crate::store::Instance,
     pub whapi_url: String,
-    pub whapi_token: Option<String>,
+    /// The WhatsApp numbers served.
+    pub channels: Arc<Channels>,
+    /// Each channel's token.
+    pub tokens: Tokens,
     pub dry_run: bool,
     /// Default zone for schedules and hours.
     pub timezone: chrono_tz::Tz,
@@ -74,7 +78,8 @@ impl std::fmt::Debug for Settings {
             .field("rules", &self.rules)
             .field("db", &self.db)
             .field("whapi_url", &self.whapi_url)
-            .field("whapi_token", &set(&self.whapi_token))
+            .field("channels", &self.channels.names())
+            .field("tokens", &self.tokens)
             .field("dry_run", &self.dry_run)
             .field("timezone", &self.timezone)
             .field("webhook_secret", &set(&self.webhook_secret))
@@ -149,7 +154,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("the rules do not compile:\n{}", lines.join("\n"))
         })?;
-    tracing::info!(rules = rule_set.rules.len(), version = %rule_set.version, "rules loaded");
+    let names = settings.channels.names();
+    let problems = rule_set.channel_problems(&names, settings.channels.file().is_some());
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::bail!("the rules do not fit the channels:\n{}", lines.join("\n"));
+    }
+    tracing::info!(rules = rule_set.rules.len(), version = %rule_set.version, channels = ?names, "rules loaded");
     let options = OpenOptions {
         durability: settings.durability,
         instance: settings.instance.clone(),
@@ -163,22 +174,24 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             "{released} jobs were being sent when Riposte last stopped; they are sent again now"
         );
     }
-    let client = Client::new(
+    let tokens: Vec<(String, Option<String>)> = settings
+        .channels
+        .list()
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                settings.tokens.of(&c.name).map(str::to_owned),
+            )
+        })
+        .collect();
+    let client = Client::for_channels(
         &settings.whapi_url,
-        settings.whapi_token.clone(),
+        tokens,
         settings.dry_run,
         settings.call_timeout,
     )?;
-    if client.dry_run() {
-        let why = if settings.whapi_token.is_none() {
-            "WHAPI_TOKEN is not set"
-        } else {
-            "--dry-run is on"
-        };
-        tracing::warn!(
-            "DRY-RUN: {why}. Every action is logged fully rendered; NOTHING is sent to WhatsApp or to any webhook."
-        );
-    }
+    warn_dry_run(&settings, &client);
     let allow: Vec<rules::Glob> = settings
         .webhook_allow
         .iter()
@@ -200,6 +213,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         settings.rules.clone(),
         settings.timezone,
         allow,
+        &settings.channels,
         rules_tx,
     ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -218,6 +232,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         retry: settings.retry,
         breaker: settings.breaker,
         whapi_rate: settings.whapi_rate,
+        channels: settings.channels.clone(),
         concurrency: settings.concurrency,
         max_event_age: settings.max_event_age,
         hand_over: Some(ready_capacity(&settings)),
@@ -237,6 +252,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             admin: settings.admin_token.clone(),
         }),
         doors: Arc::new(Doors::new(settings.http)),
+        channels: settings.channels.clone(),
     };
     tracing::info!("listening on http://{addr}");
     let http = tokio::spawn(server::listen::serve(
@@ -268,6 +284,32 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         shutdown: shutdown_tx,
         tasks,
     })
+}
+
+/// Says loudly, per channel, that nothing is sent through a channel without its token.
+fn warn_dry_run(settings: &Settings, client: &Client) {
+    if settings.dry_run {
+        tracing::warn!(
+            "DRY-RUN: --dry-run is on. Every action is logged fully rendered; NOTHING is sent to WhatsApp or to any webhook."
+        );
+        return;
+    }
+    for name in client.dry_channels() {
+        let variable = settings
+            .channels
+            .named(name)
+            .map_or(crate::channels::DEFAULT_TOKEN_ENV, |c| c.token_env.as_str());
+        if client.dry_run() && settings.channels.file().is_none() {
+            tracing::warn!(
+                "DRY-RUN: {variable} is not set. Every action is logged fully rendered; NOTHING is sent to WhatsApp or to any webhook."
+            );
+        } else {
+            tracing::warn!(
+                channel = name,
+                "DRY-RUN on channel `{name}`: {variable} is not set. Its actions are logged fully rendered; NOTHING is sent through this number."
+            );
+        }
+    }
 }
 
 /// Whether the webhook would be open to the network: refused unless asked for, with a
@@ -443,7 +485,8 @@ mod tests {
             db: "x.db".into(),
             instance: crate::store::Instance::new("test"),
             whapi_url: "http://x".into(),
-            whapi_token: Some("token-123".into()),
+            channels: Arc::new(Channels::single()),
+            tokens: Tokens::single(Some("token-123".into())),
             dry_run: false,
             timezone: chrono_tz::UTC,
             webhook_secret: Some("secret-456".into()),
@@ -483,6 +526,9 @@ mod tests {
         ] {
             assert!(!shown.contains(secret), "{shown}");
         }
-        assert!(shown.contains("whapi_token: \"<set>\""), "{shown}");
+        assert!(
+            shown.contains("tokens: {\"default\": \"<set>\"}"),
+            "{shown}"
+        );
     }
 }

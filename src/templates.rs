@@ -36,6 +36,7 @@ const EVENT_ROOTS: Roots = &[
     ("text", None),
     ("now", None),
     ("event", Some(&["kind", "id", "channel", "at"])),
+    ("channel", Some(&["name", "id"])),
     ("sender", Some(&["phone", "name"])),
     ("chat", Some(&["id", "kind", "name"])),
     ("contact", Some(&["tags", "attrs", "phone"])),

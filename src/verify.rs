@@ -15,7 +15,7 @@ use crate::vocab::{OutboundRequest, Payload, Target};
 use crate::whapi::{CallOutcome, Client};
 
 /// How the check is paced.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Pace {
     /// Numbers per request (Whapi's own checker uses 5).
     pub batch: usize,
@@ -23,6 +23,8 @@ pub struct Pace {
     pub every: Duration,
     /// Ask WhatsApp again instead of using Whapi's cache.
     pub force: bool,
+    /// The channel to check through (`None`: the default channel).
+    pub channel: Option<String>,
 }
 
 impl Default for Pace {
@@ -31,6 +33,7 @@ impl Default for Pace {
             batch: 5,
             every: Duration::from_secs(10),
             force: false,
+            channel: None,
         }
     }
 }
@@ -64,7 +67,9 @@ pub enum VerifyError {
     Unavailable(String),
     #[error("Whapi.Cloud answered something unexpected: {0}")]
     BadAnswer(String),
-    #[error("no WHAPI_TOKEN: checking numbers needs a channel token")]
+    #[error(
+        "no token: checking numbers needs the channel's token (WHAPI_TOKEN, or the channel's token_env)"
+    )]
     NoToken,
 }
 
@@ -89,7 +94,7 @@ pub async fn verify(
     pace: Pace,
     mut report: impl FnMut(Progress),
 ) -> Result<Vec<Checked>, VerifyError> {
-    if client.dry_run() {
+    if client.is_dry(&check_request(&[], &pace)) {
         return Err(VerifyError::NoToken);
     }
     let run = run_id(phones);
@@ -107,7 +112,7 @@ pub async fn verify(
         if i > 0 {
             tokio::time::sleep(pace.every).await;
         }
-        let results = check_batch(client, batch, pace.force).await?;
+        let results = check_batch(client, batch, &pace).await?;
         let rows: Vec<(String, String, Option<String>)> = results
             .iter()
             .map(|c| (c.phone.clone(), c.status.clone(), c.wa_id.clone()))
@@ -136,21 +141,27 @@ pub async fn verify(
         .collect())
 }
 
-async fn check_batch(
-    client: &Client,
-    batch: &[&String],
-    force: bool,
-) -> Result<Vec<Checked>, VerifyError> {
-    let request = OutboundRequest {
+/// The check of `batch` through the channel `pace` names.
+fn check_request(batch: &[&String], pace: &Pace) -> OutboundRequest {
+    OutboundRequest {
         target: Target::Whapi,
         method: "POST".into(),
         path: "/contacts".into(),
         headers: Vec::new(),
         body: Some(Payload::Json(
-            json!({ "contacts": batch, "force_check": force }),
+            json!({ "contacts": batch, "force_check": pace.force }),
         )),
         lane: "verify".into(),
-    };
+        channel: pace.channel.clone(),
+    }
+}
+
+async fn check_batch(
+    client: &Client,
+    batch: &[&String],
+    pace: &Pace,
+) -> Result<Vec<Checked>, VerifyError> {
+    let request = check_request(batch, pace);
     let policy = RetryPolicy {
         base: Duration::from_secs(2),
         cap: Duration::from_secs(60),

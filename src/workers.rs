@@ -9,10 +9,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::ai::Assistant;
+use crate::channels::Channels;
 use crate::clock::Clock;
-use crate::delivery::{Breaker, BreakerPolicy, Delivery, Observer, RetryPolicy};
+use crate::delivery::{BreakerPolicy, Delivery, Guards, Observer, RetryPolicy};
 use crate::intake::Intake;
-use crate::pace::Pacer;
 use crate::rules::RuleSet;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
@@ -27,8 +27,11 @@ pub struct Parts {
     pub assistant: Arc<Assistant>,
     pub retry: RetryPolicy,
     pub breaker: BreakerPolicy,
-    /// Least time between two calls to Whapi.Cloud; `None` for no pace.
+    /// Least time between two calls to Whapi.Cloud through one channel, for channels that
+    /// set no rate of their own; `None` for no pace.
     pub whapi_rate: Option<Duration>,
+    /// The WhatsApp numbers served: webhooks are routed to them, each has its own guard.
+    pub channels: Arc<Channels>,
     /// Calls in flight at once.
     pub concurrency: usize,
     /// Events older than this fire no rule.
@@ -72,6 +75,7 @@ impl Workers {
                 delivery: delivery_wake.clone(),
                 max_event_age: parts.max_event_age,
                 ready,
+                channels: parts.channels.clone(),
             },
             scheduler: Scheduler {
                 store: parts.store.clone(),
@@ -87,10 +91,7 @@ impl Workers {
                 concurrency: parts.concurrency.max(1),
                 wake: delivery_wake.clone(),
                 observer: parts.observer,
-                breaker: Arc::new(Breaker::new(parts.breaker)),
-                pacer: parts
-                    .whapi_rate
-                    .map(|interval| Arc::new(Pacer::new(interval))),
+                guards: Arc::new(guards(&parts.channels, parts.breaker, parts.whapi_rate)),
                 assistant: parts.assistant,
                 rules: parts.rules,
                 ready: ready_jobs,
@@ -99,4 +100,14 @@ impl Workers {
             delivery_wake,
         }
     }
+}
+
+/// A guard per channel: its own rate, else `whapi_rate`.
+fn guards(channels: &Channels, breaker: BreakerPolicy, whapi_rate: Option<Duration>) -> Guards {
+    let paces: Vec<(String, Option<Duration>)> = channels
+        .list()
+        .iter()
+        .map(|c| (c.name.clone(), c.interval.or(whapi_rate)))
+        .collect();
+    Guards::new(&paces, &channels.default_channel().name, breaker)
 }

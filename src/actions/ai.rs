@@ -82,6 +82,7 @@ impl AiReply {
             per_chat: self.per_chat,
             shadow: self.shadow,
             handoff,
+            channel: None,
         }))])
     }
 }

@@ -136,7 +136,7 @@ pub(super) fn render(
     to: &Recipient,
     content: &Content,
     quote: bool,
-    typing: Option<u32>,
+    typing: Option<u8>,
 ) -> Result<OutboundRequest, ActionError> {
     let to =
         match to {
@@ -259,5 +259,6 @@ pub(super) fn render(
         headers: Vec::new(),
         body: Some(Payload::Json(Value::Object(body))),
         lane: crate::vocab::ChatId::new(&to).lane(),
+        channel: None,
     })
 }

@@ -29,7 +29,10 @@ pub enum Action {
         to: Recipient,
         content: Content,
         quote: bool,
-        typing: Option<u32>,
+        typing: Option<u8>,
+        /// The channel a `send` goes out through (default: the event's); boxed, as it is
+        /// rare and every step is the size of the largest action.
+        channel: Option<Box<String>>,
     },
     Forward {
         to: Text,
@@ -70,6 +73,8 @@ pub struct WebhookAction {
     pub method: String,
     pub headers: Vec<(String, Text)>,
     pub body: Option<BodyTemplate>,
+    /// The channel the call belongs to (default: the event's).
+    pub channel: Option<String>,
 }
 
 /// A webhook body: JSON whose strings are templates, or one text template.
@@ -210,7 +215,11 @@ impl Action {
                 content,
                 quote,
                 typing,
-            } => message::render(cx, to, content, *quote, *typing).map(|r| vec![Work::Call(r)]),
+                channel,
+            } => message::render(cx, to, content, *quote, *typing).map(|mut r| {
+                r.channel = channel.as_deref().cloned();
+                vec![Work::Call(r)]
+            }),
             Self::Forward { to } => {
                 let id = cx.message_segment("forward")?;
                 let to = cx.required(to, "forward.to")?;
@@ -269,7 +278,10 @@ impl Action {
                     })
                     .collect()
             }
-            Self::Webhook(hook) => webhook::render(cx, hook).map(|r| vec![Work::Call(r)]),
+            Self::Webhook(hook) => webhook::render(cx, hook).map(|mut r| {
+                r.channel.clone_from(&hook.channel);
+                vec![Work::Call(r)]
+            }),
             Self::AiReply(ai) => ai.render(cx),
             Self::Cancel(key) => Ok(vec![Work::Cancel {
                 key: cx.required(key, "cancel")?,

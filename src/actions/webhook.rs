@@ -35,6 +35,7 @@ pub(super) fn render(
         headers,
         body,
         lane: format!("webhook:{}", to.host),
+        channel: None,
     })
 }
 

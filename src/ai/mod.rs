@@ -75,11 +75,12 @@ impl Assistant {
         knowledge: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<Decided> {
+        let state_key = call.state_key();
         if !call.shadow
             && let Some(handoff) = store
-                .chat_states(std::slice::from_ref(&call.chat))
+                .chat_states(std::slice::from_ref(&state_key))
                 .await?
-                .remove(&call.chat)
+                .remove(&state_key)
                 .and_then(|state| state.handoff)
                 .filter(|h| h.until > now)
         {
@@ -111,7 +112,7 @@ impl Assistant {
         if let Some(limit) = call.per_chat
             && job.attempts <= 1
             && !self.per_chat.admit(
-                &call.chat,
+                &state_key,
                 limit.count,
                 chrono::Duration::seconds(limit.window_s),
                 now,
@@ -128,7 +129,7 @@ impl Assistant {
                 ops: Vec::new(),
             });
         }
-        let key = crate::vocab::ChatId::new(&call.chat).memory_key();
+        let key = call.memory_key();
         let turns = store.turns(&key, call.history).await?;
         let conversation = memory::conversation(
             turns,
@@ -166,7 +167,7 @@ impl Assistant {
         }
         metrics::AI_CALLS.inc();
         let answer = self.model.complete(&request).await;
-        let fallbacks = store.ai_fallbacks(&call.chat).await?;
+        let fallbacks = store.ai_fallbacks(&state_key).await?;
         Ok(decide(job, call, answer, fallbacks, now))
     }
 }
@@ -263,7 +264,7 @@ impl Decision<'_> {
     fn set_fallbacks(&self, count: u32, ops: &mut Vec<Op>) {
         if count != self.fallbacks {
             ops.push(Op::AiFallbacks {
-                chat: self.call.chat.clone(),
+                chat: self.call.state_key(),
                 count,
             });
         }
@@ -273,13 +274,7 @@ impl Decision<'_> {
         if self.call.shadow {
             return self.done(json!({"shadow": true, "answer": text}), Vec::new());
         }
-        let mut ops = vec![self.new_job(
-            "ai_reply",
-            Work::Call(crate::vocab::OutboundRequest::text_message(
-                &self.call.chat,
-                text,
-            )),
-        )];
+        let mut ops = vec![self.new_job("ai_reply", Work::Call(self.call.message(text)))];
         self.set_fallbacks(0, &mut ops);
         self.done(json!({"answer": text}), ops)
     }
@@ -299,13 +294,7 @@ impl Decision<'_> {
             Some(text) if !self.call.shadow => {
                 ops.insert(
                     0,
-                    self.new_job(
-                        "ai_reply",
-                        Work::Call(crate::vocab::OutboundRequest::text_message(
-                            &self.call.chat,
-                            text,
-                        )),
-                    ),
+                    self.new_job("ai_reply", Work::Call(self.call.message(text))),
                 );
                 self.done(json!({"fallback": text, "why": why}), ops)
             }
@@ -333,7 +322,7 @@ impl Decision<'_> {
         // Applied in the commit that finishes this job, not as a job of its own: the chat's
         // next model job (same lane, so after this one) must already see the handoff.
         let mut ops = vec![Op::Apply(Work::Handoff(HandoffChange::Start {
-            chat: self.call.chat.clone(),
+            chat: self.call.state_key(),
             until: self.now + chrono::Duration::seconds(handoff.for_s),
             resume_on: handoff.resume_on.clone(),
             rule: self.job.rule.to_string(),

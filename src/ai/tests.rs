@@ -35,6 +35,7 @@ fn call() -> AiCall {
             when_reply: Some("(?i)human colleague".into()),
             after_fallbacks: Some(3),
         }),
+        channel: None,
     }
 }
 

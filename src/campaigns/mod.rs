@@ -55,6 +55,10 @@ pub struct Campaign {
     pub catch_up: CatchUp,
     pub exclude: Vec<String>,
     pub enabled: bool,
+    /// The channel the campaign sends through (`None`: the default channel).
+    pub channel: Option<String>,
+    /// Where `channel` is written.
+    pub channel_ref: Option<crate::rules::ChannelRef>,
     /// Hash of the campaign's text, to report what a reload changed.
     pub fingerprint: u64,
 }

@@ -88,8 +88,14 @@ pub fn plan(
     for (phone, attrs) in &campaign.audience.rows {
         add(phone, attrs, &mut run);
     }
+    let of_channel = campaign
+        .channel
+        .as_ref()
+        .map(|channel| format!("{OPTED_OUT}:{channel}"));
     let blocked = |c: &Contact| {
-        c.tags.contains(OPTED_OUT) || campaign.exclude.iter().any(|t| c.tags.contains(t))
+        c.tags.contains(OPTED_OUT)
+            || of_channel.as_ref().is_some_and(|t| c.tags.contains(t))
+            || campaign.exclude.iter().any(|t| c.tags.contains(t))
     };
     let before = recipients.len();
     recipients.retain(|c| !blocked(c));
@@ -132,6 +138,7 @@ pub fn plan(
             content: campaign.content.clone(),
             quote: false,
             typing: None,
+            channel: None,
         };
         let cx = RenderCx {
             webhook_allow: &[],
@@ -154,7 +161,12 @@ pub fn plan(
         job.contact = (!contact.phone.is_empty()).then(|| contact.phone.clone());
         match action.render(&cx) {
             Ok(effects) => match effects.into_iter().next() {
-                Some(crate::vocab::Work::Call(request)) => job.work = Work::Call(request),
+                Some(crate::vocab::Work::Call(mut request)) => {
+                    if let Some(channel) = &campaign.channel {
+                        request.through(channel);
+                    }
+                    job.work = Work::Call(request);
+                }
                 _ => job.dead = Some("the message rendered to nothing".into()),
             },
             Err(err) => job.dead = Some(format!("message for {to} could not be rendered: {err}")),
@@ -172,6 +184,7 @@ fn placeholder() -> crate::vocab::OutboundRequest {
         headers: Vec::new(),
         body: None,
         lane: String::new(),
+        channel: None,
     }
 }
 

@@ -20,6 +20,8 @@ fn campaign(schedule: &str, zone: Tz, catch_up: CatchUp) -> Campaign {
         catch_up,
         exclude: Vec::new(),
         enabled: true,
+        channel: None,
+        channel_ref: None,
         fingerprint: 0,
     }
 }

@@ -6,16 +6,26 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
+use crate::channels::Channels;
 use crate::rules;
 
 /// Prints diagnostics to stdout; exit 1 on any error, or on a warning with `deny_warnings`.
 pub(super) fn run(
     paths: &[PathBuf],
     zone: chrono_tz::Tz,
+    channels: &Channels,
     deny_warnings: bool,
     verbose: bool,
 ) -> ExitCode {
-    let set = match rules::load_in(paths, zone) {
+    let loaded = rules::load_in(paths, zone).and_then(|set| {
+        let problems = set.channel_problems(&channels.names(), channels.file().is_some());
+        if problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(problems)
+        }
+    });
+    let set = match loaded {
         Ok(set) => set,
         Err(diagnostics) => {
             for d in &diagnostics {

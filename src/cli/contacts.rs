@@ -23,6 +23,8 @@ use crate::whapi::Client;
 pub(super) struct ContactsArgs {
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    channels: super::ChannelsArg,
     #[command(subcommand)]
     command: ContactsCommand,
 }
@@ -58,6 +60,10 @@ enum ContactsCommand {
         /// Import the valid numbers as contacts with this tag.
         #[arg(long)]
         tag: Option<String>,
+        /// Check through this channel (a name from the channels file); default the
+        /// default channel.
+        #[arg(long)]
+        channel: Option<String>,
         /// Whapi.Cloud gate.
         #[arg(long, env = "WHAPI_URL", default_value = "https://gate.whapi.cloud")]
         whapi_url: String,
@@ -90,16 +96,24 @@ pub(super) fn run(args: ContactsArgs) -> anyhow::Result<ExitCode> {
                 every,
                 force,
                 tag,
+                channel,
                 whapi_url,
             } => {
-                let token = std::env::var("WHAPI_TOKEN")
-                    .ok()
-                    .filter(|t| !t.trim().is_empty());
-                let client = Client::new(&whapi_url, token, false, Duration::from_secs(30))?;
+                let channels = args.channels.load()?;
+                if let Some(name) = &channel {
+                    super::ChannelsArg::known(&channels, name)?;
+                }
+                let client = Client::for_channels(
+                    &whapi_url,
+                    channels.tokens(),
+                    false,
+                    Duration::from_secs(30),
+                )?;
                 let pace = Pace {
                     batch,
                     every,
                     force,
+                    channel,
                 };
                 check_numbers(&*store, &client, &file, &out, pace, tag.as_deref()).await
             }

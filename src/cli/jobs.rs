@@ -13,6 +13,8 @@ use crate::vocab::{Job, JobId, JobStatus, Work};
 pub(super) struct JobsArgs {
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    channels: super::ChannelsArg,
     #[command(subcommand)]
     command: JobsCommand,
 }
@@ -24,6 +26,9 @@ enum JobsCommand {
         /// Only jobs with this status: pending, sending, done, dead, cancelled, skipped.
         #[arg(long, value_parser = parse_status)]
         status: Option<JobStatus>,
+        /// Only jobs of this channel (a name from the channels file).
+        #[arg(long)]
+        channel: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -45,6 +50,11 @@ fn parse_status(text: &str) -> Result<JobStatus, String> {
 
 /// One line per job: id, status, when, rule and what it does.
 pub(crate) fn describe(job: &Job) -> String {
+    let channel = job
+        .work
+        .channel()
+        .map(|c| format!(" via {c}"))
+        .unwrap_or_default();
     let what = match &job.work {
         Work::Call(r) => format!("{} {}", r.method, r.path),
         Work::Contact(c) => format!("{c:?}"),
@@ -63,7 +73,7 @@ pub(crate) fn describe(job: &Job) -> String {
         .map(|k| format!(" key={k}"))
         .unwrap_or_default();
     format!(
-        "{:>6}  {:<9} {}  {:<10} {} {}{key}  {what}{error}",
+        "{:>6}  {:<9} {}  {:<10} {} {}{key}{channel}  {what}{error}",
         job.id,
         job.status.as_str(),
         job.run_at.format("%Y-%m-%d %H:%M:%S"),
@@ -78,8 +88,21 @@ pub(super) fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
     let store = args.db.open(&runtime)?;
     runtime.block_on(async {
         match args.command {
-            JobsCommand::List { status, limit } => {
-                for job in store.jobs(status, limit).await? {
+            JobsCommand::List {
+                status,
+                channel,
+                limit,
+            } => {
+                let channel = match channel {
+                    Some(name) => Some(super::ChannelsArg::known(&args.channels.load()?, &name)?),
+                    None => None,
+                };
+                let query = crate::store::JobQuery {
+                    status,
+                    channel,
+                    limit,
+                };
+                for job in store.jobs(query).await? {
                     println!("{}", describe(&job));
                 }
                 Ok(ExitCode::SUCCESS)

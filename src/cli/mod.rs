@@ -42,6 +42,8 @@ enum Command {
         /// Default time zone (an IANA name).
         #[arg(long, env = "RIPOSTE_TIMEZONE", default_value = "UTC", value_parser = timezone_arg)]
         timezone: chrono_tz::Tz,
+        #[command(flatten)]
+        channels: ChannelsArg,
     },
     /// Run rule tests (`*.test.yaml`).
     Test {
@@ -53,8 +55,11 @@ enum Command {
     /// Print the JSON Schema of rule files (or, with `--tests`, of rule test files).
     Schema {
         /// The schema of `*.test.yaml` files instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "channels")]
         tests: bool,
+        /// The schema of channels files (`--channels`) instead.
+        #[arg(long)]
+        channels: bool,
     },
     /// Campaigns: list them, preview one, or run one now.
     Campaigns(campaigns::CampaignsArgs),
@@ -88,6 +93,43 @@ impl DbArgs {
         runtime
             .block_on(crate::store::open(&self.db, Default::default()))
             .with_context(|| format!("cannot open database `{}`", self.db))
+    }
+}
+
+/// The channels file, for commands that need to know the WhatsApp numbers by name.
+#[derive(Debug, Clone, Args)]
+struct ChannelsArg {
+    /// The channels file (several WhatsApp numbers); without it, one channel `default` with
+    /// WHAPI_TOKEN.
+    #[arg(long, env = "RIPOSTE_CHANNELS")]
+    channels: Option<PathBuf>,
+}
+
+impl ChannelsArg {
+    /// The channels, or every problem of the file.
+    fn load(&self) -> anyhow::Result<crate::channels::Channels> {
+        crate::channels::Channels::from_setting(self.channels.as_deref()).map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("the channels file is not usable:\n{}", lines.join("\n"))
+        })
+    }
+
+    /// Checks that `name` is a configured channel, with a did-you-mean when it is not.
+    fn known(
+        channels: &crate::channels::Channels,
+        name: &str,
+    ) -> anyhow::Result<crate::store::ChannelFilter> {
+        if channels.named(name).is_none() {
+            let hint = channels
+                .suggest(name)
+                .map(|b| format!(", did you mean `{b}`?"))
+                .unwrap_or_else(|| format!(" (channels: {})", channels.names().join(", ")));
+            anyhow::bail!("unknown channel `{}`{hint}", crate::quote::quoted(name, 64));
+        }
+        Ok(crate::store::ChannelFilter {
+            name: name.to_owned(),
+            is_default: channels.default_channel().name == name,
+        })
     }
 }
 
@@ -155,6 +197,8 @@ struct ServeArgs {
     /// Whapi.Cloud gate.
     #[arg(long, env = "WHAPI_URL", default_value = "https://gate.whapi.cloud")]
     whapi_url: String,
+    #[command(flatten)]
+    channels: ChannelsArg,
     /// Log every action instead of calling out (also the case while WHAPI_TOKEN is unset).
     #[arg(long, env = "RIPOSTE_DRY_RUN", value_parser = BoolishValueParser::new())]
     dry_run: bool,
@@ -255,8 +299,9 @@ fn secret(name: &str) -> Option<String> {
 }
 
 impl ServeArgs {
-    fn settings(self) -> Settings {
-        Settings {
+    fn settings(self) -> anyhow::Result<Settings> {
+        let channels = self.channels.load()?;
+        Ok(Settings {
             listen: self.listen,
             rules: self.rules,
             db: self.db,
@@ -267,7 +312,8 @@ impl ServeArgs {
                     crate::store::Instance::new(name.trim())
                 }),
             whapi_url: self.whapi_url,
-            whapi_token: secret("WHAPI_TOKEN"),
+            tokens: channels.read_tokens(),
+            channels: std::sync::Arc::new(channels),
             llm: crate::ai::model::ModelSettings {
                 url: self.llm_url.filter(|u| !u.trim().is_empty()),
                 key: secret("RIPOSTE_LLM_KEY"),
@@ -311,7 +357,7 @@ impl ServeArgs {
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             watch: !self.no_watch,
             durability: self.durability.into(),
-        }
+        })
     }
 }
 
@@ -328,7 +374,7 @@ impl Cli {
                 let runtime = tokio::runtime::Runtime::new()?;
                 runtime.block_on(async {
                     let signal = serve::shutdown_signal();
-                    let running = match serve::start(args.settings()).await {
+                    let running = match serve::start(args.settings()?).await {
                         Ok(running) => running,
                         Err(err) if err.is::<serve::Refused>() => {
                             eprintln!("error: {err}");
@@ -347,19 +393,23 @@ impl Cli {
                 deny_warnings,
                 verbose,
                 timezone,
+                channels,
             } => Ok(check::run(
                 &default_rules(paths),
                 timezone,
+                &channels.load()?,
                 deny_warnings,
                 verbose,
             )),
             Command::Test { paths } => test::run(&default_rules(paths)),
             Command::Simulate(args) => simulate::run(args),
-            Command::Schema { tests } => {
+            Command::Schema { tests, channels } => {
                 print!(
                     "{}",
                     if tests {
                         crate::config::test_schema()
+                    } else if channels {
+                        crate::config::channels_schema()
                     } else {
                         crate::config::schema()
                     }

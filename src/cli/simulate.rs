@@ -31,6 +31,8 @@ pub(super) struct SimulateArgs {
     /// Also show, for every rule that did not match, the first condition that failed.
     #[arg(long)]
     explain: bool,
+    #[command(flatten)]
+    channels: super::ChannelsArg,
     /// Webhook body files (`-` reads standard input).
     #[arg(required = true)]
     events: Vec<PathBuf>,
@@ -46,6 +48,14 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let channels = args.channels.load()?;
+    let problems = set.channel_problems(&channels.names(), channels.file().is_some());
+    if !problems.is_empty() {
+        for d in &problems {
+            eprintln!("{d}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     let now = args.at.unwrap_or_else(Utc::now);
     // What intake remembers between events, remembered the same way.
     let mut memory = Memory::default();
@@ -54,11 +64,21 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let text = read(path)?;
         let body: Value = serde_json::from_str(&text)
             .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
-        for event in parse_webhook(WebhookBody {
+        for mut event in parse_webhook(WebhookBody {
             body: &body,
             path: "",
             method: "POST",
         }) {
+            let Some(channel) = channels.route(&event.channel, None) else {
+                eprintln!(
+                    "{}: event {} came from channel id `{}`, which no configured channel has; no rule would fire",
+                    path.display(),
+                    event.id,
+                    crate::quote::quoted(&event.channel, 64)
+                );
+                continue;
+            };
+            event.channel_name.clone_from(&channel.name);
             let evaluation = match memory.evaluate(&set, &event, now, args.explain) {
                 Ok(evaluated) => evaluated.evaluation,
                 Err(_) => {

@@ -232,6 +232,10 @@ pub struct MessageSpec {
     /// Show "typing…" for this long before sending (`2s`, at most `60s`).
     #[serde(default)]
     pub typing: Option<Located<String>>,
+    /// For `send`: the channel (WhatsApp number) to send through, by its name in the
+    /// channels file; default the event's channel.
+    #[serde(default)]
+    pub channel: Option<Located<String>>,
 }
 
 /// A quick-reply button.
@@ -318,6 +322,10 @@ pub struct WebhookSpec {
     /// sent as it renders.
     #[serde(default)]
     pub body: Option<Located<serde_json::Value>>,
+    /// The channel the call belongs to (for filters and metrics), by its name in the
+    /// channels file; default the event's channel.
+    #[serde(default)]
+    pub channel: Option<Located<String>>,
 }
 
 /// A group and the people to add or remove.

@@ -5,6 +5,7 @@
 //! event names) are [`Located`] so their errors point at the right line and column.
 
 mod action;
+mod channels;
 mod located;
 mod rule;
 mod schedule;
@@ -19,6 +20,7 @@ pub use action::{
     ListRowSpec, ListSectionSpec, ListSpec, LocationSpec, MessageContent, MessageSpec, UnlessSpec,
     WebhookSpec,
 };
+pub use channels::{ChannelSpec, ChannelsFile};
 pub use located::{Located, OneOrMany};
 pub use rule::{ConditionSpec, Mode, RuleFile, RuleSpec, TagsSpec};
 pub use schedule::{AudienceSpec, CalendarSpec, CampaignSpec, CatchUp, HoursSpec, OpenSpec};
@@ -78,6 +80,12 @@ pub fn schema() -> String {
 pub fn test_schema() -> String {
     let schema = schemars::schema_for!(crate::ruletest::TestFile);
     render_schema(schema, "Riposte rule tests")
+}
+
+/// The JSON Schema of channels files (`--channels`).
+pub fn channels_schema() -> String {
+    let schema = schemars::schema_for!(ChannelsFile);
+    render_schema(schema, "Riposte channels file")
 }
 
 fn render_schema(mut schema: schemars::Schema, title: &str) -> String {

@@ -106,6 +106,9 @@ pub struct ConditionSpec {
     /// Chat kind(s): `private`, `group`, `channel`, `status` or `any`.
     #[serde(default)]
     pub chat: Option<Located<OneOrMany<String>>>,
+    /// Channel name(s) from the channels file: the WhatsApp number the event came in on.
+    #[serde(default)]
+    pub channel: Option<Located<OneOrMany<String>>>,
     /// Chat id(s) or globs (`120363041234567890@g.us`, `*@g.us`).
     #[serde(default)]
     pub chat_id: Option<Located<OneOrMany<String>>>,

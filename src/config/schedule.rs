@@ -37,6 +37,10 @@ pub struct CampaignSpec {
     /// Set to false to pause the campaign.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The channel (WhatsApp number) to send through, by its name in the channels file;
+    /// required when more than one channel is configured.
+    #[serde(default)]
+    pub channel: Option<Located<String>>,
 }
 
 fn yes() -> bool {

@@ -1,10 +1,68 @@
-//! Protecting Whapi.Cloud (and the WhatsApp number behind it) from Riposte: a circuit breaker
-//! that stops calling while it keeps failing. The global pace of calls is [`crate::pace`].
+//! Protecting Whapi.Cloud (and the WhatsApp numbers behind it) from Riposte: per channel, a
+//! circuit breaker that stops calling while it keeps failing, and a pace ([`crate::pace`]), so
+//! one number that is throttled or disconnected does not hold back the others.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::metrics::ChannelCounters;
+use crate::pace::Pacer;
+
+/// One channel's breaker, pace and counters.
+#[derive(Debug)]
+pub struct Guard {
+    pub name: String,
+    pub breaker: Breaker,
+    pub pacer: Option<Pacer>,
+    pub counters: Arc<ChannelCounters>,
+}
+
+/// Every channel's guard, by name.
+#[derive(Debug)]
+pub struct Guards {
+    by_name: HashMap<String, Arc<Guard>>,
+    /// The guard of calls that name no channel.
+    default: Arc<Guard>,
+}
+
+impl Guards {
+    /// A guard per channel `(name, least time between two calls)`; `default` is the name of
+    /// the channel whose guard calls without a channel go through.
+    pub fn new(
+        channels: &[(String, Option<Duration>)],
+        default: &str,
+        policy: BreakerPolicy,
+    ) -> Self {
+        let guard = |name: &str, interval: Option<Duration>| {
+            Arc::new(Guard {
+                name: name.to_owned(),
+                breaker: Breaker::for_channel(policy, name),
+                pacer: interval.map(Pacer::new),
+                counters: crate::metrics::channel(name),
+            })
+        };
+        let by_name: HashMap<String, Arc<Guard>> = channels
+            .iter()
+            .map(|(name, interval)| (name.clone(), guard(name, *interval)))
+            .collect();
+        let default = by_name
+            .get(default)
+            .cloned()
+            .unwrap_or_else(|| guard(default, None));
+        Self { by_name, default }
+    }
+
+    /// The guard of a channel; `None` names the default channel. A name no channel has (the
+    /// client refuses its calls) gets the default guard.
+    pub fn of(&self, channel: Option<&str>) -> &Arc<Guard> {
+        channel
+            .and_then(|name| self.by_name.get(name))
+            .unwrap_or(&self.default)
+    }
+}
 
 /// When the breaker opens and how long it stays open.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +99,8 @@ struct BreakerState {
 pub struct Breaker {
     policy: BreakerPolicy,
     state: Mutex<BreakerState>,
+    /// The channel it guards, for its log lines and counters.
+    channel: String,
 }
 
 /// What the worker may do now.
@@ -57,12 +117,18 @@ pub enum Permit {
 impl Breaker {
     /// A closed breaker.
     pub fn new(policy: BreakerPolicy) -> Self {
+        Self::for_channel(policy, crate::vocab::DEFAULT_CHANNEL)
+    }
+
+    /// A closed breaker for one channel's calls.
+    pub fn for_channel(policy: BreakerPolicy, channel: &str) -> Self {
         Self {
             policy,
             state: Mutex::new(BreakerState {
                 cooldown: policy.cooldown,
                 ..BreakerState::default()
             }),
+            channel: channel.to_owned(),
         }
     }
 
@@ -90,7 +156,7 @@ impl Breaker {
     pub fn success(&self) {
         let mut s = self.state();
         if s.open_until.is_some() {
-            tracing::info!("Whapi.Cloud answers again; calls resume");
+            tracing::info!(channel = %self.channel, "Whapi.Cloud answers again; calls resume");
         }
         *s = BreakerState {
             cooldown: self.policy.cooldown,
@@ -110,7 +176,11 @@ impl Breaker {
             s.open_until = Some(Instant::now() + s.cooldown);
             s.probing = false;
             crate::metrics::BREAKER_OPENED.inc();
+            crate::metrics::channel(&self.channel)
+                .breaker_opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
+                channel = %self.channel,
                 failures = s.failures,
                 "Whapi.Cloud keeps failing; pausing calls for {:?}, then probing",
                 s.cooldown

@@ -16,7 +16,6 @@ use crate::ai::Assistant;
 use crate::campaigns::OPTED_OUT;
 use crate::clock::Clock;
 use crate::metrics;
-use crate::pace::Pacer;
 use crate::rules::RuleSet;
 use crate::store::{Op, Store, StoreResult};
 use crate::vocab::{Job, JobKind, JobResult, OutboundRequest, Payload, Role, Target, Turn, Work};
@@ -26,7 +25,7 @@ mod guard;
 mod ready;
 mod retry;
 
-pub use guard::{Breaker, BreakerPolicy};
+pub use guard::{Breaker, BreakerPolicy, Guard, Guards};
 pub use ready::{ReadyJobs, ReadyQueue, STALE as READY_STALE, ready_queue};
 pub use retry::RetryPolicy;
 
@@ -48,10 +47,8 @@ pub struct Delivery {
     /// Told about every job that runs (not skipped), before its result is recorded, and about
     /// each handoff an `ai_reply` starts.
     pub observer: Option<Observer>,
-    /// Pauses calls while Whapi.Cloud keeps failing.
-    pub breaker: Arc<Breaker>,
-    /// Spaces calls to Whapi.Cloud (all chats together).
-    pub pacer: Option<Arc<Pacer>>,
+    /// Per channel: pauses calls while Whapi.Cloud keeps failing, and spaces them.
+    pub guards: Arc<Guards>,
     /// Asks the language model for `ai_reply` jobs.
     pub assistant: Arc<Assistant>,
     /// The current rules: whether sent messages are remembered for `ai_reply`.
@@ -89,22 +86,6 @@ impl Delivery {
             }
             while running.try_join_next().is_some() {}
             let mut room = slots.available_permits();
-            let permit = this.breaker.permit();
-            if let Some(ready) = &ready {
-                ready.pause(!matches!(permit, guard::Permit::Flow));
-            }
-            match permit {
-                guard::Permit::Flow => {}
-                guard::Permit::Probe => room = room.min(1),
-                guard::Permit::WaitUntil(until) => {
-                    // Webhooks are still accepted and processed; their jobs wait here.
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-            }
             // Jobs handed over were claimed first; they go before any claimed now.
             while room > 0 {
                 let Some((job, since)) = ready.as_mut().and_then(ReadyJobs::try_next) else {
@@ -189,12 +170,15 @@ impl Delivery {
                 tracing::info!(job = %job.id, rule = %job.rule, "skipped: {reason}");
                 (JobResult::Skipped { reason }, Vec::new())
             }
-            Ok(None) => {
-                if let Some(observe) = &self.observer {
-                    observe(&job);
+            Ok(None) => match self.held_by_breaker(&job) {
+                Some(later) => (later, Vec::new()),
+                None => {
+                    if let Some(observe) = &self.observer {
+                        observe(&job);
+                    }
+                    self.perform(&job).await
                 }
-                self.perform(&job).await
-            }
+            },
             Err(err) => {
                 // The lease will expire and the job will be tried again.
                 tracing::error!(job = %job.id, "cannot check the job's contact: {err}");
@@ -235,6 +219,29 @@ impl Delivery {
         }
     }
 
+    /// A call through a channel whose breaker is open waits until it may probe; calls through
+    /// other channels go on. The wait is not an attempt.
+    fn held_by_breaker(&self, job: &Job) -> Option<JobResult> {
+        let Work::Call(request) = &job.work else {
+            return None;
+        };
+        if request.target != Target::Whapi || self.client.is_dry(request) {
+            return None;
+        }
+        let guard = self.guards.of(request.channel.as_deref());
+        let guard::Permit::WaitUntil(until) = guard.breaker.permit() else {
+            return None;
+        };
+        let wait = until.saturating_duration_since(tokio::time::Instant::now());
+        Some(JobResult::Later {
+            at: self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+            reason: format!(
+                "channel `{}`: Whapi.Cloud keeps failing; waiting for the breaker",
+                guard.name
+            ),
+        })
+    }
+
     /// Follow-ups and campaign sends never reach a contact who opted out meanwhile, and a
     /// follow-up's `unless` is checked against the contact as it is now.
     async fn skip_reason(&self, job: &Job) -> StoreResult<Option<String>> {
@@ -249,10 +256,16 @@ impl Delivery {
             phones.push(to);
         }
         let now = self.clock.now();
+        // Opting out of one number is a tag of its own: `opted_out:CHANNEL`.
+        let channel = &self.guards.of(job.work.channel()).name;
+        let of_channel = format!("{OPTED_OUT}:{channel}");
         for phone in &phones {
             let contact = self.store.contact(phone).await?;
-            if contact.tags.contains(OPTED_OUT) {
-                return Ok(Some(format!("{phone} is tagged `{OPTED_OUT}`")));
+            if let Some(tag) = [OPTED_OUT, of_channel.as_str()]
+                .into_iter()
+                .find(|tag| contact.tags.contains(*tag))
+            {
+                return Ok(Some(format!("{phone} is tagged `{tag}`")));
             }
         }
         let Some(unless) = job
@@ -342,7 +355,10 @@ impl Delivery {
             });
         match text {
             Some(text) if !text.trim().is_empty() => vec![Op::Turn(Turn {
-                chat: crate::vocab::ChatId::new(to).memory_key(),
+                chat: crate::vocab::scoped(
+                    crate::vocab::channel::or_default(request.channel.as_deref()),
+                    &crate::vocab::ChatId::new(to).memory_key(),
+                ),
                 role: Role::Bot,
                 text,
                 at: self.clock.now(),
@@ -353,27 +369,34 @@ impl Delivery {
 
     async fn call(&self, job: &Job, request: &OutboundRequest) -> JobResult {
         let key = format!("riposte-job-{}", job.id);
-        let to_whapi = request.target == Target::Whapi && !self.client.dry_run();
-        if to_whapi && let Some(pacer) = &self.pacer {
+        let dry = self.client.is_dry(request);
+        let guard = (request.target == Target::Whapi && !dry)
+            .then(|| self.guards.of(request.channel.as_deref()));
+        if let Some(pacer) = guard.and_then(|g| g.pacer.as_ref()) {
             pacer.wait().await;
         }
         let outcome = self.client.call(request, &key).await;
-        if to_whapi {
-            match &outcome {
-                CallOutcome::Retry { .. } => self.breaker.failure(),
-                CallOutcome::Delivered { .. } | CallOutcome::Rejected { .. } => {
-                    self.breaker.success()
+        if let Some(guard) = guard {
+            let counted = match &outcome {
+                CallOutcome::Retry { .. } => {
+                    guard.breaker.failure();
+                    &guard.counters.failed
                 }
-            }
+                CallOutcome::Rejected { .. } => {
+                    guard.breaker.success();
+                    &guard.counters.failed
+                }
+                CallOutcome::Delivered { .. } => {
+                    guard.breaker.success();
+                    &guard.counters.sent
+                }
+            };
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let now = self.clock.now();
         match outcome {
             CallOutcome::Delivered { status, body } => {
-                let what = if self.client.dry_run() {
-                    "logged (dry-run)"
-                } else {
-                    "delivered"
-                };
+                let what = if dry { "logged (dry-run)" } else { "delivered" };
                 tracing::info!(job = %job.id, rule = %job.rule, action = %job.action, status, "{what}");
                 JobResult::Done { response: body }
             }

@@ -3,7 +3,7 @@
 //! retries, follow-ups and chats with something else open.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::vocab::Job;
@@ -25,8 +25,6 @@ struct Shared {
     waiting: AtomicUsize,
     /// Most jobs waiting at once: more would only hold leases longer.
     capacity: usize,
-    /// Delivery is holding calls back (Whapi.Cloud keeps failing); jobs wait in the database.
-    paused: AtomicBool,
 }
 
 /// The receiving half, for delivery.
@@ -41,7 +39,6 @@ pub fn ready_queue(capacity: usize) -> (ReadyQueue, ReadyJobs) {
     let shared = Arc::new(Shared {
         waiting: AtomicUsize::new(0),
         capacity,
-        paused: AtomicBool::new(false),
     });
     (
         ReadyQueue {
@@ -55,7 +52,7 @@ pub fn ready_queue(capacity: usize) -> (ReadyQueue, ReadyJobs) {
 impl ReadyQueue {
     /// How many more jobs delivery takes now.
     pub fn room(&self) -> u32 {
-        if self.shared.paused.load(Ordering::Relaxed) || self.jobs.is_closed() {
+        if self.jobs.is_closed() {
             return 0;
         }
         let waiting = self.shared.waiting.load(Ordering::Relaxed);
@@ -88,10 +85,5 @@ impl ReadyJobs {
         let next = self.jobs.recv().await?;
         self.shared.waiting.fetch_sub(1, Ordering::Relaxed);
         Some(next)
-    }
-
-    /// Tells intake to leave jobs in the database while calls are held back.
-    pub(super) fn pause(&self, paused: bool) {
-        self.shared.paused.store(paused, Ordering::Relaxed);
     }
 }

@@ -201,6 +201,9 @@ impl Chat {
     }
 }
 
+/// The `channel` of an event whose body has no `channel_id`.
+pub const NO_CHANNEL_ID: &str = "default";
+
 /// One normalised event. Cheap to clone: the raw item is shared.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -209,6 +212,9 @@ pub struct Event {
     pub id: String,
     /// Whapi `channel_id`, or `custom` for events posted to `/events/NAME`.
     pub channel: String,
+    /// The name of the configured channel the event came in on (`default` for the one
+    /// channel of an engine without a channels file, and for custom events).
+    pub channel_name: String,
     /// When it happened according to the sender (Unix seconds), if the item says.
     pub at: Option<i64>,
     /// Whether the item carries an id of its own (else dedupe uses a content hash).
@@ -242,6 +248,7 @@ impl Event {
             kind,
             id: String::new(),
             channel: channel.to_owned(),
+            channel_name: crate::vocab::DEFAULT_CHANNEL.to_owned(),
             at: None,
             has_own_id: false,
             item,
@@ -283,6 +290,13 @@ impl Event {
             .map(|p| Chat::from_id(&format!("{}@s.whatsapp.net", p.phone), None));
         event.data = Some(data);
         event
+    }
+
+    /// What the event's chat state (handoff, `once_per`) is kept under: its chat on its
+    /// channel.
+    pub fn chat_key(&self) -> Option<String> {
+        let chat = self.chat.as_ref()?;
+        Some(crate::vocab::scoped(&self.channel_name, &chat.id))
     }
 
     /// The key under which this event is remembered so a retry never fires twice.

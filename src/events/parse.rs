@@ -35,7 +35,7 @@ pub fn parse_webhook_owned(body: Value, path: &str, method: &str) -> Vec<Event> 
     let channel = body
         .get("channel_id")
         .and_then(Value::as_str)
-        .unwrap_or("default")
+        .unwrap_or(super::NO_CHANNEL_ID)
         .to_owned();
     let method = event_method(&body, path, method);
     let mut events = Vec::new();

@@ -18,7 +18,7 @@ use crate::vocab::{ChatState, Contact, HandoffChange, Work};
 pub struct Memory {
     /// By phone.
     pub contacts: HashMap<String, Contact>,
-    /// By chat id.
+    /// By chat on its channel ([`Event::chat_key`]).
     pub chats: HashMap<String, ChatState>,
 }
 
@@ -66,11 +66,7 @@ impl Memory {
                 phone: phone.clone(),
                 ..Contact::default()
             });
-        let chat_id = event
-            .chat
-            .as_ref()
-            .map(|c| c.id.clone())
-            .unwrap_or_default();
+        let chat_id = event.chat_key().unwrap_or_default();
         let mut chat = self.chats.get(&chat_id).cloned().unwrap_or_default();
         let resumed = agent_resume(event, &chat, now).map(|end| {
             chat.handoff = None;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use crate::ai::MemoryPolicy;
+use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::delivery::{LEASE, ReadyQueue};
 use crate::engine::{Evaluation, Planned, RuleTrace};
@@ -22,8 +23,8 @@ use crate::events::{Event, EventKind, parse_webhook_owned};
 use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{
-    Completed, Conflict, Handover, Inbound, Lookup, Op, Outcome, Source, Store, StoreError,
-    StoreResult,
+    ChannelHealth, Completed, Conflict, Handover, Inbound, Lookup, Op, Outcome, Source, Store,
+    StoreError, StoreResult,
 };
 use crate::vocab::{ChatState, Contact, JobKind, NewJob, Role, Turn};
 
@@ -57,6 +58,9 @@ pub struct Intake {
     pub max_event_age: Option<Duration>,
     /// Where the replies claimed as they are written go, straight to delivery.
     pub ready: Option<ReadyQueue>,
+    /// The WhatsApp numbers served: each event is routed to one, or recorded as from an
+    /// unknown channel.
+    pub channels: Arc<Channels>,
 }
 
 impl Intake {
@@ -151,7 +155,10 @@ impl Intake {
     async fn process_once(&self, batch: &[Inbound]) -> StoreResult<Result<Vec<Outcome>, Conflict>> {
         let now = self.clock.now();
         let rules = self.rules.borrow().clone();
-        let bodies: Vec<(i64, Vec<Event>)> = batch.iter().map(|i| (i.id, events_of(i))).collect();
+        let bodies: Vec<(i64, Vec<Event>)> = batch
+            .iter()
+            .map(|i| (i.id, routed(events_of(i), i, &self.channels)))
+            .collect();
         let known = self.store.known(lookup(&bodies), now).await?;
         let seen = known.seen;
         let read: Vec<(String, u64)> = known.versions.into_iter().collect();
@@ -182,6 +189,14 @@ impl Intake {
                     key,
                     now + chrono::Duration::from_std(keep).unwrap_or_default(),
                 ));
+                if event.channel_name.is_empty() {
+                    unknown_channel(&event.channel, now);
+                    outcome.records.push(record(event, now, "unknown channel"));
+                    continue;
+                }
+                if event.kind == EventKind::ChannelStatus {
+                    outcome.ops.push(Op::ChannelHealth(health_of(event, now)));
+                }
                 if event.kind == EventKind::Unknown {
                     outcome.records.push(record(event, now, "unknown family"));
                 } else if self.too_old(event, now) {
@@ -290,9 +305,7 @@ fn lookup(bodies: &[(i64, Vec<Event>)]) -> Lookup {
     let mut phones: Vec<String> = events()
         .filter_map(|e| e.sender.as_ref().map(|s| s.phone.clone()))
         .collect();
-    let mut chats: Vec<String> = events()
-        .filter_map(|e| e.chat.as_ref().map(|c| c.id.clone()))
-        .collect();
+    let mut chats: Vec<String> = events().filter_map(Event::chat_key).collect();
     for list in [&mut phones, &mut chats] {
         list.sort_unstable();
         list.dedup();
@@ -321,6 +334,72 @@ pub fn events_of(inbound: &Inbound) -> Vec<Event> {
     }
 }
 
+/// Each event with the name of the channel it came in on: the one the webhook's URL names,
+/// else the one with its `channel_id`. An event no channel takes keeps an empty name; custom
+/// events come in on the default channel.
+pub fn routed(mut events: Vec<Event>, inbound: &Inbound, channels: &Channels) -> Vec<Event> {
+    let named = match &inbound.source {
+        Source::Webhook { path, .. } => channels.in_path(path),
+        Source::Custom { .. } => {
+            let name = &channels.default_channel().name;
+            for event in &mut events {
+                event.channel_name.clone_from(name);
+            }
+            return events;
+        }
+    };
+    for event in &mut events {
+        event.channel_name = channels
+            .route(&event.channel, named)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+    }
+    events
+}
+
+/// A channel's health as a `channel_status` event reports it.
+fn health_of(event: &Event, now: DateTime<Utc>) -> ChannelHealth {
+    let detail = ["/status/text", "/status/code", "/reason", "/text"]
+        .iter()
+        .find_map(|pointer| event.item.pointer(pointer))
+        .map(|v| match v {
+            Value::String(s) => crate::quote::quoted(s, 200),
+            other => crate::quote::quoted(&other.to_string(), 200),
+        });
+    ChannelHealth {
+        name: event.channel_name.clone(),
+        status: event
+            .status
+            .as_deref()
+            .unwrap_or("unknown")
+            .to_ascii_lowercase(),
+        detail,
+        at: now,
+    }
+}
+
+/// Counts an event from a channel no configured channel has, and says so once an hour per id.
+fn unknown_channel(id: &str, now: DateTime<Utc>) {
+    use std::sync::Mutex;
+    static WARNED: Mutex<Vec<(String, DateTime<Utc>)>> = Mutex::new(Vec::new());
+    metrics::WEBHOOKS_UNKNOWN_CHANNEL.inc();
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    warned.retain(|(_, at)| now - *at < chrono::Duration::hours(1));
+    if warned.iter().any(|(seen, _)| seen == id) {
+        return;
+    }
+    // A flood of made-up ids must not grow this list without end.
+    if warned.len() < 1000 {
+        warned.push((id.to_owned(), now));
+    }
+    tracing::warn!(
+        channel_id = %crate::quote::quoted(id, 64),
+        "a webhook came from a channel that is not configured: stored and recorded, no rule fired; add it to the channels file if it is yours"
+    );
+}
+
 /// The message of an event as a turn of its chat's conversation, if it is one: what the
 /// contact wrote, or what a person wrote from the business's phone (our own API sends come
 /// back as `from_me` too, with `source: api`; they are remembered when they are sent).
@@ -333,6 +412,7 @@ pub fn turn_of(event: &Event, policy: &MemoryPolicy, now: DateTime<Utc>) -> Opti
     }
     let text = event.text.as_deref().filter(|t| !t.trim().is_empty())?;
     let chat = event.chat.as_ref()?;
+    let memory_key = crate::vocab::ChatId::new(&chat.id).memory_key();
     let role = if !event.from_me {
         Role::User
     } else if policy.agent_messages
@@ -343,7 +423,7 @@ pub fn turn_of(event: &Event, policy: &MemoryPolicy, now: DateTime<Utc>) -> Opti
         return None;
     };
     Some(Turn {
-        chat: crate::vocab::ChatId::new(&chat.id).memory_key(),
+        chat: crate::vocab::scoped(&event.channel_name, &memory_key),
         role,
         text: text.to_owned(),
         at: now,

@@ -28,6 +28,8 @@ pub enum Condition {
     },
     Chat(Vec<ChatKind>),
     ChatId(Vec<Glob>),
+    /// The event came in on one of these channels.
+    Channel(Vec<String>),
     FromMe(bool),
     ReplyId(Vec<String>),
     Emoji(Vec<String>),
@@ -232,6 +234,9 @@ impl Condition {
                         wanted.join(" or ")
                     ),
                 )
+            }
+            Self::Channel(names) => {
+                expect_one_of("channel", Some(event.channel_name.as_str()), names)
             }
             Self::ChatId(globs) => {
                 let id = event.chat.as_ref().map(|c| c.id.as_str());

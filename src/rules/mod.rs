@@ -60,6 +60,17 @@ pub struct Rule {
     pub fingerprint: u64,
     /// Template variables the rule uses (`data`, `message`, ...), for lint.
     pub uses: Arc<std::collections::BTreeSet<String>>,
+    /// The channels the rule names, with where.
+    pub channels: Vec<ChannelRef>,
+}
+
+/// A channel named in a rule or campaign, and where, so a name the channels file does not
+/// have is reported at its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRef {
+    pub name: String,
+    pub line: u32,
+    pub column: u32,
 }
 
 /// An immutable, compiled set of rules; shared by every event processed while it is current.
@@ -156,6 +167,58 @@ impl RuleSet {
         }
     }
 
+    /// Every channel the rules and campaigns name that is not among `known` (the channels
+    /// file's names, in its order), with a did-you-mean; and every campaign that names no
+    /// channel when there are several to choose from.
+    pub fn channel_problems(&self, known: &[String], file_given: bool) -> Vec<Diagnostic> {
+        let names = || known.iter().map(String::as_str);
+        let unknown = |file: &std::path::Path, at: &ChannelRef| {
+            if known.contains(&at.name) {
+                return None;
+            }
+            let hint = match did_you_mean(&at.name, names()) {
+                Some(best) => format!(", did you mean `{best}`?"),
+                None if file_given => format!(" (the channels file names {})", known.join(", ")),
+                None => format!(
+                    " (without a channels file there is one channel, `{}`; give the file with --channels or RIPOSTE_CHANNELS)",
+                    crate::vocab::DEFAULT_CHANNEL
+                ),
+            };
+            Some(Diagnostic::error(
+                file,
+                at.line.max(1),
+                at.column.max(1),
+                format!("unknown channel `{}`{hint}", at.name),
+            ))
+        };
+        let mut problems: Vec<Diagnostic> = self
+            .rules
+            .iter()
+            .flat_map(|rule| {
+                rule.channels
+                    .iter()
+                    .filter_map(|at| unknown(&rule.file, at))
+            })
+            .collect();
+        for campaign in &self.campaigns {
+            match &campaign.channel_ref {
+                Some(at) => problems.extend(unknown(&campaign.file, at)),
+                None if known.len() > 1 => problems.push(Diagnostic::error(
+                    &campaign.file,
+                    campaign.line.max(1),
+                    1,
+                    format!(
+                        "campaign `{}` needs `channel:` to say which number sends it: one of {}",
+                        campaign.name,
+                        known.join(", ")
+                    ),
+                )),
+                None => {}
+            }
+        }
+        problems
+    }
+
     /// An empty rule set.
     pub fn empty() -> Self {
         Self::new(
@@ -217,7 +280,7 @@ pub struct LoadError {
 }
 
 /// Reads every `*.yaml` / `*.yml` under the given paths (files or folders), in path order.
-/// Rule tests (`*.test.yaml`) and hidden entries are skipped: Kubernetes mounts keep old and
+/// Rule tests (`*.test.yaml`), channels files (`channels.yaml`) and hidden entries are skipped: Kubernetes mounts keep old and
 /// new copies of a ConfigMap in `..data` and `..TIMESTAMP` folders beside the real files.
 /// Each file remembers the folder it was found under (a file named on its own: its folder),
 /// the rules folder that what it names must stay inside.
@@ -255,11 +318,13 @@ pub(crate) fn folder_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A channels file kept beside the rules is given with `--channels`, never read as rules.
 fn is_rule_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     (name.ends_with(".yaml") || name.ends_with(".yml"))
         && !name.ends_with(".test.yaml")
         && !name.ends_with(".test.yml")
+        && !matches!(name, "channels.yaml" | "channels.yml")
 }
 
 fn collect(path: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {

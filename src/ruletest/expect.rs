@@ -162,6 +162,9 @@ fn call_fields(action: &str, request: &OutboundRequest) -> Map<String, Value> {
             f.insert("path".into(), json!(request.path));
         }
     }
+    if let Some(channel) = &request.channel {
+        f.insert("channel".into(), json!(channel));
+    }
     f.retain(|_, v| !v.is_null());
     f
 }

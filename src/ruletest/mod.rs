@@ -21,6 +21,7 @@ pub use spec::{TestCase, TestFile};
 
 use crate::ai::Assistant;
 use crate::ai::model::{Scripted, ScriptedModel};
+use crate::channels::Channels;
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Located, SourceFile};
 use crate::delivery::{BreakerPolicy, Delivery, RetryPolicy};
@@ -106,6 +107,7 @@ struct Bench {
     checked: HashMap<String, DateTime<Utc>>,
     done: Arc<Mutex<Vec<Done>>>,
     set: Arc<RuleSet>,
+    channels: Arc<Channels>,
     _dir: tempfile::TempDir,
 }
 
@@ -132,6 +134,28 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
                 .join("\n")
         )
     })?;
+    let channels = match &case.channels {
+        Some(file) => Channels::load(&base.join(file)),
+        None => Ok(Channels::single()),
+    }
+    .and_then(|channels| {
+        let problems = set.channel_problems(&channels.names(), channels.file().is_some());
+        if problems.is_empty() {
+            Ok(channels)
+        } else {
+            Err(problems)
+        }
+    })
+    .map_err(|d| {
+        format!(
+            "the channels do not fit:\n{}",
+            d.iter()
+                .map(|d| format!("    {d}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let channels = Arc::new(channels);
     let set = Arc::new(set);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = Arc::new(
@@ -172,9 +196,10 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
                 .push(Done::from_work(&job.action, &job.work));
         }
     });
-    let client = Client::new(
+    let no_tokens = channels.names().into_iter().map(|n| (n, None)).collect();
+    let client = Client::for_channels(
         "http://riposte.test",
-        None,
+        no_tokens,
         true,
         std::time::Duration::from_secs(1),
     )
@@ -200,6 +225,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         retry: RetryPolicy::default(),
         breaker: BreakerPolicy::default(),
         whapi_rate: None,
+        channels: channels.clone(),
         concurrency: 1,
         max_event_age: None,
         hand_over: None,
@@ -214,6 +240,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         checked: HashMap::new(),
         done,
         set,
+        channels,
         _dir: dir,
     })
 }
@@ -238,9 +265,9 @@ impl Bench {
             serde_json::from_str(&text).map_err(|e| format!("`{}` is not JSON: {e}", p.display()))
         };
         let (source, body) = match shorthand::feed(&event.value, n, read)? {
-            shorthand::Feed::Webhook(body) => (
+            shorthand::Feed::Webhook(mut body) => (
                 Source::Webhook {
-                    path: String::new(),
+                    path: self.channel_of(event.value.channel.as_deref(), &mut body)?,
                     method: "POST".into(),
                 },
                 body,
@@ -277,6 +304,30 @@ impl Bench {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend(now_done);
         self.settle().await
+    }
+
+    /// The webhook path of an event that comes in on `channel`, with the body's `channel_id`
+    /// made that channel's.
+    fn channel_of(
+        &self,
+        channel: Option<&str>,
+        body: &mut serde_json::Value,
+    ) -> Result<String, String> {
+        let Some(name) = channel else {
+            return Ok(String::new());
+        };
+        let Some(found) = self.channels.named(name) else {
+            let hint = self
+                .channels
+                .suggest(name)
+                .map(|b| format!(", did you mean `{b}`?"))
+                .unwrap_or_else(|| format!(" (channels: {})", self.channels.names().join(", ")));
+            return Err(format!("unknown channel `{name}`{hint}"));
+        };
+        if let (Some(id), Some(obj)) = (&found.id, body.as_object_mut()) {
+            obj.insert("channel_id".into(), serde_json::Value::String(id.clone()));
+        }
+        Ok(found.name.clone())
     }
 
     /// Moves the clock to `target`, stopping at every due job and campaign fire time on the

@@ -27,6 +27,10 @@ pub struct TestCase {
     /// Rule files or folders, relative to this file; default every rule file beside it.
     #[serde(default)]
     pub rules: Vec<String>,
+    /// A channels file (several WhatsApp numbers), relative to this file; default one
+    /// channel, `default`.
+    #[serde(default)]
+    pub channels: Option<String>,
     /// Contacts in the database before the first step.
     #[serde(default)]
     pub contacts: Vec<ContactSpec>,
@@ -124,6 +128,10 @@ pub struct EventSpec {
     /// The custom event's body.
     #[serde(default)]
     pub data: Option<serde_json::Value>,
+    /// The channel (a name from the case's channels file) a webhook comes in on; default
+    /// the default channel.
+    #[serde(default)]
+    pub channel: Option<String>,
 }
 
 /// `message:` shorthand.

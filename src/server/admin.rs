@@ -16,6 +16,7 @@ use crate::vocab::{ChatState, Contact, HandoffChange, JobId, JobStatus, Work};
 pub(super) struct Limit {
     limit: Option<u32>,
     status: Option<JobStatus>,
+    channel: Option<String>,
 }
 
 /// Longest text an event shows in the list; its detail shows all of it.
@@ -124,15 +125,39 @@ async fn explain(
     Ok(())
 }
 
-/// `GET /admin/jobs?status=dead&limit=N`.
+/// `GET /admin/channels`: each WhatsApp number served, with the health Whapi.Cloud last
+/// reported for it.
+pub(super) async fn channels(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "channels": super::channels(&state).await }))
+}
+
+/// `GET /admin/jobs?status=dead&channel=NAME&limit=N`.
 pub(super) async fn jobs(
     State(state): State<AppState>,
     Query(q): Query<Limit>,
 ) -> Result<Json<Value>, ApiError> {
-    let jobs = state
-        .store
-        .jobs(q.status, q.limit.unwrap_or(100).min(1000))
-        .await?;
+    let channel = match &q.channel {
+        Some(name) => match state.channels.named(name) {
+            Some(_) => Some(crate::store::ChannelFilter {
+                name: name.clone(),
+                is_default: state.channels.default_channel().name == *name,
+            }),
+            None => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown channel `{}` (channels: {})",
+                    crate::quote::quoted(name, 64),
+                    state.channels.names().join(", ")
+                )));
+            }
+        },
+        None => None,
+    };
+    let query = crate::store::JobQuery {
+        status: q.status,
+        channel,
+        limit: q.limit.unwrap_or(100).min(1000),
+    };
+    let jobs = state.store.jobs(query).await?;
     Ok(Json(json!({ "jobs": jobs })))
 }
 

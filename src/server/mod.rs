@@ -47,6 +47,8 @@ pub struct AppState {
     pub secrets: Arc<Secrets>,
     /// The limits every request is held to, and the per-source rate.
     pub doors: Arc<Doors>,
+    /// The WhatsApp numbers served.
+    pub channels: Arc<crate::channels::Channels>,
 }
 
 /// Shared secrets that guard the endpoints; never logged.
@@ -129,6 +131,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/campaigns/{name}/run", post(admin::run_campaign))
         .route("/admin/chats", get(admin::chats))
         .route("/admin/rules", get(admin::rules))
+        .route("/admin/channels", get(admin::channels))
         .route("/admin/reload", post(admin::reload))
         .route("/admin/chats/{chat_id}/resume", post(admin::resume))
         .route("/admin/events/{seq}", get(admin::event))
@@ -167,7 +170,29 @@ async fn metrics(
     State(state): State<AppState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let set = state.rules.borrow().clone();
-    let body = crate::metrics::render(set.rules.len(), set.campaigns.len());
+    let open = state
+        .store
+        .open_jobs_by_channel()
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!("cannot count open jobs for /metrics: {err}");
+            Vec::new()
+        });
+    let default = state.channels.default_channel().name.as_str();
+    let mut queue: Vec<(String, u64)> = state
+        .channels
+        .list()
+        .iter()
+        .map(|c| (c.name.clone(), 0))
+        .collect();
+    for (channel, count) in open {
+        let name = channel.as_deref().unwrap_or(default);
+        match queue.iter_mut().find(|(n, _)| n == name) {
+            Some((_, depth)) => *depth += count,
+            None => queue.push((name.to_owned(), count)),
+        }
+    }
+    let body = crate::metrics::render(set.rules.len(), set.campaigns.len(), &queue);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -182,7 +207,12 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
     match state.store.ready().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({ "ready": true, "rules": rules.rules.len(), "version": rules.version })),
+            Json(json!({
+                "ready": true,
+                "rules": rules.rules.len(),
+                "version": rules.version,
+                "channels": channels(&state).await,
+            })),
         ),
         Err(err) => {
             tracing::error!("not ready: {err}");
@@ -192,6 +222,30 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
             )
         }
     }
+}
+
+/// Each channel with the health Whapi.Cloud last reported for it (`unknown` before any).
+pub(crate) async fn channels(state: &AppState) -> serde_json::Value {
+    let health = state.store.channel_health().await.unwrap_or_else(|err| {
+        tracing::error!("cannot read channel health: {err}");
+        Vec::new()
+    });
+    let list: Vec<serde_json::Value> = state
+        .channels
+        .list()
+        .iter()
+        .map(|c| {
+            let last = health.iter().find(|h| h.name == c.name);
+            json!({
+                "name": c.name,
+                "id": c.id,
+                "status": last.map_or("unknown", |h| h.status.as_str()),
+                "detail": last.and_then(|h| h.detail.as_deref()),
+                "since": last.map(|h| h.at),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list)
 }
 
 /// Binds the listener; split from serving so callers learn the port before requests flow.

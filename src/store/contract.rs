@@ -53,6 +53,8 @@ pub enum Op {
         chat: String,
         count: u32,
     },
+    /// A channel reported its health.
+    ChannelHealth(ChannelHealth),
 }
 
 /// What processing one stored body decided, committed atomically.
@@ -70,6 +72,34 @@ pub struct Outcome {
 pub struct Handover {
     pub lease_until: DateTime<Utc>,
     pub limit: u32,
+}
+
+/// Which jobs a listing shows, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobQuery {
+    pub status: Option<JobStatus>,
+    pub channel: Option<ChannelFilter>,
+    pub limit: u32,
+}
+
+/// Jobs of one channel.
+#[derive(Debug, Clone)]
+pub struct ChannelFilter {
+    pub name: String,
+    /// It is the default channel, which also has the jobs that name no channel.
+    pub is_default: bool,
+}
+
+/// A channel's health as Whapi.Cloud last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelHealth {
+    /// The channel's name.
+    pub name: String,
+    /// Whapi.Cloud's word for it (`AUTH`, `QR`, `LAUNCH`, `STOP`, ...), lower-cased.
+    pub status: String,
+    /// What else the event said (its text, or the raw item).
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A campaign run to be recorded.
@@ -215,7 +245,10 @@ pub trait JobStore: Send + Sync {
     /// When the next pending job is due, if any.
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Jobs, newest first, optionally of one status.
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
+    async fn jobs(&self, query: JobQuery) -> StoreResult<Vec<Job>>;
+    /// How many jobs are open (pending or being sent) per channel; `None` is the default
+    /// channel.
+    async fn open_jobs_by_channel(&self) -> StoreResult<Vec<(Option<String>, u64)>>;
     /// One job by id.
     async fn job(&self, id: JobId) -> StoreResult<Option<Job>>;
     /// Puts a dead or cancelled job back in the queue; false if no such job.
@@ -289,6 +322,8 @@ pub trait AdminStore: Send + Sync {
     async fn prune(&self, now: DateTime<Utc>) -> StoreResult<()>;
     /// Whether the database answers and accepts writes.
     async fn ready(&self) -> StoreResult<()>;
+    /// Each channel's last reported health, by name.
+    async fn channel_health(&self) -> StoreResult<Vec<ChannelHealth>>;
 }
 
 /// The whole contract: what `serve` opens and hands out to every part.

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use contract::{
-    AdminStore, CampaignRun, CampaignStore, Completed, Conflict, ContactStore, Handover, Inbound,
-    IntakeStore, JobStore, Known, Lookup, NewRun, Op, Outcome, Source, Store,
+    AdminStore, CampaignRun, CampaignStore, ChannelFilter, ChannelHealth, Completed, Conflict,
+    ContactStore, Handover, Inbound, IntakeStore, JobQuery, JobStore, Known, Lookup, NewRun, Op,
+    Outcome, Source, Store,
 };
 pub use sqlite::SqliteStore;
 

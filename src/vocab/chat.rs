@@ -93,6 +93,12 @@ pub enum HandoffChange {
 }
 
 impl HandoffChange {
+    /// The change as made on `channel`: its chat becomes that channel's chat.
+    pub fn scope(&mut self, channel: &str) {
+        let (Self::Start { chat, .. } | Self::End { chat }) = self;
+        *chat = super::scoped(channel, chat);
+    }
+
     /// The chat's handoff after this change.
     pub fn apply_to(&self, current: &mut Option<Handoff>, now: DateTime<Utc>) {
         *current = match self {

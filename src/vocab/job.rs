@@ -56,6 +56,35 @@ impl Work {
         )
     }
 
+    /// The work as done for an event that came in on `channel`: calls go out through it
+    /// (unless they name their own), and what is kept per chat (handoffs, follow-up keys) is
+    /// kept per channel and chat.
+    pub fn on_channel(&mut self, channel: &str) {
+        match self {
+            Self::Call(request) => request.through(channel),
+            Self::Ai(call) => {
+                if call.channel.is_none() && channel != super::DEFAULT_CHANNEL {
+                    call.channel = Some(channel.to_owned());
+                }
+                if let Some(notify) = call.handoff.as_mut().and_then(|h| h.notify.as_mut()) {
+                    notify.through(channel);
+                }
+            }
+            Self::Handoff(change) => change.scope(channel),
+            Self::Cancel { key } => *key = super::scoped(channel, key),
+            Self::Contact(_) => {}
+        }
+    }
+
+    /// The channel the work goes out through, if it names one.
+    pub fn channel(&self) -> Option<&str> {
+        match self {
+            Self::Call(request) => request.channel.as_deref(),
+            Self::Ai(call) => call.channel.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The stored form ([`WORK_FORMAT`]).
     pub fn to_stored(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self)
@@ -127,6 +156,44 @@ pub struct AiCall {
     pub shadow: bool,
     #[serde(rename = "handoff", default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<AiHandoff>,
+    /// The channel the event came in on, and the answer goes out through; `None` for the
+    /// default channel.
+    #[serde(rename = "channel", default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+impl AiCall {
+    fn channel(&self) -> &str {
+        super::channel::or_default(self.channel.as_deref())
+    }
+
+    /// What the chat's state (handoff, fallbacks in a row, answer limits) is kept under.
+    pub fn state_key(&self) -> String {
+        super::scoped(self.channel(), &self.chat)
+    }
+
+    /// What the chat's conversation is remembered under.
+    pub fn memory_key(&self) -> String {
+        super::scoped(
+            self.channel(),
+            &super::ChatId::new(self.chat.as_str()).memory_key(),
+        )
+    }
+
+    /// The chat's ordering lane.
+    pub fn lane(&self) -> String {
+        super::scoped(
+            self.channel(),
+            &super::ChatId::new(self.chat.as_str()).lane(),
+        )
+    }
+
+    /// A text message to the chat, through the event's channel.
+    pub fn message(&self, text: &str) -> OutboundRequest {
+        let mut request = OutboundRequest::text_message(&self.chat, text);
+        request.through(self.channel());
+        request
+    }
 }
 
 /// At most `count` answers per chat in `window_s` seconds.
@@ -249,7 +316,7 @@ impl NewJob {
     pub fn lane(&self) -> String {
         match &self.work {
             Work::Call(request) => request.lane.clone(),
-            Work::Ai(call) => super::ChatId::new(call.chat.as_str()).lane(),
+            Work::Ai(call) => call.lane(),
             _ => format!("local:{}", self.contact.as_deref().unwrap_or("")),
         }
     }

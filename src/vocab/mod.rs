@@ -7,12 +7,14 @@
 //! stored format: each field and variant is named explicitly, so renaming a Rust item never
 //! changes what is written, and `job::StoredWork` gives the format a version.
 
+pub mod channel;
 pub mod chat;
 pub mod contact;
 pub mod ids;
 pub mod job;
 pub mod outbound;
 
+pub use channel::{DEFAULT_CHANNEL, scoped};
 pub use chat::{ChatId, ChatState, Handoff, HandoffChange, Role, Turn};
 pub use contact::{Contact, ContactChange};
 pub use ids::{JobId, MessageId, RuleName};

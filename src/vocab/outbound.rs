@@ -31,6 +31,10 @@ pub struct OutboundRequest {
     /// Calls in one lane (one chat) are made in order.
     #[serde(rename = "lane")]
     pub lane: String,
+    /// The channel (WhatsApp number) a Whapi.Cloud call goes out through; `None` for the
+    /// default channel.
+    #[serde(rename = "channel", default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// A request body.
@@ -57,6 +61,19 @@ impl OutboundRequest {
             headers: Vec::new(),
             body: body.map(Payload::Json),
             lane: lane.lane(),
+            channel: None,
+        }
+    }
+
+    /// The call sent through `channel` (when it names none yet), in that channel's lane.
+    pub fn through(&mut self, channel: &str) {
+        let channel = self
+            .channel
+            .get_or_insert_with(|| channel.to_owned())
+            .clone();
+        self.lane = super::scoped(&channel, &self.lane);
+        if channel == super::DEFAULT_CHANNEL {
+            self.channel = None;
         }
     }
 

@@ -45,9 +45,9 @@ pub enum ClientError {
     #[error("cannot set up TLS: {0}")]
     Tls(String),
     #[error(
-        "the Whapi.Cloud token cannot be sent in a header (it holds a line break or a control character)"
+        "the Whapi.Cloud token of channel `{0}` cannot be sent in a header (it holds a line break or a control character)"
     )]
-    Token,
+    Token(String),
 }
 
 /// Makes outbound calls; in dry-run mode it only logs them.
@@ -59,18 +59,35 @@ pub enum ClientError {
 pub struct Client {
     http: Pool<hyper_rustls::HttpsConnector<Connect>, Full<Bytes>>,
     base: String,
+    /// One per channel, in the channels file's order.
+    lines: std::sync::Arc<[Line]>,
+    /// The line of calls that name no channel.
+    default: usize,
+    timeout: Duration,
+    /// Every line is dry-run: calls to other systems are only logged too.
+    dry_run: bool,
+}
+
+/// One channel's way to Whapi.Cloud.
+struct Line {
+    name: String,
     /// `Bearer <token>`, built once and marked sensitive so it is never logged.
     authorization: Option<HeaderValue>,
-    timeout: Duration,
     dry_run: bool,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The token is a secret: never print it.
+        // The tokens are secrets: never print them.
+        let lines: Vec<(&str, bool)> = self
+            .lines
+            .iter()
+            .map(|l| (l.name.as_str(), l.dry_run))
+            .collect();
         f.debug_struct("Client")
             .field("base", &self.base)
             .field("dry_run", &self.dry_run)
+            .field("channels", &lines)
             .finish_non_exhaustive()
     }
 }
@@ -84,12 +101,24 @@ impl Client {
         dry_run: bool,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        Self::with_proxies(base, token, dry_run, timeout, Matcher::from_env())
+        let tokens = vec![(crate::vocab::DEFAULT_CHANNEL.to_owned(), token)];
+        Self::with_proxies(base, tokens, dry_run, timeout, Matcher::from_env())
+    }
+
+    /// A client for several channels, each `(name, token)`: a channel without a token is
+    /// dry-run. Calls that name no channel go through the one named `default`, else the first.
+    pub fn for_channels(
+        base: &str,
+        tokens: Vec<(String, Option<String>)>,
+        dry_run: bool,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        Self::with_proxies(base, tokens, dry_run, timeout, Matcher::from_env())
     }
 
     fn with_proxies(
         base: &str,
-        token: Option<String>,
+        tokens: Vec<(String, Option<String>)>,
         dry_run: bool,
         timeout: Duration,
         proxies: Matcher,
@@ -105,28 +134,75 @@ impl Client {
             .enable_all_versions()
             .wrap_connector(Connect::new(connector, proxies));
         let http = Pool::builder(TokioExecutor::new()).build(https);
-        let authorization = token
-            .as_ref()
-            .map(|token| {
-                let mut value = HeaderValue::try_from(format!("Bearer {token}"))
-                    .map_err(|_| ClientError::Token)?;
-                value.set_sensitive(true);
-                Ok(value)
-            })
-            .transpose()?;
-        let dry_run = dry_run || token.is_none();
+        let mut lines = Vec::with_capacity(tokens.len().max(1));
+        for (name, token) in tokens {
+            let authorization = token
+                .as_ref()
+                .map(|token| {
+                    let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+                        .map_err(|_| ClientError::Token(name.clone()))?;
+                    value.set_sensitive(true);
+                    Ok(value)
+                })
+                .transpose()?;
+            lines.push(Line {
+                dry_run: dry_run || token.is_none(),
+                name,
+                authorization,
+            });
+        }
+        if lines.is_empty() {
+            lines.push(Line {
+                name: crate::vocab::DEFAULT_CHANNEL.to_owned(),
+                authorization: None,
+                dry_run: true,
+            });
+        }
+        let default = lines
+            .iter()
+            .position(|l| l.name == crate::vocab::DEFAULT_CHANNEL)
+            .unwrap_or(0);
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            authorization,
+            dry_run: lines.iter().all(|l| l.dry_run),
+            lines: lines.into(),
+            default,
             timeout,
-            dry_run,
         })
     }
 
-    /// Whether calls are only logged.
+    /// Whether every call is only logged (no channel has a token, or `--dry-run`).
     pub fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// The channels that are dry-run (their token is unset, or `--dry-run`).
+    pub fn dry_channels(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|l| l.dry_run)
+            .map(|l| l.name.as_str())
+            .collect()
+    }
+
+    /// The line of a channel name; `None` names the default channel.
+    fn line(&self, channel: Option<&str>) -> Option<&Line> {
+        match channel {
+            None => self.lines.get(self.default),
+            Some(name) => self.lines.iter().find(|l| l.name == name),
+        }
+    }
+
+    /// Whether a call is only logged: one to Whapi.Cloud when its channel is dry-run, one to
+    /// another system when every channel is.
+    pub fn is_dry(&self, request: &OutboundRequest) -> bool {
+        match request.target {
+            Target::Whapi => self
+                .line(request.channel.as_deref())
+                .is_none_or(|l| l.dry_run),
+            Target::External => self.dry_run,
+        }
     }
 
     /// Makes the call of a job. `idempotency_key` is sent to other systems' webhooks so they
@@ -139,7 +215,17 @@ impl Client {
         {
             return CallOutcome::Rejected { error };
         }
-        if self.dry_run {
+        if request.target == Target::Whapi && self.line(request.channel.as_deref()).is_none() {
+            let names: Vec<&str> = self.lines.iter().map(|l| l.name.as_str()).collect();
+            return CallOutcome::Rejected {
+                error: format!(
+                    "channel `{}` is not configured (channels: {}); add it to the channels file, restart, and retry the job",
+                    crate::quote::quoted(request.channel.as_deref().unwrap_or_default(), 64),
+                    names.join(", ")
+                ),
+            };
+        }
+        if self.is_dry(request) {
             let body = match &request.body {
                 Some(Payload::Json(v)) => v.to_string(),
                 Some(Payload::Text(t)) => t.clone(),
@@ -187,7 +273,10 @@ impl Client {
             .header(USER_AGENT, concat!("riposte/", env!("CARGO_PKG_VERSION")));
         match request.target {
             Target::Whapi => {
-                if let Some(authorization) = &self.authorization {
+                if let Some(authorization) = self
+                    .line(request.channel.as_deref())
+                    .and_then(|l| l.authorization.as_ref())
+                {
                     builder = builder.header(AUTHORIZATION, authorization.clone());
                 }
             }
@@ -562,7 +651,7 @@ mod tests {
     async fn call_through(base: &str, proxies: Matcher) {
         let client = Client::with_proxies(
             base,
-            Some("t".into()),
+            vec![("default".into(), Some("t".into()))],
             false,
             Duration::from_secs(5),
             proxies,

@@ -187,7 +187,7 @@ fn the_pace_imports_nothing_and_the_model_caller_is_outside_every_cycle() {
         pace.is_empty(),
         "src/pace.rs must import no other module of Riposte; it imports {pace:?}"
     );
-    for user in ["delivery", "ai", "workers"] {
+    for user in ["delivery", "ai"] {
         assert!(
             graph[user].contains("pace"),
             "`{user}` does not use the pace: {:?}",

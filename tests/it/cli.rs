@@ -222,9 +222,54 @@ fn every_example_passes_check_with_warnings_denied() {
         }
     }
     for dir in dirs {
-        let (code, stdout, stderr) = check(&["--deny-warnings", &dir]);
+        let channels = format!("{dir}/channels.yaml");
+        let mut args = vec!["--deny-warnings"];
+        if root.join(&channels).exists() {
+            args.extend(["--channels", &channels]);
+        }
+        args.push(&dir);
+        let (code, stdout, stderr) = check(&args);
         assert_eq!(code, 0, "{dir}:\n{stdout}{stderr}");
     }
+}
+
+#[test]
+fn channels_the_rules_name_are_checked_against_the_channels_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: r\n    when: {channel: [sals, nobody]}\n    then:\n      - send: {to: \"1\", text: hi, channel: suport}\ncampaigns:\n  - name: c\n    schedule: \"0 9 * * *\"\n    audience: {numbers: [\"4915112345678\"]}\n    send: hi\n",
+    )
+    .unwrap();
+    let channels = dir.path().join("channels.yaml");
+    std::fs::write(
+        &channels,
+        "channels:\n  sales: {id: S-1, token_env: T_SALES}\n  support: {id: H-2, token_env: T_SUPPORT}\n",
+    )
+    .unwrap();
+    let rules = rules.to_string_lossy().into_owned();
+    let (code, stdout, _) = check(&["--channels", &channels.to_string_lossy(), &rules]);
+    assert_eq!(code, 1, "{stdout}");
+    let lines: Vec<String> = stdout
+        .lines()
+        .map(|l| l.replace(&rules, "rules.yaml"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "rules.yaml:3:21: error: unknown channel `sals`, did you mean `sales`?",
+            "rules.yaml:3:21: error: unknown channel `nobody` (the channels file names sales, support)",
+            "rules.yaml:5:44: error: unknown channel `suport`, did you mean `support`?",
+            "rules.yaml:7:1: error: campaign `c` needs `channel:` to say which number sends it: one of sales, support",
+        ]
+    );
+    // The channels file's own mistakes are located too.
+    std::fs::write(&channels, "channels:\n  sales: {id: S-1, token: abc}\n").unwrap();
+    let (code, _, stderr) = check(&["--channels", &channels.to_string_lossy(), &rules]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("channels.yaml:2:"), "{stderr}");
+    assert!(stderr.contains("unknown field `token`"), "{stderr}");
 }
 
 #[test]

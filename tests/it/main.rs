@@ -3,6 +3,7 @@
 mod ai;
 mod architecture;
 mod campaigns;
+mod channels;
 mod chats;
 mod cli;
 mod conformance;

@@ -23,6 +23,11 @@ fn committed_schemas_are_current() {
         &riposte::config::test_schema(),
         "schema --tests",
     );
+    check(
+        "schema/channels.schema.json",
+        &riposte::config::channels_schema(),
+        "schema --channels",
+    );
 }
 
 #[test]
@@ -48,8 +53,11 @@ fn every_shipped_yaml_file_names_its_schema() {
             .next()
             .unwrap_or_default()
             .to_owned();
-        let schema = if file.to_string_lossy().contains(".test.") {
+        let name = file.file_name().unwrap().to_string_lossy();
+        let schema = if name.contains(".test.") {
             "rules-test.schema.json"
+        } else if name.starts_with("channels.") {
+            "channels.schema.json"
         } else {
             "rules.schema.json"
         };

@@ -281,7 +281,10 @@ impl Riposte {
             db: self.db_path().to_string_lossy().into_owned(),
             instance: riposte::store::Instance::new("test"),
             whapi_url: self.whapi.url.clone(),
-            whapi_token: (!self.dry_run).then(|| "test-token".to_owned()),
+            channels: Arc::new(riposte::channels::Channels::single()),
+            tokens: riposte::channels::Tokens::single(
+                (!self.dry_run).then(|| "test-token".to_owned()),
+            ),
             dry_run: false,
             timezone: chrono_tz::UTC,
             webhook_secret: None,

@@ -53,6 +53,8 @@ impl Compiler<'_> {
         };
         let content = self.campaign_message(&c.send);
         self.in_campaign = false;
+        self.channels.clear();
+        let channel = c.channel.as_ref().map(|name| self.channel(name));
         if self.diagnostics.len() != errors_before {
             return None;
         }
@@ -71,6 +73,8 @@ impl Compiler<'_> {
             catch_up: c.catch_up,
             exclude: c.exclude.clone(),
             enabled: c.enabled,
+            channel,
+            channel_ref: self.channels.pop(),
             fingerprint: super::fingerprint(&self.lines, spec.line, spec.column),
         })
     }
@@ -100,6 +104,14 @@ impl Compiler<'_> {
                 to.line,
                 to.column,
                 "a campaign sends to its `audience`; remove `to`",
+            );
+            return None;
+        }
+        if let Some(channel) = &m.channel {
+            self.error(
+                channel.line,
+                channel.column,
+                "a campaign's channel goes on the campaign: move `channel:` next to `schedule:`",
             );
             return None;
         }

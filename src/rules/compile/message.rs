@@ -58,7 +58,7 @@ pub(super) fn message(
     let typing = match &m.typing {
         None => None,
         Some(t) => match duration::parse(&t.value) {
-            Ok(d) if d.as_secs() <= 60 => Some(d.as_secs().max(1) as u32),
+            Ok(d) if d.as_secs() <= 60 => Some(d.as_secs().max(1) as u8),
             Ok(_) => {
                 cx.error(t.line, t.column, "`typing` is at most 60s");
                 return None;
@@ -69,12 +69,25 @@ pub(super) fn message(
             }
         },
     };
+    let channel = match (&m.channel, is_send) {
+        (Some(channel), true) => Some(Box::new(cx.channel(channel))),
+        (Some(channel), false) => {
+            cx.error(
+                channel.line,
+                channel.column,
+                "a `reply` goes out through the channel the event came in on; use `send` with `to` to choose the channel",
+            );
+            return None;
+        }
+        (None, _) => None,
+    };
     let content = content(m, action, line, column, cx)?;
     Some(Action::Message {
         to,
         content,
         quote: m.quote,
         typing,
+        channel,
     })
 }
 

@@ -244,6 +244,9 @@ struct Compiler<'a> {
     calendars: &'a HashMap<String, Arc<Calendar>>,
     /// The default time zone.
     zone: Tz,
+    /// Channels the current rule or campaign names, checked against the channels file once
+    /// the set is compiled.
+    channels: Vec<super::ChannelRef>,
 }
 
 impl<'a> Compiler<'a> {
@@ -264,6 +267,7 @@ impl<'a> Compiler<'a> {
             in_campaign: false,
             calendars,
             zone,
+            channels: Vec::new(),
         }
     }
 }
@@ -280,6 +284,16 @@ impl Compiler<'_> {
         let result = f(self.templates, scope);
         self.groups = groups;
         result
+    }
+
+    /// A channel named in the rule or campaign, remembered with where it is written.
+    fn channel(&mut self, name: &Located<String>) -> String {
+        self.channels.push(super::ChannelRef {
+            name: name.value.clone(),
+            line: name.line,
+            column: name.column,
+        });
+        name.value.clone()
     }
 
     /// Checks an `if:`-style expression and compiles it.
@@ -450,6 +464,7 @@ impl Compiler<'_> {
         };
         self.groups = collect_groups(&rule.when.value);
         self.templates.take_used();
+        self.channels.clear();
         let when = &rule.when.value;
         let events = match &when.event {
             Some(names) => self.event_kinds(names),
@@ -502,6 +517,7 @@ impl Compiler<'_> {
             timezone: timezone.unwrap_or(self.zone),
             fingerprint: fingerprint(&self.lines, spec.line, spec.column),
             uses: self.templates.take_used(),
+            channels: std::mem::take(&mut self.channels),
         })
     }
 
@@ -541,6 +557,16 @@ impl Compiler<'_> {
         }
         if let Some(chat) = &spec.chat {
             self.chat(chat, &mut out);
+        }
+        if let Some(names) = &spec.channel {
+            let names = names.value.iter().map(|name| {
+                self.channel(&Located {
+                    value: name.clone(),
+                    line: names.line,
+                    column: names.column,
+                })
+            });
+            out.push(Condition::Channel(names.collect()));
         }
         if let Some(ids) = &spec.chat_id {
             out.push(Condition::ChatId(

@@ -54,12 +54,14 @@ pub(super) fn webhook(hook: &WebhookSpec, cx: &mut Compiler<'_>) -> Option<Actio
     };
     let url = url.filter(|u| u.literal().is_none_or(|l| l.starts_with("http")))?;
     let host_from_template = host_is_templated(&hook.url.value);
+    let channel = hook.channel.as_ref().map(|name| cx.channel(name));
     Some(Action::Webhook(Box::new(WebhookAction {
         url,
         host_from_template,
         method: method?,
         headers: headers?,
         body: body?,
+        channel,
     })))
 }
 

@@ -6,9 +6,9 @@ use rusqlite::OptionalExtension;
 
 use super::{
     EVENT_LOG_KEEP, FINISHED_JOBS_KEEP, INBOUND_KEEP, OLD_BODIES, OLD_EVENT_RECORDS, SqliteStore,
-    event_record, jobs, ms, prune,
+    event_record, jobs, ms, prune, time,
 };
-use crate::store::{AdminStore, StoreResult};
+use crate::store::{AdminStore, ChannelHealth, StoreResult};
 
 #[async_trait]
 impl AdminStore for SqliteStore {
@@ -72,5 +72,24 @@ impl AdminStore for SqliteStore {
     async fn ready(&self) -> StoreResult<()> {
         // A write, however empty, proves the file takes the write lock, not just reads.
         self.db.write(|_| Ok(())).await
+    }
+
+    async fn channel_health(&self) -> StoreResult<Vec<ChannelHealth>> {
+        self.db
+            .read(|conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT name, status, detail, at FROM channel_health ORDER BY name",
+                )?;
+                let rows = statement.query_map([], |row| {
+                    Ok(ChannelHealth {
+                        name: row.get(0)?,
+                        status: row.get(1)?,
+                        detail: row.get(2)?,
+                        at: time(row.get(3)?),
+                    })
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
     }
 }

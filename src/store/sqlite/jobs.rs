@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{PRUNE_CHUNK, ms, time};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{JobQuery, StoreError, StoreResult};
 use crate::vocab::{Job, JobId, JobKind, JobResult, JobStatus, NewJob, RuleName, Work};
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, response, created_at";
@@ -53,6 +53,7 @@ fn stored_kind(kind: &str) -> StoreResult<JobKind> {
 #[derive(Debug, Clone)]
 pub(super) struct JobRow {
     lane: String,
+    channel: Option<String>,
     kind: &'static str,
     rule: String,
     action: String,
@@ -79,6 +80,7 @@ impl JobRow {
         };
         Ok(Self {
             lane: job.lane(),
+            channel: job.work.channel().map(str::to_owned),
             kind: job.kind.as_str(),
             rule: job.rule.to_string(),
             action: job.action.clone(),
@@ -129,8 +131,8 @@ fn write_row(
     };
     let (lease_until, claimed_by) = claim.unzip();
     conn.prepare_cached(
-        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, attempts, run_at, locked_until, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at, claimed_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18)",
+        "INSERT INTO jobs (lane, kind, rule, action, event, work, status, attempts, run_at, locked_until, key, contact, unless, vars, campaign_run, last_error, created_at, updated_at, claimed_by, channel)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18, ?19)",
     )?
     .execute(params![
         job.lane,
@@ -151,6 +153,7 @@ fn write_row(
         job.error,
         now,
         claimed_by,
+        job.channel,
     ])?;
     Ok(())
 }
@@ -292,21 +295,39 @@ pub(super) fn lane_has_due(conn: &Connection, id: i64, now: i64) -> StoreResult<
 }
 
 /// Jobs, newest first, optionally of one status.
-pub(super) fn list(
-    conn: &Connection,
-    status: Option<JobStatus>,
-    limit: u32,
-) -> StoreResult<Vec<Job>> {
+pub(super) fn list(conn: &Connection, query: &JobQuery) -> StoreResult<Vec<Job>> {
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2"
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1)
+           AND (?3 IS NULL OR channel = ?3 OR (?4 AND channel IS NULL))
+         ORDER BY id DESC LIMIT ?2"
     );
     let mut statement = conn.prepare_cached(&sql)?;
-    let mut rows = statement.query(params![status.map(JobStatus::as_str), i64::from(limit)])?;
+    let (channel, unnamed) = match &query.channel {
+        Some(c) => (Some(c.name.as_str()), c.is_default),
+        None => (None, false),
+    };
+    let mut rows = statement.query(params![
+        query.status.map(JobStatus::as_str),
+        i64::from(query.limit),
+        channel,
+        unnamed
+    ])?;
     let mut jobs = Vec::new();
     while let Some(row) = rows.next()? {
         jobs.push(job_from_row(row)?);
     }
     Ok(jobs)
+}
+
+/// Open jobs (pending or being sent) by the channel they name (`None`: the default channel).
+pub(super) fn open_by_channel(conn: &Connection) -> StoreResult<Vec<(Option<String>, u64)>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT channel, COUNT(*) FROM jobs WHERE {OPEN} GROUP BY channel ORDER BY channel"
+    ))?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// One job by id.

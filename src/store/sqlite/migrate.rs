@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0007_pruned_job_counts.sql"),
     ),
     (8, include_str!("../migrations/sqlite/0008_instances.sql")),
+    (9, include_str!("../migrations/sqlite/0009_channels.sql")),
 ];
 
 /// Applies the migrations the file does not have yet, each in its own transaction.

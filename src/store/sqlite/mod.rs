@@ -326,7 +326,10 @@ mod tests {
     /// Every job's id, in order.
     async fn job_ids(store: &SqliteStore) -> Vec<i64> {
         let mut ids: Vec<i64> = store
-            .jobs(None, 10_000)
+            .jobs(crate::store::JobQuery {
+                limit: 10_000,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .iter()

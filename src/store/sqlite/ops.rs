@@ -236,6 +236,10 @@ fn apply_op(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
             conn.prepare_cached("INSERT INTO ai_chats (chat_id, fallbacks) VALUES (?1, ?2) ON CONFLICT (chat_id) DO UPDATE SET fallbacks = excluded.fallbacks")?
                 .execute(params![chat, i64::from(*count)])?;
         }
+        Op::ChannelHealth(health) => {
+            conn.prepare_cached("INSERT INTO channel_health (name, status, detail, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET status = excluded.status, detail = excluded.detail, at = excluded.at WHERE excluded.at >= channel_health.at")?
+                .execute(params![health.name, health.status, health.detail, ms(health.at)])?;
+        }
         Op::Fired { rule, chat, at } => {
             conn.prepare_cached("INSERT INTO rule_fires (rule, chat_id, fired_at) VALUES (?1, ?2, ?3) ON CONFLICT (rule, chat_id) DO UPDATE SET fired_at = excluded.fired_at")?
                 .execute(params![rule, chat, ms(*at)])?;
@@ -308,6 +312,7 @@ mod tests {
             headers: Vec::new(),
             body: None,
             lane: lane.into(),
+            channel: None,
         };
         let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
         Op::Job(Box::new(NewJob::action(

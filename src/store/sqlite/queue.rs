@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::{SqliteStore, jobs, ms, ops};
-use crate::store::{JobStore, Op, StoreResult};
-use crate::vocab::{Job, JobId, JobResult, JobStatus};
+use crate::store::{JobQuery, JobStore, Op, StoreResult};
+use crate::vocab::{Job, JobId, JobResult};
 
 /// Gives back the jobs an instance held (as it starts, none of its calls is in flight any
 /// more), and those claimed before instances were named.
@@ -59,10 +59,12 @@ impl JobStore for SqliteStore {
         self.db.read_now(jobs::next_due).await
     }
 
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        self.db
-            .read(move |conn| jobs::list(conn, status, limit))
-            .await
+    async fn jobs(&self, query: JobQuery) -> StoreResult<Vec<Job>> {
+        self.db.read(move |conn| jobs::list(conn, &query)).await
+    }
+
+    async fn open_jobs_by_channel(&self) -> StoreResult<Vec<(Option<String>, u64)>> {
+        self.db.read(jobs::open_by_channel).await
     }
 
     async fn job(&self, id: JobId) -> StoreResult<Option<Job>> {

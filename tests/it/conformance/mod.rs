@@ -11,7 +11,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use riposte::store::{Completed, Handover, Lookup, Op, Outcome, Source, Store};
+use riposte::store::{Completed, Handover, JobQuery, Lookup, Op, Outcome, Source, Store};
 use riposte::vocab::{HandoffChange, JobResult, JobStatus, NewJob, OutboundRequest, Work};
 
 /// A database the suite can open as several instances.
@@ -373,11 +373,21 @@ pub(crate) async fn pruning_keeps_what_is_not_processed(backend: &dyn Backend) {
 pub(crate) async fn migrations_from_empty_and_from_the_previous_release(backend: &dyn Backend) {
     let fresh = backend.open("a").await;
     fresh.ready().await.unwrap();
-    assert!(fresh.jobs(None, 10).await.unwrap().is_empty());
+    let all = |limit| JobQuery {
+        limit,
+        ..JobQuery::default()
+    };
+    assert!(fresh.jobs(all(10)).await.unwrap().is_empty());
     let Some(previous) = backend.previous_release().await else {
         return;
     };
     previous.ready().await.unwrap();
-    let pending = previous.jobs(Some(JobStatus::Pending), 100).await.unwrap();
+    let pending = previous
+        .jobs(JobQuery {
+            status: Some(JobStatus::Pending),
+            ..all(100)
+        })
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 14, "{pending:?}");
 }

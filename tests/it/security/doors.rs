@@ -125,10 +125,12 @@ fn tokenless_app(dir: &std::path::Path, store: Arc<dyn riposte::store::Store>) -
             vec![dir.to_owned()],
             chrono_tz::UTC,
             Vec::new(),
+            &riposte::channels::Channels::single(),
             tx,
         )),
         secrets: Arc::new(Secrets::default()),
         doors: Arc::new(Doors::default()),
+        channels: Arc::new(riposte::channels::Channels::single()),
     })
 }
 
