@@ -442,6 +442,35 @@ mod tests {
     }
 
     #[test]
+    fn a_model_call_keeps_its_chat_per_channel_and_answers_through_it() {
+        let mut work = Work::from_stored(
+            r#"{"ai":{"chat":"4915112345678@s.whatsapp.net","system":"You help.","history":20,"history_chars":8000,"forget_after_s":86400,"timeout_ms":20000,"attempts":2,"max_reply":1000,"shadow":false}}"#,
+        )
+        .unwrap();
+        let Work::Ai(default) = work.clone() else {
+            unreachable!()
+        };
+        assert_eq!(default.memory_key(), "4915112345678");
+        assert_eq!(default.state_key(), "4915112345678@s.whatsapp.net");
+        assert_eq!(default.lane(), "chat:4915112345678");
+        work.on_channel("support");
+        let Work::Ai(support) = &work else {
+            unreachable!()
+        };
+        assert_eq!(support.memory_key(), "support/4915112345678");
+        assert_eq!(support.state_key(), "support/4915112345678@s.whatsapp.net");
+        assert_eq!(support.lane(), "support/chat:4915112345678");
+        let answer = support.message("Hi");
+        assert_eq!(answer.channel.as_deref(), Some("support"));
+        assert_eq!(answer.lane, "support/chat:4915112345678");
+        assert!(
+            work.to_stored()
+                .unwrap()
+                .ends_with(r#","channel":"support"}}"#)
+        );
+    }
+
+    #[test]
     fn work_of_a_newer_format_is_refused_by_name() {
         let err = Work::from_stored(r#"{"v":2,"work":{}}"#).unwrap_err();
         assert_eq!(

@@ -67,13 +67,15 @@ impl OutboundRequest {
 
     /// The call sent through `channel` (when it names none yet), in that channel's lane.
     pub fn through(&mut self, channel: &str) {
-        let channel = self
-            .channel
-            .get_or_insert_with(|| channel.to_owned())
-            .clone();
-        self.lane = super::scoped(&channel, &self.lane);
+        let channel = self.channel.as_deref().unwrap_or(channel);
+        // The default channel's calls keep today's lanes and stored form (no channel).
         if channel == super::DEFAULT_CHANNEL {
             self.channel = None;
+            return;
+        }
+        self.lane = super::scoped(channel, &self.lane);
+        if self.channel.is_none() {
+            self.channel = Some(channel.to_owned());
         }
     }
 

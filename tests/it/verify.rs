@@ -135,3 +135,59 @@ async fn an_interrupted_check_resumes_and_asks_about_each_number_once() {
         "phone,status,wa_id\n4915100000001,invalid,\n4915100000002,valid,4915100000002\n4915100000003,invalid,\n4915100000004,valid,4915100000004\n4915100000005,invalid,\n"
     );
 }
+
+#[tokio::test]
+async fn numbers_are_checked_through_the_channel_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("numbers.csv"), "phone\n4915100000002\n").unwrap();
+    std::fs::write(
+        dir.path().join("channels.yaml"),
+        "channels:\n  sales: {id: S-1, token_env: RIPOSTE_TEST_TOKEN_SALES}\n  support: {id: H-2, token_env: RIPOSTE_TEST_TOKEN_SUPPORT}\n",
+    )
+    .unwrap();
+    let whapi = StandIn::start().await;
+    whapi.respond_with(|_| {
+        let contacts =
+            json!([{"input": "4915100000002", "status": "valid", "wa_id": "4915100000002"}]);
+        (200, json!({ "contacts": contacts }).to_string())
+    });
+    let run = |channel: &'static str| {
+        let dir = dir.path().to_owned();
+        let url = whapi.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = Command::new(env!("CARGO_BIN_EXE_riposte"))
+                .args([
+                    "contacts",
+                    "--channels",
+                    "channels.yaml",
+                    "verify",
+                    "numbers.csv",
+                ])
+                .args(["--out", "checked.csv", "--channel", channel])
+                .current_dir(&dir)
+                .env("RIPOSTE_DB", dir.join("riposte.db"))
+                .env("WHAPI_URL", url)
+                .env("RIPOSTE_TEST_TOKEN_SALES", "tok-sales")
+                .env("RIPOSTE_TEST_TOKEN_SUPPORT", "tok-support")
+                .env_remove("WHAPI_TOKEN")
+                .output()
+                .unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        })
+    };
+    let (code, stderr) = run("support").await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    let received = whapi.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].headers["authorization"], "Bearer tok-support");
+    let (code, stderr) = run("suport").await.unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unknown channel `suport`, did you mean `support`?"),
+        "{stderr}"
+    );
+    assert_eq!(whapi.received().len(), 1);
+}

@@ -11,7 +11,9 @@ mod sqlite;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use riposte::store::{Completed, Handover, JobQuery, Lookup, Op, Outcome, Source, Store};
+use riposte::store::{
+    ChannelFilter, ChannelHealth, Completed, Handover, JobQuery, Lookup, Op, Outcome, Source, Store,
+};
 use riposte::vocab::{HandoffChange, JobResult, JobStatus, NewJob, OutboundRequest, Work};
 
 /// A database the suite can open as several instances.
@@ -390,4 +392,71 @@ pub(crate) async fn migrations_from_empty_and_from_the_previous_release(backend:
         .await
         .unwrap();
     assert_eq!(pending.len(), 14, "{pending:?}");
+}
+
+/// Jobs are listed by channel (the default channel's include those that name none), open jobs
+/// are counted per channel, and a channel's health is its latest report.
+pub(crate) async fn jobs_and_health_are_kept_per_channel(backend: &dyn Backend) {
+    let store = backend.open("a").await;
+    let now = t0();
+    let through = |channel: Option<&str>, n| {
+        let Op::Job(mut job) = call("4915111111111", n, now) else {
+            unreachable!()
+        };
+        if let (Some(channel), Work::Call(request)) = (channel, &mut job.work) {
+            request.through(channel);
+        }
+        Op::Job(job)
+    };
+    let ops = [
+        through(None, 0),
+        through(Some("sales"), 1),
+        through(Some("support"), 2),
+    ];
+    store.apply(&ops, now).await.unwrap();
+    let listed = |name: &str, is_default| {
+        let store = store.clone();
+        let query = JobQuery {
+            channel: Some(ChannelFilter {
+                name: name.to_owned(),
+                is_default,
+            }),
+            limit: 10,
+            ..JobQuery::default()
+        };
+        async move {
+            let jobs = store.jobs(query).await.unwrap();
+            jobs.iter().map(|j| j.action.clone()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("support", false).await, ["reply 2"]);
+    assert_eq!(listed("sales", true).await, ["reply 1", "reply 0"]);
+    let mut open = store.open_jobs_by_channel().await.unwrap();
+    open.sort();
+    assert_eq!(
+        open,
+        [
+            (None, 1),
+            (Some("sales".to_owned()), 1),
+            (Some("support".to_owned()), 1)
+        ]
+    );
+    let report = |status: &str, at| {
+        Op::ChannelHealth(ChannelHealth {
+            name: "support".into(),
+            status: status.into(),
+            detail: None,
+            at,
+        })
+    };
+    let later = now + Duration::seconds(5);
+    store.apply(&[report("qr", later)], later).await.unwrap();
+    // A report that arrives late for an earlier time does not overwrite a newer one.
+    store
+        .apply(&[report("logged_in", now)], later)
+        .await
+        .unwrap();
+    let health = store.channel_health().await.unwrap();
+    assert_eq!(health.len(), 1, "{health:?}");
+    assert_eq!((health[0].status.as_str(), health[0].at), ("qr", later));
 }

@@ -70,6 +70,7 @@ conformance!(
     calls_handed_over_belong_to_the_completing_instance,
     pruning_keeps_what_is_not_processed,
     migrations_from_empty_and_from_the_previous_release,
+    jobs_and_health_are_kept_per_channel,
 );
 
 #[tokio::test]
