@@ -176,6 +176,17 @@ impl Channels {
         }
     }
 
+    /// Whether the rules name only these channels (and every campaign one, when there are
+    /// several); else every problem, located.
+    pub fn fit(&self, set: &crate::rules::RuleSet) -> Result<(), Vec<Diagnostic>> {
+        let problems = set.channel_problems(&self.names(), self.file.is_some());
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
     /// The channels in the file's order.
     pub fn list(&self) -> &[Channel] {
         &self.list

@@ -40,9 +40,8 @@ pub struct Reloader {
     paths: Vec<PathBuf>,
     zone: chrono_tz::Tz,
     webhook_allow: Vec<rules::Glob>,
-    /// The channels' names, and whether they come from a channels file: rules that name
-    /// another channel are rejected.
-    channels: (Vec<String>, bool),
+    /// The channels served: rules that name another channel are rejected.
+    channels: Arc<crate::channels::Channels>,
     rules: watch::Sender<Arc<RuleSet>>,
     last: Mutex<Option<ReloadReport>>,
     /// One reload at a time; a second request waits and then sees the fresh files.
@@ -187,14 +186,14 @@ impl Reloader {
         paths: Vec<PathBuf>,
         zone: chrono_tz::Tz,
         webhook_allow: Vec<rules::Glob>,
-        channels: &crate::channels::Channels,
+        channels: Arc<crate::channels::Channels>,
         rules: watch::Sender<Arc<RuleSet>>,
     ) -> Self {
         Self {
             paths,
             zone,
             webhook_allow,
-            channels: (channels.names(), channels.file().is_some()),
+            channels,
             rules,
             last: Mutex::new(None),
             busy: tokio::sync::Mutex::new(()),
@@ -219,15 +218,12 @@ impl Reloader {
         let _one_at_a_time = self.busy.lock().await;
         let started = Instant::now();
         let (paths, zone, allow) = (self.paths.clone(), self.zone, self.webhook_allow.clone());
-        let (names, file_given) = self.channels.clone();
+        let channels = self.channels.clone();
         let old = self.current();
         let previous = old.clone();
         let compiled = on_rules_thread(move || {
             rules::load_after(&paths, zone, &previous).and_then(|mut set| {
-                let problems = set.channel_problems(&names, file_given);
-                if !problems.is_empty() {
-                    return Err(problems);
-                }
+                channels.fit(&set)?;
                 set.webhook_allow = allow;
                 Ok(set)
             })

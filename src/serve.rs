@@ -154,12 +154,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("the rules do not compile:\n{}", lines.join("\n"))
         })?;
-    let names = settings.channels.names();
-    let problems = rule_set.channel_problems(&names, settings.channels.file().is_some());
-    if !problems.is_empty() {
+    if let Err(problems) = settings.channels.fit(&rule_set) {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::bail!("the rules do not fit the channels:\n{}", lines.join("\n"));
     }
+    let names = settings.channels.names();
     tracing::info!(rules = rule_set.rules.len(), version = %rule_set.version, channels = ?names, "rules loaded");
     let options = OpenOptions {
         durability: settings.durability,
@@ -213,7 +212,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         settings.rules.clone(),
         settings.timezone,
         allow,
-        &settings.channels,
+        settings.channels.clone(),
         rules_tx,
     ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

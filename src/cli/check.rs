@@ -17,14 +17,7 @@ pub(super) fn run(
     deny_warnings: bool,
     verbose: bool,
 ) -> ExitCode {
-    let loaded = rules::load_in(paths, zone).and_then(|set| {
-        let problems = set.channel_problems(&channels.names(), channels.file().is_some());
-        if problems.is_empty() {
-            Ok(set)
-        } else {
-            Err(problems)
-        }
-    });
+    let loaded = rules::load_in(paths, zone).and_then(|set| channels.fit(&set).map(|()| set));
     let set = match loaded {
         Ok(set) => set,
         Err(diagnostics) => {

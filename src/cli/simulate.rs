@@ -49,8 +49,7 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let channels = args.channels.load()?;
-    let problems = set.channel_problems(&channels.names(), channels.file().is_some());
-    if !problems.is_empty() {
+    if let Err(problems) = channels.fit(&set) {
         for d in &problems {
             eprintln!("{d}");
         }

@@ -125,36 +125,17 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
     } else {
         case.rules.iter().map(|r| base.join(r)).collect()
     };
-    let set = rules::load(&rule_paths).map_err(|d| {
-        format!(
-            "the rules do not compile:\n{}",
-            d.iter()
-                .map(|d| format!("    {d}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let listed = |what: &str, d: Vec<Diagnostic>| {
+        let lines: Vec<String> = d.iter().map(|d| format!("    {d}")).collect();
+        format!("{what}:\n{}", lines.join("\n"))
+    };
+    let set = rules::load(&rule_paths).map_err(|d| listed("the rules do not compile", d))?;
     let channels = match &case.channels {
         Some(file) => Channels::load(&base.join(file)),
         None => Ok(Channels::single()),
     }
-    .and_then(|channels| {
-        let problems = set.channel_problems(&channels.names(), channels.file().is_some());
-        if problems.is_empty() {
-            Ok(channels)
-        } else {
-            Err(problems)
-        }
-    })
-    .map_err(|d| {
-        format!(
-            "the channels do not fit:\n{}",
-            d.iter()
-                .map(|d| format!("    {d}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    .and_then(|channels| channels.fit(&set).map(|()| channels))
+    .map_err(|d| listed("the channels do not fit", d))?;
     let channels = Arc::new(channels);
     let set = Arc::new(set);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

@@ -239,7 +239,7 @@ fn channels_the_rules_name_are_checked_against_the_channels_file() {
     let rules = dir.path().join("rules.yaml");
     std::fs::write(
         &rules,
-        "rules:\n  - name: r\n    when: {channel: [sals, nobody]}\n    then:\n      - send: {to: \"1\", text: hi, channel: suport}\ncampaigns:\n  - name: c\n    schedule: \"0 9 * * *\"\n    audience: {numbers: [\"4915112345678\"]}\n    send: hi\n",
+        "rules:\n  - name: r\n    when: {channel: [sals, nobody]}\n    then:\n      - send: {to: \"1\", text: hi, channel: suport}\n  - name: r2\n    then:\n      - reply: {text: hi, channel: sales}\ncampaigns:\n  - name: c\n    schedule: \"0 9 * * *\"\n    audience: {numbers: [\"4915112345678\"]}\n    send: hi\n",
     )
     .unwrap();
     let channels = dir.path().join("channels.yaml");
@@ -249,6 +249,20 @@ fn channels_the_rules_name_are_checked_against_the_channels_file() {
     )
     .unwrap();
     let rules = rules.to_string_lossy().into_owned();
+    let (code, stdout, _) = check(&["--channels", &channels.to_string_lossy(), &rules]);
+    assert_eq!(code, 1, "{stdout}");
+    // A reply cannot choose its number: that is a mistake in the rule itself, found first.
+    assert!(
+        stdout.contains("rules.yaml:8:36: error: a `reply` goes out through the channel the event came in on"),
+        "{stdout}"
+    );
+    std::fs::write(
+        &rules,
+        std::fs::read_to_string(&rules)
+            .unwrap()
+            .replace("reply: {text: hi, channel: sales}", "reply: hi"),
+    )
+    .unwrap();
     let (code, stdout, _) = check(&["--channels", &channels.to_string_lossy(), &rules]);
     assert_eq!(code, 1, "{stdout}");
     let lines: Vec<String> = stdout
@@ -261,7 +275,7 @@ fn channels_the_rules_name_are_checked_against_the_channels_file() {
             "rules.yaml:3:21: error: unknown channel `sals`, did you mean `sales`?",
             "rules.yaml:3:21: error: unknown channel `nobody` (the channels file names sales, support)",
             "rules.yaml:5:44: error: unknown channel `suport`, did you mean `support`?",
-            "rules.yaml:7:1: error: campaign `c` needs `channel:` to say which number sends it: one of sales, support",
+            "rules.yaml:10:1: error: campaign `c` needs `channel:` to say which number sends it: one of sales, support",
         ]
     );
     // The channels file's own mistakes are located too.

@@ -125,7 +125,7 @@ fn tokenless_app(dir: &std::path::Path, store: Arc<dyn riposte::store::Store>) -
             vec![dir.to_owned()],
             chrono_tz::UTC,
             Vec::new(),
-            &riposte::channels::Channels::single(),
+            Arc::new(riposte::channels::Channels::single()),
             tx,
         )),
         secrets: Arc::new(Secrets::default()),
