@@ -27,7 +27,7 @@ use crate::workers::{Parts, Workers};
 pub struct Settings {
     pub listen: String,
     pub rules: Vec<PathBuf>,
-    /// The database: a file path, `sqlite:PATH`.
+    /// The database: a file path, `sqlite:PATH` or `postgres://…`.
     pub db: String,
     /// Who this process is among those sharing the database.
     pub instance: crate::store::Instance,

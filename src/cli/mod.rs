@@ -72,7 +72,8 @@ enum Command {
 /// Where the database is, for commands that read or change it directly.
 #[derive(Debug, Args)]
 struct DbArgs {
-    /// The database: a file path (SQLite, embedded) or `sqlite:PATH`.
+    /// The database: a file path (SQLite, embedded), `sqlite:PATH`, or
+    /// `postgres://user:password@host/db` (PostgreSQL, shared by several instances).
     #[arg(
         long,
         env = "RIPOSTE_DB",
@@ -191,7 +192,8 @@ struct ServeArgs {
     /// Rules folder (every `*.yaml` / `*.yml` below it).
     #[arg(long, env = "RIPOSTE_RULES", default_value = "./rules")]
     rules: Vec<PathBuf>,
-    /// The database: a file path (SQLite, embedded) or `sqlite:PATH`.
+    /// The database: a file path (SQLite, embedded), `sqlite:PATH`, or
+    /// `postgres://user:password@host/db` (PostgreSQL, shared by several instances).
     #[arg(long, env = "RIPOSTE_DB", default_value = "./riposte.db")]
     db: String,
     /// Whapi.Cloud gate.

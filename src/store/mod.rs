@@ -4,6 +4,8 @@
 //! picks the backend from the database's address. SQLite, in one file, is the embedded default.
 
 mod contract;
+mod postgres;
+pub(crate) mod rows;
 mod sqlite;
 
 use std::path::Path;
@@ -14,6 +16,7 @@ pub use contract::{
     ContactStore, Handover, Inbound, IntakeStore, JobQuery, JobStore, Known, Lookup, NewRun, Op,
     Outcome, Source, Store,
 };
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// What a stored webhook or job survives once it is committed (and the webhook answered).
@@ -98,8 +101,12 @@ pub enum StoreError {
 /// Result alias for store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Opens the database at `address`: `sqlite:PATH`, `sqlite://PATH` or a plain file path.
+/// Opens the database at `address`: `postgres://…` (or `postgresql://…`) for PostgreSQL;
+/// `sqlite:PATH`, `sqlite://PATH` or a plain file path for SQLite.
 pub async fn open(address: &str, options: OpenOptions) -> StoreResult<Arc<dyn Store>> {
+    if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+        return Ok(Arc::new(PgStore::open(address, options).await?));
+    }
     if let Some(path) = address
         .strip_prefix("sqlite://")
         .or_else(|| address.strip_prefix("sqlite:"))
@@ -110,7 +117,7 @@ pub async fn open(address: &str, options: OpenOptions) -> StoreResult<Arc<dyn St
     }
     if let Some((scheme, _)) = address.split_once("://") {
         return Err(StoreError::Unsupported(format!(
-            "no database backend for `{scheme}://` addresses in this build; use a file path or `sqlite:PATH`"
+            "no database backend for `{scheme}://` addresses; use a file path or `sqlite:PATH` (SQLite), or `postgres://user:password@host/db` (PostgreSQL)"
         )));
     }
     Ok(Arc::new(

@@ -253,7 +253,9 @@ fn channels_the_rules_name_are_checked_against_the_channels_file() {
     assert_eq!(code, 1, "{stdout}");
     // A reply cannot choose its number: that is a mistake in the rule itself, found first.
     assert!(
-        stdout.contains("rules.yaml:8:36: error: a `reply` goes out through the channel the event came in on"),
+        stdout.contains(
+            "rules.yaml:8:36: error: a `reply` goes out through the channel the event came in on"
+        ),
         "{stdout}"
     );
     std::fs::write(

@@ -27,9 +27,9 @@ async fn setup(rules: &str) -> (tempfile::TempDir, StandIn) {
     (dir, StandIn::start().await)
 }
 
-struct Process {
-    child: Child,
-    url: String,
+pub(crate) struct Process {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for Process {
@@ -45,7 +45,7 @@ fn spawn(dir: &std::path::Path, whapi: &str) -> Process {
     spawn_with(dir, whapi, &[])
 }
 
-fn spawn_with(dir: &std::path::Path, whapi: &str, args: &[&str]) -> Process {
+pub(crate) fn spawn_with(dir: &std::path::Path, whapi: &str, args: &[&str]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_riposte"))
         .arg("serve")
         .args(args)
@@ -93,7 +93,7 @@ async fn jobs(url: &str) -> Vec<Value> {
     answer["jobs"].as_array().cloned().unwrap_or_default()
 }
 
-async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+pub(crate) async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let wait = async {
         loop {
             if let Some(v) = f().await {

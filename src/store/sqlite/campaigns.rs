@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::jobs::{self, JobRow};
+use super::jobs;
 use super::{SqliteStore, ms, time};
+use crate::store::rows::JobRow;
 use crate::store::{CampaignRun, CampaignStore, NewRun, StoreResult};
 use crate::vocab::NewJob;
 

@@ -6,17 +6,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{PRUNE_CHUNK, ms, time};
+use crate::store::rows::{JobRow, stored_kind};
 use crate::store::{JobQuery, StoreError, StoreResult};
-use crate::vocab::{Job, JobId, JobKind, JobResult, JobStatus, NewJob, RuleName, Work};
+use crate::vocab::{Job, JobId, JobResult, JobStatus, RuleName, Work};
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, rule, action, event, work, status, attempts, run_at, key, contact, unless, vars, campaign_run, last_error, response, created_at";
 
 fn json_column(row: &Row<'_>, name: &str) -> StoreResult<Option<serde_json::Value>> {
-    let text: Option<String> = row.get(name)?;
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("job {name}: {e}")))
-    })
-    .transpose()
+    crate::store::rows::json_text(name, row.get(name)?)
 }
 
 pub(super) fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
@@ -43,69 +40,6 @@ pub(super) fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
         response: row.get("response")?,
         created_at: time(row.get("created_at")?),
     })
-}
-
-fn stored_kind(kind: &str) -> StoreResult<JobKind> {
-    JobKind::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("job kind `{kind}`")))
-}
-
-/// A job as it is written: its JSON made on the caller's thread, so the writer only writes.
-#[derive(Debug, Clone)]
-pub(super) struct JobRow {
-    lane: String,
-    channel: Option<String>,
-    kind: &'static str,
-    rule: String,
-    action: String,
-    event: String,
-    work: String,
-    status: &'static str,
-    run_at: i64,
-    key: Option<String>,
-    contact: Option<String>,
-    unless: Option<String>,
-    vars: Option<String>,
-    pub(super) campaign_run: Option<i64>,
-    error: Option<String>,
-    /// The work of a call that may be claimed as it is written, kept so the claimed job
-    /// need not be read back.
-    ready: Option<Work>,
-}
-
-impl JobRow {
-    pub(super) fn new(job: &NewJob) -> StoreResult<Self> {
-        let (status, error) = match &job.dead {
-            Some(reason) => ("dead", Some(reason.clone())),
-            None => ("pending", None),
-        };
-        Ok(Self {
-            lane: job.lane(),
-            channel: job.work.channel().map(str::to_owned),
-            kind: job.kind.as_str(),
-            rule: job.rule.to_string(),
-            action: job.action.clone(),
-            event: job.event.clone(),
-            work: job
-                .work
-                .to_stored()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            status,
-            run_at: ms(job.run_at),
-            key: job.key.clone(),
-            contact: job.contact.clone(),
-            unless: job.unless.as_ref().map(ToString::to_string),
-            vars: job.vars.as_ref().map(ToString::to_string),
-            campaign_run: job.campaign_run,
-            error,
-            ready: (job.kind == JobKind::Action
-                && job.key.is_none()
-                && job.dead.is_none()
-                && job.unless.is_none()
-                && job.vars.is_none()
-                && matches!(job.work, Work::Call(_)))
-            .then(|| job.work.clone()),
-        })
-    }
 }
 
 /// Inserts a job; a pending job with the same key is cancelled first (the new one replaces

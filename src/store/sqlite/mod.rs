@@ -16,7 +16,7 @@ mod people;
 mod prune;
 mod queue;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use self::db::Db;
 use self::inbox::Inbox;
 use super::{Durability, Inbound, Instance, OpenOptions, Source, StoreError, StoreResult};
-use crate::vocab::{ChatState, Contact, Handoff, Role};
+use crate::vocab::{ChatState, Contact, Handoff};
 
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
@@ -133,19 +133,7 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-fn stored_role(name: &str) -> StoreResult<Role> {
-    Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("turn role `{name}`")))
-}
-
-/// A stored event record with its place in the log.
-fn event_record(seq: i64, text: &str) -> StoreResult<serde_json::Value> {
-    let mut record: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| StoreError::Corrupt(format!("event record {seq}: {e}")))?;
-    if let Some(fields) = record.as_object_mut() {
-        fields.insert("seq".into(), seq.into());
-    }
-    Ok(record)
-}
+use crate::store::rows::{event_record, parse_attrs, stored_role};
 
 fn inbound_row(row: &Row<'_>) -> StoreResult<Inbound> {
     let kind: String = row.get("source")?;
@@ -180,10 +168,6 @@ fn handoff_row(row: &Row<'_>) -> StoreResult<Handoff> {
             .get::<_, Option<String>>("handoff_rule")?
             .unwrap_or_default(),
     })
-}
-
-fn parse_attrs(text: &str) -> StoreResult<BTreeMap<String, String>> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("contact attrs: {e}")))
 }
 
 /// The contacts of these phones that have tags or attributes.

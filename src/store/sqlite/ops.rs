@@ -7,8 +7,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::claims;
-use super::jobs::{self, JobRow};
+use super::jobs;
 use super::ms;
+use crate::store::rows::JobRow;
 use crate::store::{Conflict, Handover, Op, Outcome, StoreError, StoreResult};
 use crate::vocab::{ContactChange, HandoffChange, Job, Work};
 

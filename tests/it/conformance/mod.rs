@@ -6,6 +6,7 @@
 //! A backend runs the suite by implementing [`Backend`] and calling each check (see
 //! `sqlite.rs`).
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;

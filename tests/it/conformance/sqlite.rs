@@ -75,9 +75,10 @@ conformance!(
 
 #[tokio::test]
 async fn an_address_with_another_scheme_names_a_backend_this_build_lacks() {
-    let err = riposte::store::open("postgres://localhost/riposte", OpenOptions::default())
+    let err = riposte::store::open("mysql://localhost/riposte", OpenOptions::default())
         .await
         .err()
         .unwrap();
-    assert!(err.to_string().contains("`postgres://`"), "{err}");
+    assert!(err.to_string().contains("`mysql://`"), "{err}");
+    assert!(err.to_string().contains("postgres://"), "{err}");
 }

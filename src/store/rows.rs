@@ -1,0 +1,103 @@
+//! Rows as both backends write them: what is turned into text (JSON) before a write, so the
+//! write itself only writes, and the readings of stored text both backends share.
+
+use std::collections::BTreeMap;
+
+use crate::store::{StoreError, StoreResult};
+use crate::vocab::{JobKind, NewJob, Role, Work};
+
+/// A job as it is written: its JSON made on the caller's thread, so the writer only writes.
+#[derive(Debug, Clone)]
+pub(crate) struct JobRow {
+    pub(crate) lane: String,
+    pub(crate) channel: Option<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) rule: String,
+    pub(crate) action: String,
+    pub(crate) event: String,
+    pub(crate) work: String,
+    pub(crate) status: &'static str,
+    /// Unix milliseconds.
+    pub(crate) run_at: i64,
+    pub(crate) key: Option<String>,
+    pub(crate) contact: Option<String>,
+    pub(crate) unless: Option<String>,
+    pub(crate) vars: Option<String>,
+    pub(crate) campaign_run: Option<i64>,
+    pub(crate) error: Option<String>,
+    /// The work of a call that may be claimed as it is written, kept so the claimed job
+    /// need not be read back.
+    pub(crate) ready: Option<Work>,
+}
+
+impl JobRow {
+    pub(crate) fn new(job: &NewJob) -> StoreResult<Self> {
+        let (status, error) = match &job.dead {
+            Some(reason) => ("dead", Some(reason.clone())),
+            None => ("pending", None),
+        };
+        Ok(Self {
+            lane: job.lane(),
+            channel: job.work.channel().map(str::to_owned),
+            kind: job.kind.as_str(),
+            rule: job.rule.to_string(),
+            action: job.action.clone(),
+            event: job.event.clone(),
+            work: job
+                .work
+                .to_stored()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            status,
+            run_at: job.run_at.timestamp_millis(),
+            key: job.key.clone(),
+            contact: job.contact.clone(),
+            unless: job.unless.as_ref().map(ToString::to_string),
+            vars: job.vars.as_ref().map(ToString::to_string),
+            campaign_run: job.campaign_run,
+            error,
+            ready: (job.kind == JobKind::Action
+                && job.key.is_none()
+                && job.dead.is_none()
+                && job.unless.is_none()
+                && job.vars.is_none()
+                && matches!(job.work, Work::Call(_)))
+            .then(|| job.work.clone()),
+        })
+    }
+}
+
+/// A job kind as stored.
+pub(crate) fn stored_kind(kind: &str) -> StoreResult<JobKind> {
+    JobKind::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("job kind `{kind}`")))
+}
+
+/// A conversation role as stored.
+pub(crate) fn stored_role(name: &str) -> StoreResult<Role> {
+    Role::parse(name).ok_or_else(|| StoreError::Corrupt(format!("turn role `{name}`")))
+}
+
+/// A contact's attributes as stored (a JSON object of strings).
+pub(crate) fn parse_attrs(text: &str) -> StoreResult<BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("contact attrs: {e}")))
+}
+
+/// A stored event record with its place in the log.
+pub(crate) fn event_record(seq: i64, text: &str) -> StoreResult<serde_json::Value> {
+    let mut record: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("event record {seq}: {e}")))?;
+    if let Some(fields) = record.as_object_mut() {
+        fields.insert("seq".into(), seq.into());
+    }
+    Ok(record)
+}
+
+/// Stored JSON text of a job column, read back.
+pub(crate) fn json_text(
+    name: &str,
+    text: Option<String>,
+) -> StoreResult<Option<serde_json::Value>> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("job {name}: {e}")))
+    })
+    .transpose()
+}

@@ -1,0 +1,226 @@
+//! Several instances on one PostgreSQL database: three real `riposte serve` processes behind
+//! no load balancer but the test itself, posting to each in turn.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::crash::{Process, poll, spawn_with};
+use crate::support::{DEADLINE, StandIn};
+
+const ECHO: &str = r#"
+rules:
+  - name: echo
+    when: {text: "."}
+    then:
+      - reply: "echo {{ text }}"
+  - name: reminder
+    when: {event: "custom:remind"}
+    then:
+      - send: {to: "{{ data.phone }}", text: "Reminder for {{ data.phone }}"}
+        after: 2s
+campaigns:
+  - name: every-second
+    schedule: "* * * * * *"
+    audience: {numbers: ["4915100000001"]}
+    send: "tick"
+    rate: 100/s
+    enabled: false
+"#;
+
+/// A rules folder and a stand-in Whapi.Cloud, and the address of a fresh database.
+async fn setup(rules: &str) -> Option<(tempfile::TempDir, StandIn, String)> {
+    let url = crate::postgres::database().await?;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rules.yaml"), rules).unwrap();
+    Some((dir, StandIn::start().await, url))
+}
+
+fn instance(dir: &std::path::Path, whapi: &str, db: &str, name: &str) -> Process {
+    spawn_with(dir, whapi, &["--db", db, "--instance", name])
+}
+
+fn message(chat: usize, n: usize) -> Value {
+    let phone = format!("49151000{chat:05}");
+    json!({
+        "messages": [{
+            "id": format!("M{chat}x{n}.aB3cDe-gBgKa1Zr8k"),
+            "from_me": false, "type": "text",
+            "chat_id": format!("{phone}@s.whatsapp.net"), "from": phone,
+            "timestamp": 1_767_261_600, "text": {"body": format!("c{chat} m{n}")}
+        }],
+        "event": {"type": "messages", "event": "post"},
+        "channel_id": "HERON-X4K9P"
+    })
+}
+
+async fn post(client: &reqwest::Client, url: &str, path: &str, body: &Value) -> u16 {
+    client
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// The replies the stand-in received, by chat, in the order they arrived.
+fn replies(whapi: &StandIn) -> BTreeMap<String, Vec<String>> {
+    let mut by_chat: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in whapi.received() {
+        if let (Some(to), Some(text)) = (r.body["to"].as_str(), r.body["body"].as_str()) {
+            by_chat
+                .entry(to.to_owned())
+                .or_default()
+                .push(text.to_owned());
+        }
+    }
+    by_chat
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_answer_each_event_once_and_each_chat_in_order() {
+    let Some((dir, whapi, db)) = setup(ECHO).await else {
+        return;
+    };
+    let servers: Vec<Process> = (1..=3)
+        .map(|n| instance(dir.path(), &whapi.url, &db, &format!("i{n}")))
+        .collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let (chats, per_chat) = (12, 10);
+    // Each chat writes its messages one after the other, each to the next instance; the
+    // chats write at the same time.
+    let writers = (0..chats).map(|chat| {
+        let urls = urls.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for n in 0..per_chat {
+                let url = &urls[(chat + n) % urls.len()];
+                assert_eq!(post(&client, url, "/webhook", &message(chat, n)).await, 200);
+            }
+        })
+    });
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    whapi.wait_for(chats * per_chat).await;
+    let by_chat = replies(&whapi);
+    assert_eq!(by_chat.len(), chats);
+    for (chat, texts) in &by_chat {
+        let n: usize = chat[8..13].parse().unwrap();
+        let expected: Vec<String> = (0..per_chat).map(|m| format!("echo c{n} m{m}")).collect();
+        assert_eq!(texts, &expected, "{chat}: one reply per message, in order");
+    }
+    drop(servers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_posted_to_two_instances_at_once_fires_once() {
+    let Some((dir, whapi, db)) = setup(ECHO).await else {
+        return;
+    };
+    let (a, b) = (
+        instance(dir.path(), &whapi.url, &db, "a"),
+        instance(dir.path(), &whapi.url, &db, "b"),
+    );
+    let client = reqwest::Client::new();
+    for n in 0..20 {
+        let body = message(1, n);
+        let (x, y) = tokio::join!(
+            post(&client, &a.url, "/webhook", &body),
+            post(&client, &b.url, "/webhook", &body)
+        );
+        assert_eq!((x, y), (200, 200));
+    }
+    whapi.wait_for(20).await;
+    // Both copies of each are processed by now once the last one's reply is in and every
+    // stored body is done.
+    let url = a.url.clone();
+    poll("every copy to be processed", async || {
+        let events: Value = reqwest::get(format!("{url}/admin/events?limit=100"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (events["events"].as_array()?.len() == 40).then_some(())
+    })
+    .await;
+    let texts: Vec<String> = replies(&whapi).into_values().flatten().collect();
+    assert_eq!(texts.len(), 20, "{texts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_is_sent_by_another_instance_when_its_own_dies() {
+    let Some((dir, whapi, db)) = setup(ECHO).await else {
+        return;
+    };
+    let mut first = instance(dir.path(), &whapi.url, &db, "first");
+    let second = instance(dir.path(), &whapi.url, &db, "second");
+    let client = reqwest::Client::new();
+    let remind = json!({"phone": "4915112345678"});
+    assert_eq!(
+        post(&client, &first.url, "/events/remind", &remind).await,
+        202
+    );
+    let url = second.url.clone();
+    poll("the follow-up to be stored", async || {
+        let jobs: Value = reqwest::get(format!("{url}/admin/jobs"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (jobs["jobs"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let got = whapi.wait_for(1).await;
+    assert_eq!(got[0].body["body"], "Reminder for 4915112345678");
+    // Well past its time: nothing more comes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(whapi.received().len(), 1);
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_fire_time_is_sent_once_by_three_instances() {
+    let rules = ECHO.replace("enabled: false", "enabled: true");
+    let Some((dir, whapi, db)) = setup(&rules).await else {
+        return;
+    };
+    let servers: Vec<Process> = (1..=3)
+        .map(|n| instance(dir.path(), &whapi.url, &db, &format!("c{n}")))
+        .collect();
+    // Some seconds of fire times, each planned by whichever instance gets there first.
+    whapi.wait_for(4).await;
+    drop(servers);
+    let runs = {
+        let client = tokio_postgres::connect(&db, tokio_postgres::NoTls).await;
+        let (client, connection) = client.unwrap();
+        tokio::spawn(connection);
+        client
+            .query(
+                "SELECT fire_at, COUNT(*) FROM campaign_runs GROUP BY fire_at ORDER BY fire_at",
+                &[],
+            )
+            .await
+            .unwrap()
+    };
+    assert!(runs.len() >= 4, "{runs:?}");
+    assert!(runs.iter().all(|r| r.get::<_, i64>(1) == 1));
+    let ticks = whapi
+        .received()
+        .iter()
+        .filter(|r| r.body["body"] == "tick")
+        .count();
+    assert!(
+        ticks >= runs.len() - 1 && ticks <= runs.len(),
+        "{ticks} ticks, {} runs",
+        runs.len()
+    );
+    let _ = DEADLINE;
+}
