@@ -18,6 +18,11 @@ use crate::store::{Store, StoreResult};
 
 /// How often schedules are looked at; also the finest schedule that keeps its second.
 const TICK: Duration = Duration::from_millis(500);
+/// How long the scheduler's lease lasts: another instance takes over this long after its
+/// holder stopped renewing it.
+const LEASE: chrono::Duration = chrono::Duration::seconds(15);
+/// The lease is renewed once less than this is left of it.
+const RENEW: chrono::Duration = chrono::Duration::seconds(10);
 
 /// The campaign scheduler worker.
 pub struct Scheduler {
@@ -29,14 +34,40 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` turns true. Of several instances sharing a database, the one
+    /// that holds the scheduler's lease runs the schedules; the others wait to take it over.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut checked: HashMap<String, DateTime<Utc>> = HashMap::new();
+        let mut held_until: Option<DateTime<Utc>> = None;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            self.tick_all(&mut checked).await;
+            let now = self.clock.now();
+            if held_until.is_none_or(|until| until - now < RENEW) {
+                let until = now + LEASE;
+                match self.store.hold_lease("scheduler", until, now).await {
+                    Ok(true) => {
+                        if held_until.is_none() {
+                            tracing::info!("this instance runs the campaign schedules");
+                        }
+                        held_until = Some(until);
+                    }
+                    Ok(false) => {
+                        // Another instance runs them; what this one knew may be stale when
+                        // it takes over.
+                        held_until = None;
+                        checked.clear();
+                    }
+                    Err(err) => {
+                        tracing::error!("cannot renew the scheduler's lease: {err}");
+                        held_until = held_until.filter(|until| *until > now);
+                    }
+                }
+            }
+            if held_until.is_some() {
+                self.tick_all(&mut checked).await;
+            }
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
                 _ = shutdown.changed() => {}

@@ -266,6 +266,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(delivery.run(shutdown_rx.clone())),
         tokio::spawn(scheduler.run(shutdown_rx.clone())),
         tokio::spawn(reloader.clone().watch(settings.watch, shutdown_rx.clone())),
+        tokio::spawn(report_instance(
+            store.clone(),
+            memory_rules.clone(),
+            settings.instance.clone(),
+            settings.clock.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(prune(
             store,
             memory_rules,
@@ -307,6 +314,41 @@ fn warn_dry_run(settings: &Settings, client: &Client) {
                 channel = name,
                 "DRY-RUN on channel `{name}`: {variable} is not set. Its actions are logged fully rendered; NOTHING is sent through this number."
             );
+        }
+    }
+}
+
+/// How often an instance says which rule set it serves (and that it is alive).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Says, now and every [`HEARTBEAT`], which rule set this instance serves.
+async fn report_instance(
+    store: Arc<dyn Store>,
+    mut rules: watch::Receiver<Arc<crate::rules::RuleSet>>,
+    instance: crate::store::Instance,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let started_at = clock.now();
+    loop {
+        let report = {
+            let set = rules.borrow_and_update();
+            crate::store::InstanceReport {
+                name: instance.as_str().to_owned(),
+                rules_version: set.version.clone(),
+                rules: set.rules.len().min(u32::MAX as usize) as u32,
+                started_at,
+                seen_at: clock.now(),
+            }
+        };
+        if let Err(err) = store.report_instance(&report).await {
+            tracing::warn!("cannot report this instance's rule set: {err}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(HEARTBEAT) => {}
+            // A reload is reported at once.
+            Ok(()) = rules.changed() => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

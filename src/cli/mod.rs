@@ -3,6 +3,7 @@
 mod campaigns;
 mod check;
 mod contacts;
+mod db;
 mod jobs;
 mod simulate;
 mod test;
@@ -67,6 +68,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Contacts: import and export tags and attributes, verify numbers.
     Contacts(contacts::ContactsArgs),
+    /// The database: copy a SQLite file into PostgreSQL.
+    Db(db::DbCommandArgs),
 }
 
 /// Where the database is, for commands that read or change it directly.
@@ -421,6 +424,7 @@ impl Cli {
             Command::Campaigns(args) => campaigns::run(args),
             Command::Jobs(args) => jobs::run(args),
             Command::Contacts(args) => contacts::run(args),
+            Command::Db(args) => db::run(args),
         }
     }
 }

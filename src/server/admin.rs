@@ -280,8 +280,25 @@ pub(super) async fn rules(State(state): State<AppState>) -> Json<Value> {
         .map(|r| json!({"name": r.name, "file": &*r.file, "line": r.line, "events": r.events.iter().map(ToString::to_string).collect::<Vec<_>>(), "enabled": r.enabled, "shadow": r.shadow}))
         .collect();
     let campaigns: Vec<&str> = set.campaigns.iter().map(|c| c.name.as_str()).collect();
+    // Instances sharing the database, each with the rule set it serves: a rollout has
+    // converged when every live one shows the same version.
+    let now = state.clock.now();
+    let instances: Vec<Value> = match state.store.instances().await {
+        Ok(list) => list
+            .into_iter()
+            .map(|i| {
+                let live = now - i.seen_at < chrono::Duration::from_std(crate::serve::HEARTBEAT * 3).unwrap_or_default();
+                json!({"name": i.name, "version": i.rules_version, "rules": i.rules, "started_at": i.started_at, "seen_at": i.seen_at, "live": live})
+            })
+            .collect(),
+        Err(err) => {
+            tracing::error!("cannot read the instances: {err}");
+            Vec::new()
+        }
+    };
     Json(json!({
         "version": set.version,
+        "instances": instances,
         "files": set.files,
         "rules": rules,
         "campaigns": campaigns,

@@ -102,6 +102,17 @@ pub struct ChannelHealth {
     pub at: DateTime<Utc>,
 }
 
+/// What an instance serves, as it last reported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceReport {
+    pub name: String,
+    /// The content hash of the rule set it serves.
+    pub rules_version: String,
+    pub rules: u32,
+    pub started_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+}
+
 /// A campaign run to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -324,6 +335,18 @@ pub trait AdminStore: Send + Sync {
     async fn ready(&self) -> StoreResult<()>;
     /// Each channel's last reported health, by name.
     async fn channel_health(&self) -> StoreResult<Vec<ChannelHealth>>;
+    /// Takes the lease `name` for this instance until `until`, or renews it, unless another
+    /// instance holds it past `now`; whether this instance holds it now.
+    async fn hold_lease(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Records which rule set this instance serves (and that it is alive).
+    async fn report_instance(&self, report: &InstanceReport) -> StoreResult<()>;
+    /// What every instance last reported, by name.
+    async fn instances(&self) -> StoreResult<Vec<InstanceReport>>;
 }
 
 /// The whole contract: what `serve` opens and hands out to every part.

@@ -4,6 +4,7 @@
 //! picks the backend from the database's address. SQLite, in one file, is the embedded default.
 
 mod contract;
+pub mod copy;
 mod postgres;
 pub(crate) mod rows;
 mod sqlite;
@@ -13,8 +14,8 @@ use std::sync::Arc;
 
 pub use contract::{
     AdminStore, CampaignRun, CampaignStore, ChannelFilter, ChannelHealth, Completed, Conflict,
-    ContactStore, Handover, Inbound, IntakeStore, JobQuery, JobStore, Known, Lookup, NewRun, Op,
-    Outcome, Source, Store,
+    ContactStore, Handover, Inbound, InstanceReport, IntakeStore, JobQuery, JobStore, Known,
+    Lookup, NewRun, Op, Outcome, Source, Store,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

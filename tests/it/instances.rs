@@ -113,6 +113,25 @@ async fn three_instances_answer_each_event_once_and_each_chat_in_order() {
         let expected: Vec<String> = (0..per_chat).map(|m| format!("echo c{n} m{m}")).collect();
         assert_eq!(texts, &expected, "{chat}: one reply per message, in order");
     }
+    // Every instance says which rule set it serves: the same one, a rollout converged.
+    let rules: Value = reqwest::get(format!("{}/admin/rules", urls[0]))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let instances = rules["instances"].as_array().unwrap();
+    let names: Vec<&str> = instances
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["i1", "i2", "i3"], "{rules}");
+    assert!(
+        instances
+            .iter()
+            .all(|i| i["version"] == rules["version"] && i["live"] == true),
+        "{rules}"
+    );
     drop(servers);
 }
 
@@ -223,4 +242,126 @@ async fn a_campaign_fire_time_is_sent_once_by_three_instances() {
         runs.len()
     );
     let _ = DEADLINE;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_is_copied_into_postgres_with_its_pending_work() {
+    let Some(db) = crate::postgres::database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("riposte.db");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/db/jobs-2026-12.db"
+        ),
+        &file,
+    )
+    .unwrap();
+    let copy = |to: String| {
+        let (dir, file) = (dir.path().to_owned(), file.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::cli::riposte_in(
+                &dir,
+                &["db", "copy", "--from", file.to_str().unwrap(), "--to", &to],
+            )
+        })
+    };
+    let (code, stdout, stderr) = copy(db.clone()).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("jobs  14 rows"), "{stdout}");
+    let store = riposte::store::open(&db, riposte::store::OpenOptions::default())
+        .await
+        .unwrap();
+    let pending = store
+        .jobs(riposte::store::JobQuery {
+            status: Some(riposte::vocab::JobStatus::Pending),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 14);
+    let anna = store.contact("4915112345678").await.unwrap();
+    assert!(!anna.tags.is_empty(), "{anna:?}");
+    assert_eq!(store.recent_events(10).await.unwrap().len(), 3);
+    assert_eq!(store.campaign_runs(None, 10).await.unwrap().len(), 1);
+    // The bodies were all processed: nothing is claimed again.
+    let now = chrono::Utc::now();
+    let claimed = store
+        .claim_inbound(10, now + chrono::Duration::seconds(60), now)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "{claimed:?}");
+    // A second copy into the same database is refused rather than mixed in.
+    let (code, _, stderr) = copy(db).await.unwrap();
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not empty"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_under_load_loses_no_accepted_event() {
+    let Some((dir, whapi, db)) = setup(ECHO).await else {
+        return;
+    };
+    let mut servers: Vec<Process> = (1..=3)
+        .map(|n| instance(dir.path(), &whapi.url, &db, &format!("k{n}")))
+        .collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let (chats, per_chat) = (10, 80);
+    let writers: Vec<_> = (0..chats)
+        .map(|chat| {
+            let urls = urls.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut accepted = Vec::new();
+                for n in 0..per_chat {
+                    let url = &urls[(chat + n) % urls.len()];
+                    if post(&client, url, "/webhook", &message(chat, n)).await == 200 {
+                        accepted.push(format!("echo c{chat} m{n}"));
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    // SIGKILL one instance while the chats write: no shutdown, no flush.
+    whapi.wait_for(40).await;
+    servers[1].child.kill().unwrap();
+    servers[1].child.wait().unwrap();
+    let mut accepted = Vec::new();
+    for writer in writers {
+        accepted.extend(writer.await.unwrap());
+    }
+    // It starts again under its name and takes up what it held at once.
+    servers[1] = instance(dir.path(), &whapi.url, &db, "k2");
+    let answered = poll("every accepted event to be answered", async || {
+        let texts: Vec<String> = replies(&whapi).into_values().flatten().collect();
+        accepted.iter().all(|a| texts.contains(a)).then_some(texts)
+    })
+    .await;
+    let duplicates = answered.len() - accepted.len();
+    eprintln!(
+        "{} accepted, {} answered, {duplicates} answered twice (calls in flight when the instance was killed)",
+        accepted.len(),
+        answered.len()
+    );
+    assert!(accepted.len() >= chats * per_chat / 2);
+    assert!(duplicates <= 16, "{duplicates} duplicates");
+    // Each chat's first answers are in the order its messages were accepted.
+    for (chat, texts) in replies(&whapi) {
+        let mut firsts: Vec<&String> = Vec::new();
+        for t in &texts {
+            if !firsts.contains(&t) {
+                firsts.push(t);
+            }
+        }
+        let order: Vec<usize> = firsts
+            .iter()
+            .map(|t| t.rsplit('m').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{chat}: {texts:?}");
+    }
+    drop(servers);
 }

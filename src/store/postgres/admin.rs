@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{PRUNE_CHUNK, PgStore, jobs, ms, time};
 use crate::store::rows::event_record;
-use crate::store::{AdminStore, ChannelHealth, StoreResult};
+use crate::store::{AdminStore, ChannelHealth, InstanceReport, StoreResult};
 
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
@@ -91,6 +91,64 @@ impl AdminStore for PgStore {
                 status: r.get(1),
                 detail: r.get(2),
                 at: time(r.get(3)),
+            })
+            .collect())
+    }
+
+    async fn hold_lease(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let held = client
+            .query_opt(
+                "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE leases.holder = excluded.holder OR leases.until <= $4
+                 RETURNING holder",
+                &[&name, &self.instance.as_str(), &ms(until), &ms(now)],
+            )
+            .await?;
+        Ok(held.is_some())
+    }
+
+    async fn report_instance(&self, report: &InstanceReport) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO instances (name, rules_version, rules, started_at, seen_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET rules_version = excluded.rules_version, rules = excluded.rules,
+                   started_at = excluded.started_at, seen_at = excluded.seen_at",
+                &[
+                    &report.name,
+                    &report.rules_version,
+                    &(report.rules.min(i32::MAX as u32) as i32),
+                    &ms(report.started_at),
+                    &ms(report.seen_at),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn instances(&self) -> StoreResult<Vec<InstanceReport>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, rules_version, rules, started_at, seen_at FROM instances ORDER BY name",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InstanceReport {
+                name: r.get(0),
+                rules_version: r.get(1),
+                rules: r.get::<_, i32>(2).max(0) as u32,
+                started_at: time(r.get(3)),
+                seen_at: time(r.get(4)),
             })
             .collect())
     }

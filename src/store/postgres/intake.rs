@@ -39,7 +39,7 @@ fn inbound_row(row: &Row) -> Inbound {
 /// The chats a webhook body is about, as their ordering lanes (so every spelling of a
 /// person's chat is one): the `chat_id`, `recipient_id` or `group_id` of each item. A custom
 /// event names its person in `phone`.
-fn chats_of(body: &str) -> Vec<String> {
+pub(in crate::store) fn chats_of(body: &str) -> Vec<String> {
     let Ok(serde_json::Value::Object(body)) = serde_json::from_str::<serde_json::Value>(body)
     else {
         return Vec::new();

@@ -6,6 +6,8 @@
 mod admin;
 mod campaigns;
 mod intake;
+
+pub(in crate::store) use intake::chats_of;
 mod jobs;
 mod people;
 
@@ -111,7 +113,8 @@ impl PgStore {
         Ok(store)
     }
 
-    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+    /// A connection from the pool.
+    pub(in crate::store) async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
 

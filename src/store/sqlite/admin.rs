@@ -8,7 +8,7 @@ use super::{
     EVENT_LOG_KEEP, FINISHED_JOBS_KEEP, INBOUND_KEEP, OLD_BODIES, OLD_EVENT_RECORDS, SqliteStore,
     event_record, jobs, ms, prune, time,
 };
-use crate::store::{AdminStore, ChannelHealth, StoreResult};
+use crate::store::{AdminStore, ChannelHealth, InstanceReport, StoreResult};
 
 #[async_trait]
 impl AdminStore for SqliteStore {
@@ -86,6 +86,68 @@ impl AdminStore for SqliteStore {
                         status: row.get(1)?,
                         detail: row.get(2)?,
                         at: time(row.get(3)?),
+                    })
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    async fn hold_lease(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (name, holder) = (name.to_owned(), self.instance.as_str().to_owned());
+        self.db
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                         WHERE leases.holder = excluded.holder OR leases.until <= ?4",
+                    )?
+                    .execute(rusqlite::params![name, holder, ms(until), ms(now)])?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
+    async fn report_instance(&self, report: &InstanceReport) -> StoreResult<()> {
+        let report = report.clone();
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO instances (name, rules_version, rules, started_at, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (name) DO UPDATE SET rules_version = excluded.rules_version, rules = excluded.rules,
+                       started_at = excluded.started_at, seen_at = excluded.seen_at",
+                )?
+                .execute(rusqlite::params![
+                    report.name,
+                    report.rules_version,
+                    i64::from(report.rules),
+                    ms(report.started_at),
+                    ms(report.seen_at)
+                ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn instances(&self) -> StoreResult<Vec<InstanceReport>> {
+        self.db
+            .read(|conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT name, rules_version, rules, started_at, seen_at FROM instances ORDER BY name",
+                )?;
+                let rows = statement.query_map([], |row| {
+                    Ok(InstanceReport {
+                        name: row.get(0)?,
+                        rules_version: row.get(1)?,
+                        rules: row.get::<_, i64>(2)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        started_at: time(row.get(3)?),
+                        seen_at: time(row.get(4)?),
                     })
                 })?;
                 Ok(rows.collect::<Result<_, _>>()?)

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use riposte::store::{
-    ChannelFilter, ChannelHealth, Completed, Handover, JobQuery, Lookup, Op, Outcome, Source, Store,
+    ChannelFilter, ChannelHealth, Completed, Handover, InstanceReport, JobQuery, Lookup, Op,
+    Outcome, Source, Store,
 };
 use riposte::vocab::{HandoffChange, JobResult, JobStatus, NewJob, OutboundRequest, Work};
 
@@ -460,4 +461,50 @@ pub(crate) async fn jobs_and_health_are_kept_per_channel(backend: &dyn Backend) 
     let health = store.channel_health().await.unwrap();
     assert_eq!(health.len(), 1, "{health:?}");
     assert_eq!((health[0].status.as_str(), health[0].at), ("qr", later));
+}
+
+/// One instance at a time holds a lease; its holder renews it, and another takes it over only
+/// once it lapses. What each instance serves is reported and read back.
+pub(crate) async fn a_lease_has_one_holder_until_it_lapses(backend: &dyn Backend) {
+    let (a, b) = (backend.open("a").await, backend.open("b").await);
+    let now = t0();
+    let later = |s| now + Duration::seconds(s);
+    assert!(a.hold_lease("scheduler", later(15), now).await.unwrap());
+    assert!(
+        !b.hold_lease("scheduler", later(20), later(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.hold_lease("scheduler", later(25), later(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.hold_lease("scheduler", later(35), later(20))
+            .await
+            .unwrap()
+    );
+    assert!(
+        b.hold_lease("scheduler", later(40), later(25))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.hold_lease("scheduler", later(45), later(30))
+            .await
+            .unwrap()
+    );
+    let report = |name: &str, version: &str| InstanceReport {
+        name: name.into(),
+        rules_version: version.into(),
+        rules: 3,
+        started_at: now,
+        seen_at: later(1),
+    };
+    a.report_instance(&report("a", "v1")).await.unwrap();
+    b.report_instance(&report("b", "v1")).await.unwrap();
+    a.report_instance(&report("a", "v2")).await.unwrap();
+    let seen = b.instances().await.unwrap();
+    assert_eq!(seen, [report("a", "v2"), report("b", "v1")]);
 }

@@ -71,6 +71,7 @@ conformance!(
     pruning_keeps_what_is_not_processed,
     migrations_from_empty_and_from_the_previous_release,
     jobs_and_health_are_kept_per_channel,
+    a_lease_has_one_holder_until_it_lapses,
 );
 
 #[tokio::test]

@@ -147,6 +147,24 @@ CREATE TABLE channel_health (
     at     BIGINT NOT NULL
 );
 
+-- Work one instance does for all (the campaign scheduler) is held under a lease, renewed
+-- while its holder lives and taken over when it lapses: a row, not a session advisory lock,
+-- which a connection pooler in front of the database would break.
+CREATE TABLE leases (
+    name   TEXT   PRIMARY KEY,
+    holder TEXT   NOT NULL,
+    until  BIGINT NOT NULL
+);
+
+-- Each instance says which rule set it serves, so a rollout can be seen converging.
+CREATE TABLE instances (
+    name          TEXT    PRIMARY KEY,
+    rules_version TEXT    NOT NULL,
+    rules         INTEGER NOT NULL,
+    started_at    BIGINT  NOT NULL,
+    seen_at       BIGINT  NOT NULL
+);
+
 -- The hot tables churn: vacuum them after a small share of changed rows, not the default 20 %.
 ALTER TABLE inbound SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05);
 ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05);
