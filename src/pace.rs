@@ -3,6 +3,7 @@
 //! delivery and the model caller share it without depending on each other.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -11,6 +12,8 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct Pacer {
     interval: Duration,
+    /// How many share the pace (instances on one database): each takes its part.
+    sharers: AtomicU32,
     next: Mutex<Option<Instant>>,
 }
 
@@ -19,8 +22,15 @@ impl Pacer {
     pub fn new(interval: Duration) -> Self {
         Self {
             interval,
+            sharers: AtomicU32::new(1),
             next: Mutex::new(None),
         }
+    }
+
+    /// The pace is shared by `n` callers that each keep their own (several instances): this
+    /// one spaces its calls `n` times the interval apart, so together they keep the pace.
+    pub fn share(&self, n: u32) {
+        self.sharers.store(n.max(1), Ordering::Relaxed);
     }
 
     /// Takes the next slot if it comes within `max` (`Ok`), else leaves it and says when it
@@ -40,7 +50,7 @@ impl Pacer {
         if max.is_some_and(|max| slot > now + max) {
             return Err(slot);
         }
-        *next = Some(slot + self.interval);
+        *next = Some(slot + self.interval * self.sharers.load(Ordering::Relaxed));
         Ok(slot)
     }
 
@@ -63,6 +73,17 @@ mod tests {
         assert_eq!(later, first + Duration::from_secs(10));
         // Leaving it took nothing: a caller willing to wait gets that same slot.
         assert_eq!(pacer.slot_within(Duration::from_secs(10)), Ok(later));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_pace_spaces_each_sharer_s_calls_further() {
+        let pacer = Pacer::new(Duration::from_millis(100));
+        pacer.share(3);
+        let start = Instant::now();
+        for _ in 0..5 {
+            pacer.wait().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(1200));
     }
 
     #[tokio::test(start_paused = true)]

@@ -238,6 +238,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         observer: None,
     });
     let memory_rules = rules_rx.clone();
+    let guards = delivery.guards.clone();
+    let instances_live = Arc::new(std::sync::atomic::AtomicU32::new(1));
     let state = AppState {
         store: store.clone(),
         rules: rules_rx,
@@ -252,6 +254,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         }),
         doors: Arc::new(Doors::new(settings.http)),
         channels: settings.channels.clone(),
+        instances_live: instances_live.clone(),
     };
     tracing::info!("listening on http://{addr}");
     let http = tokio::spawn(server::listen::serve(
@@ -271,6 +274,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             memory_rules.clone(),
             settings.instance.clone(),
             settings.clock.clone(),
+            guards,
+            instances_live.clone(),
             shutdown_rx.clone(),
         )),
         tokio::spawn(prune(
@@ -321,12 +326,15 @@ fn warn_dry_run(settings: &Settings, client: &Client) {
 /// How often an instance says which rule set it serves (and that it is alive).
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
-/// Says, now and every [`HEARTBEAT`], which rule set this instance serves.
+/// Says, now and every [`HEARTBEAT`], which rule set this instance serves, and shares the
+/// pace of calls to Whapi.Cloud with the instances alive on the same database.
 async fn report_instance(
     store: Arc<dyn Store>,
     mut rules: watch::Receiver<Arc<crate::rules::RuleSet>>,
     instance: crate::store::Instance,
     clock: Arc<dyn Clock>,
+    guards: Arc<crate::delivery::Guards>,
+    live: Arc<std::sync::atomic::AtomicU32>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started_at = clock.now();
@@ -343,6 +351,16 @@ async fn report_instance(
         };
         if let Err(err) = store.report_instance(&report).await {
             tracing::warn!("cannot report this instance's rule set: {err}");
+        }
+        let alive = chrono::Duration::from_std(HEARTBEAT * 3).unwrap_or_default();
+        if let Ok(all) = store.instances().await {
+            let count = all
+                .iter()
+                .filter(|i| report.seen_at - i.seen_at < alive)
+                .count();
+            let count = u32::try_from(count).unwrap_or(u32::MAX).max(1);
+            guards.share(count);
+            live.store(count, std::sync::atomic::Ordering::Relaxed);
         }
         tokio::select! {
             () = tokio::time::sleep(HEARTBEAT) => {}

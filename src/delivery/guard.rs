@@ -55,6 +55,15 @@ impl Guards {
         Self { by_name, default }
     }
 
+    /// Every channel's pace is kept by `n` instances together: each takes its part.
+    pub fn share(&self, n: u32) {
+        for guard in self.by_name.values().chain(std::iter::once(&self.default)) {
+            if let Some(pacer) = &guard.pacer {
+                pacer.share(n);
+            }
+        }
+    }
+
     /// The guard of a channel; `None` names the default channel. A name no channel has (the
     /// client refuses its calls) gets the default guard.
     pub fn of(&self, channel: Option<&str>) -> &Arc<Guard> {

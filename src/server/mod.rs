@@ -49,6 +49,8 @@ pub struct AppState {
     pub doors: Arc<Doors>,
     /// The WhatsApp numbers served.
     pub channels: Arc<crate::channels::Channels>,
+    /// Instances alive on the database, this one included, as this one last counted.
+    pub instances_live: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Shared secrets that guard the endpoints; never logged.
@@ -211,6 +213,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
                 "ready": true,
                 "rules": rules.rules.len(),
                 "version": rules.version,
+                "instances_live": state.instances_live.load(std::sync::atomic::Ordering::Relaxed),
                 "channels": channels(&state).await,
             })),
         ),

@@ -365,3 +365,66 @@ async fn an_instance_killed_under_load_loses_no_accepted_event() {
     }
     drop(servers);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whapi_rate_holds_for_the_instances_together() {
+    let Some((dir, whapi, db)) = setup(ECHO).await else {
+        return;
+    };
+    let servers: Vec<Process> = (1..=3)
+        .map(|n| {
+            spawn_with(
+                dir.path(),
+                &whapi.url,
+                &[
+                    "--db",
+                    &db,
+                    "--instance",
+                    &format!("r{n}"),
+                    "--whapi-rate",
+                    "20/s",
+                ],
+            )
+        })
+        .collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    // Each instance has counted the three (it shares the pace with them from then on).
+    for url in &urls {
+        poll("every instance to see the others", async || {
+            let ready: Value = reqwest::get(format!("{url}/readyz"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (ready["instances_live"] == 3).then_some(())
+        })
+        .await;
+    }
+    let client = reqwest::Client::new();
+    let total = 90;
+    for n in 0..total {
+        let url = &urls[n % urls.len()];
+        assert_eq!(post(&client, url, "/webhook", &message(n, 0)).await, 200);
+    }
+    let received = whapi.wait_for(total).await;
+    // The busiest two seconds: 20 calls a second together (each instance alone would make
+    // 20), within 10 %.
+    let at: Vec<std::time::Instant> = received.iter().map(|r| r.at).collect();
+    let busiest = (0..at.len())
+        .map(|i| {
+            at[i..]
+                .iter()
+                .take_while(|t| t.duration_since(at[i]) < Duration::from_secs(2))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let rate = busiest as f64 / 2.0;
+    eprintln!("busiest two seconds: {rate:.1} calls a second");
+    assert!(
+        (18.0..=22.0).contains(&rate),
+        "{rate:.1} calls a second for a pace of 20"
+    );
+    drop(servers);
+}

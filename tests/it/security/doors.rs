@@ -131,6 +131,7 @@ fn tokenless_app(dir: &std::path::Path, store: Arc<dyn riposte::store::Store>) -
         secrets: Arc::new(Secrets::default()),
         doors: Arc::new(Doors::default()),
         channels: Arc::new(riposte::channels::Channels::single()),
+        instances_live: Arc::default(),
     })
 }
 
