@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::store::{StoreError, StoreResult};
-use crate::vocab::{JobKind, NewJob, Role, Work};
+use chrono::{TimeZone, Utc};
+
+use crate::vocab::{Job, JobId, JobKind, JobStatus, NewJob, Role, RuleName, Work};
 
 /// A job as it is written: its JSON made on the caller's thread, so the writer only writes.
 #[derive(Debug, Clone)]
@@ -62,6 +64,32 @@ impl JobRow {
                 && job.vars.is_none()
                 && matches!(job.work, Work::Call(_)))
             .then(|| job.work.clone()),
+        })
+    }
+}
+
+impl JobRow {
+    /// The job as written claimed, with its new id, at `now` (ms): what a claim returns.
+    pub(crate) fn claimed(&self, id: i64, now: i64, work: &Work) -> StoreResult<Job> {
+        let time = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+        Ok(Job {
+            id: JobId(id),
+            kind: stored_kind(self.kind)?,
+            rule: RuleName::new(self.rule.as_str()),
+            action: self.action.clone(),
+            event: self.event.clone(),
+            work: work.clone(),
+            status: JobStatus::Sending,
+            attempts: 1,
+            run_at: time(self.run_at),
+            key: None,
+            contact: self.contact.clone(),
+            unless: None,
+            vars: None,
+            campaign_run: self.campaign_run,
+            last_error: None,
+            response: None,
+            created_at: time(now),
         })
     }
 }

@@ -22,6 +22,11 @@ enum System {
         rules: usize,
         reload_every: Option<Duration>,
     },
+    /// Instances of Riposte on one PostgreSQL database, the load spread over them.
+    Shared {
+        rules: usize,
+        instances: usize,
+    },
 }
 
 impl System {
@@ -41,6 +46,10 @@ impl System {
                     every.as_secs()
                 )
             }
+            Self::Shared { rules, instances } => format!(
+                "Riposte on PostgreSQL, {instances} instance{}, {rules} rules",
+                if instances == 1 { "" } else { "s" }
+            ),
         }
     }
 }
@@ -80,6 +89,9 @@ struct Figures {
     rss_mb: f64,
     ready_ms: f64,
     reloads: f64,
+    /// CPU time per event of Riposte's processes and of PostgreSQL's, in µs.
+    cpu_riposte_us: f64,
+    cpu_postgres_us: f64,
 }
 
 struct Options {
@@ -90,6 +102,8 @@ struct Options {
     runs: usize,
     /// Leave the rules and databases behind for a look.
     keep: bool,
+    /// A PostgreSQL server (`postgres://user@host:port`) for the rows of several instances.
+    postgres: Option<String>,
     scenarios: Vec<Scenario>,
 }
 
@@ -155,6 +169,16 @@ async fn main() {
     for ((scenario, figures), ratio) in options.scenarios.iter().zip(&medians).zip(&ratios) {
         println!("{}", row(&scenario.label(), figures, *ratio));
     }
+    for (scenario, figures) in options.scenarios.iter().zip(&medians) {
+        if matches!(scenario.system, System::Shared { .. }) {
+            println!(
+                "\n{}: CPU per event {:.0} µs in Riposte, {:.0} µs in PostgreSQL.",
+                scenario.label(),
+                figures.cpu_riposte_us,
+                figures.cpu_postgres_us
+            );
+        }
+    }
     println!(
         "\nStart with the default rules: `/readyz` 200 after {:.0} ms. Fan-out: a campaign to {FAN_OUT} recipients planned and enqueued in {:.2} s (medians of {} runs).",
         median(&starts),
@@ -217,6 +241,8 @@ fn median_of(runs: &[Figures]) -> Figures {
         rss_mb: m(|f| f.rss_mb),
         ready_ms: m(|f| f.ready_ms),
         reloads: m(|f| f.reloads),
+        cpu_riposte_us: m(|f| f.cpu_riposte_us),
+        cpu_postgres_us: m(|f| f.cpu_postgres_us),
     }
 }
 
@@ -228,6 +254,7 @@ fn parse_args() -> Options {
         threads: 2,
         runs: 3,
         keep: false,
+        postgres: None,
         scenarios: Vec::new(),
     };
     let mut rules = vec![1_000];
@@ -246,6 +273,7 @@ fn parse_args() -> Options {
             "--threads" => options.threads = number(&value()),
             "--runs" => options.runs = number(&value()),
             "--keep" => options.keep = true,
+            "--postgres" => options.postgres = Some(value()),
             "--rules" => rules = value().split(',').map(number).collect(),
             "--reload-rules" => {
                 reload_rules = Some(number(&value())).filter(|&n: &usize| n > 0);
@@ -267,6 +295,14 @@ fn parse_args() -> Options {
             rules: n,
             reload_every: None,
         }));
+    }
+    if let (Some(_), Some(&n)) = (&options.postgres, rules.first()) {
+        for instances in [1, 3] {
+            options.scenarios.push(saturating(System::Shared {
+                rules: n,
+                instances,
+            }));
+        }
     }
     if let Some(n) = reload_rules {
         let every = Some(Duration::from_secs(2));
@@ -482,7 +518,8 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
     let base = format!("http://{addr}");
     let rules_dir = dir.join("rules");
     let mut figures = Figures::default();
-    let server = match system {
+    let mut bases: Vec<String> = Vec::new();
+    let servers: Vec<Running> = match system {
         System::Naive => {
             let server = spawn(&options.bin, "naive-bot", &[&addr, &standin_url], &[]);
             // The bot has no health route; any answer from the webhook route means it listens.
@@ -500,7 +537,52 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            server
+            vec![server]
+        }
+        System::Shared { rules, instances } => {
+            write_rules(&rules_dir, rules, 0);
+            let db = database(options, &format!("load_{}_{run}", std::process::id())).await;
+            let rules_arg = rules_dir.to_string_lossy().into_owned();
+            let mut servers = Vec::with_capacity(instances);
+            for n in 0..instances {
+                let addr = if n == 0 {
+                    addr.clone()
+                } else {
+                    format!("127.0.0.1:{}", free_port())
+                };
+                servers.push(spawn(
+                    &options.bin,
+                    "riposte",
+                    &[
+                        "serve",
+                        "--listen",
+                        &addr,
+                        "--rules",
+                        &rules_arg,
+                        "--db",
+                        &db,
+                        "--instance",
+                        &format!("load-{n}"),
+                        "--whapi-url",
+                        &standin_url,
+                        "--whapi-rate",
+                        "1000000/s",
+                        "--concurrency",
+                        "64",
+                        "--rate-limit",
+                        "off",
+                    ],
+                    &[("WHAPI_TOKEN", "load-token"), ("RUST_LOG", "warn")],
+                ));
+                bases.push(format!("http://{addr}"));
+            }
+            for base in &bases {
+                let ready = wait_ready(&http, &format!("{base}/readyz"), Duration::from_secs(60))
+                    .await
+                    .expect("Riposte did not become ready");
+                figures.ready_ms = figures.ready_ms.max(ready.as_secs_f64() * 1000.0);
+            }
+            servers
         }
         System::Riposte { rules, .. } => {
             write_rules(&rules_dir, rules, 0);
@@ -534,9 +616,14 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
                 .await
                 .expect("Riposte did not become ready");
             figures.ready_ms = ready.as_secs_f64() * 1000.0;
-            server
+            vec![server]
         }
     };
+    if bases.is_empty() {
+        bases.push(base.clone());
+    }
+    let pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
+    let cpu_before = (cpu_ticks(&pids), cpu_ticks(&postgres_pids()));
     let reloads = match system {
         System::Riposte {
             rules,
@@ -552,32 +639,52 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
         }
         _ => None,
     };
-    let wrk = tokio::process::Command::new("wrk")
-        .args([
-            "-t",
-            &options.threads.to_string(),
-            "-c",
-            &options.connections.to_string(),
-            "-d",
-            &format!("{}s", options.duration),
-            "--latency",
-            "-s",
-            "bench/load.lua",
-            &format!("{base}/webhook"),
-        ])
-        .env("LOAD_RUN", format!("r{run}"))
-        .env(
-            "LOAD_DELAY_MS",
-            pause_ms(scenario.pace, options.connections),
-        )
-        .output()
-        .await
-        .expect("wrk runs (bench/load.sh installs it)");
-    let report = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    // One wrk per instance, the connections shared among them.
+    let share = (options.connections / bases.len() as u32).max(1);
+    let threads = (options.threads / bases.len() as u32).max(1);
+    let runs = bases.iter().map(|base| {
+        tokio::process::Command::new("wrk")
+            .args([
+                "-t",
+                &threads.to_string(),
+                "-c",
+                &share.to_string(),
+                "-d",
+                &format!("{}s", options.duration),
+                "--latency",
+                "-s",
+                "bench/load.lua",
+                &format!("{base}/webhook"),
+            ])
+            .env("LOAD_RUN", format!("r{run}-{base}"))
+            .env(
+                "LOAD_DELAY_MS",
+                pause_ms(scenario.pace, options.connections),
+            )
+            .output()
+    });
+    let outputs = futures_all(runs).await;
     if let Some(task) = &reloads {
         task.abort();
     }
-    let wrk = parse_wrk(&report);
+    let reports: Vec<WrkReport> = outputs
+        .iter()
+        .map(|o| {
+            parse_wrk(&String::from_utf8_lossy(
+                &o.as_ref()
+                    .expect("wrk runs (bench/load.sh installs it)")
+                    .stdout,
+            ))
+        })
+        .collect();
+    let wrk = WrkReport {
+        requests: reports.iter().map(|r| r.requests).sum(),
+        ok: reports.iter().map(|r| r.ok).sum(),
+        errors: reports.iter().map(|r| r.errors).sum(),
+        seconds: reports.iter().map(|r| r.seconds).fold(0.0, f64::max),
+        p50_ms: reports.iter().map(|r| r.p50_ms).sum::<f64>() / reports.len().max(1) as f64,
+        p99_ms: reports.iter().map(|r| r.p99_ms).fold(0.0, f64::max),
+    };
     figures.events_per_s = wrk.requests as f64 / wrk.seconds.max(f64::EPSILON);
     figures.p50_ms = wrk.p50_ms;
     figures.p99_ms = wrk.p99_ms;
@@ -600,7 +707,14 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
     figures.received = last["distinct"].as_f64().unwrap_or(0.0);
     figures.duplicates = last["duplicates"].as_f64().unwrap_or(0.0);
     figures.e2e_p99_ms = last["e2e_p99_us"].as_f64().unwrap_or(0.0) / 1000.0;
-    figures.rss_mb = peak_rss_mb(server.0.id());
+    figures.rss_mb = pids.iter().map(|&p| peak_rss_mb(p)).fold(0.0, f64::max);
+    if matches!(system, System::Shared { .. }) && figures.received > 0.0 {
+        // Linux counts CPU time in ticks of 10 ms.
+        let per_event =
+            |before: u64, after: u64| (after - before) as f64 * 10_000.0 / figures.received;
+        figures.cpu_riposte_us = per_event(cpu_before.0, cpu_ticks(&pids));
+        figures.cpu_postgres_us = per_event(cpu_before.1, cpu_ticks(&postgres_pids()));
+    }
     if matches!(
         system,
         System::Riposte {
@@ -622,6 +736,65 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
         );
     }
     figures
+}
+
+/// Runs the futures at once and waits for all of them.
+async fn futures_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.expect("task runs"));
+    }
+    out
+}
+
+/// A fresh database on the `--postgres` server; its address.
+async fn database(options: &Options, name: &str) -> String {
+    let server = options.postgres.as_deref().expect("--postgres is given");
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("the PostgreSQL server answers");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
+        .await
+        .expect("a database can be made");
+    format!("{server}/{name}")
+}
+
+/// User and system CPU time of these processes so far, in clock ticks.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum()
+}
+
+/// The processes of the PostgreSQL server (every `postgres` process on the machine).
+fn postgres_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .collect()
 }
 
 /// The pause each connection makes between an answer and its next request for about `pace`

@@ -142,25 +142,7 @@ pub(super) async fn insert_claimed(
         return Ok(None);
     }
     let id = insert(client, job, now, Some((lease_until, instance))).await?;
-    Ok(Some(Job {
-        id: JobId(id),
-        kind: stored_kind(job.kind)?,
-        rule: RuleName::new(job.rule.as_str()),
-        action: job.action.clone(),
-        event: job.event.clone(),
-        work: work.clone(),
-        status: JobStatus::Sending,
-        attempts: 1,
-        run_at: time(job.run_at),
-        key: None,
-        contact: job.contact.clone(),
-        unless: None,
-        vars: None,
-        campaign_run: job.campaign_run,
-        last_error: None,
-        response: None,
-        created_at: time(now),
-    }))
+    job.claimed(id, now, work).map(Some)
 }
 
 /// Cancels the pending jobs with a key.

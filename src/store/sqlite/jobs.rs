@@ -114,25 +114,7 @@ pub(super) fn insert_claimed(
     }
     // Only calls without a key, `unless` or `vars` are ready (see `JobRow::new`).
     write_row(conn, job, now, Some((lease_until, instance)))?;
-    Ok(Some(Job {
-        id: JobId(conn.last_insert_rowid()),
-        kind: stored_kind(job.kind)?,
-        rule: RuleName::new(job.rule.as_str()),
-        action: job.action.clone(),
-        event: job.event.clone(),
-        work: work.clone(),
-        status: JobStatus::Sending,
-        attempts: 1,
-        run_at: time(job.run_at),
-        key: None,
-        contact: job.contact.clone(),
-        unless: None,
-        vars: None,
-        campaign_run: job.campaign_run,
-        last_error: None,
-        response: None,
-        created_at: time(now),
-    }))
+    job.claimed(conn.last_insert_rowid(), now, work).map(Some)
 }
 
 /// Cancels the pending jobs with a key.

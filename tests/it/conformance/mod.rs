@@ -18,6 +18,28 @@ use riposte::store::{
 };
 use riposte::vocab::{HandoffChange, JobResult, JobStatus, NewJob, OutboundRequest, Work};
 
+/// Runs `$runner!` over every check of the suite, so each backend runs them all.
+macro_rules! every_check {
+    ($runner:ident) => {
+        $runner!(
+            claims_are_exclusive,
+            a_lapsed_claim_is_taken_over,
+            a_restarted_instance_takes_up_its_own_claim,
+            one_of_two_racing_completions_of_an_event_wins,
+            an_expired_dedupe_key_is_free_again,
+            a_chat_changed_since_it_was_read_refuses_the_completion,
+            jobs_of_one_chat_go_in_order,
+            job_claims_belong_to_their_instance,
+            calls_handed_over_belong_to_the_completing_instance,
+            pruning_keeps_what_is_not_processed,
+            migrations_from_empty_and_from_the_previous_release,
+            jobs_and_health_are_kept_per_channel,
+            a_lease_has_one_holder_until_it_lapses,
+        );
+    };
+}
+pub(crate) use every_check;
+
 /// A database the suite can open as several instances.
 #[async_trait::async_trait]
 pub(crate) trait Backend: Send + Sync {
