@@ -29,8 +29,8 @@ elif initdb=$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/nu
     "${as[@]}" "$bin/initdb" -D "$pgdir/data" -U riposte --auth=trust -E UTF8 >/dev/null
     "${as[@]}" "$bin/postgres" -D "$pgdir/data" -p "$port" -c listen_addresses=127.0.0.1 \
         -c unix_socket_directories= -c max_connections=200 >"$pgdir/log" 2>&1 &
-    server=$!
-    trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$pgdir"' EXIT
+    # Stopped through its own process id (the one in postmaster.pid), not the wrapper's.
+    trap 'kill -INT "$(head -n 1 "$pgdir/data/postmaster.pid" 2>/dev/null)" 2>/dev/null; sleep 1; rm -rf "$pgdir"' EXIT
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.1; done
     sleep 1
     postgres=(--postgres "postgres://riposte@127.0.0.1:$port")

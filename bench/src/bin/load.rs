@@ -642,7 +642,7 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
     // One wrk per instance, the connections shared among them.
     let share = (options.connections / bases.len() as u32).max(1);
     let threads = (options.threads / bases.len() as u32).max(1);
-    let runs = bases.iter().map(|base| {
+    let runs = bases.iter().enumerate().map(|(n, base)| {
         tokio::process::Command::new("wrk")
             .args([
                 "-t",
@@ -656,7 +656,8 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
                 "bench/load.lua",
                 &format!("{base}/webhook"),
             ])
-            .env("LOAD_RUN", format!("r{run}-{base}"))
+            // Message ids stay unique across the wrk processes of one run.
+            .env("LOAD_RUN", format!("r{run}i{n}"))
             .env(
                 "LOAD_DELAY_MS",
                 pause_ms(scenario.pace, options.connections),
@@ -760,12 +761,16 @@ async fn database(options: &Options, name: &str) -> String {
             .await
             .expect("the PostgreSQL server answers");
     tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
-        .await
-        .expect("a database can be made");
+    // One statement each: neither may run inside a transaction block.
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client
+            .batch_execute(&statement)
+            .await
+            .expect("a database can be made");
+    }
     format!("{server}/{name}")
 }
 
