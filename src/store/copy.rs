@@ -233,7 +233,7 @@ async fn copy_table(
             let chats = super::postgres::chats_of(row[4].as_deref().unwrap_or_default());
             target
                 .execute(
-                    "UPDATE inbound SET chats = $1 WHERE id = $2::text::bigint",
+                    "INSERT INTO inbound_chats (chat, inbound_id) SELECT c, $2::text::bigint FROM unnest($1::text[]) AS c",
                     &[&chats, &row[0]],
                 )
                 .await?;

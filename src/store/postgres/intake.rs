@@ -72,7 +72,11 @@ impl IntakeStore for PgStore {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "INSERT INTO inbound (source, name, method, body, received_at, chats) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "WITH body AS (
+                    INSERT INTO inbound (source, name, method, body, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id),
+                 chats AS (
+                    INSERT INTO inbound_chats (chat, inbound_id) SELECT c, body.id FROM body, unnest($6::text[]) AS c)
+                 SELECT id FROM body",
             )
             .await?;
         let row = client
@@ -115,8 +119,10 @@ impl IntakeStore for PgStore {
                         SELECT i.id FROM inbound i
                         WHERE i.processed_at IS NULL AND (i.lease_until IS NULL OR i.lease_until <= $3)
                           AND NOT EXISTS (
-                            SELECT 1 FROM inbound e
-                            WHERE e.processed_at IS NULL AND e.id < i.id AND e.chats && i.chats)
+                            SELECT 1 FROM inbound_chats mine
+                            JOIN inbound_chats earlier
+                              ON earlier.chat = mine.chat AND earlier.inbound_id < mine.inbound_id
+                            WHERE mine.inbound_id = i.id)
                         ORDER BY i.id LIMIT $4
                         FOR UPDATE SKIP LOCKED)
                      RETURNING {INBOUND_COLUMNS}"
@@ -282,6 +288,11 @@ impl IntakeStore for PgStore {
             tx.execute(
                 "UPDATE inbound SET processed_at = $1, claimed_by = NULL, lease_until = NULL WHERE id = ANY($2)",
                 &[&now, &ids],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM inbound_chats WHERE inbound_id = ANY($1)",
+                &[&ids],
             )
             .await?;
         }

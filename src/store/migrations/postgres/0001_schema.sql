@@ -14,12 +14,19 @@ CREATE TABLE inbound (
     received_at  BIGINT NOT NULL,
     processed_at BIGINT,
     claimed_by   TEXT,
-    lease_until  BIGINT,
-    chats        TEXT[] NOT NULL DEFAULT '{}'
+    lease_until  BIGINT
 );
 -- Small: only the work not done yet.
 CREATE INDEX inbound_open ON inbound (id) WHERE processed_at IS NULL;
-CREATE INDEX inbound_open_chats ON inbound USING gin (chats) WHERE processed_at IS NULL;
+
+-- The chats of the bodies not processed yet (a row per body and chat, deleted when the body
+-- is): "an earlier body about the same chat is still open" is two index lookups.
+CREATE TABLE inbound_chats (
+    chat       TEXT   NOT NULL,
+    inbound_id BIGINT NOT NULL,
+    PRIMARY KEY (chat, inbound_id)
+);
+CREATE INDEX inbound_chats_by_body ON inbound_chats (inbound_id);
 CREATE INDEX inbound_done ON inbound (id) WHERE processed_at IS NOT NULL;
 
 -- Events already processed; the unique key decides which completion took an event.
@@ -167,6 +174,7 @@ CREATE TABLE instances (
 
 -- The hot tables churn: vacuum them after a small share of changed rows, not the default 20 %.
 ALTER TABLE inbound SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05);
+ALTER TABLE inbound_chats SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05);
 ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05);
 ALTER TABLE dedupe SET (autovacuum_vacuum_scale_factor = 0.05);
 ALTER TABLE event_log SET (autovacuum_vacuum_scale_factor = 0.05);
