@@ -335,7 +335,7 @@ fn number<T: std::str::FromStr>(text: &str) -> T {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--paced N,N|0] [--keep]"
+        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--paced N,N|0] [--postgres postgres://USER@HOST:PORT] [--keep]"
     );
     std::process::exit(2)
 }
@@ -550,29 +550,11 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
                 } else {
                     format!("127.0.0.1:{}", free_port())
                 };
-                servers.push(spawn(
-                    &options.bin,
-                    "riposte",
-                    &[
-                        "serve",
-                        "--listen",
-                        &addr,
-                        "--rules",
-                        &rules_arg,
-                        "--db",
-                        &db,
-                        "--instance",
-                        &format!("load-{n}"),
-                        "--whapi-url",
-                        &standin_url,
-                        "--whapi-rate",
-                        "1000000/s",
-                        "--concurrency",
-                        "64",
-                        "--rate-limit",
-                        "off",
-                    ],
-                    &[("WHAPI_TOKEN", "load-token"), ("RUST_LOG", "warn")],
+                let instance = format!("load-{n}");
+                servers.push(serve_riposte(
+                    options,
+                    &[&addr, &rules_arg, &db, &standin_url],
+                    &["--instance", &instance],
                 ));
                 bases.push(format!("http://{addr}"));
             }
@@ -589,29 +571,7 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
             let db = dir.join("riposte.db");
             let rules_arg = rules_dir.to_string_lossy().into_owned();
             let db_arg = db.to_string_lossy().into_owned();
-            let server = spawn(
-                &options.bin,
-                "riposte",
-                &[
-                    "serve",
-                    "--listen",
-                    &addr,
-                    "--rules",
-                    &rules_arg,
-                    "--db",
-                    &db_arg,
-                    "--whapi-url",
-                    &standin_url,
-                    "--whapi-rate",
-                    "1000000/s",
-                    "--concurrency",
-                    "64",
-                    // One source sends the whole load: the per-source limit would cap it.
-                    "--rate-limit",
-                    "off",
-                ],
-                &[("WHAPI_TOKEN", "load-token"), ("RUST_LOG", "warn")],
-            );
+            let server = serve_riposte(options, &[&addr, &rules_arg, &db_arg, &standin_url], &[]);
             let ready = wait_ready(&http, &format!("{base}/readyz"), Duration::from_secs(60))
                 .await
                 .expect("Riposte did not become ready");
@@ -737,6 +697,36 @@ async fn measure(options: &Options, scenario: Scenario, dir: &Path, run: usize) 
         );
     }
     figures
+}
+
+/// `riposte serve` on `[listen, rules, db, whapi]`, tuned for load, with `extra` flags.
+fn serve_riposte(options: &Options, at: &[&str; 4], extra: &[&str]) -> Running {
+    let [listen, rules, db, whapi] = *at;
+    let mut args = vec![
+        "serve",
+        "--listen",
+        listen,
+        "--rules",
+        rules,
+        "--db",
+        db,
+        "--whapi-url",
+        whapi,
+        "--whapi-rate",
+        "1000000/s",
+        "--concurrency",
+        "64",
+        // One source sends the whole load: the per-source limit would cap it.
+        "--rate-limit",
+        "off",
+    ];
+    args.extend_from_slice(extra);
+    spawn(
+        &options.bin,
+        "riposte",
+        &args,
+        &[("WHAPI_TOKEN", "load-token"), ("RUST_LOG", "warn")],
+    )
 }
 
 /// Runs the futures at once and waits for all of them.
