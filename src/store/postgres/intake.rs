@@ -259,20 +259,35 @@ impl IntakeStore for PgStore {
             // Dropping the transaction rolls it back: nothing of this batch is written.
             return Ok(Completed::Conflict(refused));
         }
-        let mut claimed = Vec::new();
-        for op in done.iter().flat_map(|(_, o)| &o.ops) {
-            match (op, handover) {
-                (Op::Job(job), Some(handover)) if claimed.len() < handover.limit as usize => {
-                    let row = JobRow::new(job)?;
-                    let lease = ms(handover.lease_until);
-                    if let Some(job) = jobs::insert_claimed(&tx, &row, now, lease, instance).await?
-                    {
-                        claimed.push(job);
-                    }
-                }
-                (other, _) => apply(&tx, std::slice::from_ref(other), now).await?,
+        let ops: Vec<&Op> = done.iter().flat_map(|(_, o)| &o.ops).collect();
+        // With a hand-over, the jobs are written here (claimed when they may be), in order.
+        let rows: Vec<Option<JobRow>> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Job(job) if handover.is_some() => JobRow::new(job).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<StoreResult<_>>()?;
+        let mut hand = match handover {
+            Some(h) => Some(
+                jobs::HandOver::prepare(
+                    &tx,
+                    rows.iter().flatten(),
+                    now,
+                    ms(h.lease_until),
+                    h.limit as usize,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        for (op, row) in ops.iter().zip(&rows) {
+            match (row, hand.as_mut()) {
+                (Some(row), Some(hand)) => hand.insert(&tx, row, now, instance).await?,
+                _ => apply(&tx, std::slice::from_ref(*op), now).await?,
             }
         }
+        let claimed = hand.map(|h| h.claimed).unwrap_or_default();
         let records: Vec<&str> = done
             .iter()
             .flat_map(|(_, o)| o.records.iter().map(String::as_str))

@@ -1,6 +1,8 @@
 //! [`JobStore`] on PostgreSQL: jobs claimed by an instance with `FOR UPDATE SKIP LOCKED`, one
 //! lane at a time.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -32,10 +34,6 @@ fn claim_sql() -> String {
          RETURNING {JOB_COLUMNS}"
     )
 }
-
-/// Whether anything of a lane is open and active (what a claim checks for earlier jobs).
-const LANE_BUSY: &str = "SELECT 1 FROM jobs WHERE lane = $1 AND status IN ('pending', 'sending')
-    AND (status = 'sending' OR run_at <= $2 OR attempts > 0) LIMIT 1";
 
 /// Writers of one lane's calls claimed on the spot take this lock (with the lane's hash), so
 /// two instances never both find a lane free and both claim in it.
@@ -117,32 +115,87 @@ pub(super) async fn insert(
     Ok(row.get(0))
 }
 
-/// Writes a call that is due as already claimed and returns it, when nothing earlier in its
-/// lane is open; otherwise writes it pending.
-pub(super) async fn insert_claimed(
-    client: &impl GenericClient,
-    job: &JobRow,
-    now: i64,
+/// The calls a completion hands over to delivery, claimed as they are written. The lanes of
+/// the calls that may be claimed are locked and looked at once, before any is written (each
+/// job is still written in its place among the other changes): a call is claimed when nothing
+/// earlier in its lane is open, neither in the database nor earlier in the same completion.
+pub(super) struct HandOver {
+    /// Lanes with something open and active.
+    busy: HashSet<String>,
     lease_until: i64,
-    instance: &str,
-) -> StoreResult<Option<Job>> {
-    let Some(work) = job.ready.as_ref().filter(|_| job.run_at <= now) else {
-        insert(client, job, now, None).await?;
-        return Ok(None);
-    };
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&LANE_LOCK, &job.lane],
-        )
-        .await?;
-    let busy = client.query_opt(LANE_BUSY, &[&job.lane, &now]).await?;
-    if busy.is_some() {
-        insert(client, job, now, None).await?;
-        return Ok(None);
+    limit: usize,
+    pub(super) claimed: Vec<Job>,
+}
+
+impl HandOver {
+    /// Locks and looks at the lanes of `rows` that could be claimed now.
+    pub(super) async fn prepare(
+        client: &impl GenericClient,
+        rows: impl Iterator<Item = &JobRow>,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreResult<Self> {
+        let mut lanes: Vec<&str> = rows
+            .filter(|r| r.ready.is_some() && r.run_at <= now)
+            .map(|r| r.lane.as_str())
+            .collect();
+        lanes.sort_unstable();
+        lanes.dedup();
+        let mut busy = HashSet::new();
+        if !lanes.is_empty() {
+            client
+                .execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext(l)) FROM unnest($2::text[]) AS l ORDER BY hashtext(l)",
+                    &[&LANE_LOCK, &lanes],
+                )
+                .await?;
+            let statement = client
+                .prepare_cached(
+                    "SELECT DISTINCT lane FROM jobs WHERE lane = ANY($1) AND status IN ('pending', 'sending')
+                       AND (status = 'sending' OR run_at <= $2 OR attempts > 0)",
+                )
+                .await?;
+            busy = client
+                .query(&statement, &[&lanes, &now])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        }
+        Ok(Self {
+            busy,
+            lease_until,
+            limit,
+            claimed: Vec::new(),
+        })
     }
-    let id = insert(client, job, now, Some((lease_until, instance))).await?;
-    job.claimed(id, now, work).map(Some)
+
+    /// Writes one job: claimed when it may be, else pending.
+    pub(super) async fn insert(
+        &mut self,
+        client: &impl GenericClient,
+        job: &JobRow,
+        now: i64,
+        instance: &str,
+    ) -> StoreResult<()> {
+        let ready = job.ready.as_ref().filter(|_| {
+            job.run_at <= now && self.claimed.len() < self.limit && !self.busy.contains(&job.lane)
+        });
+        match ready {
+            Some(work) => {
+                let id = insert(client, job, now, Some((self.lease_until, instance))).await?;
+                self.claimed.push(job.claimed(id, now, work)?);
+            }
+            None => {
+                insert(client, job, now, None).await?;
+            }
+        }
+        if job.run_at <= now {
+            self.busy.insert(job.lane.clone());
+        }
+        Ok(())
+    }
 }
 
 /// Cancels the pending jobs with a key.
