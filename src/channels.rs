@@ -244,11 +244,6 @@ impl Channels {
         did_you_mean(name, self.list.iter().map(|c| c.name.as_str()))
     }
 
-    /// Each channel's name and token, as the environment has them now.
-    pub fn tokens(&self) -> Vec<(String, Option<String>)> {
-        self.read_tokens().0
-    }
-
     /// Each channel's token, read from the variable its `token_env` names.
     pub fn read_tokens(&self) -> Tokens {
         Tokens(

@@ -105,7 +105,7 @@ pub(super) fn run(args: ContactsArgs) -> anyhow::Result<ExitCode> {
                 }
                 let client = Client::for_channels(
                     &whapi_url,
-                    channels.tokens(),
+                    channels.read_tokens().0,
                     false,
                     Duration::from_secs(30),
                 )?;
