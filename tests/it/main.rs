@@ -17,6 +17,7 @@ mod followups;
 mod instances;
 mod intake;
 mod postgres;
+mod postgres_tls;
 mod props;
 mod reload;
 mod schema;

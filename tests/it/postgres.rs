@@ -1,6 +1,7 @@
 //! A real PostgreSQL server for the tests, started once per test process: `initdb` into a
 //! temporary folder as an unprivileged user, then `postgres` on a free loopback port. Each test
-//! gets a database of its own.
+//! gets a database of its own. The server also speaks TLS with a certificate signed by an
+//! authority made for the process, and one role (`tls_only`) may only connect over TLS.
 //!
 //! Where PostgreSQL is not installed the tests that need it say so and pass without running;
 //! with `RIPOSTE_REQUIRE_POSTGRES=1` (as `.ci/run` sets) that is a failure instead.
@@ -17,8 +18,13 @@ static DATABASES: AtomicU32 = AtomicU32::new(0);
 
 struct Server {
     port: u16,
+    /// The authority that signed the server's certificate (PEM).
+    authority: PathBuf,
     _dir: tempfile::TempDir,
 }
+
+/// The role the server accepts over TLS only, for the tests of `sslmode`.
+const TLS_ONLY: &str = "tls_only";
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 
@@ -90,6 +96,14 @@ fn start() -> Result<Server, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    let authority = certificates(dir.path(), &data)?;
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).map_err(|e| e.to_string())?;
+    // The first matching line decides: TLS is let in, the same role without it is not.
+    let tls_only = format!(
+        "hostssl all {TLS_ONLY} 127.0.0.1/32 trust\nhostnossl all {TLS_ONLY} 127.0.0.1/32 reject\n"
+    );
+    std::fs::write(&hba, tls_only + &rules).map_err(|e| e.to_string())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -98,7 +112,8 @@ fn start() -> Result<Server, String> {
     // however it ended. Nothing here needs to survive a power cut: no fsync.
     let watcher = r#"
         "$1" -D "$2" -p "$3" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
-             -c max_connections=300 -c fsync=off -c synchronous_commit=off >/dev/null 2>&1 &
+             -c max_connections=300 -c fsync=off -c synchronous_commit=off \
+             -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key >/dev/null 2>&1 &
         server=$!
         while [ -d "/proc/$4" ] && kill -0 "$server" 2>/dev/null; do sleep 1; done
         kill -QUIT "$server" 2>/dev/null
@@ -122,12 +137,80 @@ fn start() -> Result<Server, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(Server { port, _dir: dir })
+    Ok(Server {
+        port,
+        authority,
+        _dir: dir,
+    })
+}
+
+/// Makes an authority (its certificate in `dir/authority.pem`, returned) and, in the data
+/// folder, a certificate for 127.0.0.1 it signed with its key, readable by the server only.
+fn certificates(dir: &Path, data: &Path) -> Result<PathBuf, String> {
+    let failed = |e: rcgen::Error| format!("cannot make the test certificates: {e}");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Riposte test authority");
+    let key = rcgen::KeyPair::generate().map_err(failed)?;
+    let authority = rcgen::CertifiedIssuer::self_signed(params, key).map_err(failed)?;
+    let key = rcgen::KeyPair::generate().map_err(failed)?;
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .and_then(|p| p.signed_by(&key, &authority))
+        .map_err(failed)?;
+    let authority_file = dir.join("authority.pem");
+    let written = [
+        (authority_file.clone(), authority.pem()),
+        (data.join("server.crt"), server.pem()),
+        (data.join("server.key"), key.serialize_pem()),
+    ];
+    for (file, pem) in written {
+        std::fs::write(&file, pem).map_err(|e| format!("{}: {e}", file.display()))?;
+        hand_over(&file)?;
+    }
+    // PostgreSQL refuses a key file others can read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(authority_file)
 }
 
 /// The address of a fresh, empty database on the test server, or `None` (said on stderr)
 /// when PostgreSQL cannot be started here and it is not required.
 pub(crate) async fn database() -> Option<String> {
+    let (server, client, name) = fresh().await?;
+    drop(client);
+    Some(format!(
+        "postgres://riposte@127.0.0.1:{}/{name}?sslmode=disable",
+        server.port
+    ))
+}
+
+/// A fresh database owned by the role that may only connect over TLS: its address without
+/// `sslmode`, and the authority file that signed the server's certificate.
+pub(crate) async fn tls_database() -> Option<(String, PathBuf)> {
+    let (server, client, name) = fresh().await?;
+    let role = format!(
+        "DO $$ BEGIN CREATE ROLE {TLS_ONLY} LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    );
+    client.batch_execute(&role).await.unwrap();
+    client
+        .batch_execute(&format!("ALTER DATABASE {name} OWNER TO {TLS_ONLY}"))
+        .await
+        .unwrap();
+    Some((
+        format!("postgres://{TLS_ONLY}@127.0.0.1:{}/{name}", server.port),
+        server.authority.clone(),
+    ))
+}
+
+/// The server, a connection to it as its superuser, and the name of a database just made.
+async fn fresh() -> Option<(&'static Server, tokio_postgres::Client, String)> {
     let server = match SERVER.get_or_init(start) {
         Ok(server) => server,
         Err(why) => {
@@ -167,8 +250,5 @@ pub(crate) async fn database() -> Option<String> {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    Some(format!(
-        "postgres://riposte@127.0.0.1:{}/{name}?sslmode=disable",
-        server.port
-    ))
+    Some((server, client, name))
 }

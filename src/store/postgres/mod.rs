@@ -10,6 +10,7 @@ mod intake;
 pub(in crate::store) use intake::chats_of;
 mod jobs;
 mod people;
+mod tls;
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -17,7 +18,6 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeZone, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::Row;
-use tokio_postgres::config::SslMode;
 
 use super::rows::{parse_attrs, stored_role};
 use super::{Instance, OpenOptions, StoreError, StoreResult};
@@ -76,9 +76,14 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
+        // A refused connection is the server's word (password, pg_hba.conf, TLS): keep it.
+        let message = match err {
+            deadpool_postgres::PoolError::Backend(err) => Self::from(err).to_string(),
+            other => other.to_string(),
+        };
         Self::Backend {
             backend: "postgres",
-            message: format!("no connection: {err}"),
+            message: format!("no connection: {message}"),
         }
     }
 }
@@ -87,16 +92,17 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, TLS as its
     /// `sslmode` says) and brings its schema up to date.
     pub async fn open(url: &str, options: OpenOptions) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let (url, tls) = tls::read(url)?;
+        let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             // The driver's message never repeats the address, which may hold a password.
             StoreError::Unsupported(format!("not a usable PostgreSQL address: {e}"))
         })?;
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match config.get_ssl_mode() {
-            SslMode::Disable => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
-            _ => Manager::from_config(config, tls()?, manager_config),
+        let manager = match tls {
+            tls::Tls::Off => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+            _ => Manager::from_config(config, tls::connector(&tls)?, manager_config),
         };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -109,7 +115,7 @@ impl PgStore {
             pool,
             instance: options.instance,
         };
-        store.migrate().await?;
+        store.migrate().await.map_err(tls::hint)?;
         Ok(store)
     }
 
@@ -152,19 +158,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// TLS with the platform's trust store, as the Whapi.Cloud client has it.
-fn tls() -> StoreResult<tokio_postgres_rustls::MakeRustlsConnect> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let config = rustls::ClientConfig::builder()
-        .with_platform_verifier()
-        .map_err(|e| StoreError::Backend {
-            backend: "postgres",
-            message: format!("cannot set up TLS: {e}"),
-        })?
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// The dedupe keys among `keys` that are remembered and not expired.
