@@ -24,6 +24,33 @@ pub enum Content {
     Location(Box<Location>),
     Buttons(Box<Buttons>),
     List(Box<List>),
+    Poll(Box<Poll>),
+}
+
+/// A question with options people vote on.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub title: Text,
+    pub options: Vec<Text>,
+    /// Options one person may choose: 1, or 0 for any number.
+    pub count: u8,
+}
+
+/// What a message may carry beyond its content; boxed where it is kept, as most messages
+/// have none.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Numbers mentioned (templates), for text, image and video.
+    pub mentions: Vec<Text>,
+    /// The channel a `send` goes out through (default: the event's).
+    pub channel: Option<String>,
+}
+
+impl Extras {
+    /// `None` when there is nothing in it, so a message without extras costs no allocation.
+    pub fn boxed(self) -> Option<Box<Self>> {
+        (!self.mentions.is_empty() || self.channel.is_some()).then(|| Box::new(self))
+    }
 }
 
 /// An image, document, video or audio by URL.
@@ -137,6 +164,7 @@ pub(super) fn render(
     content: &Content,
     quote: bool,
     typing: Option<u8>,
+    extras: Option<&Extras>,
 ) -> Result<OutboundRequest, ActionError> {
     let to =
         match to {
@@ -242,7 +270,29 @@ pub(super) fn render(
             body.insert("action".into(), json!({ "list": { "label": cx.required(label, "list.label")?, "sections": rendered } }));
             "interactive"
         }
+        Content::Poll(poll) => {
+            body.insert(
+                "title".into(),
+                Value::String(cx.required(&poll.title, "poll.title")?),
+            );
+            let options = poll
+                .options
+                .iter()
+                .map(|o| cx.required(o, "poll.options"))
+                .collect::<Result<Vec<_>, _>>()?;
+            body.insert("options".into(), json!(options));
+            body.insert("count".into(), json!(poll.count));
+            "poll"
+        }
     };
+    if let Some(extras) = extras.filter(|e| !e.mentions.is_empty()) {
+        let mentions = extras
+            .mentions
+            .iter()
+            .map(|m| mention(cx, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        body.insert("mentions".into(), json!(mentions));
+    }
     if quote {
         body.insert(
             "quoted".into(),
@@ -261,4 +311,25 @@ pub(super) fn render(
         lane: crate::vocab::ChatId::new(&to).lane(),
         channel: None,
     })
+}
+
+/// A mentioned number as Whapi.Cloud takes it: 7 to 15 digits.
+fn mention(cx: &RenderCx<'_>, text: &Text) -> Result<String, ActionError> {
+    let written = cx.required(text, "mentions")?;
+    mention_number(&written).ok_or_else(|| {
+        ActionError::Missing(format!(
+            "`mentions` takes phone numbers, and `{written}` is not one"
+        ))
+    })
+}
+
+/// The digits of a number as people write it (`+49 151 1234-5678`, `4915112345678@s.whatsapp.net`),
+/// when it is one.
+pub(crate) fn mention_number(written: &str) -> Option<String> {
+    let kept: String = written
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    let phone = crate::events::bare_phone(&kept);
+    ((7..=15).contains(&phone.len()) && phone.bytes().all(|b| b.is_ascii_digit())).then_some(phone)
 }

@@ -12,7 +12,10 @@ mod webhook;
 use minijinja::Value;
 
 pub use ai::{AiHandoffAction, AiReply};
-pub use message::{Buttons, Content, List, Location, Media, MediaKind, Recipient, Section};
+pub(crate) use message::mention_number;
+pub use message::{
+    Buttons, Content, Extras, List, Location, Media, MediaKind, Poll, Recipient, Section,
+};
 pub use step::{Step, Timing, Unless, parse_at};
 
 use crate::events::Event;
@@ -30,9 +33,9 @@ pub enum Action {
         content: Content,
         quote: bool,
         typing: Option<u8>,
-        /// The channel a `send` goes out through (default: the event's); boxed, as it is
-        /// rare and every step is the size of the largest action.
-        channel: Option<Box<String>>,
+        /// Mentions and a `send`'s channel; boxed, as they are rare and every step is the
+        /// size of the largest action.
+        extras: Option<Box<Extras>>,
     },
     Forward {
         to: Text,
@@ -41,6 +44,8 @@ pub enum Action {
         emoji: Text,
     },
     MarkRead,
+    /// Deletes the event's message for everyone.
+    Delete,
     Tag(Vec<String>),
     Untag(Vec<String>),
     Set(Vec<(String, Text)>),
@@ -195,6 +200,7 @@ impl Action {
             Self::Forward { .. } => "forward",
             Self::React { .. } => "react",
             Self::MarkRead => "mark_read",
+            Self::Delete => "delete",
             Self::Tag(_) => "tag",
             Self::Untag(_) => "untag",
             Self::Set(_) => "set",
@@ -215,11 +221,13 @@ impl Action {
                 content,
                 quote,
                 typing,
-                channel,
-            } => message::render(cx, to, content, *quote, *typing).map(|mut r| {
-                r.channel = channel.as_deref().cloned();
-                vec![Work::Call(r)]
-            }),
+                extras,
+            } => {
+                message::render(cx, to, content, *quote, *typing, extras.as_deref()).map(|mut r| {
+                    r.channel = extras.as_ref().and_then(|e| e.channel.clone());
+                    vec![Work::Call(r)]
+                })
+            }
             Self::Forward { to } => {
                 let id = cx.message_segment("forward")?;
                 let to = cx.required(to, "forward.to")?;
@@ -245,6 +253,15 @@ impl Action {
                 let id = cx.message_segment("mark_read")?;
                 Ok(vec![whapi(
                     "PUT",
+                    format!("/messages/{id}"),
+                    None,
+                    &chat_lane(cx),
+                )])
+            }
+            Self::Delete => {
+                let id = cx.message_segment("delete")?;
+                Ok(vec![whapi(
+                    "DELETE",
                     format!("/messages/{id}"),
                     None,
                     &chat_lane(cx),

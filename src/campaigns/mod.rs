@@ -49,6 +49,8 @@ pub struct Campaign {
     pub timezone: Tz,
     pub audience: Audience,
     pub content: Content,
+    /// Mentions (and what else a message adds) of the campaign's message.
+    pub extras: Option<Box<crate::actions::Extras>>,
     /// Time between two sends of a run.
     pub interval: Duration,
     pub rate: String,

@@ -138,7 +138,7 @@ pub fn plan(
             content: campaign.content.clone(),
             quote: false,
             typing: None,
-            channel: None,
+            extras: campaign.extras.clone(),
         };
         let cx = RenderCx {
             webhook_allow: &[],

@@ -15,6 +15,7 @@ fn campaign(schedule: &str, zone: Tz, catch_up: CatchUp) -> Campaign {
         timezone: zone,
         audience: Audience::default(),
         content: Content::Text(crate::templates::Text::Literal("hi".into())),
+        extras: None,
         interval: Duration::seconds(2),
         rate: "30/min".into(),
         catch_up,

@@ -29,6 +29,10 @@ pub struct ActionSpec {
     /// Mark the event's message as read.
     #[serde(default)]
     pub mark_read: Option<bool>,
+    /// Delete the event's message for everyone (Riposte's number must be a group admin to
+    /// delete other people's messages in a group).
+    #[serde(default)]
+    pub delete: Option<bool>,
     /// Add tag(s) to the sender's contact.
     #[serde(default)]
     pub tag: Option<Located<OneOrMany<String>>>,
@@ -220,6 +224,13 @@ pub struct MessageSpec {
     /// A list menu under `text`.
     #[serde(default)]
     pub list: Option<Located<ListSpec>>,
+    /// A poll: a question and 2 to 12 options people vote on.
+    #[serde(default)]
+    pub poll: Option<Located<PollSpec>>,
+    /// Numbers to mention in a text, image or video (templates); write `@NUMBER` in the text
+    /// where the mention shows.
+    #[serde(default)]
+    pub mentions: Option<Located<OneOrMany<String>>>,
     /// Header line of a button or list message.
     #[serde(default)]
     pub header: Option<Located<String>>,
@@ -279,6 +290,19 @@ pub struct ListRowSpec {
     /// Optional second line.
     #[serde(default)]
     pub description: Option<Located<String>>,
+}
+
+/// A poll.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollSpec {
+    /// The question.
+    pub title: Located<String>,
+    /// The answers to choose from, 2 to 12 (templates).
+    pub options: Located<Vec<String>>,
+    /// How many options one person may choose: 1 (default) or 0 for any number.
+    #[serde(default)]
+    pub count: Option<Located<u8>>,
 }
 
 /// A location pin.

@@ -9,7 +9,7 @@ use crate::actions::{Action, Step, Timing, Unless};
 use crate::config::{ActionSpec, HandoffSpec, Located, MessageContent, UnlessSpec};
 
 /// The action keys, for "exactly one per entry" messages.
-const ACTION_KEYS: &str = "reply, send, forward, react, mark_read, tag, untag, set, webhook, group_add, group_remove, cancel, handoff, ai_reply";
+const ACTION_KEYS: &str = "reply, send, forward, react, mark_read, delete, tag, untag, set, webhook, group_add, group_remove, cancel, handoff, ai_reply";
 
 /// Compiles one `then:` entry with its timing; problems are recorded on the compiler.
 pub(super) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Step> {
@@ -138,6 +138,7 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
         ("forward", a.forward.is_some()),
         ("react", a.react.is_some()),
         ("mark_read", a.mark_read.is_some()),
+        ("delete", a.delete.is_some()),
         ("tag", a.tag.is_some()),
         ("untag", a.untag.is_some()),
         ("set", a.set.is_some()),
@@ -193,6 +194,17 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
             return None;
         }
         return Some(Action::MarkRead);
+    }
+    if let Some(delete) = a.delete {
+        if !delete {
+            cx.error(
+                spec.line,
+                spec.column,
+                "`delete: false` does nothing; remove the entry",
+            );
+            return None;
+        }
+        return Some(Action::Delete);
     }
     if let Some(tags) = a.tag.as_ref().or(a.untag.as_ref()) {
         let names: Vec<String> = tags.value.iter().map(|t| t.trim().to_owned()).collect();

@@ -51,7 +51,7 @@ impl Compiler<'_> {
                 None
             }
         };
-        let content = self.campaign_message(&c.send);
+        let message = self.campaign_message(&c.send);
         self.in_campaign = false;
         self.channels.clear();
         let channel = c.channel.as_ref().map(|name| self.channel(name));
@@ -67,7 +67,8 @@ impl Compiler<'_> {
             cron: cron?,
             timezone: timezone?,
             audience: audience?,
-            content: content?,
+            content: message.as_ref()?.0.clone(),
+            extras: message?.1,
             interval: interval?,
             rate: rate_text,
             catch_up: c.catch_up,
@@ -82,7 +83,7 @@ impl Compiler<'_> {
     fn campaign_message(
         &mut self,
         send: &Located<MessageContent>,
-    ) -> Option<crate::actions::Content> {
+    ) -> Option<(crate::actions::Content, Option<Box<crate::actions::Extras>>)> {
         let (line, column) = (send.line, send.column);
         let owned;
         let m = match &send.value {
@@ -123,7 +124,9 @@ impl Compiler<'_> {
             );
             return None;
         }
-        content(m, "send", line, column, self)
+        let content = content(m, "send", line, column, self)?;
+        let extras = super::message::extras(m, &content, self)?;
+        Some((content, extras.boxed()))
     }
 
     fn audience(&mut self, spec: &Located<AudienceSpec>) -> Option<Audience> {

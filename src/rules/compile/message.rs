@@ -3,7 +3,7 @@
 
 use super::Compiler;
 use crate::actions::{
-    Action, Buttons, Content, List, Location, Media, MediaKind, Recipient, Section,
+    Action, Buttons, Content, Extras, List, Location, Media, MediaKind, Poll, Recipient, Section,
 };
 use crate::config::{Located, MessageContent, MessageSpec};
 use crate::duration;
@@ -70,7 +70,7 @@ pub(super) fn message(
         },
     };
     let channel = match (&m.channel, is_send) {
-        (Some(channel), true) => Some(Box::new(cx.channel(channel))),
+        (Some(channel), true) => Some(cx.channel(channel)),
         (Some(channel), false) => {
             cx.error(
                 channel.line,
@@ -82,13 +82,100 @@ pub(super) fn message(
         (None, _) => None,
     };
     let content = content(m, action, line, column, cx)?;
+    let mut extras = extras(m, &content, cx)?;
+    extras.channel = channel;
     Some(Action::Message {
         to,
         content,
         quote: m.quote,
         typing,
-        channel,
+        extras: extras.boxed(),
     })
+}
+
+/// Compiles what a message adds to its content (`mentions`); `None` when it is wrong.
+pub(super) fn extras(m: &MessageSpec, content: &Content, cx: &mut Compiler<'_>) -> Option<Extras> {
+    let mut extras = Extras::default();
+    if let Some(mentions) = &m.mentions {
+        let carries_text = match content {
+            Content::Text(_) => true,
+            Content::Media(media) => matches!(media.kind, MediaKind::Image | MediaKind::Video),
+            _ => false,
+        };
+        if !carries_text {
+            cx.error(
+                mentions.line,
+                mentions.column,
+                "`mentions` go with a text, an image or a video",
+            );
+            return None;
+        }
+        for written in mentions.value.iter() {
+            if !written.contains("{{") && crate::actions::mention_number(written).is_none() {
+                cx.error(
+                    mentions.line,
+                    mentions.column,
+                    format!("`mentions` takes phone numbers (digits, country code first), and `{written}` is not one"),
+                );
+                return None;
+            }
+            extras
+                .mentions
+                .push(cx.text_at(written, mentions.line, mentions.column)?);
+        }
+    }
+    Some(extras)
+}
+
+/// Compiles a poll: 2 to 12 different options, one choice or any number.
+fn poll(spec: &Located<crate::config::PollSpec>, cx: &mut Compiler<'_>) -> Option<Content> {
+    let p = &spec.value;
+    let written = &p.options.value;
+    if !(2..=12).contains(&written.len()) {
+        cx.error(
+            p.options.line,
+            p.options.column,
+            format!("a poll has 2 to 12 options, this has {}", written.len()),
+        );
+        return None;
+    }
+    for (i, option) in written.iter().enumerate() {
+        if option.trim().is_empty() {
+            cx.error(p.options.line, p.options.column, "a poll option is empty");
+            return None;
+        }
+        if written[..i].contains(option) {
+            cx.error(
+                p.options.line,
+                p.options.column,
+                format!(
+                    "the poll option `{option}` is there twice; votes could not tell them apart"
+                ),
+            );
+            return None;
+        }
+    }
+    let count = match &p.count {
+        None => 1,
+        Some(c) if c.value <= 1 => c.value,
+        Some(c) => {
+            cx.error(
+                c.line,
+                c.column,
+                "`count` is 1 (one choice) or 0 (any number of choices)",
+            );
+            return None;
+        }
+    };
+    let mut options = Vec::with_capacity(written.len());
+    for option in written {
+        options.push(cx.text_at(option, p.options.line, p.options.column)?);
+    }
+    Some(Content::Poll(Box::new(Poll {
+        title: cx.text(&p.title)?,
+        options,
+        count,
+    })))
 }
 
 /// Compiles what a message carries; `action` names it in errors.
@@ -112,10 +199,22 @@ pub(super) fn content(
     let kinds = media.len()
         + usize::from(m.location.is_some())
         + usize::from(m.buttons.is_some())
-        + usize::from(m.list.is_some());
+        + usize::from(m.list.is_some())
+        + usize::from(m.poll.is_some());
     if kinds > 1 {
-        cx.error(line, column, format!("`{action}` can carry one of image, document, video, audio, location, buttons or list"));
+        cx.error(line, column, format!("`{action}` can carry one of image, document, video, audio, location, buttons, list or poll"));
         return None;
+    }
+    if let Some(p) = &m.poll {
+        if m.text.is_some() || m.header.is_some() || m.footer.is_some() {
+            cx.error(
+                p.line,
+                p.column,
+                "a poll's question is its `title`; remove `text`, `header` and `footer`",
+            );
+            return None;
+        }
+        return poll(p, cx);
     }
     let header = opt(cx, m.header.as_ref()).ok()?;
     let footer = opt(cx, m.footer.as_ref()).ok()?;

@@ -1,0 +1,118 @@
+//! What a message can carry beyond text, and what rules do to the event's message: polls,
+//! mentions and deleting, as the exact calls Whapi.Cloud receives.
+
+use serde_json::json;
+
+use crate::support::{Riposte, fixture};
+
+#[tokio::test]
+async fn a_group_guard_deletes_a_link_mentions_the_sender_and_asks_with_a_poll() {
+    let rules = r#"
+rules:
+  - name: no-links
+    when: {chat: group, text: 'https?://'}
+    then:
+      - delete: true
+      - reply:
+          text: "@{{ sender.phone }} links are not allowed here"
+          mentions: "{{ sender.phone }}"
+      - reply:
+          poll:
+            title: "Should links be allowed?"
+            options: ["Yes", "No", "Only from admins"]
+            count: 0
+"#;
+    let riposte = Riposte::start(rules).await;
+    let mut body = fixture("message-text-group.json");
+    body["messages"][0]["text"]["body"] = json!("cheap pills at https://spam.example");
+    riposte.webhook(&body).await;
+    let mut calls: Vec<_> = riposte
+        .whapi
+        .wait_for(3)
+        .await
+        .into_iter()
+        .map(|r| (r.method, r.path, r.body))
+        .collect();
+    calls.sort_by(|a, b| a.1.cmp(&b.1));
+    let group = "120363041234567890@g.us";
+    assert_eq!(
+        calls,
+        [
+            (
+                "DELETE".to_owned(),
+                "/messages/.k2LmQ8vT0pZx7Rt-hU3nB5wKq1-E8JdK1c".to_owned(),
+                json!("")
+            ),
+            (
+                "POST".into(),
+                "/messages/poll".into(),
+                json!({"to": group, "title": "Should links be allowed?", "options": ["Yes", "No", "Only from admins"], "count": 0})
+            ),
+            (
+                "POST".into(),
+                "/messages/text".into(),
+                json!({"to": group, "body": "@4917098765432 links are not allowed here", "mentions": ["4917098765432"]})
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn polls_and_mentions_that_cannot_work_are_refused_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    let cases = [
+        (
+            "poll: {title: Day?, options: [Mon]}",
+            "a poll has 2 to 12 options, this has 1",
+        ),
+        (
+            "poll: {title: Day?, options: [Mon, Mon]}",
+            "the poll option `Mon` is there twice",
+        ),
+        (
+            "poll: {title: Day?, options: [Mon, Tue], count: 2}",
+            "`count` is 1 (one choice) or 0 (any number of choices)",
+        ),
+        (
+            "{text: Hi, poll: {title: Day?, options: [Mon, Tue]}}",
+            "remove `text`, `header` and `footer`",
+        ),
+        (
+            "{text: Hi, mentions: [Anna]}",
+            "`mentions` takes phone numbers (digits, country code first), and `Anna` is not one",
+        ),
+        (
+            "{document: 'https://example.com/a.pdf', mentions: ['4915112345678']}",
+            "`mentions` go with a text, an image or a video",
+        ),
+    ];
+    for (reply, expected) in cases {
+        let poll_reply = if reply.starts_with("poll") {
+            format!("{{{reply}}}")
+        } else {
+            reply.to_owned()
+        };
+        std::fs::write(
+            &file,
+            format!("rules:\n  - name: r\n    when: {{text: hi}}\n    then:\n      - reply: {poll_reply}\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_riposte"))
+            .arg("check")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{reply}: {said}");
+        assert!(
+            said.contains(expected),
+            "{reply}: expected `{expected}` in {said}"
+        );
+        assert!(
+            said.contains("rules.yaml:5:"),
+            "{reply}: no location in {said}"
+        );
+    }
+}
