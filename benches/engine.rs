@@ -101,6 +101,7 @@ fn render_template(bencher: divan::Bencher) {
             "Order {{ match.order }} is on its way, {{ sender.name | default('there') }}!",
             Scope::Event {
                 groups: &["order".into()],
+                lookups: &[],
             },
         )
         .unwrap();

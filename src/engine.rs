@@ -64,6 +64,9 @@ pub struct ActionOutcome {
     pub key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Not run yet: it runs when an earlier lookup of the rule answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<String>,
 }
 
 /// When and under which conditions a follow-up runs.
@@ -92,6 +95,8 @@ fn shown_effects<S: serde::Serializer>(effects: &[Work], s: S) -> Result<S::Ok, 
         Handoff(&'a crate::vocab::HandoffChange),
         #[serde(rename = "ai")]
         Ai(&'a crate::vocab::AiCall),
+        #[serde(rename = "lookup")]
+        Lookup(&'a crate::vocab::OutboundRequest),
     }
     s.collect_seq(effects.iter().map(|work| match work {
         Work::Call(request) => Shown::Request(request),
@@ -99,6 +104,7 @@ fn shown_effects<S: serde::Serializer>(effects: &[Work], s: S) -> Result<S::Ok, 
         Work::Cancel { key } => Shown::Cancel { key },
         Work::Handoff(change) => Shown::Handoff(change),
         Work::Ai(call) => Shown::Ai(call),
+        Work::Lookup(call) => Shown::Lookup(&call.request),
     }))
 }
 
@@ -301,69 +307,243 @@ fn run_actions(
     out: &mut Evaluation,
     handoff: &mut Option<Handoff>,
 ) -> Vec<ActionOutcome> {
-    let mut outcomes = Vec::with_capacity(rule.actions.len());
-    for step in &rule.actions {
-        let name = step.action.name();
-        // Each action sees the contact as the previous actions left it.
-        let ctx = rule_context(base, rule, captures, &out.contact);
-        let cx = RenderCx {
-            webhook_allow: &set.webhook_allow,
-            templates: &set.templates,
-            ctx: &ctx,
-            event,
-            contact: &out.contact,
-            now,
-            rule: &rule.name,
-        };
-        let rendered = step.action.render(&cx).and_then(|mut effects| {
-            for effect in &mut effects {
-                effect.on_channel(&event.channel_name);
-            }
-            Ok((effects, schedule(step, &cx, rule, event, captures)?))
-        });
-        match rendered {
-            Ok((effects, schedule)) => {
-                let at = schedule
-                    .as_ref()
-                    .and_then(|s| s.run_at.as_ref().ok().copied());
-                let key = schedule.as_ref().and_then(|s| s.key.clone());
-                let error = schedule
-                    .as_ref()
-                    .and_then(|s| s.run_at.as_ref().err().cloned());
-                if !rule.shadow {
-                    for effect in &effects {
-                        if schedule.is_none() {
-                            apply_now(effect, &mut out.contact, handoff, now);
-                        }
-                        out.planned.push(Planned {
-                            rule: rule.name.clone(),
-                            action: name,
-                            work: effect.clone(),
-                            schedule: schedule.clone(),
-                        });
+    let steps = Steps {
+        set,
+        rule,
+        event,
+        captures,
+        now,
+    };
+    steps.run(
+        &rule.actions,
+        Some(0),
+        &|contact| rule_context(base, rule, captures, contact),
+        out,
+        handoff,
+    )
+}
+
+/// What running a rule's actions needs besides the actions and their context.
+struct Steps<'a> {
+    set: &'a RuleSet,
+    rule: &'a Rule,
+    event: &'a Event,
+    captures: &'a BTreeMap<String, String>,
+    now: DateTime<Utc>,
+}
+
+impl Steps<'_> {
+    /// Renders `steps` in order; `first` is the position of the first among the rule's
+    /// actions (`None` for a lookup's `on_error`). A lookup ends the run: the steps after
+    /// it wait for its answer.
+    fn run(
+        &self,
+        steps: &[Step],
+        first: Option<usize>,
+        ctx_of: &dyn Fn(&Contact) -> Value,
+        out: &mut Evaluation,
+        handoff: &mut Option<Handoff>,
+    ) -> Vec<ActionOutcome> {
+        let (set, rule, event, now) = (self.set, self.rule, self.event, self.now);
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for (i, step) in steps.iter().enumerate() {
+            let name = step.action.name();
+            // Each action sees the contact as the previous actions left it.
+            let ctx = ctx_of(&out.contact);
+            let cx = RenderCx {
+                webhook_allow: &set.webhook_allow,
+                templates: &set.templates,
+                ctx: &ctx,
+                event,
+                contact: &out.contact,
+                now,
+                rule: &rule.name,
+            };
+            let rendered = step.action.render(&cx).and_then(|mut effects| {
+                for effect in &mut effects {
+                    effect.on_channel(&event.channel_name);
+                    if let Work::Lookup(call) = effect {
+                        call.step = first.map_or(u32::MAX, |f| (f + i) as u32);
+                        call.event = event.snapshot();
+                        call.vars = stored_vars(&ctx);
                     }
                 }
-                outcomes.push(ActionOutcome {
-                    action: name,
-                    effects,
-                    at,
-                    key,
-                    error,
-                });
+                Ok((effects, schedule(step, &cx, rule, event, self.captures)?))
+            });
+            let waiting = match &step.action {
+                crate::actions::Action::Lookup(lookup) => Some(lookup.name.clone()),
+                _ => None,
+            };
+            match rendered {
+                Ok((effects, schedule)) => {
+                    let at = schedule
+                        .as_ref()
+                        .and_then(|s| s.run_at.as_ref().ok().copied());
+                    let key = schedule.as_ref().and_then(|s| s.key.clone());
+                    let error = schedule
+                        .as_ref()
+                        .and_then(|s| s.run_at.as_ref().err().cloned());
+                    if !rule.shadow {
+                        for effect in &effects {
+                            if schedule.is_none() {
+                                apply_now(effect, &mut out.contact, handoff, now);
+                            }
+                            out.planned.push(Planned {
+                                rule: rule.name.clone(),
+                                action: name,
+                                work: effect.clone(),
+                                schedule: schedule.clone(),
+                            });
+                        }
+                    }
+                    outcomes.push(ActionOutcome {
+                        action: name,
+                        effects,
+                        at,
+                        key,
+                        error,
+                        waits_for: None,
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(rule = %rule.name, action = name, event = %event.id, "action failed: {err}");
+                    outcomes.push(ActionOutcome {
+                        action: name,
+                        effects: Vec::new(),
+                        at: None,
+                        key: None,
+                        error: Some(err.to_string()),
+                        waits_for: None,
+                    });
+                    if let Some(lookup) = waiting {
+                        // Without its call there is no answer to wait for.
+                        self.skipped(&steps[i + 1..], &lookup, &mut outcomes);
+                        break;
+                    }
+                }
             }
-            Err(err) => {
-                tracing::warn!(rule = %rule.name, action = name, event = %event.id, "action failed: {err}");
-                outcomes.push(ActionOutcome {
-                    action: name,
-                    effects: Vec::new(),
-                    at: None,
-                    key: None,
-                    error: Some(err.to_string()),
-                });
+            if let Some(lookup) = waiting {
+                self.waiting(&steps[i + 1..], &lookup, &mut outcomes);
+                break;
             }
         }
+        outcomes
     }
-    outcomes
+
+    fn waiting(&self, rest: &[Step], lookup: &str, outcomes: &mut Vec<ActionOutcome>) {
+        outcomes.extend(rest.iter().map(|step| ActionOutcome {
+            action: step.action.name(),
+            effects: Vec::new(),
+            at: None,
+            key: None,
+            error: None,
+            waits_for: Some(format!("runs when lookup `{lookup}` answers")),
+        }));
+    }
+
+    fn skipped(&self, rest: &[Step], lookup: &str, outcomes: &mut Vec<ActionOutcome>) {
+        outcomes.extend(rest.iter().map(|step| ActionOutcome {
+            action: step.action.name(),
+            effects: Vec::new(),
+            at: None,
+            key: None,
+            error: Some(format!("not run: lookup `{lookup}` could not be made")),
+            waits_for: None,
+        }));
+    }
+}
+
+/// The template variables as a lookup's job keeps them: what is not there stays undefined
+/// (a `null` would read as a value), and the contact is read afresh when the rule goes on.
+fn stored_vars(ctx: &Value) -> serde_json::Value {
+    let mut vars = serde_json::to_value(ctx).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = vars.as_object_mut() {
+        map.retain(|key, value| !value.is_null() && key != "contact");
+    }
+    vars
+}
+
+/// Goes on with the rule of a lookup once it answered (`Ok`) or finally failed (`Err`):
+/// the actions after it, or its `on_error`. `contact` is the contact as it is now.
+pub fn resume(
+    set: &RuleSet,
+    call: &crate::vocab::LookupCall,
+    answer: Result<serde_json::Value, String>,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> Result<Evaluation, String> {
+    let gone = |why: &str| {
+        format!(
+            "the rule `{}` {why} since lookup `{}` was made; the actions after it did not run",
+            call.rule, call.name
+        )
+    };
+    let rule = set
+        .rules
+        .iter()
+        .find(|r| r.name == call.rule)
+        .ok_or_else(|| gone("is gone from the rules"))?;
+    let step = rule
+        .actions
+        .get(call.step as usize)
+        .filter(|s| matches!(&s.action, crate::actions::Action::Lookup(l) if l.name == call.name))
+        .ok_or_else(|| gone("changed (the lookup is not where it was)"))?;
+    let crate::actions::Action::Lookup(lookup) = &step.action else {
+        return Err(gone("changed"));
+    };
+    let event = Event::from_snapshot(&call.event)
+        .ok_or_else(|| "the lookup's stored event is unreadable".to_owned())?;
+    let mut vars = call.vars.clone();
+    let (steps, first) = match &answer {
+        Ok(value) => {
+            if let Some(map) = vars.as_object_mut() {
+                let lookups = map.entry("lookup").or_insert_with(|| serde_json::json!({}));
+                if let Some(lookups) = lookups.as_object_mut() {
+                    lookups.insert(call.name.clone(), value.clone());
+                }
+            }
+            let next = call.step as usize + 1;
+            (&rule.actions[next.min(rule.actions.len())..], Some(next))
+        }
+        Err(_) => (&lookup.on_error[..], None),
+    };
+    let captures: BTreeMap<String, String> = vars
+        .get("match")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default();
+    let base = to_value(&vars);
+    let mut out = Evaluation {
+        rules: Vec::new(),
+        checked: 1,
+        planned: Vec::new(),
+        contact: contact.clone(),
+        fired: Vec::new(),
+        handoff: None,
+    };
+    let mut handoff = None;
+    let runner = Steps {
+        set,
+        rule,
+        event: &event,
+        captures: &captures,
+        now,
+    };
+    let actions = runner.run(
+        steps,
+        first,
+        &|contact| context! { contact => to_value(contact), ..base.clone() },
+        &mut out,
+        &mut handoff,
+    );
+    out.rules.push(RuleTrace {
+        rule: rule.name.clone(),
+        outcome: RuleOutcome::Matched {
+            shadow: rule.shadow,
+            actions,
+        },
+    });
+    out.handoff = handoff;
+    Ok(out)
 }
 
 /// Later rules of the same event see what earlier ones did to the contact and the chat.
@@ -376,7 +556,7 @@ fn apply_now(
     match effect {
         Work::Contact(change) => contact.apply(change),
         Work::Handoff(change) => change.apply_to(handoff, now),
-        Work::Call(_) | Work::Cancel { .. } | Work::Ai(_) => {}
+        Work::Call(_) | Work::Cancel { .. } | Work::Ai(_) | Work::Lookup(_) => {}
     }
 }
 

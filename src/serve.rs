@@ -236,6 +236,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         max_event_age: settings.max_event_age,
         hand_over: Some(ready_capacity(&settings)),
         observer: None,
+        lookups: None,
     });
     let memory_rules = rules_rx.clone();
     let guards = delivery.guards.clone();

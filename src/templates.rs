@@ -53,8 +53,12 @@ const CAMPAIGN_ROOTS: Roots = &[
 /// Where a template is used decides which variables it can see.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
-    /// In a rule: the event's variables; `match` has the rule's regex groups.
-    Event { groups: &'a [String] },
+    /// In a rule: the event's variables; `match` has the rule's regex groups and `lookup`
+    /// the answers of the lookups before this action.
+    Event {
+        groups: &'a [String],
+        lookups: &'a [String],
+    },
     /// In a campaign message: the recipient and the campaign.
     Campaign,
 }
@@ -69,7 +73,14 @@ impl Scope<'_> {
 
     fn groups(&self) -> &[String] {
         match self {
-            Self::Event { groups } => groups,
+            Self::Event { groups, .. } => groups,
+            Self::Campaign => &[],
+        }
+    }
+
+    fn lookups(&self) -> &[String] {
+        match self {
+            Self::Event { lookups, .. } => lookups,
             Self::Campaign => &[],
         }
     }
@@ -417,6 +428,9 @@ impl Templates {
         if self.env.globals().any(|(name, _)| name == root) {
             return None;
         }
+        if root == "lookup" && matches!(scope, Scope::Event { .. }) {
+            return unknown_lookup(field, scope.lookups());
+        }
         let roots = scope.roots();
         let Some((_, fields)) = roots.iter().find(|(r, _)| *r == root) else {
             let names: Vec<&str> = roots.iter().map(|(r, _)| *r).collect();
@@ -514,6 +528,33 @@ fn shift(time: &str, by: &str) -> Result<String, minijinja::Error> {
     )))
 }
 
+/// `lookup.NAME` is known in the actions after a `lookup:` with `as: NAME` in the same rule.
+fn unknown_lookup(field: Option<&str>, lookups: &[String]) -> Option<String> {
+    let Some(field) = field else {
+        return (lookups.is_empty()).then(|| {
+            "unknown template variable `lookup`: it holds the answers of `lookup:` actions \
+             earlier in the same rule, and there is none before this one"
+                .to_owned()
+        });
+    };
+    if lookups.iter().any(|l| l == field) {
+        return None;
+    }
+    if lookups.is_empty() {
+        return Some(format!(
+            "unknown template variable `lookup.{field}`: it is only known in the actions after \
+             a `lookup:` with `as: {field}` in the same rule"
+        ));
+    }
+    let hint = did_you_mean(field, lookups.iter().map(String::as_str)).map_or_else(
+        || format!(" (lookups before this action: {})", lookups.join(", ")),
+        |b| format!(", did you mean `lookup.{b}`?"),
+    );
+    Some(format!(
+        "unknown template variable `lookup.{field}`: no `lookup:` with `as: {field}` before this action{hint}"
+    ))
+}
+
 fn unknown_group(field: &str, groups: &[String]) -> Option<String> {
     if groups.iter().any(|g| g == field) {
         return None;
@@ -551,8 +592,14 @@ mod tests {
     fn literal_text_is_not_a_template() {
         let mut t = Templates::new();
         assert_eq!(
-            t.text("Hello & <welcome>", Scope::Event { groups: &[] })
-                .unwrap(),
+            t.text(
+                "Hello & <welcome>",
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[]
+                }
+            )
+            .unwrap(),
             Text::Literal("Hello & <welcome>".into())
         );
     }
@@ -561,7 +608,13 @@ mod tests {
     fn renders_without_html_escaping() {
         let mut t = Templates::new();
         let text = t
-            .text("{{ sender.name }} & co", Scope::Event { groups: &[] })
+            .text(
+                "{{ sender.name }} & co",
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[],
+                },
+            )
             .unwrap();
         let out = t
             .render(
@@ -575,7 +628,10 @@ mod tests {
     #[test]
     fn a_checked_template_is_compiled_when_first_rendered() {
         let mut t = Templates::new();
-        let scope = Scope::Event { groups: &[] };
+        let scope = Scope::Event {
+            groups: &[],
+            lookups: &[],
+        };
         let hello = t.text("Hi {{ sender.name }}", scope).unwrap();
         let bye = t.text("Bye {{ sender.name }}", scope).unwrap();
         assert_eq!(t.env.templates().count(), 0, "checked, not kept compiled");
@@ -606,10 +662,34 @@ mod tests {
         let mut t = Templates::new();
         let source = "Order {{ match.order }}";
         let order = ["order".to_owned()];
-        let first = t.text(source, Scope::Event { groups: &order }).unwrap();
-        let again = t.text(source, Scope::Event { groups: &order }).unwrap();
+        let first = t
+            .text(
+                source,
+                Scope::Event {
+                    groups: &order,
+                    lookups: &[],
+                },
+            )
+            .unwrap();
+        let again = t
+            .text(
+                source,
+                Scope::Event {
+                    groups: &order,
+                    lookups: &[],
+                },
+            )
+            .unwrap();
         assert_eq!(first, again);
-        let err = t.text(source, Scope::Event { groups: &[] }).unwrap_err();
+        let err = t
+            .text(
+                source,
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[],
+                },
+            )
+            .unwrap_err();
         assert!(err[0].message.contains("match.order"), "{}", err[0].message);
         assert_eq!(*t.take_used(), BTreeSet::from(["match".to_owned()]));
     }
@@ -618,7 +698,13 @@ mod tests {
     fn unknown_variables_are_load_time_errors() {
         let mut t = Templates::new();
         let err = t
-            .text("{{ sender.nme }}", Scope::Event { groups: &[] })
+            .text(
+                "{{ sender.nme }}",
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[],
+                },
+            )
             .unwrap_err();
         assert_eq!(
             err[0].message,
@@ -629,12 +715,19 @@ mod tests {
                 "{{ match.ordr }}",
                 Scope::Event {
                     groups: &["order".into()],
+                    lookups: &[],
                 },
             )
             .unwrap_err();
         assert!(err[0].message.contains("did you mean `order`"), "{err:?}");
         let err = t
-            .text("{{ sendr.name }}", Scope::Event { groups: &[] })
+            .text(
+                "{{ sendr.name }}",
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[],
+                },
+            )
             .unwrap_err();
         assert!(err[0].message.contains("did you mean `sender`"), "{err:?}");
     }
@@ -645,7 +738,10 @@ mod tests {
         let text = t
             .text(
                 "Hi {{ sender.name | default('there') }}",
-                Scope::Event { groups: &[] },
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[],
+                },
             )
             .unwrap();
         let out = t
@@ -660,7 +756,15 @@ mod tests {
         // Each loop stays under the range limit; together they would run ten billion times.
         let source =
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
-        let text = t.text(source, Scope::Event { groups: &[] }).unwrap();
+        let text = t
+            .text(
+                source,
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[],
+                },
+            )
+            .unwrap();
         let err = t.render(&text, &context! {}).unwrap_err();
         assert!(err.to_string().contains("fuel"), "{err}");
     }
@@ -678,7 +782,10 @@ mod tests {
         let text = t
             .text(
                 "{{ data.a | shift('-24h') }} / {{ data.b | shift('90m') }}",
-                Scope::Event { groups: &[] },
+                Scope::Event {
+                    groups: &[],
+                    lookups: &[],
+                },
             )
             .unwrap();
         let ctx = context! { data => context! { a => "2026-03-03T10:00:00+01:00", b => "2026-03-03 10:00" } };

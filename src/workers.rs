@@ -41,6 +41,8 @@ pub struct Parts {
     pub hand_over: Option<usize>,
     /// Told about every job delivery runs.
     pub observer: Option<Observer>,
+    /// Scripted answers for `lookup:` (rule tests); `None` makes the calls.
+    pub lookups: Option<Arc<crate::delivery::ScriptedLookups>>,
 }
 
 /// The workers, ready to run (or to be driven step by step).
@@ -95,6 +97,7 @@ impl Workers {
                 assistant: parts.assistant,
                 rules: parts.rules,
                 ready: ready_jobs,
+                lookups: parts.lookups,
             },
             intake_wake,
             delivery_wake,

@@ -5,6 +5,7 @@
 //! of the YAML they were written in.
 
 mod ai;
+mod lookup;
 mod message;
 mod step;
 mod webhook;
@@ -12,6 +13,7 @@ mod webhook;
 use minijinja::Value;
 
 pub use ai::{AiHandoffAction, AiReply};
+pub use lookup::LookupAction;
 pub(crate) use message::mention_number;
 pub use message::{
     Buttons, Content, Extras, List, Location, Media, MediaKind, Poll, Recipient, Section,
@@ -51,6 +53,8 @@ pub enum Action {
     Set(Vec<(String, Text)>),
     /// Boxed: larger than the other actions and rarer than messages.
     Webhook(Box<WebhookAction>),
+    /// Asks another system; the rule's later actions run with its answer.
+    Lookup(Box<LookupAction>),
     Group {
         add: bool,
         group: Text,
@@ -205,6 +209,7 @@ impl Action {
             Self::Untag(_) => "untag",
             Self::Set(_) => "set",
             Self::Webhook(_) => "webhook",
+            Self::Lookup(_) => "lookup",
             Self::Group { add: true, .. } => "group_add",
             Self::Group { add: false, .. } => "group_remove",
             Self::Cancel(_) => "cancel",
@@ -300,6 +305,7 @@ impl Action {
                 vec![Work::Call(r)]
             }),
             Self::AiReply(ai) => ai.render(cx),
+            Self::Lookup(lookup) => lookup.render(cx),
             Self::Cancel(key) => Ok(vec![Work::Cancel {
                 key: cx.required(key, "cancel")?,
             }]),

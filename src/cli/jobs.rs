@@ -61,6 +61,10 @@ pub(crate) fn describe(job: &Job) -> String {
         Work::Cancel { key } => format!("cancel {key}"),
         Work::Handoff(h) => format!("{h:?}"),
         Work::Ai(call) => format!("ask the model, answer in {}", call.chat),
+        Work::Lookup(call) => format!(
+            "look up {} ({} {}), then go on with rule {}",
+            call.name, call.request.method, call.request.path, call.rule
+        ),
     };
     let error = job
         .last_error

@@ -2,6 +2,7 @@
 //! and the fully rendered actions. Nothing is stored or sent; tags set by one event are seen by
 //! the next, as they would be in the server.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,10 @@ pub(super) struct SimulateArgs {
     /// Also show, for every rule that did not match, the first condition that failed.
     #[arg(long)]
     explain: bool,
+    /// What a `lookup:` answers, as `NAME=JSON` or `NAME=@FILE` (repeatable): the actions
+    /// after it are shown with that answer. Without it they are shown waiting.
+    #[arg(long = "lookup", value_name = "NAME=JSON")]
+    lookups: Vec<String>,
     #[command(flatten)]
     channels: super::ChannelsArg,
     /// Webhook body files (`-` reads standard input).
@@ -56,6 +61,7 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let now = args.at.unwrap_or_else(Utc::now);
+    let answers = scripted_answers(&args.lookups)?;
     // What intake remembers between events, remembered the same way.
     let mut memory = Memory::default();
     let mut reports = Vec::new();
@@ -78,12 +84,13 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 continue;
             };
             event.channel_name.clone_from(&channel.name);
-            let evaluation = match memory.evaluate(&set, &event, now, args.explain) {
+            let mut evaluation = match memory.evaluate(&set, &event, now, args.explain) {
                 Ok(evaluated) => evaluated.evaluation,
                 Err(_) => {
                     anyhow::bail!("the rules failed on event {} (a bug in Riposte)", event.id)
                 }
             };
+            go_on(&set, &mut evaluation, &answers, now);
             if args.json {
                 reports.push(json_report(&event, &evaluation));
             } else {
@@ -95,6 +102,73 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--lookup NAME=JSON` answers, by name.
+fn scripted_answers(given: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {
+    let mut answers = BTreeMap::new();
+    for pair in given {
+        let Some((name, value)) = pair.split_once('=') else {
+            anyhow::bail!("--lookup `{pair}`: write NAME=JSON (or NAME=@FILE)");
+        };
+        let text = match value.strip_prefix('@') {
+            Some(file) => read(&PathBuf::from(file))?,
+            None => value.to_owned(),
+        };
+        let answer: Value = serde_json::from_str(&text)
+            .with_context(|| format!("--lookup {name}: the answer is not JSON"))?;
+        answers.insert(name.trim().to_owned(), answer);
+    }
+    Ok(answers)
+}
+
+/// Goes on with each rule whose lookup has a scripted answer, as the server would once it
+/// answered: the actions that waited are replaced by what they did (lookups after lookups
+/// too).
+fn go_on(
+    set: &rules::RuleSet,
+    evaluation: &mut Evaluation,
+    answers: &BTreeMap<String, Value>,
+    now: DateTime<Utc>,
+) {
+    let mut pending: Vec<_> = evaluation
+        .planned
+        .iter()
+        .filter_map(|p| match &p.work {
+            Work::Lookup(call) => Some((**call).clone()),
+            _ => None,
+        })
+        .collect();
+    let mut contact = evaluation.contact.clone();
+    while let Some(call) = pending.pop() {
+        let Some(answer) = answers.get(&call.name) else {
+            continue;
+        };
+        let Ok(then) = crate::engine::resume(set, &call, Ok(answer.clone()), &contact, now) else {
+            continue;
+        };
+        contact = then.contact.clone();
+        pending.extend(then.planned.iter().filter_map(|p| match &p.work {
+            Work::Lookup(next) => Some((**next).clone()),
+            _ => None,
+        }));
+        let Some(RuleOutcome::Matched { actions: more, .. }) =
+            then.rules.into_iter().next().map(|t| t.outcome)
+        else {
+            continue;
+        };
+        let trace = evaluation.rules.iter_mut().find(|t| t.rule == call.rule);
+        if let Some(RuleOutcome::Matched { actions, .. }) = trace.map(|t| &mut t.outcome) {
+            let waited = actions
+                .iter()
+                .position(|a| a.waits_for.is_some())
+                .unwrap_or(actions.len());
+            actions.truncate(waited);
+            actions.extend(more);
+        }
+        evaluation.planned.extend(then.planned);
+    }
+    evaluation.contact = contact;
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
@@ -146,6 +220,12 @@ pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool)
                 for action in actions {
                     if let Some(err) = &action.error {
                         out.push_str(&format!("    {}: FAILED: {err}\n", action.action));
+                    }
+                    if let Some(waits) = &action.waits_for {
+                        out.push_str(&format!(
+                            "    {}: {waits} (give --lookup NAME=JSON to see it)\n",
+                            action.action
+                        ));
                     }
                     let when = match (&action.at, &action.key) {
                         (Some(at), Some(key)) => format!(" (follow-up at {at}, key {key:?})"),
@@ -208,6 +288,10 @@ fn describe(effect: &Work) -> String {
             format!("hand {chat} to a human until {until}")
         }
         Work::Handoff(HandoffChange::End { chat }) => format!("hand {chat} back to the bot"),
+        Work::Lookup(call) => format!(
+            "look up `{}`: {} {}; the rule's later actions run with its answer",
+            call.name, call.request.method, call.request.path
+        ),
         Work::Ai(call) => {
             let shadow = if call.shadow {
                 " (shadow: not sent)"

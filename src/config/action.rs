@@ -45,6 +45,10 @@ pub struct ActionSpec {
     /// Call another system's HTTP endpoint.
     #[serde(default)]
     pub webhook: Option<WebhookSpec>,
+    /// Ask another system (an order's status, stock, lab results): the actions after it in
+    /// the rule run once it answers, and see its JSON answer as `lookup.NAME`.
+    #[serde(default)]
+    pub lookup: Option<Located<LookupSpec>>,
     /// Add people to a group (Riposte's number must be a group admin).
     #[serde(default)]
     pub group_add: Option<GroupSpec>,
@@ -350,6 +354,34 @@ pub struct WebhookSpec {
     /// channels file; default the event's channel.
     #[serde(default)]
     pub channel: Option<Located<String>>,
+}
+
+/// A call whose answer the rule's later actions use.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSpec {
+    /// The name of the answer: the actions after the lookup read it as `lookup.NAME`.
+    #[serde(rename = "as")]
+    pub name: Located<String>,
+    /// The URL (a template), encoded as for `webhook`.
+    pub url: Located<String>,
+    /// HTTP method; default `GET`.
+    #[serde(default)]
+    pub method: Option<Located<String>>,
+    /// Extra request headers; values are templates.
+    #[serde(default)]
+    pub headers: Option<Located<BTreeMap<String, String>>>,
+    /// Request body, as for `webhook`.
+    #[serde(default)]
+    pub body: Option<Located<serde_json::Value>>,
+    /// How long one try may take (default `10s`, at most `60s`); a slow answer is tried
+    /// again like any failed call.
+    #[serde(default)]
+    pub timeout: Option<Located<String>>,
+    /// Actions to run instead of the rest of the rule when the lookup finally fails; without
+    /// it the rest is skipped and the failure is recorded.
+    #[serde(default)]
+    pub on_error: Option<Vec<Located<ActionSpec>>>,
 }
 
 /// A group and the people to add or remove.

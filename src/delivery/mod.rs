@@ -22,10 +22,12 @@ use crate::vocab::{Job, JobKind, JobResult, OutboundRequest, Payload, Role, Targ
 use crate::whapi::{CallOutcome, Client};
 
 mod guard;
+mod lookup;
 mod ready;
 mod retry;
 
 pub use guard::{Breaker, BreakerPolicy, Guard, Guards};
+pub use lookup::ScriptedLookups;
 pub use ready::{ReadyJobs, ReadyQueue, STALE as READY_STALE, ready_queue};
 pub use retry::RetryPolicy;
 
@@ -55,6 +57,8 @@ pub struct Delivery {
     pub rules: watch::Receiver<Arc<RuleSet>>,
     /// Jobs intake claimed as it wrote them.
     pub ready: Option<ReadyJobs>,
+    /// Answers for `lookup:` jobs instead of calls (rule tests); `None` calls.
+    pub lookups: Option<Arc<ScriptedLookups>>,
 }
 
 /// A callback that sees each job as it runs (rule tests record the actions with it).
@@ -194,13 +198,28 @@ impl Delivery {
             JobResult::Later { .. } => {}
         }
         if let Some(observe) = &self.observer {
-            // A handoff an `ai_reply` starts is applied with its result; tell the observer
-            // about it as the job it stands for.
+            // What a job applies with its result (a handoff an `ai_reply` starts, the actions
+            // after a lookup, in their order) is told to the observer as the jobs it stands for.
+            let goes_on = matches!(job.work, Work::Lookup(_));
             for op in &ops {
-                if let Op::Apply(work @ Work::Handoff(_)) = op {
+                let (action, work) = match op {
+                    Op::Apply(work) => (
+                        match work {
+                            Work::Handoff(_) => "handoff",
+                            Work::Cancel { .. } => "cancel",
+                            _ => "set",
+                        },
+                        work,
+                    ),
+                    Op::Job(new) if goes_on && new.kind == JobKind::Action => {
+                        (new.action.as_str(), &new.work)
+                    }
+                    _ => continue,
+                };
+                if goes_on || matches!(work, Work::Handoff(_)) {
                     observe(&Job {
                         kind: JobKind::Answer,
-                        action: "handoff".into(),
+                        action: action.into(),
                         work: work.clone(),
                         ..job.clone()
                     });
@@ -294,6 +313,7 @@ impl Delivery {
                 let ops = self.remember_sent(request, &result);
                 return (result, ops);
             }
+            Work::Lookup(call) => return self.lookup(job, call).await,
             Work::Ai(call) => {
                 let now = self.clock.now();
                 let knowledge = call.knowledge.as_deref().and_then(|id| {
@@ -393,7 +413,6 @@ impl Delivery {
             };
             counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let now = self.clock.now();
         match outcome {
             CallOutcome::Delivered { status, body } => {
                 let what = if dry { "logged (dry-run)" } else { "delivered" };
@@ -405,30 +424,42 @@ impl Delivery {
                 JobResult::Dead { error }
             }
             CallOutcome::Retry { error, retry_after } => {
-                let jitter = rand::rng().random::<f64>();
-                let age = (now - job.run_at.min(job.created_at))
-                    .to_std()
-                    .unwrap_or_default();
-                let delay = self
-                    .policy
-                    .next_delay(job.attempts, retry_after, jitter)
-                    .filter(|d| age + *d <= self.policy.max_age);
-                match delay {
-                    Some(delay) => {
-                        tracing::warn!(job = %job.id, rule = %job.rule, attempt = job.attempts, "call failed, retrying in {delay:?}: {error}");
-                        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                        JobResult::Retry { at, error }
-                    }
-                    None => {
-                        tracing::error!(job = %job.id, rule = %job.rule, attempts = job.attempts, "giving up, moved to dead letters: {error}");
-                        JobResult::Dead {
-                            error: format!(
-                                "gave up after {} attempts over {}s: {error}",
-                                job.attempts,
-                                age.as_secs()
-                            ),
-                        }
-                    }
+                self.retry_or_give_up(job, error, retry_after)
+            }
+        }
+    }
+
+    /// A failed try: tried again after the policy's delay, or given up on (dead) when the
+    /// job has been trying for longer than it may.
+    fn retry_or_give_up(
+        &self,
+        job: &Job,
+        error: String,
+        retry_after: Option<Duration>,
+    ) -> JobResult {
+        let now = self.clock.now();
+        let jitter = rand::rng().random::<f64>();
+        let age = (now - job.run_at.min(job.created_at))
+            .to_std()
+            .unwrap_or_default();
+        let delay = self
+            .policy
+            .next_delay(job.attempts, retry_after, jitter)
+            .filter(|d| age + *d <= self.policy.max_age);
+        match delay {
+            Some(delay) => {
+                tracing::warn!(job = %job.id, rule = %job.rule, attempt = job.attempts, "call failed, retrying in {delay:?}: {error}");
+                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                JobResult::Retry { at, error }
+            }
+            None => {
+                tracing::error!(job = %job.id, rule = %job.rule, attempts = job.attempts, "giving up, moved to dead letters: {error}");
+                JobResult::Dead {
+                    error: format!(
+                        "gave up after {} attempts over {}s: {error}",
+                        job.attempts,
+                        age.as_secs()
+                    ),
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! no rule, and every raw item is kept verbatim so rules and templates can reach any field.
 
 mod parse;
+mod snapshot;
 
 use std::fmt;
 use std::sync::Arc;

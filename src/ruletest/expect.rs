@@ -32,6 +32,7 @@ impl Done {
                 map(json!({ "chat": chat, "resume": true }))
             }
             Work::Ai(call) => map(json!({ "chat": call.chat })),
+            Work::Lookup(call) => map(json!({ "as": call.name, "url": call.request.path })),
         };
         let action = match work {
             Work::Handoff(HandoffChange::End { .. }) => "resume",
@@ -111,6 +112,12 @@ fn call_fields(action: &str, request: &OutboundRequest) -> Map<String, Value> {
                         f.insert("list".into(), body["action"]["list"].clone());
                     }
                 }
+                "poll" => {
+                    f.insert(
+                        "poll".into(),
+                        json!({"title": body["title"], "options": body["options"], "count": body["count"]}),
+                    );
+                }
                 "location" => {
                     f.insert("location".into(), json!({"latitude": body["latitude"], "longitude": body["longitude"], "name": body["name"], "address": body["address"]}));
                 }
@@ -127,6 +134,9 @@ fn call_fields(action: &str, request: &OutboundRequest) -> Map<String, Value> {
             }
             if body["quoted"].is_string() {
                 f.insert("quote".into(), json!(true));
+            }
+            if body["mentions"].is_array() {
+                f.insert("mentions".into(), body["mentions"].clone());
             }
         }
         "react" => {

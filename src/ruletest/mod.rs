@@ -24,7 +24,7 @@ use crate::ai::model::{Scripted, ScriptedModel};
 use crate::channels::Channels;
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Located, SourceFile};
-use crate::delivery::{BreakerPolicy, Delivery, RetryPolicy};
+use crate::delivery::{BreakerPolicy, Delivery, RetryPolicy, ScriptedLookups};
 use crate::intake::Intake;
 use crate::rules::{self, Diagnostic, RuleSet};
 use crate::scheduler::Scheduler;
@@ -108,6 +108,8 @@ struct Bench {
     done: Arc<Mutex<Vec<Done>>>,
     set: Arc<RuleSet>,
     channels: Arc<Channels>,
+    /// What lookups answer, as the steps script it.
+    lookups: Arc<ScriptedLookups>,
     _dir: tempfile::TempDir,
 }
 
@@ -186,6 +188,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
     )
     .map_err(|e| e.to_string())?;
     let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let lookups = Arc::new(ScriptedLookups::default());
     let script = case
         .model
         .iter()
@@ -211,6 +214,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         max_event_age: None,
         hand_over: None,
         observer: Some(observer),
+        lookups: Some(lookups.clone()),
     });
     Ok(Bench {
         intake: workers.intake,
@@ -222,6 +226,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         done,
         set,
         channels,
+        lookups,
         _dir: dir,
     })
 }
@@ -348,10 +353,20 @@ async fn run_case(path: &Path, case: &Located<TestCase>) -> Result<(), String> {
             .iter()
             .filter(|g| **g)
             .count();
-        if given != 1 {
+        let scripts = s.lookups.is_some() || s.failing_lookups.is_some();
+        if given > 1
+            || (given == 0 && !scripts)
+            || (scripts && (s.advance.is_some() || s.expect.is_some()))
+        {
             return Err(format!(
-                "{where_}: a step is one of `event`, `advance` or `expect`"
+                "{where_}: a step is one of `event`, `advance` or `expect` (`lookups` and `failing_lookups` go alone or beside an `event`)"
             ));
+        }
+        for (name, answer) in s.lookups.iter().flatten() {
+            bench.lookups.set(name, Ok(answer.clone()));
+        }
+        for (name, error) in s.failing_lookups.iter().flatten() {
+            bench.lookups.set(name, Err(error.clone()));
         }
         if let Some(event) = &s.event {
             bench

@@ -89,6 +89,14 @@ pub struct StepSpec {
     /// With `expect`: other actions may come between and after the expected ones.
     #[serde(default)]
     pub ignore_extra: bool,
+    /// What `lookup:` actions answer from this step on, by their `as:` name (any JSON);
+    /// alone or beside an `event`. No call is made in a test.
+    #[serde(default)]
+    pub lookups: Option<BTreeMap<String, serde_json::Value>>,
+    /// Lookups that fail from this step on (as after their last retry), with the error, so
+    /// their `on_error` runs.
+    #[serde(default)]
+    pub failing_lookups: Option<BTreeMap<String, String>>,
 }
 
 /// An event to feed in.

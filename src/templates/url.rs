@@ -257,7 +257,10 @@ mod tests {
     use super::super::{RenderError, Scope, Templates};
     use super::*;
 
-    const SCOPE: Scope<'static> = Scope::Event { groups: &[] };
+    const SCOPE: Scope<'static> = Scope::Event {
+        groups: &[],
+        lookups: &[],
+    };
 
     /// Renders `source` as a webhook URL with `data` as the event's custom data.
     fn url(source: &str, data: Value) -> Result<String, RenderError> {

@@ -33,6 +33,9 @@ pub enum Work {
     /// An `ai_reply`: ask the model, then answer, fall back or hand off.
     #[serde(rename = "ai")]
     Ai(Box<AiCall>),
+    /// A `lookup:`: ask another system, then go on with the rule's later actions.
+    #[serde(rename = "lookup")]
+    Lookup(Box<super::LookupCall>),
 }
 
 /// Why stored work cannot be read.
@@ -72,6 +75,7 @@ impl Work {
             }
             Self::Handoff(change) => change.scope(channel),
             Self::Cancel { key } => *key = super::scoped(channel, key),
+            Self::Lookup(call) => call.request.through(channel),
             Self::Contact(_) => {}
         }
     }
@@ -81,6 +85,7 @@ impl Work {
         match self {
             Self::Call(request) => request.channel.as_deref(),
             Self::Ai(call) => call.channel.as_deref(),
+            Self::Lookup(call) => call.request.channel.as_deref(),
             _ => None,
         }
     }
@@ -317,6 +322,7 @@ impl NewJob {
         match &self.work {
             Work::Call(request) => request.lane.clone(),
             Work::Ai(call) => call.lane(),
+            Work::Lookup(call) => call.request.lane.clone(),
             _ => format!("local:{}", self.contact.as_deref().unwrap_or("")),
         }
     }

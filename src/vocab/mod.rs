@@ -12,6 +12,7 @@ pub mod chat;
 pub mod contact;
 pub mod ids;
 pub mod job;
+pub mod lookup;
 pub mod outbound;
 
 pub use channel::{DEFAULT_CHANNEL, scoped};
@@ -19,4 +20,5 @@ pub use chat::{ChatId, ChatState, Handoff, HandoffChange, Role, Turn};
 pub use contact::{Contact, ContactChange};
 pub use ids::{JobId, MessageId, RuleName};
 pub use job::{AiCall, AiHandoff, Job, JobKind, JobResult, JobStatus, NewJob, PerChatLimit, Work};
+pub use lookup::LookupCall;
 pub use outbound::{OutboundRequest, Payload, Target};

@@ -241,7 +241,36 @@ impl Client {
                 body: "dry-run".into(),
             };
         }
-        let sent = tokio::time::timeout(self.timeout, self.send(request, idempotency_key)).await;
+        self.make(request, idempotency_key, KEPT_RESPONSE, self.timeout)
+            .await
+    }
+
+    /// Asks another system for a `lookup:`: made even in dry-run (what follows needs the
+    /// answer, and a question changes nothing), within `timeout`, keeping the whole answer up
+    /// to the most read at all.
+    pub async fn ask(
+        &self,
+        request: &OutboundRequest,
+        idempotency_key: &str,
+        timeout: Duration,
+    ) -> CallOutcome {
+        if request.target != Target::External {
+            return CallOutcome::Rejected {
+                error: "a lookup asks another system, not Whapi.Cloud".into(),
+            };
+        }
+        self.make(request, idempotency_key, READ_RESPONSE, timeout)
+            .await
+    }
+
+    async fn make(
+        &self,
+        request: &OutboundRequest,
+        idempotency_key: &str,
+        keep: usize,
+        timeout: Duration,
+    ) -> CallOutcome {
+        let sent = tokio::time::timeout(timeout, self.send(request, idempotency_key, keep)).await;
         match sent {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => CallOutcome::Retry {
@@ -249,7 +278,7 @@ impl Client {
                 retry_after: None,
             },
             Err(_) => CallOutcome::Retry {
-                error: format!("timed out after {:?}", self.timeout),
+                error: format!("timed out after {timeout:?}"),
                 retry_after: None,
             },
         }
@@ -312,6 +341,7 @@ impl Client {
         &self,
         request: &OutboundRequest,
         idempotency_key: &str,
+        keep: usize,
     ) -> Result<CallOutcome, String> {
         // A request that cannot be built would fail the same way every time.
         let request = match self.request(request, idempotency_key) {
@@ -334,7 +364,7 @@ impl Client {
             .flatten()
             .map(|to| format!(" (moved to {to})"))
             .unwrap_or_default();
-        let body = kept_body(response.into_body()).await;
+        let body = kept_body(response.into_body(), keep).await;
         Ok(if status.is_success() {
             CallOutcome::Delivered {
                 status: status.as_u16(),
@@ -355,7 +385,7 @@ impl Client {
 
 /// The start of a response body as text. The rest is read and dropped, so the connection can
 /// carry the next call, up to [`READ_RESPONSE`]; a body that breaks off keeps what came.
-async fn kept_body(mut body: hyper::body::Incoming) -> String {
+async fn kept_body(mut body: hyper::body::Incoming, keep: usize) -> String {
     let mut kept = Vec::new();
     let mut read = 0;
     while let Some(Ok(frame)) = body.frame().await {
@@ -363,7 +393,7 @@ async fn kept_body(mut body: hyper::body::Incoming) -> String {
             continue;
         };
         read += data.len();
-        let room = KEPT_RESPONSE.saturating_sub(kept.len());
+        let room = keep.saturating_sub(kept.len());
         kept.extend_from_slice(&data[..room.min(data.len())]);
         if read > READ_RESPONSE {
             break;

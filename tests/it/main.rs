@@ -16,6 +16,7 @@ mod examples;
 mod followups;
 mod instances;
 mod intake;
+mod lookups;
 mod messages;
 mod postgres;
 mod postgres_tls;

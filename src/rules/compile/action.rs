@@ -5,11 +5,13 @@ use super::Compiler;
 use super::ai::ai_reply;
 use super::message::message;
 use super::webhook::webhook;
-use crate::actions::{Action, Step, Timing, Unless};
-use crate::config::{ActionSpec, HandoffSpec, Located, MessageContent, UnlessSpec};
+use crate::actions::{Action, LookupAction, Step, Timing, Unless};
+use crate::config::{
+    ActionSpec, HandoffSpec, Located, LookupSpec, MessageContent, UnlessSpec, WebhookSpec,
+};
 
 /// The action keys, for "exactly one per entry" messages.
-const ACTION_KEYS: &str = "reply, send, forward, react, mark_read, delete, tag, untag, set, webhook, group_add, group_remove, cancel, handoff, ai_reply";
+const ACTION_KEYS: &str = "reply, send, forward, react, mark_read, delete, tag, untag, set, webhook, lookup, group_add, group_remove, cancel, handoff, ai_reply";
 
 /// Compiles one `then:` entry with its timing; problems are recorded on the compiler.
 pub(super) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<Step> {
@@ -30,6 +32,14 @@ pub(super) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) ->
         (None, Some(at)) => cx.text(at).map(Timing::At),
         (None, None) => Some(Timing::Now),
     };
+    if let (Some(lookup), false) = (&a.lookup, matches!(timing, Some(Timing::Now))) {
+        cx.error(
+            lookup.line,
+            lookup.column,
+            "a lookup runs when its rule fires; put `after` or `at` on the actions after it",
+        );
+        return None;
+    }
     let key = match &a.key {
         Some(k) => Some(cx.text(k)?),
         None => None,
@@ -143,6 +153,7 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
         ("untag", a.untag.is_some()),
         ("set", a.set.is_some()),
         ("webhook", a.webhook.is_some()),
+        ("lookup", a.lookup.is_some()),
         ("group_add", a.group_add.is_some()),
         ("group_remove", a.group_remove.is_some()),
         ("cancel", a.cancel.is_some()),
@@ -228,6 +239,9 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
     if let Some(hook) = &a.webhook {
         return webhook(hook, cx);
     }
+    if let Some(spec) = &a.lookup {
+        return lookup(spec, cx);
+    }
     if let Some(key) = &a.cancel {
         return cx.text(key).map(Action::Cancel);
     }
@@ -260,4 +274,99 @@ fn compile_action(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) -> Option<A
         group: group_id?,
         participants,
     })
+}
+
+/// The longest a lookup's try may take: a rule waiting longer answers nobody in time.
+const LOOKUP_TIMEOUT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Compiles a `lookup:`; its name is known to the actions compiled after it. Every part is
+/// checked before giving up, so one `check` reports each mistake.
+fn lookup(spec: &Located<LookupSpec>, cx: &mut Compiler<'_>) -> Option<Action> {
+    let l = &spec.value;
+    let name = l.name.value.trim();
+    let is_identifier = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let mut ok = true;
+    if !is_identifier {
+        cx.error(
+            l.name.line,
+            l.name.column,
+            format!("`as: {name}` names the answer for templates (`lookup.NAME`): use lower-case letters, digits and `_`, starting with a letter"),
+        );
+        ok = false;
+    } else if cx.lookups.iter().any(|n| n == name) {
+        cx.error(
+            l.name.line,
+            l.name.column,
+            format!("a lookup `as: {name}` comes earlier in this rule; give this one another name"),
+        );
+        ok = false;
+    }
+    let timeout = match &l.timeout {
+        None => Some(LOOKUP_TIMEOUT),
+        Some(t) => match crate::duration::parse(&t.value) {
+            Ok(d) if d <= LOOKUP_TIMEOUT_MAX && !d.is_zero() => Some(d),
+            Ok(_) => {
+                cx.error(t.line, t.column, "a lookup's `timeout` is at most 60s");
+                None
+            }
+            Err(e) => {
+                cx.error(t.line, t.column, e);
+                None
+            }
+        },
+    };
+    // `on_error` runs without the answer: it sees the lookups before this one only.
+    let mut on_error = Some(Vec::new());
+    for step in l.on_error.iter().flatten() {
+        let compiled = if step.value.lookup.is_some() {
+            cx.error(
+                step.line,
+                step.column,
+                "`on_error` cannot hold another lookup; put the fallback's lookup in a rule of its own",
+            );
+            None
+        } else {
+            compile_step(step, cx)
+        };
+        match (compiled, on_error.as_mut()) {
+            (Some(step), Some(list)) => list.push(step),
+            _ => on_error = None,
+        }
+    }
+    let hook = WebhookSpec {
+        url: l.url.clone(),
+        method: Some(l.method.clone().unwrap_or_else(|| Located {
+            value: "GET".into(),
+            line: spec.line,
+            column: spec.column,
+        })),
+        headers: l.headers.clone(),
+        body: l.body.clone(),
+        channel: None,
+    };
+    let call = webhook(&hook, cx);
+    if is_identifier {
+        // Known from here on even when this lookup has a mistake, so later actions are
+        // checked against it instead of repeating the error.
+        cx.lookups.push(name.to_owned());
+    }
+    let Some(Action::Webhook(call)) = call else {
+        return None;
+    };
+    ok.then(|| {
+        Some(Action::Lookup(Box::new(LookupAction {
+            call: *call,
+            name: name.to_owned(),
+            timeout: timeout?,
+            on_error: on_error?,
+        })))
+    })
+    .flatten()
 }

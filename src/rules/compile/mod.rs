@@ -239,6 +239,8 @@ struct Compiler<'a> {
     diagnostics: &'a mut Vec<Diagnostic>,
     /// Named groups of the current rule's `text` regexes, for `match.NAME`.
     groups: Vec<String>,
+    /// The `as:` names of the current rule's lookups compiled so far, for `lookup.NAME`.
+    lookups: Vec<String>,
     /// Compiling a campaign: templates see the recipient, not an event.
     in_campaign: bool,
     calendars: &'a HashMap<String, Arc<Calendar>>,
@@ -264,6 +266,7 @@ impl<'a> Compiler<'a> {
             templates,
             diagnostics,
             groups: Vec::new(),
+            lookups: Vec::new(),
             in_campaign: false,
             calendars,
             zone,
@@ -276,13 +279,18 @@ impl Compiler<'_> {
     /// Runs a template compilation in the current scope (a rule's groups, or a campaign).
     fn in_scope<T>(&mut self, f: impl FnOnce(&mut Templates, Scope<'_>) -> T) -> T {
         let groups = std::mem::take(&mut self.groups);
+        let lookups = std::mem::take(&mut self.lookups);
         let scope = if self.in_campaign {
             Scope::Campaign
         } else {
-            Scope::Event { groups: &groups }
+            Scope::Event {
+                groups: &groups,
+                lookups: &lookups,
+            }
         };
         let result = f(self.templates, scope);
         self.groups = groups;
+        self.lookups = lookups;
         result
     }
 
@@ -463,6 +471,7 @@ impl Compiler<'_> {
             }
         };
         self.groups = collect_groups(&rule.when.value);
+        self.lookups.clear();
         self.templates.take_used();
         self.channels.clear();
         let when = &rule.when.value;

@@ -24,7 +24,7 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
             Op::Apply(Work::Contact(change)) => apply_contact(client, change, now).await?,
             Op::Apply(Work::Cancel { key }) => jobs::cancel_key(client, key, now).await?,
             Op::Apply(Work::Handoff(change)) => apply_handoff(client, change, now).await?,
-            Op::Apply(work @ (Work::Call(_) | Work::Ai(_))) => {
+            Op::Apply(work @ (Work::Call(_) | Work::Ai(_) | Work::Lookup(_))) => {
                 return Err(StoreError::Corrupt(format!(
                     "a call is a job, it cannot be applied: {work:?}"
                 )));

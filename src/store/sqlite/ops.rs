@@ -216,7 +216,7 @@ fn apply_op(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
         Op::Apply(Work::Contact(change)) => apply_contact(conn, change, now)?,
         Op::Apply(Work::Cancel { key }) => jobs::cancel_key(conn, key, now)?,
         Op::Apply(Work::Handoff(change)) => apply_handoff(conn, change, now)?,
-        Op::Apply(work @ (Work::Call(_) | Work::Ai(_))) => {
+        Op::Apply(work @ (Work::Call(_) | Work::Ai(_) | Work::Lookup(_))) => {
             return Err(StoreError::Corrupt(format!(
                 "a call is a job, it cannot be applied: {work:?}"
             )));
