@@ -701,6 +701,9 @@ fn event_fields(event: &Event, now: DateTime<Utc>) -> Value {
         sender => opt(event.sender.as_ref().map(to_value)),
         chat => opt(event.chat.as_ref().map(to_value)),
         now => now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        sent => opt(event.sent.as_deref().map(to_value)),
+        vote => opt((event.kind == crate::events::EventKind::PollVote)
+            .then(|| context! { options => to_value(&event.options) })),
     }
 }
 

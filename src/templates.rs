@@ -42,6 +42,14 @@ const EVENT_ROOTS: Roots = &[
     ("contact", Some(&["tags", "attrs", "phone"])),
     ("rule", Some(&["name"])),
     ("match", Some(&[])),
+    (
+        "sent",
+        Some(&[
+            "id", "rule", "campaign", "text", "kind", "chat", "channel", "status", "sent_at",
+            "options",
+        ]),
+    ),
+    ("vote", Some(&["options"])),
 ];
 
 const CAMPAIGN_ROOTS: Roots = &[

@@ -61,7 +61,7 @@ pub(super) fn run(args: CampaignsArgs) -> anyhow::Result<ExitCode> {
                     let last = store.campaign_runs(Some(&c.name), 1).await?;
                     let last = last.first().map_or_else(
                         || "no run yet".to_owned(),
-                        |r| format!("last run {}: {} planned, {} sent, {} skipped, {} failed", r.started_at.format("%Y-%m-%d %H:%M"), r.planned, r.sent, r.skipped, r.failed),
+                        |r| format!("last run {}: {} planned, {} sent, {} delivered, {} read, {} replied, {} skipped, {} failed", r.started_at.format("%Y-%m-%d %H:%M"), r.planned, r.sent, r.delivered, r.read, r.replied, r.skipped, r.failed),
                     );
                     let state = if c.enabled { "" } else { " (disabled)" };
                     println!("{}{state}  `{}` {}  next {next}  {last}", c.name, c.schedule, c.timezone);

@@ -118,6 +118,9 @@ pub struct ConditionSpec {
     /// Tapped button or list row id(s), without Whapi's `ButtonsV3:` / `ListV3:` prefix.
     #[serde(default)]
     pub reply_id: Option<Located<OneOrMany<String>>>,
+    /// For `poll_vote`: the voter chose (one of) these option(s), by their text.
+    #[serde(default)]
+    pub option: Option<Located<OneOrMany<String>>>,
     /// Reaction emoji(s).
     #[serde(default)]
     pub emoji: Option<OneOrMany<String>>,

@@ -25,6 +25,7 @@ mod guard;
 mod lookup;
 mod ready;
 mod retry;
+mod sent;
 
 pub use guard::{Breaker, BreakerPolicy, Guard, Guards};
 pub use lookup::ScriptedLookups;
@@ -310,7 +311,8 @@ impl Delivery {
         let local = match &job.work {
             Work::Call(request) => {
                 let result = self.call(job, request).await;
-                let ops = self.remember_sent(request, &result);
+                let mut ops = self.remember_sent(request, &result);
+                ops.extend(sent::record(job, request, &result, self.clock.now()));
                 return (result, ops);
             }
             Work::Lookup(call) => return self.lookup(job, call).await,

@@ -238,6 +238,11 @@ pub struct Event {
     pub status: Option<String>,
     /// Body of a custom event.
     pub data: Option<Arc<Value>>,
+    /// For a status or a poll vote: the message Riposte sent that it is about, when it was
+    /// one (templates see it as `sent`).
+    pub sent: Option<Arc<crate::vocab::SentMessage>>,
+    /// For a poll vote: the options chosen, by name when the poll is known.
+    pub options: Vec<String>,
     /// `text` lower-cased and single-spaced, made once for all `keywords` conditions.
     folded: std::sync::OnceLock<String>,
 }
@@ -264,6 +269,8 @@ impl Event {
             emoji: None,
             status: None,
             data: None,
+            sent: None,
+            options: Vec::new(),
             folded: std::sync::OnceLock::new(),
         }
     }
@@ -301,6 +308,26 @@ impl Event {
     }
 
     /// The key under which this event is remembered so a retry never fires twice.
+    /// The event, knowing the message Riposte sent that it is about. A vote in a poll
+    /// Riposte sent gets its choices by name: WhatsApp names an option by the SHA-256 of
+    /// its text.
+    pub fn with_sent(mut self, sent: crate::vocab::SentMessage) -> Self {
+        for choice in &mut self.options {
+            if sent.options.contains(choice) {
+                continue;
+            }
+            if let Some(name) = sent
+                .options
+                .iter()
+                .find(|o| option_hashes(o).contains(choice))
+            {
+                choice.clone_from(name);
+            }
+        }
+        self.sent = Some(Arc::new(sent));
+        self
+    }
+
     pub fn dedupe_key(&self) -> String {
         format!("{}|{}|{}", self.channel, self.kind, self.id)
     }
@@ -323,4 +350,49 @@ fn custom_party(data: &Value) -> Option<Party> {
         phone: digits,
         name,
     })
+}
+
+/// The ways a poll option's id may be written: the SHA-256 of its text in base64 or hex.
+fn option_hashes(option: &str) -> [String; 2] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(option.as_bytes());
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    [base64(&digest), hex]
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod vote_tests {
+    use super::*;
+
+    #[test]
+    fn option_ids_are_the_sha256_of_their_text() {
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+        // `printf %s Montag | openssl dgst -sha256 -binary | base64`
+        assert_eq!(
+            option_hashes("Montag")[0],
+            "twP8auuc9lxVb2HflJ2POvVPgeKahmxn7tltt51HNBY="
+        );
+    }
 }

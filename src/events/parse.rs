@@ -264,8 +264,45 @@ fn fill_from_message(event: &mut Event, m: &Value) {
         EventKind::MessageEdited | EventKind::MessageDeleted => {
             event.message_id = message_at(m, "/action/target").or(event.message_id.take());
         }
+        EventKind::PollVote => {
+            // The poll voted in; the choices as Whapi.Cloud gives them (option ids, or the
+            // names where a poll's results list its voters).
+            event.message_id = message_at(m, "/action/target").or(event.message_id.take());
+            event.options = poll_choices(m, event.sender.as_ref());
+        }
         _ => {}
     }
+}
+
+/// The options a vote chose: `action.votes`, else the options of `poll.results` that list
+/// the voter among their voters.
+fn poll_choices(m: &Value, voter: Option<&Party>) -> Vec<String> {
+    if let Some(votes) = m.pointer("/action/votes").and_then(Value::as_array) {
+        return votes
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+    }
+    let Some(voter) = voter.filter(|v| !v.phone.is_empty()) else {
+        return Vec::new();
+    };
+    let results = m.pointer("/poll/results").and_then(Value::as_array);
+    results
+        .into_iter()
+        .flatten()
+        .filter(|option| {
+            option
+                .get("voters")
+                .and_then(Value::as_array)
+                .is_some_and(|voters| {
+                    voters
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .any(|v| bare_phone(v) == voter.phone)
+                })
+        })
+        .filter_map(|option| owned_at(option, "/name"))
+        .collect()
 }
 
 /// Whapi prefixes the ids of tapped buttons and list rows; rules name the id they sent.

@@ -38,6 +38,8 @@ struct Snapshot {
     emoji: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    options: Vec<String>,
 }
 
 impl Event {
@@ -62,6 +64,7 @@ impl Event {
             reply_id: self.reply_id.clone(),
             emoji: self.emoji.clone(),
             status: self.status.clone(),
+            options: self.options.clone(),
         };
         serde_json::to_value(snapshot).unwrap_or(Value::Null)
     }
@@ -84,6 +87,7 @@ impl Event {
         event.reply_id = s.reply_id;
         event.emoji = s.emoji;
         event.status = s.status;
+        event.options = s.options;
         Some(event)
     }
 }

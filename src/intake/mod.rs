@@ -26,7 +26,7 @@ use crate::store::{
     ChannelHealth, Completed, Conflict, Handover, Inbound, Lookup, Op, Outcome, Source, Store,
     StoreError, StoreResult,
 };
-use crate::vocab::{ChatState, Contact, JobKind, NewJob, Role, Turn};
+use crate::vocab::{ChatState, Contact, JobKind, MessageStatus, NewJob, Role, Turn};
 
 mod memory;
 
@@ -161,6 +161,7 @@ impl Intake {
             .collect();
         let known = self.store.known(lookup(&bodies), now).await?;
         let seen = known.seen;
+        let sent = known.sent;
         let read: Vec<(String, u64)> = known.versions.into_iter().collect();
         // Contacts and chats as the store had them for the whole batch, then kept as earlier
         // events of the batch leave them, so the second message sees what the first one did.
@@ -197,6 +198,21 @@ impl Intake {
                 if event.kind == EventKind::ChannelStatus {
                     outcome.ops.push(Op::ChannelHealth(health_of(event, now)));
                 }
+                outcome.ops.extend(what_became_of_sent(event, now));
+                // A status or vote about a message Riposte sent tells the rules who sent it.
+                let known_sent = event
+                    .message_id
+                    .as_ref()
+                    .and_then(|id| sent.get(id.as_str()))
+                    .filter(|_| matches!(event.kind, EventKind::Status | EventKind::PollVote));
+                let with_sent;
+                let event = match known_sent {
+                    Some(found) => {
+                        with_sent = event.clone().with_sent(found.clone());
+                        &with_sent
+                    }
+                    None => event,
+                };
                 if event.kind == EventKind::Unknown {
                     outcome.records.push(record(event, now, "unknown family"));
                 } else if self.too_old(event, now) {
@@ -298,6 +314,32 @@ impl Intake {
     }
 }
 
+/// What an event says of the messages Riposte sent: a status moves one on, and a contact
+/// who writes has answered the campaign messages of the day before.
+fn what_became_of_sent(event: &Event, now: DateTime<Utc>) -> Option<Op> {
+    match event.kind {
+        EventKind::Status => Some(Op::Status(MessageStatus {
+            id: event.message_id.as_ref()?.as_str().to_owned(),
+            status: event.status.clone()?,
+            at: now,
+        })),
+        EventKind::Message
+        | EventKind::ButtonReply
+        | EventKind::ListReply
+        | EventKind::PollVote
+        | EventKind::Reaction
+            if !event.from_me =>
+        {
+            let chat = event.chat.as_ref()?;
+            Some(Op::Replied {
+                chat: crate::vocab::ChatId::new(chat.id.as_str()).memory_key(),
+                at: now,
+            })
+        }
+        _ => None,
+    }
+}
+
 /// What a batch is about: the dedupe keys, phones and chats of its events, each once.
 fn lookup(bodies: &[(i64, Vec<Event>)]) -> Lookup {
     let events = || bodies.iter().flat_map(|(_, events)| events);
@@ -306,7 +348,11 @@ fn lookup(bodies: &[(i64, Vec<Event>)]) -> Lookup {
         .filter_map(|e| e.sender.as_ref().map(|s| s.phone.clone()))
         .collect();
     let mut chats: Vec<String> = events().filter_map(Event::chat_key).collect();
-    for list in [&mut phones, &mut chats] {
+    let mut messages: Vec<String> = events()
+        .filter(|e| matches!(e.kind, EventKind::Status | EventKind::PollVote))
+        .filter_map(|e| e.message_id.as_ref().map(|m| m.as_str().to_owned()))
+        .collect();
+    for list in [&mut phones, &mut chats, &mut messages] {
         list.sort_unstable();
         list.dedup();
         list.retain(|v| !v.is_empty());
@@ -315,6 +361,7 @@ fn lookup(bodies: &[(i64, Vec<Event>)]) -> Lookup {
         keys,
         phones,
         chats,
+        messages,
     }
 }
 

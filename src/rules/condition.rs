@@ -32,6 +32,8 @@ pub enum Condition {
     Channel(Vec<String>),
     FromMe(bool),
     ReplyId(Vec<String>),
+    /// A poll vote chose one of these options (compared without regard to case).
+    PollOption(Vec<String>),
     Emoji(Vec<String>),
     Status(Vec<String>),
     Tags {
@@ -260,6 +262,27 @@ impl Condition {
                 miss("from_me", detail)
             }
             Self::ReplyId(ids) => expect_one_of("reply_id", event.reply_id.as_deref(), ids),
+            Self::PollOption(wanted) => {
+                let chose = |w: &String| {
+                    event
+                        .options
+                        .iter()
+                        .any(|o| o.trim().eq_ignore_ascii_case(w.trim()))
+                };
+                if wanted.iter().any(chose) {
+                    return Ok(());
+                }
+                let detail = if event.options.is_empty() {
+                    "no poll option was chosen in this event".to_owned()
+                } else {
+                    format!(
+                        "the vote chose {}, not {}",
+                        event.options.join(", "),
+                        wanted.join(" or ")
+                    )
+                };
+                miss("option", detail)
+            }
             Self::Emoji(emojis) => expect_one_of("emoji", event.emoji.as_deref(), emojis),
             Self::Status(statuses) => expect_one_of("status", event.status.as_deref(), statuses),
             Self::Tags { all, any, none } => check_tags(input.contact, all, any, none),

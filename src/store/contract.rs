@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::StoreResult;
 use crate::vocab::{
-    ChatState, Contact, Handoff, Job, JobId, JobResult, JobStatus, NewJob, Turn, Work,
+    ChatState, Contact, Handoff, Job, JobId, JobResult, JobStatus, MessageStatus, NewJob,
+    SentMessage, Turn, Work,
 };
 
 /// Where a stored body came from.
@@ -55,6 +56,15 @@ pub enum Op {
     },
     /// A channel reported its health.
     ChannelHealth(ChannelHealth),
+    /// A message went out: Whapi.Cloud's id for it, and who sent it.
+    Sent(Box<SentMessage>),
+    /// Whapi.Cloud reported how far a sent message got (an earlier stage changes nothing).
+    Status(MessageStatus),
+    /// A chat wrote: the campaign messages sent to it in the day before count as answered.
+    Replied {
+        chat: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// What processing one stored body decided, committed atomically.
@@ -136,6 +146,12 @@ pub struct CampaignRun {
     /// Left out when planned plus skipped when due.
     pub skipped: u32,
     pub sent: u32,
+    /// Of those sent: delivered (or further), read (or played), and answered by the
+    /// recipient within a day of the send.
+    pub delivered: u32,
+    pub read: u32,
+    pub replied: u32,
+    /// Not sent (dead), or reported failed by Whapi.Cloud after it was sent.
     pub failed: u32,
     pub pending: u32,
 }
@@ -146,6 +162,8 @@ pub struct Lookup {
     pub keys: Vec<String>,
     pub phones: Vec<String>,
     pub chats: Vec<String>,
+    /// Ids of messages the events are about (statuses, poll votes), to find those Riposte sent.
+    pub messages: Vec<String>,
 }
 
 /// What the store knew about a batch before it was processed (see [`IntakeStore::known`]).
@@ -161,6 +179,8 @@ pub struct Known {
     /// and is refused if one of those chats changed since (a later change gives a chat a higher
     /// version).
     pub versions: HashMap<String, u64>,
+    /// The looked-up messages Riposte sent, by id.
+    pub sent: HashMap<String, SentMessage>,
 }
 
 /// How a completion ended.

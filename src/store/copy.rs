@@ -117,6 +117,12 @@ const TABLES: &[Table] = &[
         into: &["name", "status", "detail", "at"],
         serial: false,
     },
+    Table {
+        name: "sent_messages",
+        select: "SELECT message_id, channel, chat, rule, campaign, campaign_run, text, kind, sent_at, status, status_at, replied_at, options FROM sent_messages",
+        into: &["message_id", "channel", "chat", "rule", "campaign", "campaign_run", "text", "kind", "sent_at", "status", "status_at", "replied_at", "options"],
+        serial: false,
+    },
 ];
 
 /// Tables that must be empty in the database copied into: a copy never mixes with data.

@@ -129,3 +129,25 @@ pub(crate) fn json_text(
     })
     .transpose()
 }
+
+/// The stage number of the status a sent message is at, in SQL (see [`crate::vocab::sent::stage`]).
+pub(super) const STAGE_OF_STATUS: &str = "CASE status WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 \
+     WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 WHEN 'played' THEN 5 ELSE 1 END";
+
+/// How long what became of a sent message is kept (statuses, replies, a campaign's funnel).
+pub(super) const SENT_KEPT_MS: i64 = 90 * 24 * 3600 * 1000;
+
+/// The campaign messages a chat's reply answers: those sent to it in the day before.
+pub(super) const REPLY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// A poll's options as stored (a JSON list), or none.
+pub(super) fn stored_options(options: &[String]) -> Option<String> {
+    (!options.is_empty()).then(|| serde_json::to_string(options).unwrap_or_default())
+}
+
+/// A poll's stored options.
+pub(super) fn read_options(stored: Option<String>) -> Vec<String> {
+    stored
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}

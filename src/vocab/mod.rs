@@ -14,6 +14,7 @@ pub mod ids;
 pub mod job;
 pub mod lookup;
 pub mod outbound;
+pub mod sent;
 
 pub use channel::{DEFAULT_CHANNEL, scoped};
 pub use chat::{ChatId, ChatState, Handoff, HandoffChange, Role, Turn};
@@ -22,3 +23,4 @@ pub use ids::{JobId, MessageId, RuleName};
 pub use job::{AiCall, AiHandoff, Job, JobKind, JobResult, JobStatus, NewJob, PerChatLimit, Work};
 pub use lookup::LookupCall;
 pub use outbound::{OutboundRequest, Payload, Target};
+pub use sent::{MessageStatus, SentMessage};

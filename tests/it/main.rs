@@ -24,6 +24,7 @@ mod props;
 mod reload;
 mod schema;
 mod security;
+mod sent;
 mod support;
 mod unchanged;
 mod upgrade;

@@ -602,6 +602,9 @@ impl Compiler<'_> {
             });
             out.push(Condition::ReplyId(ids.collect()));
         }
+        if let Some(options) = &spec.option {
+            out.push(Condition::PollOption(options.value.0.clone()));
+        }
         if let Some(emoji) = &spec.emoji {
             out.push(Condition::Emoji(emoji.0.clone()));
         }

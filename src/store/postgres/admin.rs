@@ -46,8 +46,14 @@ impl AdminStore for PgStore {
             "DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires_at <= $1 LIMIT $2)",
             "DELETE FROM event_log WHERE id IN (SELECT id FROM event_log WHERE at < $1 ORDER BY id LIMIT $2)",
             "DELETE FROM inbound WHERE id IN (SELECT id FROM inbound WHERE processed_at IS NOT NULL AND received_at < $1 ORDER BY id LIMIT $2)",
+            "DELETE FROM sent_messages WHERE message_id IN (SELECT message_id FROM sent_messages WHERE sent_at < $1 ORDER BY sent_at LIMIT $2)",
         ];
-        let befores = [now, now - EVENT_LOG_KEEP, now - INBOUND_KEEP];
+        let befores = [
+            now,
+            now - EVENT_LOG_KEEP,
+            now - INBOUND_KEEP,
+            now - crate::store::rows::SENT_KEPT_MS,
+        ];
         for (sql, before) in chunks.iter().zip(befores) {
             while client.execute(*sql, &[&before, &PRUNE_CHUNK]).await? as i64 == PRUNE_CHUNK {}
         }

@@ -90,7 +90,11 @@ impl CampaignStore for PgStore {
                         r.sent_pruned + COUNT(j.id) FILTER (WHERE j.status = 'done') AS sent,
                         COUNT(j.id) FILTER (WHERE j.status = 'dead') AS failed,
                         r.skipped_pruned + COUNT(j.id) FILTER (WHERE j.status IN ('skipped', 'cancelled')) AS skipped_late,
-                        COUNT(j.id) FILTER (WHERE j.status IN ('pending', 'sending')) AS pending
+                        COUNT(j.id) FILTER (WHERE j.status IN ('pending', 'sending')) AS pending,
+                        (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.status IN ('delivered', 'read', 'played')) AS delivered,
+                        (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.status IN ('read', 'played')) AS seen,
+                        (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.replied_at IS NOT NULL) AS replied,
+                        (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.status = 'failed') AS failed_after
                  FROM campaign_runs r LEFT JOIN jobs j ON j.campaign_run = r.id
                  WHERE ($1::text IS NULL OR r.campaign = $1)
                  GROUP BY r.id ORDER BY r.id DESC LIMIT $2",
@@ -109,7 +113,10 @@ impl CampaignStore for PgStore {
                 planned: count(row.get(5)),
                 skipped: count(row.get(6)) + count(row.get(9)),
                 sent: count(row.get(7)),
-                failed: count(row.get(8)),
+                delivered: count(row.get(11)),
+                read: count(row.get(12)),
+                replied: count(row.get(13)),
+                failed: count(row.get(8)) + count(row.get(14)),
                 pending: count(row.get(10)),
             })
             .collect())

@@ -21,10 +21,16 @@ use tokio_postgres::Row;
 
 use super::rows::{parse_attrs, stored_role};
 use super::{Instance, OpenOptions, StoreError, StoreResult};
-use crate::vocab::{ChatState, Contact, Handoff, Turn};
+use crate::vocab::{ChatState, Contact, Handoff, SentMessage, Turn};
 
 /// The schema versions, in order; each is applied once, in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_schema.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_sent_messages.sql"),
+    ),
+];
 
 /// Instances that start together migrate once: they queue on this advisory lock, taken for
 /// the migrating transaction only (a session lock would outlive it behind a pooler).
@@ -176,6 +182,42 @@ async fn seen(
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The messages among `ids` that Riposte sent, by id.
+async fn sent_of(
+    client: &impl GenericClient,
+    ids: &[String],
+) -> StoreResult<HashMap<String, SentMessage>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = client
+        .query(
+            "SELECT message_id, channel, chat, rule, campaign, campaign_run, text, kind, sent_at, status, options
+             FROM sent_messages WHERE message_id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let sent = SentMessage {
+                id: r.get(0),
+                channel: r.get(1),
+                chat: r.get(2),
+                rule: r.get(3),
+                campaign: r.get(4),
+                campaign_run: r.get(5),
+                text: r.get(6),
+                kind: r.get(7),
+                sent_at: time(r.get(8)),
+                status: r.get(9),
+                options: super::rows::read_options(r.get(10)),
+            };
+            (sent.id.clone(), sent)
+        })
+        .collect())
 }
 
 /// The contacts of these phones that have tags or attributes.

@@ -19,6 +19,9 @@ pub(super) const CHAT_LOCK: i32 = 2;
 
 /// Applies ops in order, in the caller's transaction.
 pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> StoreResult<()> {
+    // Every incoming message answers its chat's campaign messages: one statement for all.
+    let mut replied: Vec<&str> = Vec::new();
+    let mut replied_at: Vec<i64> = Vec::new();
     for op in ops {
         match op {
             Op::Apply(Work::Contact(change)) => apply_contact(client, change, now).await?,
@@ -69,7 +72,57 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
                     )
                     .await?;
             }
+            Op::Sent(sent) => {
+                // A status can come before the send's result is recorded: it is not lost,
+                // the row then starts at that status.
+                client
+                    .execute(
+                        "INSERT INTO sent_messages (message_id, channel, chat, rule, campaign, campaign_run, text, kind, sent_at, status, options)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (message_id) DO NOTHING",
+                        &[
+                            &sent.id,
+                            &sent.channel,
+                            &sent.chat,
+                            &sent.rule,
+                            &sent.campaign,
+                            &sent.campaign_run,
+                            &sent.text,
+                            &sent.kind,
+                            &ms(sent.sent_at),
+                            &sent.status,
+                            &crate::store::rows::stored_options(&sent.options),
+                        ],
+                    )
+                    .await?;
+            }
+            Op::Status(status) => {
+                if let Some(stage) = crate::vocab::sent::stage(&status.status) {
+                    let sql = format!(
+                        "UPDATE sent_messages SET status = $2, status_at = $3
+                         WHERE message_id = $1 AND {} < $4::bigint",
+                        crate::store::rows::STAGE_OF_STATUS
+                    );
+                    client
+                        .execute(&sql, &[&status.id, &status.status, &ms(status.at), &stage])
+                        .await?;
+                }
+            }
+            Op::Replied { chat, at } => {
+                replied.push(chat);
+                replied_at.push(ms(*at));
+            }
         }
+    }
+    if !replied.is_empty() {
+        client
+            .execute(
+                "UPDATE sent_messages s SET replied_at = v.at
+                 FROM unnest($1::text[], $2::bigint[]) AS v(chat, at)
+                 WHERE s.chat = v.chat AND s.campaign_run IS NOT NULL AND s.replied_at IS NULL
+                   AND s.sent_at >= v.at - $3 AND s.sent_at <= v.at",
+                &[&replied, &replied_at, &crate::store::rows::REPLY_WINDOW_MS],
+            )
+            .await?;
     }
     Ok(())
 }

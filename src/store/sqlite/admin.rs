@@ -59,6 +59,20 @@ impl AdminStore for SqliteStore {
                 .await?
             {}
         }
+        let before = now - crate::store::rows::SENT_KEPT_MS;
+        while self
+            .db
+            .write(move |conn| {
+                // The age index gives the oldest first; a chunk per write.
+                let deleted = conn
+                    .prepare_cached(
+                        "DELETE FROM sent_messages WHERE message_id IN (SELECT message_id FROM sent_messages WHERE sent_at < ?1 ORDER BY sent_at LIMIT ?2)",
+                    )?
+                    .execute(rusqlite::params![before, super::PRUNE_CHUNK])?;
+                Ok(deleted as i64 == super::PRUNE_CHUNK)
+            })
+            .await?
+        {}
         let mut after = Some(0);
         while let Some(from) = after {
             after = self

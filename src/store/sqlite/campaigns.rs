@@ -69,7 +69,11 @@ pub(super) fn runs(
                 r.sent_pruned + COALESCE(SUM(j.status = 'done'), 0) AS sent,
                 COALESCE(SUM(j.status = 'dead'), 0) AS failed,
                 r.skipped_pruned + COALESCE(SUM(j.status = 'skipped' OR j.status = 'cancelled'), 0) AS skipped_late,
-                COALESCE(SUM(j.status IN ('pending', 'sending')), 0) AS pending
+                COALESCE(SUM(j.status IN ('pending', 'sending')), 0) AS pending,
+                (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.status IN ('delivered', 'read', 'played')) AS delivered,
+                (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.status IN ('read', 'played')) AS seen,
+                (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.replied_at IS NOT NULL) AS replied,
+                (SELECT COUNT(*) FROM sent_messages s WHERE s.campaign_run = r.id AND s.status = 'failed') AS failed_after
          FROM campaign_runs r LEFT JOIN jobs j ON j.campaign_run = r.id
          WHERE (?1 IS NULL OR r.campaign = ?1)
          GROUP BY r.id ORDER BY r.id DESC LIMIT ?2",
@@ -89,7 +93,10 @@ pub(super) fn runs(
             planned: count("planned")?,
             skipped: count("skipped")? + count("skipped_late")?,
             sent: count("sent")?,
-            failed: count("failed")?,
+            delivered: count("delivered")?,
+            read: count("seen")?,
+            replied: count("replied")?,
+            failed: count("failed")? + count("failed_after")?,
             pending: count("pending")?,
         });
     }

@@ -8,7 +8,7 @@ use rusqlite::params;
 
 use super::claims::Range;
 use super::ops::{Completion, chat_generation};
-use super::{SqliteStore, chat_states, claims, contacts_of, inbound_row, ms, seen};
+use super::{SqliteStore, chat_states, claims, contacts_of, inbound_row, ms, seen, sent_of};
 use crate::store::{
     Completed, Handover, Inbound, IntakeStore, Known, Lookup, Outcome, Source, StoreError,
     StoreResult,
@@ -100,6 +100,7 @@ impl IntakeStore for SqliteStore {
                     contacts: contacts_of(conn, &lookup.phones)?,
                     chats: chat_states(conn, &lookup.chats)?,
                     versions,
+                    sent: sent_of(conn, &lookup.messages)?,
                 })
             })
             .await

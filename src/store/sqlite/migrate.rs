@@ -29,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_instances.sql")),
     (9, include_str!("../migrations/sqlite/0009_channels.sql")),
     (10, include_str!("../migrations/sqlite/0010_leases.sql")),
+    (
+        11,
+        include_str!("../migrations/sqlite/0011_sent_messages.sql"),
+    ),
 ];
 
 /// Applies the migrations the file does not have yet, each in its own transaction.

@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use self::db::Db;
 use self::inbox::Inbox;
 use super::{Durability, Inbound, Instance, OpenOptions, Source, StoreError, StoreResult};
-use crate::vocab::{ChatState, Contact, Handoff};
+use crate::vocab::{ChatState, Contact, Handoff, SentMessage};
 
 /// How long event records are kept for `/admin/events`.
 const EVENT_LOG_KEEP: i64 = 7 * 24 * 3600 * 1000;
@@ -181,6 +181,38 @@ fn seen(conn: &Connection, keys: &[String], now: i64) -> StoreResult<BTreeSet<St
         }
     }
     Ok(seen)
+}
+
+/// The messages among `ids` that Riposte sent, by id.
+fn sent_of(conn: &Connection, ids: &[String]) -> StoreResult<HashMap<String, SentMessage>> {
+    let mut found = HashMap::new();
+    let mut statement = conn.prepare_cached(
+        "SELECT message_id, channel, chat, rule, campaign, campaign_run, text, kind, sent_at, status, options
+         FROM sent_messages WHERE message_id = ?1",
+    )?;
+    for id in ids {
+        let sent = statement
+            .query_row([id], |r| {
+                Ok(SentMessage {
+                    id: r.get(0)?,
+                    channel: r.get(1)?,
+                    chat: r.get(2)?,
+                    rule: r.get(3)?,
+                    campaign: r.get(4)?,
+                    campaign_run: r.get(5)?,
+                    text: r.get(6)?,
+                    kind: r.get(7)?,
+                    sent_at: time(r.get(8)?),
+                    status: r.get(9)?,
+                    options: crate::store::rows::read_options(r.get(10)?),
+                })
+            })
+            .optional()?;
+        if let Some(sent) = sent {
+            found.insert(id.clone(), sent);
+        }
+    }
+    Ok(found)
 }
 
 fn contacts_of(conn: &Connection, phones: &[String]) -> StoreResult<HashMap<String, Contact>> {

@@ -246,6 +246,54 @@ fn apply_op(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 .execute(params![rule, chat, ms(*at)])?;
             bump(conn, chat)?;
         }
+        Op::Sent(sent) => {
+            // A status can come before the send's result is recorded: it is not lost, the
+            // row then starts at that status.
+            conn.prepare_cached(
+                "INSERT INTO sent_messages (message_id, channel, chat, rule, campaign, campaign_run, text, kind, sent_at, status, options)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (message_id) DO NOTHING",
+            )?
+            .execute(params![
+                sent.id,
+                sent.channel,
+                sent.chat,
+                sent.rule,
+                sent.campaign,
+                sent.campaign_run,
+                sent.text,
+                sent.kind,
+                ms(sent.sent_at),
+                sent.status,
+                crate::store::rows::stored_options(&sent.options),
+            ])?;
+        }
+        Op::Status(status) => {
+            if let Some(stage) = crate::vocab::sent::stage(&status.status) {
+                let sql = format!(
+                    "UPDATE sent_messages SET status = ?2, status_at = ?3
+                     WHERE message_id = ?1 AND {} < ?4",
+                    crate::store::rows::STAGE_OF_STATUS
+                );
+                conn.prepare_cached(&sql)?.execute(params![
+                    status.id,
+                    status.status,
+                    ms(status.at),
+                    stage
+                ])?;
+            }
+        }
+        Op::Replied { chat, at } => {
+            conn.prepare_cached(
+                "UPDATE sent_messages SET replied_at = ?2
+                 WHERE chat = ?1 AND campaign_run IS NOT NULL AND replied_at IS NULL
+                   AND sent_at >= ?3 AND sent_at <= ?2",
+            )?
+            .execute(params![
+                chat,
+                ms(*at),
+                ms(*at) - crate::store::rows::REPLY_WINDOW_MS
+            ])?;
+        }
     }
     Ok(())
 }

@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use riposte::store::{
-    ChannelFilter, ChannelHealth, Completed, Handover, InstanceReport, JobQuery, Lookup, Op,
-    Outcome, Source, Store,
+    ChannelFilter, ChannelHealth, Completed, Handover, InstanceReport, JobQuery, Lookup, NewRun,
+    Op, Outcome, Source, Store,
 };
-use riposte::vocab::{HandoffChange, JobResult, JobStatus, NewJob, OutboundRequest, Work};
+use riposte::vocab::{
+    HandoffChange, JobResult, JobStatus, MessageStatus, NewJob, OutboundRequest, SentMessage, Work,
+};
 
 /// Runs `$runner!` over every check of the suite, so each backend runs them all.
 macro_rules! every_check {
@@ -35,6 +37,7 @@ macro_rules! every_check {
             migrations_from_empty_and_from_the_previous_release,
             jobs_and_health_are_kept_per_channel,
             a_lease_has_one_holder_until_it_lapses,
+            sent_messages_keep_how_far_they_got,
         );
     };
 }
@@ -529,4 +532,115 @@ pub(crate) async fn a_lease_has_one_holder_until_it_lapses(backend: &dyn Backend
     a.report_instance(&report("a", "v2")).await.unwrap();
     let seen = b.instances().await.unwrap();
     assert_eq!(seen, [report("a", "v2"), report("b", "v1")]);
+}
+
+/// A message Riposte sent, as delivery records it.
+fn sent(id: &str, chat: &str, campaign_run: Option<i64>, at: DateTime<Utc>) -> Op {
+    Op::Sent(Box::new(SentMessage {
+        id: id.into(),
+        channel: None,
+        chat: chat.into(),
+        rule: "promo".into(),
+        campaign: campaign_run.map(|_| "promo".to_owned()),
+        campaign_run,
+        text: Some("Which day?".into()),
+        kind: "poll".into(),
+        sent_at: at,
+        status: "sent".into(),
+        options: vec!["Mon".into(), "Tue".into()],
+    }))
+}
+
+fn status(id: &str, status: &str, at: DateTime<Utc>) -> Op {
+    Op::Status(MessageStatus {
+        id: id.into(),
+        status: status.into(),
+        at,
+    })
+}
+
+pub(crate) async fn sent_messages_keep_how_far_they_got(backend: &dyn Backend) {
+    let store = backend.open("a").await;
+    let now = t0();
+    let run = NewRun {
+        campaign: "promo".into(),
+        fire_at: now,
+        trigger: "manual".into(),
+        skipped: 0,
+    };
+    let run = store
+        .start_campaign_run(&run, &[], now)
+        .await
+        .unwrap()
+        .unwrap();
+    let (anna, ben, cleo) = ("4915111111111", "4915122222222", "4915133333333");
+    let later = |minutes| now + Duration::minutes(minutes);
+    store
+        .apply(
+            &[
+                sent("m1", anna, Some(run), now),
+                sent("m2", ben, Some(run), now),
+                sent("m3", cleo, None, now),
+                // Recorded twice (a retried commit): the first record stands.
+                sent("m3", anna, None, now),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &[
+                status("m1", "read", later(1)),
+                // Late news of an earlier stage changes nothing.
+                status("m1", "delivered", later(2)),
+                status("m2", "failed", later(1)),
+                status("m3", "delivered", later(1)),
+                // A status of a message Riposte did not send is nobody's.
+                status("elsewhere", "read", later(1)),
+                Op::Replied {
+                    chat: anna.into(),
+                    at: later(30),
+                },
+                // Two days on, Ben writing does not answer the campaign.
+                Op::Replied {
+                    chat: ben.into(),
+                    at: later(2 * 24 * 60),
+                },
+            ],
+            later(30),
+        )
+        .await
+        .unwrap();
+    let lookup = Lookup {
+        messages: ["m1", "m2", "m3", "nope"].map(String::from).to_vec(),
+        ..Lookup::default()
+    };
+    let known = store.known(lookup, later(30)).await.unwrap();
+    let mut statuses: Vec<(String, String, String)> = known
+        .sent
+        .values()
+        .map(|s| (s.id.clone(), s.status.clone(), s.chat.clone()))
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            ("m1".to_owned(), "read".to_owned(), anna.to_owned()),
+            ("m2".into(), "failed".into(), ben.into()),
+            ("m3".into(), "delivered".into(), cleo.into()),
+        ]
+    );
+    let m1 = &known.sent["m1"];
+    assert_eq!(m1.campaign.as_deref(), Some("promo"));
+    assert_eq!(m1.options, ["Mon", "Tue"]);
+    assert_eq!(m1.sent_at, now);
+    let runs = store.campaign_runs(Some("promo"), 5).await.unwrap();
+    let funnel = (
+        runs[0].delivered,
+        runs[0].read,
+        runs[0].replied,
+        runs[0].failed,
+    );
+    assert_eq!(funnel, (1, 1, 1, 1), "{:?}", runs[0]);
 }
