@@ -153,6 +153,7 @@ fn check_request(batch: &[&String], pace: &Pace) -> OutboundRequest {
         )),
         lane: "verify".into(),
         channel: pace.channel.clone(),
+        pin: None,
     }
 }
 

@@ -44,12 +44,15 @@ pub struct Extras {
     pub mentions: Vec<Text>,
     /// The channel a `send` goes out through (default: the event's).
     pub channel: Option<String>,
+    /// Pin the message once sent, for this long.
+    pub pin: Option<crate::vocab::PinFor>,
 }
 
 impl Extras {
     /// `None` when there is nothing in it, so a message without extras costs no allocation.
     pub fn boxed(self) -> Option<Box<Self>> {
-        (!self.mentions.is_empty() || self.channel.is_some()).then(|| Box::new(self))
+        (!self.mentions.is_empty() || self.channel.is_some() || self.pin.is_some())
+            .then(|| Box::new(self))
     }
 }
 
@@ -310,6 +313,7 @@ pub(super) fn render(
         body: Some(Payload::Json(Value::Object(body))),
         lane: crate::vocab::ChatId::new(&to).lane(),
         channel: None,
+        pin: extras.and_then(|e| e.pin),
     })
 }
 

@@ -36,6 +36,7 @@ pub(super) fn render(
         body,
         lane: format!("webhook:{}", to.host),
         channel: None,
+        pin: None,
     })
 }
 

@@ -185,6 +185,7 @@ fn placeholder() -> crate::vocab::OutboundRequest {
         body: None,
         lane: String::new(),
         channel: None,
+        pin: None,
     }
 }
 

@@ -244,6 +244,9 @@ pub struct MessageSpec {
     /// Quote the event's message (reply in thread).
     #[serde(default)]
     pub quote: bool,
+    /// Pin the message in its chat once it is sent: `day`, `week` or `month`.
+    #[serde(default)]
+    pub pin: Option<Located<String>>,
     /// Show "typing…" for this long before sending (`2s`, at most `60s`).
     #[serde(default)]
     pub typing: Option<Located<String>>,

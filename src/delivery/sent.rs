@@ -6,16 +6,66 @@ use serde_json::Value;
 
 use crate::store::Op;
 use crate::vocab::{
-    ChatId, Job, JobKind, JobResult, OutboundRequest, Payload, SentMessage, Target,
+    ChatId, Job, JobKind, JobResult, NewJob, OutboundRequest, Payload, SentMessage, Target, Work,
 };
+use crate::whapi::path::IdKind;
 
-/// The record of a message a job sent, when it sent one and Whapi.Cloud said which.
+/// What a job that sent a message leaves: the record of the message, when Whapi.Cloud said
+/// which it was, and the job that pins it when the rule asked for that.
 pub(super) fn record(
     job: &Job,
     request: &OutboundRequest,
     result: &JobResult,
     now: DateTime<Utc>,
+) -> Vec<Op> {
+    let Some(sent) = sent(job, request, result, now) else {
+        if request.pin.is_some() && matches!(result, JobResult::Done { .. }) {
+            tracing::warn!(job = %job.id, rule = %job.rule, "sent, but Whapi.Cloud's answer names no message id: it cannot be pinned");
+        }
+        return Vec::new();
+    };
+    let pin = request
+        .pin
+        .and_then(|time| pin(job, request, &sent.id, time.as_str(), now));
+    let mut ops = vec![Op::Sent(Box::new(sent))];
+    ops.extend(pin);
+    ops
+}
+
+/// The job that pins the message `id` (`POST /messages/{id}/pin`), in the send's lane.
+fn pin(
+    job: &Job,
+    request: &OutboundRequest,
+    id: &str,
+    time: &str,
+    now: DateTime<Utc>,
 ) -> Option<Op> {
+    let segment = match IdKind::Message.segment("the sent message's id, to pin it", id) {
+        Ok(segment) => segment,
+        Err(err) => {
+            tracing::warn!(job = %job.id, rule = %job.rule, "{err}");
+            return None;
+        }
+    };
+    let mut call = OutboundRequest::whapi(
+        "POST",
+        format!("/messages/{segment}/pin"),
+        Some(serde_json::json!({ "time": time })),
+        &ChatId::new(""),
+    );
+    call.lane.clone_from(&request.lane);
+    call.channel.clone_from(&request.channel);
+    let mut pin = NewJob::action(job.rule.as_str(), "pin", &job.event, Work::Call(call), now);
+    pin.kind = JobKind::Answer;
+    Some(Op::Job(Box::new(pin)))
+}
+
+fn sent(
+    job: &Job,
+    request: &OutboundRequest,
+    result: &JobResult,
+    now: DateTime<Utc>,
+) -> Option<SentMessage> {
     let JobResult::Done { response } = result else {
         return None;
     };
@@ -59,7 +109,7 @@ pub(super) fn record(
         })
         .unwrap_or_default();
     let campaign = (job.kind == JobKind::Campaign).then(|| job.rule.as_str().to_owned());
-    Some(Op::Sent(Box::new(SentMessage {
+    Some(SentMessage {
         id,
         channel: request.channel.clone(),
         chat: ChatId::new(to).memory_key(),
@@ -71,5 +121,5 @@ pub(super) fn record(
         sent_at: now,
         status: "sent".to_owned(),
         options,
-    })))
+    })
 }

@@ -152,6 +152,10 @@ fn call_fields(action: &str, request: &OutboundRequest) -> Map<String, Value> {
             );
             f.insert("participants".into(), body["participants"].clone());
         }
+        "pin" => {
+            f.insert("time".into(), body["time"].clone());
+        }
+        "delete" => {}
         "webhook" => {
             f.insert("url".into(), json!(request.path));
             f.insert("method".into(), json!(request.method));
@@ -201,6 +205,7 @@ pub(super) fn expected(entry: &Value) -> Result<(String, Map<String, Value>), St
                 "tag" | "untag" => "tag",
                 "react" => "emoji",
                 "cancel" => "key",
+                "pin" => "time",
                 "forward" => "to",
                 other => return Err(format!("write `{other}:` with a map of fields")),
             };

@@ -246,7 +246,8 @@ pub enum JobKind {
     /// One recipient of a campaign run.
     #[serde(rename = "campaign")]
     Campaign,
-    /// What an `ai_reply` decided once the model answered: the reply, or a handoff.
+    /// What another job's result started: an `ai_reply`'s answer or handoff once the model
+    /// answered, the pin of a message once it was sent.
     #[serde(rename = "answer")]
     Answer,
 }

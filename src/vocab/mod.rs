@@ -22,5 +22,5 @@ pub use contact::{Contact, ContactChange};
 pub use ids::{JobId, MessageId, RuleName};
 pub use job::{AiCall, AiHandoff, Job, JobKind, JobResult, JobStatus, NewJob, PerChatLimit, Work};
 pub use lookup::LookupCall;
-pub use outbound::{OutboundRequest, Payload, Target};
+pub use outbound::{OutboundRequest, Payload, PinFor, Target};
 pub use sent::{MessageStatus, SentMessage};

@@ -35,6 +35,38 @@ pub struct OutboundRequest {
     /// default channel.
     #[serde(rename = "channel", default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// For a message: pin it, once sent, for this long.
+    #[serde(rename = "pin", default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinFor>,
+}
+
+/// How long a message stays pinned, as Whapi.Cloud takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PinFor {
+    #[serde(rename = "day")]
+    Day,
+    #[serde(rename = "week")]
+    Week,
+    #[serde(rename = "month")]
+    Month,
+}
+
+impl PinFor {
+    /// Every length, as written in rule files.
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("day", Self::Day),
+        ("week", Self::Week),
+        ("month", Self::Month),
+    ];
+
+    /// The length as written in rule files and sent to Whapi.Cloud.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+        }
+    }
 }
 
 /// A request body.
@@ -62,6 +94,7 @@ impl OutboundRequest {
             body: body.map(Payload::Json),
             lane: lane.lane(),
             channel: None,
+            pin: None,
         }
     }
 

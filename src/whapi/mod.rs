@@ -238,7 +238,7 @@ impl Client {
             tracing::info!(target: "riposte::dry_run", "dry-run: would call {} {target} {body}", request.method);
             return CallOutcome::Delivered {
                 status: 200,
-                body: "dry-run".into(),
+                body: dry_answer(request, idempotency_key),
             };
         }
         self.make(request, idempotency_key, KEPT_RESPONSE, self.timeout)
@@ -381,6 +381,21 @@ impl Client {
             }
         })
     }
+}
+
+/// What a dry-run call answers: for a message sent, Whapi.Cloud's answer with an id of its
+/// form made from the job (so what follows a send, a pin, runs as it would), else `dry-run`.
+fn dry_answer(request: &OutboundRequest, idempotency_key: &str) -> String {
+    let sends = request.target == Target::Whapi
+        && request.method == "POST"
+        && request.path.starts_with("/messages/")
+        && request.path.matches('/').count() == 2;
+    if !sends {
+        return "dry-run".into();
+    }
+    let job = idempotency_key.trim_start_matches("riposte-job-");
+    serde_json::json!({"sent": true, "message": {"id": format!("DryRun.{job}-Riposte"), "status": "pending"}, "dry_run": true})
+        .to_string()
 }
 
 /// The start of a response body as text. The rest is read and dropped, so the connection can

@@ -86,6 +86,10 @@ async fn polls_and_mentions_that_cannot_work_are_refused_where_they_are_written(
             "{document: 'https://example.com/a.pdf', mentions: ['4915112345678']}",
             "`mentions` go with a text, an image or a video",
         ),
+        (
+            "{text: Hi, pin: weak}",
+            "`pin: weak`: a message is pinned for a day, week or month, did you mean `week`?",
+        ),
     ];
     for (reply, expected) in cases {
         let poll_reply = if reply.starts_with("poll") {
@@ -115,4 +119,45 @@ async fn polls_and_mentions_that_cannot_work_are_refused_where_they_are_written(
             "{reply}: no location in {said}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_pinned_reply_is_pinned_once_whapi_says_which_message_it_was() {
+    let rules = r#"
+rules:
+  - name: notice
+    when: {keywords: [opening]}
+    then:
+      - reply: {text: "We are open 9-18, Monday to Saturday.", pin: week}
+"#;
+    let riposte = Riposte::start(rules).await;
+    riposte.whapi.respond_with(|r| match r.path.as_str() {
+        "/messages/text" => (
+            200,
+            r#"{"sent":true,"message":{"id":"Pin0001x-Notice1","status":"pending"}}"#.into(),
+        ),
+        _ => (200, r#"{"success":true}"#.into()),
+    });
+    let mut body = fixture("message-text-group.json");
+    body["messages"][0]["text"]["body"] = json!("opening hours?");
+    riposte.webhook(&body).await;
+    let calls: Vec<_> = riposte
+        .whapi
+        .wait_for(2)
+        .await
+        .into_iter()
+        .map(|r| (r.method, r.path, r.body))
+        .collect();
+    assert_eq!(
+        calls[1],
+        (
+            "POST".to_owned(),
+            "/messages/Pin0001x-Notice1/pin".to_owned(),
+            json!({"time": "week"})
+        )
+    );
+    assert_eq!(calls[0].2["body"], "We are open 9-18, Monday to Saturday.");
+    assert!(calls[0].2.get("pin").is_none(), "{:?}", calls[0].2);
+    riposte.wait_jobs_settled().await;
+    assert_eq!(riposte.whapi.received().len(), 2);
 }

@@ -96,6 +96,21 @@ pub(super) fn message(
 /// Compiles what a message adds to its content (`mentions`); `None` when it is wrong.
 pub(super) fn extras(m: &MessageSpec, content: &Content, cx: &mut Compiler<'_>) -> Option<Extras> {
     let mut extras = Extras::default();
+    if let Some(pin) = &m.pin {
+        use crate::vocab::PinFor;
+        let written = pin.value.trim();
+        let Some((_, length)) = PinFor::ALL.iter().find(|(name, _)| *name == written) else {
+            let hint = crate::rules::did_you_mean(written, PinFor::ALL.iter().map(|(n, _)| *n))
+                .map_or_else(String::new, |b| format!(", did you mean `{b}`?"));
+            cx.error(
+                pin.line,
+                pin.column,
+                format!("`pin: {written}`: a message is pinned for a day, week or month{hint}"),
+            );
+            return None;
+        };
+        extras.pin = Some(*length);
+    }
     if let Some(mentions) = &m.mentions {
         let carries_text = match content {
             Content::Text(_) => true,

@@ -362,6 +362,7 @@ mod tests {
             body: None,
             lane: lane.into(),
             channel: None,
+            pin: None,
         };
         let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
         Op::Job(Box::new(NewJob::action(
