@@ -23,6 +23,7 @@ use crate::whapi::{CallOutcome, Client};
 
 mod guard;
 mod lookup;
+mod names;
 mod ready;
 mod retry;
 mod sent;
@@ -313,6 +314,7 @@ impl Delivery {
                 let result = self.call(job, request).await;
                 let mut ops = self.remember_sent(request, &result);
                 ops.extend(sent::record(job, request, &result, self.clock.now()));
+                ops.extend(names::learned(job, &result));
                 return (result, ops);
             }
             Work::Lookup(call) => return self.lookup(job, call).await,

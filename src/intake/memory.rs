@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::engine::{self, Evaluation};
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::rules::RuleSet;
 use crate::store::Op;
 use crate::vocab::{ChatState, Contact, HandoffChange, Work};
@@ -66,6 +66,14 @@ impl Memory {
                 phone: phone.clone(),
                 ..Contact::default()
             });
+        let named;
+        let event = match with_known_name(event, &contact) {
+            Some(with_name) => {
+                named = with_name;
+                &named
+            }
+            None => event,
+        };
         let chat_id = event.chat_key().unwrap_or_default();
         let mut chat = self.chats.get(&chat_id).cloned().unwrap_or_default();
         let resumed = agent_resume(event, &chat, now).map(|end| {
@@ -104,6 +112,34 @@ impl Memory {
             fired,
         })
     }
+}
+
+/// Group membership events name a number only: the member's name is the contact's `name`
+/// attribute when Riposte knows it (imported, set by a rule, or learned from WhatsApp).
+fn with_known_name(event: &Event, contact: &Contact) -> Option<Event> {
+    if !is_membership(&event.kind) || event.sender.as_ref()?.name.is_some() {
+        return None;
+    }
+    let name = contact.attrs.get(NAME).filter(|n| !n.trim().is_empty())?;
+    let mut named = event.clone();
+    if let Some(sender) = named.sender.as_mut() {
+        sender.name = Some(name.clone());
+    }
+    Some(named)
+}
+
+/// The contact attribute a person's name is kept in.
+pub const NAME: &str = "name";
+
+/// Whether an event is about a group member joining, leaving or changing role.
+pub(crate) fn is_membership(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::GroupJoin
+            | EventKind::GroupLeave
+            | EventKind::GroupPromote
+            | EventKind::GroupDemote
+    )
 }
 
 /// A message from our own side (an agent on the phone) with the handoff's resume word ends it.

@@ -30,7 +30,7 @@ use crate::vocab::{ChatState, Contact, JobKind, MessageStatus, NewJob, Role, Tur
 
 mod memory;
 
-pub use memory::{EnginePanicked, Evaluated, Memory, agent_resume};
+pub use memory::{EnginePanicked, Evaluated, Memory, NAME as NAME_ATTRIBUTE, agent_resume};
 
 /// How long an event with its own id (a message id) is remembered for dedupe.
 const REMEMBER_IDENTIFIED: Duration = Duration::from_secs(48 * 3600);
@@ -170,6 +170,7 @@ impl Intake {
             chats: known.chats,
         };
         let mut this_batch = BTreeSet::new();
+        let mut names_asked = BTreeSet::new();
         let mut done = Vec::with_capacity(bodies.len());
         for (inbound, events) in &bodies {
             let mut outcome = Outcome::default();
@@ -205,6 +206,9 @@ impl Intake {
                     .as_ref()
                     .and_then(|id| sent.get(id.as_str()))
                     .filter(|_| matches!(event.kind, EventKind::Status | EventKind::PollVote));
+                if let Some(learn) = learn_name(event, &memory, &mut names_asked, now) {
+                    outcome.ops.push(learn);
+                }
                 let with_sent;
                 let event = match known_sent {
                     Some(found) => {
@@ -312,6 +316,51 @@ impl Intake {
             _ => false,
         }
     }
+}
+
+/// The job name of asking WhatsApp for a group member's name (not a rule's action).
+pub const LEARN_NAME: &str = "learn_name";
+
+/// A group member Riposte has no name for: asks WhatsApp once (`GET /contacts/{id}/profile`);
+/// the answer is kept as the contact's `name`, for the member's later events.
+fn learn_name(
+    event: &Event,
+    memory: &Memory,
+    asked: &mut BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Option<Op> {
+    let sender = event.sender.as_ref()?;
+    if !memory::is_membership(&event.kind) || sender.name.is_some() || sender.phone.is_empty() {
+        return None;
+    }
+    let known = memory
+        .contacts
+        .get(&sender.phone)
+        .is_some_and(|c| c.attrs.contains_key(memory::NAME));
+    // One question per member and batch.
+    if known || !asked.insert(sender.phone.clone()) {
+        return None;
+    }
+    let segment = crate::whapi::path::IdKind::Contact
+        .segment("the member's number", &sender.phone)
+        .ok()?;
+    let mut request = crate::vocab::OutboundRequest::whapi(
+        "GET",
+        format!("/contacts/{segment}/profile"),
+        None,
+        &crate::vocab::ChatId::new(sender.phone.as_str()),
+    );
+    request.through(&event.channel_name);
+    let mut job = NewJob::action(
+        "group-member-names",
+        LEARN_NAME,
+        &event.dedupe_key(),
+        crate::vocab::Work::Call(request),
+        now,
+    );
+    job.kind = JobKind::Answer;
+    job.contact = Some(sender.phone.clone());
+    Some(Op::Job(Box::new(job)))
 }
 
 /// What an event says of the messages Riposte sent: a status moves one on, and a contact

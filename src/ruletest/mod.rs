@@ -171,8 +171,9 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
     let done: Arc<Mutex<Vec<Done>>> = Arc::new(Mutex::new(Vec::new()));
     let record = done.clone();
     let observer: crate::delivery::Observer = Arc::new(move |job| {
-        // Immediate actions were recorded when their event was processed.
-        if job.kind != JobKind::Action {
+        // Immediate actions were recorded when their event was processed; asking WhatsApp
+        // for a member's name is Riposte's own, not a rule's action.
+        if job.kind != JobKind::Action && job.action != crate::intake::LEARN_NAME {
             record
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -161,3 +161,67 @@ rules:
     riposte.wait_jobs_settled().await;
     assert_eq!(riposte.whapi.received().len(), 2);
 }
+
+#[tokio::test]
+async fn a_member_s_name_is_learned_once_and_greets_them_from_then_on() {
+    let rules = r#"
+rules:
+  - name: welcome
+    when: {event: [group_join, group_leave]}
+    then:
+      - send:
+          to: "{{ chat.id }}"
+          text: "{{ event.kind }} @{{ sender.phone }} {{ sender.name | default('(no name yet)') }}"
+          mentions: "{{ sender.phone }}"
+"#;
+    let riposte = Riposte::start(rules).await;
+    riposte.whapi.respond_with(|r| match r.path.as_str() {
+        "/contacts/4915223344556/profile" => {
+            (200, r#"{"name":"Anna Schmidt","about":"hi"}"#.into())
+        }
+        _ => (
+            200,
+            r#"{"sent":true,"message":{"id":"Welc0001x-Group1"}}"#.into(),
+        ),
+    });
+    let joined = fixture("group-participant-add.json");
+    riposte.webhook(&joined).await;
+    riposte.whapi.wait_for(2).await;
+    riposte.wait_jobs_settled().await;
+    let mut left = joined.clone();
+    left["groups_participants"][0]["action"] = json!("remove");
+    riposte.webhook(&left).await;
+    let received = riposte.whapi.wait_for(3).await;
+    let mut calls: Vec<(String, String)> = received
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.body["body"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    calls[..2].sort();
+    assert_eq!(
+        calls,
+        [
+            ("/contacts/4915223344556/profile".to_owned(), String::new()),
+            (
+                "/messages/text".into(),
+                "group_join @4915223344556 (no name yet)".into()
+            ),
+            (
+                "/messages/text".into(),
+                "group_leave @4915223344556 Anna Schmidt".into()
+            ),
+        ]
+    );
+    let asked = received
+        .iter()
+        .find(|r| r.path.ends_with("/profile"))
+        .unwrap();
+    assert_eq!(asked.method, "GET");
+    riposte.wait_jobs_settled().await;
+    // Known now: asked once only.
+    assert_eq!(riposte.whapi.received().len(), 3);
+}
