@@ -31,6 +31,8 @@ pub struct Scheduler {
     pub clock: Arc<dyn Clock>,
     /// Woken when a run wrote jobs.
     pub delivery: Arc<Notify>,
+    /// Lists a group's members for a `group_members` audience.
+    pub groups: Option<Arc<dyn crate::campaigns::GroupDirectory>>,
 }
 
 impl Scheduler {
@@ -105,11 +107,26 @@ impl Scheduler {
             },
         };
         if let Some((fire_at, trigger)) = campaign.due(last, now) {
-            if campaigns::launch(self.store.as_ref(), set, campaign, fire_at, trigger, now)
-                .await?
-                .is_some()
+            let groups = self.groups.as_deref();
+            match campaigns::launch(
+                self.store.as_ref(),
+                set,
+                campaign,
+                fire_at,
+                trigger,
+                now,
+                groups,
+            )
+            .await
             {
-                self.delivery.notify_one();
+                Ok(Some(_)) => self.delivery.notify_one(),
+                Ok(None) => {}
+                Err(campaigns::PlanError::Store(err)) => return Err(err),
+                // Safer to miss a fire time than to act on an audience not known: this run is
+                // skipped and says why; the next fire time tries again.
+                Err(campaigns::PlanError::Audience(why)) => {
+                    tracing::error!(campaign = %campaign.name, "run at {fire_at} not planned: {why}");
+                }
             }
             self.store.set_campaign_checked(&campaign.name, now).await?;
         } else if last < now - chrono::Duration::hours(1) {

@@ -226,7 +226,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         store: store.clone(),
         rules: rules_rx.clone(),
         clock: settings.clock.clone(),
-        client,
+        client: client.clone(),
         assistant,
         retry: settings.retry,
         breaker: settings.breaker,
@@ -256,6 +256,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         doors: Arc::new(Doors::new(settings.http)),
         channels: settings.channels.clone(),
         instances_live: instances_live.clone(),
+        groups: Some(Arc::new(client)),
     };
     tracing::info!("listening on http://{addr}");
     let http = tokio::spawn(server::listen::serve(

@@ -84,6 +84,7 @@ impl Workers {
                 rules: parts.rules.clone(),
                 clock: parts.clock.clone(),
                 delivery: delivery_wake.clone(),
+                groups: Some(Arc::new(parts.client.clone())),
             },
             delivery: Delivery {
                 store: parts.store,

@@ -5,6 +5,7 @@
 //! worker decides when to call it.
 
 pub mod cell;
+mod members;
 mod run;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
+pub use members::{GroupDirectory, Member, PlanError, members};
 pub use run::{OPTED_OUT, PlannedRun, launch, normalise, plan};
 
 use crate::actions::Content;
@@ -35,6 +37,17 @@ pub struct Audience {
     pub chats: Vec<String>,
     /// A compiled `if:` that each recipient must meet.
     pub filter: Option<String>,
+    /// A group's members, listed when a run is planned.
+    pub group_members: Option<GroupMembers>,
+}
+
+/// A group's members as an audience: who is in it when a run is planned, less its admins
+/// (unless asked otherwise) and, with `inactive_for`, less who posted or joined within it.
+#[derive(Debug, Clone)]
+pub struct GroupMembers {
+    pub group: String,
+    pub inactive_for: Option<chrono::Duration>,
+    pub except_admins: bool,
 }
 
 /// A compiled campaign.
@@ -48,7 +61,10 @@ pub struct Campaign {
     pub cron: Cron,
     pub timezone: Tz,
     pub audience: Audience,
-    pub content: Content,
+    /// The message of a `send:` campaign (`None` for a `then:` one).
+    pub content: Option<Content>,
+    /// The actions of a `then:` campaign, done for each recipient.
+    pub then: Vec<crate::actions::Step>,
     /// Mentions (and what else a message adds) of the campaign's message.
     pub extras: Option<Box<crate::actions::Extras>>,
     /// Time between two sends of a run.

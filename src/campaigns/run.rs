@@ -11,7 +11,7 @@ use super::{Campaign, Trigger};
 use crate::actions::{Action, Recipient, RenderCx};
 use crate::events::{Event, EventKind};
 use crate::rules::RuleSet;
-use crate::store::{NewRun, Store, StoreResult};
+use crate::store::{NewRun, Store};
 use crate::templates::{Templates, Text, to_value};
 use crate::vocab::{Contact, JobKind, NewJob, Work};
 
@@ -40,11 +40,13 @@ pub fn normalise(phone: &str) -> Option<String> {
         .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Plans a run starting at `start`. `known` are the contacts in the database (tags, attributes).
+/// Plans a run starting at `start`. `known` are the contacts in the database (tags,
+/// attributes); `members` the group members the audience resolved to (see [`members`]).
 pub fn plan(
     campaign: &Campaign,
     templates: &Templates,
     known: &[Contact],
+    members: &[String],
     start: DateTime<Utc>,
 ) -> PlannedRun {
     let by_phone: HashMap<&str, &Contact> = known.iter().map(|c| (c.phone.as_str(), c)).collect();
@@ -88,6 +90,9 @@ pub fn plan(
     for (phone, attrs) in &campaign.audience.rows {
         add(phone, attrs, &mut run);
     }
+    for phone in members {
+        add(phone, &BTreeMap::new(), &mut run);
+    }
     let of_channel = campaign
         .channel
         .as_ref()
@@ -124,21 +129,14 @@ pub fn plan(
         "campaign",
         Arc::new(serde_json::Value::Null),
     );
-    // Each recipient's message is rendered on its own; a big audience is split over the cores.
-    run.jobs = crate::parallel::map(&targets, PARALLEL_FROM, |i, (to, contact)| {
+    // Each recipient's jobs are rendered on their own; a big audience is split over the cores.
+    let jobs = crate::parallel::map(&targets, PARALLEL_FROM, |i, (to, contact)| {
         let none = Contact::default();
         let contact = contact.as_ref().unwrap_or(&none);
         let ctx = context! {
             contact => to_value(contact),
             campaign => context! { name => campaign.name.as_str() },
             now => now.as_str(),
-        };
-        let action = Action::Message {
-            to: Recipient::To(Text::Literal(to.clone())),
-            content: campaign.content.clone(),
-            quote: false,
-            typing: None,
-            extras: campaign.extras.clone(),
         };
         let cx = RenderCx {
             webhook_allow: &[],
@@ -150,29 +148,72 @@ pub fn plan(
             rule: &campaign.name,
         };
         let run_at = start + campaign.interval * i as i32;
-        let mut job = NewJob::action(
-            &campaign.name,
-            "send",
-            &format!("campaign:{}", campaign.name),
-            Work::Call(placeholder()),
-            run_at,
-        );
-        job.kind = JobKind::Campaign;
-        job.contact = (!contact.phone.is_empty()).then(|| contact.phone.clone());
+        let job = |action: &str, work: Work| {
+            let mut job = NewJob::action(
+                &campaign.name,
+                action,
+                &format!("campaign:{}", campaign.name),
+                work,
+                run_at,
+            );
+            job.kind = JobKind::Campaign;
+            job.contact = (!contact.phone.is_empty()).then(|| contact.phone.clone());
+            job
+        };
+        let through = |mut work: Work| {
+            if let (Some(channel), Work::Call(request)) = (&campaign.channel, &mut work) {
+                request.through(channel);
+            }
+            work
+        };
+        let Some(content) = &campaign.content else {
+            return campaign
+                .then
+                .iter()
+                .flat_map(|step| match step.action.render(&cx) {
+                    Ok(effects) => effects
+                        .into_iter()
+                        .map(|mut work| {
+                            // One recipient's actions go in the order written (told, then
+                            // removed): they share the recipient's lane.
+                            if let (Work::Call(request), false) =
+                                (&mut work, contact.phone.is_empty())
+                            {
+                                request.lane =
+                                    crate::vocab::ChatId::new(contact.phone.as_str()).lane();
+                            }
+                            job(step.action.name(), through(work))
+                        })
+                        .collect(),
+                    Err(err) => {
+                        let mut dead = job(step.action.name(), Work::Call(placeholder()));
+                        dead.dead = Some(format!(
+                            "`{}` for {to} could not be rendered: {err}",
+                            step.action.name()
+                        ));
+                        vec![dead]
+                    }
+                })
+                .collect::<Vec<_>>();
+        };
+        let action = Action::Message {
+            to: Recipient::To(Text::Literal(to.clone())),
+            content: content.clone(),
+            quote: false,
+            typing: None,
+            extras: campaign.extras.clone(),
+        };
+        let mut send = job("send", Work::Call(placeholder()));
         match action.render(&cx) {
             Ok(effects) => match effects.into_iter().next() {
-                Some(crate::vocab::Work::Call(mut request)) => {
-                    if let Some(channel) = &campaign.channel {
-                        request.through(channel);
-                    }
-                    job.work = Work::Call(request);
-                }
-                _ => job.dead = Some("the message rendered to nothing".into()),
+                Some(work @ Work::Call(_)) => send.work = through(work),
+                _ => send.dead = Some("the message rendered to nothing".into()),
             },
-            Err(err) => job.dead = Some(format!("message for {to} could not be rendered: {err}")),
+            Err(err) => send.dead = Some(format!("message for {to} could not be rendered: {err}")),
         }
-        job
+        vec![send]
     });
+    run.jobs = jobs.into_iter().flatten().collect();
     run
 }
 
@@ -191,6 +232,7 @@ fn placeholder() -> crate::vocab::OutboundRequest {
 
 /// Plans and records a run of a campaign at a fire time. `None` if that fire time already ran
 /// (the run and its jobs are written in one transaction, so a retry never doubles a run).
+/// `groups` lists group members for a `group_members` audience.
 pub async fn launch(
     store: &dyn Store,
     set: &RuleSet,
@@ -198,9 +240,11 @@ pub async fn launch(
     fire_at: DateTime<Utc>,
     trigger: Trigger,
     now: DateTime<Utc>,
-) -> StoreResult<Option<(i64, usize, u32)>> {
+    groups: Option<&dyn super::GroupDirectory>,
+) -> Result<Option<(i64, usize, u32)>, super::PlanError> {
     let known = store.contacts().await?;
-    let planned = plan(campaign, &set.templates, &known, now);
+    let members = super::members(campaign, store, groups, now).await?;
+    let planned = plan(campaign, &set.templates, &known, &members, now);
     let run = NewRun {
         campaign: campaign.name.clone(),
         fire_at,

@@ -14,7 +14,8 @@ fn campaign(schedule: &str, zone: Tz, catch_up: CatchUp) -> Campaign {
         cron: parse_schedule(schedule).unwrap(),
         timezone: zone,
         audience: Audience::default(),
-        content: Content::Text(crate::templates::Text::Literal("hi".into())),
+        content: Some(Content::Text(crate::templates::Text::Literal("hi".into()))),
+        then: Vec::new(),
         extras: None,
         interval: Duration::seconds(2),
         rate: "30/min".into(),
@@ -154,7 +155,7 @@ fn pacing_spreads_five_thousand_recipients_in_their_order_at_600_per_minute() {
     c.interval = parse_rate("600/min").unwrap();
     c.audience.numbers = (0..5000).map(|i| format!("49151{i:07}")).collect();
     let start = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
-    let planned = plan(&c, &crate::templates::Templates::new(), &[], start);
+    let planned = plan(&c, &crate::templates::Templates::new(), &[], &[], start);
     assert_eq!(planned.jobs.len(), 5000);
     assert_eq!(planned.jobs[0].run_at, start);
     let last = planned.jobs.last().unwrap().run_at;
@@ -197,7 +198,7 @@ fn the_audience_adds_up_without_doubles_and_leaves_out_opted_out_and_excluded() 
         contact("4915222222222", &[]),
     ];
     let start = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
-    let planned = plan(&c, &crate::templates::Templates::new(), &known, start);
+    let planned = plan(&c, &crate::templates::Templates::new(), &known, &[], start);
     let to: Vec<String> = planned
         .jobs
         .iter()

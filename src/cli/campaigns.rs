@@ -10,7 +10,6 @@ use super::DbArgs;
 
 use crate::campaigns::{self, Trigger};
 use crate::rules::{self, RuleSet};
-use crate::vocab::{Payload, Work};
 
 #[derive(Debug, Args)]
 pub(super) struct CampaignsArgs {
@@ -22,6 +21,16 @@ pub(super) struct CampaignsArgs {
     /// Default time zone (an IANA name).
     #[arg(long, env = "RIPOSTE_TIMEZONE", default_value = "UTC", global = true, value_parser = super::timezone_arg)]
     timezone: chrono_tz::Tz,
+    #[command(flatten)]
+    channels: super::ChannelsArg,
+    /// Whapi.Cloud gate, asked for a group's members (`group_members` audiences).
+    #[arg(
+        long,
+        env = "WHAPI_URL",
+        default_value = "https://gate.whapi.cloud",
+        global = true
+    )]
+    whapi_url: String,
     #[command(subcommand)]
     command: CampaignsCommand,
 }
@@ -53,6 +62,14 @@ pub(super) fn run(args: CampaignsArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     let store = args.db.open(&runtime)?;
     let now = Utc::now();
+    let channels = args.channels.load()?;
+    let client = crate::whapi::Client::for_channels(
+        &args.whapi_url,
+        channels.read_tokens().0,
+        false,
+        std::time::Duration::from_secs(30),
+    )?;
+    let groups: Option<&dyn campaigns::GroupDirectory> = Some(&client);
     runtime.block_on(async {
         match &args.command {
             CampaignsCommand::List => {
@@ -73,24 +90,29 @@ pub(super) fn run(args: CampaignsArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("error: no campaign `{name}`");
                     return Ok(ExitCode::FAILURE);
                 };
-                let planned = campaigns::plan(c, &set.templates, &store.contacts().await?, now);
+                let members = match campaigns::members(c, &*store, groups, now).await {
+                    Ok(members) => members,
+                    Err(err) => {
+                        eprintln!("error: {err}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                };
+                let planned = campaigns::plan(c, &set.templates, &store.contacts().await?, &members, now);
+                let mut recipients: Vec<&str> = planned.jobs.iter().filter_map(|j| j.contact.as_deref()).collect();
+                recipients.dedup();
                 println!("campaign {} ({} in {}, at most {})", c.name, c.schedule, c.timezone, c.rate);
-                println!("audience: {} recipients, {} left out (opted out, excluded or not a number)", planned.jobs.len(), planned.skipped);
+                println!("audience: {} recipients, {} left out (opted out, excluded or not a number)", recipients.len().max(usize::from(c.content.is_some()) * planned.jobs.len()), planned.skipped);
+                if c.audience.group_members.is_some() {
+                    println!("affected: {}", if recipients.is_empty() { "nobody".to_owned() } else { recipients.join(", ") });
+                }
                 if let Some(last) = planned.jobs.last() {
                     println!("a run takes about {}s at this rate", (last.run_at - now).num_seconds());
                 }
                 for job in planned.jobs.iter().take(*show) {
-                    match (&job.work, &job.dead) {
-                        (_, Some(reason)) => println!("  ! {reason}"),
-                        (Work::Call(r), None) => {
-                            let body = match &r.body {
-                                Some(Payload::Json(v)) => v.to_string(),
-                                Some(Payload::Text(t)) => t.clone(),
-                                None => String::new(),
-                            };
-                            println!("  {} {body}", r.path);
-                        }
-                        _ => {}
+                    let who = job.contact.as_deref().map(|c| format!("{c}: ")).unwrap_or_default();
+                    match &job.dead {
+                        Some(reason) => println!("  ! {who}{reason}"),
+                        None => println!("  {who}{}: {}", job.action, super::simulate::describe(&job.work)),
                     }
                 }
                 println!("next five fire times ({}):", c.timezone);
@@ -105,7 +127,7 @@ pub(super) fn run(args: CampaignsArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 };
                 let started = std::time::Instant::now();
-                match campaigns::launch(&*store, &set, c, now, Trigger::Manual, now).await? {
+                match campaigns::launch(&*store, &set, c, now, Trigger::Manual, now, groups).await? {
                     Some((run, planned, skipped)) => {
                         let took = started.elapsed().as_secs_f64();
                         println!("run {run}: {planned} messages planned in {took:.2} s, {skipped} left out; a running server sends them");

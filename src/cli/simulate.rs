@@ -268,7 +268,8 @@ pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool)
     out
 }
 
-fn describe(effect: &Work) -> String {
+/// One effect as a line for people: the call made, or the change.
+pub(super) fn describe(effect: &Work) -> String {
     match effect {
         Work::Call(request) => {
             let body = match &request.body {

@@ -23,7 +23,9 @@ pub use action::{
 pub use channels::{ChannelSpec, ChannelsFile};
 pub use located::{Located, OneOrMany};
 pub use rule::{ConditionSpec, Mode, RuleFile, RuleSpec, TagsSpec};
-pub use schedule::{AudienceSpec, CalendarSpec, CampaignSpec, CatchUp, HoursSpec, OpenSpec};
+pub use schedule::{
+    AudienceSpec, CalendarSpec, CampaignSpec, CatchUp, GroupMembersSpec, HoursSpec, OpenSpec,
+};
 pub use split::{Pieces, RuleText, split};
 
 use crate::rules::Diagnostic;

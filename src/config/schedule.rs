@@ -24,7 +24,12 @@ pub struct CampaignSpec {
     #[serde(default)]
     pub audience: Option<Located<AudienceSpec>>,
     /// The message: the same content keys as `reply`; templates see `contact`.
-    pub send: Located<MessageContent>,
+    #[serde(default)]
+    pub send: Option<Located<MessageContent>>,
+    /// Instead of `send`: actions done for each recipient (`send` with `to`, `group_remove`,
+    /// `tag`, `untag`, `set`, `webhook`, `cancel`); templates see `contact`.
+    #[serde(default)]
+    pub then: Option<Located<Vec<Located<super::ActionSpec>>>>,
     /// Most messages per minute (`30/min`, `1/s`, `500/h`); default `20/min`.
     #[serde(default)]
     pub rate: Option<Located<String>>,
@@ -75,10 +80,29 @@ pub struct AudienceSpec {
     /// A group or channel id: the message is posted there once.
     #[serde(default)]
     pub chat_id: Option<OneOrMany<String>>,
+    /// The members of a WhatsApp group, as it is when the run is planned; with
+    /// `inactive_for`, only those who have not posted in it for that long.
+    #[serde(default)]
+    pub group_members: Option<Located<GroupMembersSpec>>,
     /// Only recipients for whom this expression is true, e.g. a birthday today:
     /// `contact.attrs.birthday[5:] == now[5:10]`.
     #[serde(default, rename = "if")]
     pub expr: Option<Located<String>>,
+}
+
+/// A group's members as an audience.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMembersSpec {
+    /// The group id (`…@g.us`).
+    pub group: Located<String>,
+    /// Only members who have not posted in the group for this long (`30d`), as Riposte saw
+    /// it; a member who joined within it counts as active.
+    #[serde(default)]
+    pub inactive_for: Option<Located<String>>,
+    /// Leave the group's admins out (default true).
+    #[serde(default)]
+    pub except_admins: Option<bool>,
 }
 
 /// Named opening hours.

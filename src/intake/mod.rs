@@ -19,7 +19,7 @@ use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::delivery::{LEASE, ReadyQueue};
 use crate::engine::{Evaluation, Planned, RuleTrace};
-use crate::events::{Event, EventKind, parse_webhook_owned};
+use crate::events::{ChatKind, Event, EventKind, parse_webhook_owned};
 use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{
@@ -200,6 +200,7 @@ impl Intake {
                     outcome.ops.push(Op::ChannelHealth(health_of(event, now)));
                 }
                 outcome.ops.extend(what_became_of_sent(event, now));
+                outcome.ops.extend(group_activity(event, now));
                 // A status or vote about a message Riposte sent tells the rules who sent it.
                 let known_sent = event
                     .message_id
@@ -361,6 +362,27 @@ fn learn_name(
     job.kind = JobKind::Answer;
     job.contact = Some(sender.phone.clone());
     Some(Op::Job(Box::new(job)))
+}
+
+/// Who posted in a group, or joined it, and when: what a campaign for inactive members reads.
+fn group_activity(event: &Event, now: DateTime<Utc>) -> Option<Op> {
+    let chat = event.chat.as_ref().filter(|c| c.kind == ChatKind::Group)?;
+    let phone = event.sender.as_ref().map(|s| s.phone.as_str())?;
+    let joined = match event.kind {
+        EventKind::GroupJoin => true,
+        EventKind::Message
+        | EventKind::ButtonReply
+        | EventKind::ListReply
+        | EventKind::PollVote
+        | EventKind::Reaction => false,
+        _ => return None,
+    };
+    (!phone.is_empty() && !event.from_me).then(|| Op::GroupActivity {
+        group: chat.id.clone(),
+        phone: phone.to_owned(),
+        at: now,
+        joined,
+    })
 }
 
 /// What an event says of the messages Riposte sent: a status moves one on, and a contact

@@ -9,7 +9,7 @@ mod expect;
 mod shorthand;
 mod spec;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +21,7 @@ pub use spec::{TestCase, TestFile};
 
 use crate::ai::Assistant;
 use crate::ai::model::{Scripted, ScriptedModel};
+use crate::campaigns::{GroupDirectory, Member};
 use crate::channels::Channels;
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Located, SourceFile};
@@ -217,10 +218,26 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         observer: Some(observer),
         lookups: Some(lookups.clone()),
     });
+    let mut scheduler = workers.scheduler;
+    let groups: BTreeMap<String, Vec<Member>> = case
+        .groups
+        .iter()
+        .map(|(group, members)| {
+            let members = members
+                .iter()
+                .map(|m| Member {
+                    phone: crate::events::bare_phone(&m.phone),
+                    admin: m.admin,
+                })
+                .collect();
+            (group.clone(), members)
+        })
+        .collect();
+    scheduler.groups = Some(Arc::new(ScriptedGroups(groups)));
     Ok(Bench {
         intake: workers.intake,
         delivery: workers.delivery,
-        scheduler: workers.scheduler,
+        scheduler,
         store,
         clock,
         checked: HashMap::new(),
@@ -393,4 +410,17 @@ async fn run_case(path: &Path, case: &Located<TestCase>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The members a case lists for each group, instead of asking Whapi.Cloud.
+struct ScriptedGroups(BTreeMap<String, Vec<Member>>);
+
+#[async_trait::async_trait]
+impl GroupDirectory for ScriptedGroups {
+    async fn members(&self, group: &str, _channel: Option<&str>) -> Result<Vec<Member>, String> {
+        self.0
+            .get(group)
+            .cloned()
+            .ok_or_else(|| format!("the test case lists no members of {group} under `groups:`"))
+    }
 }

@@ -39,6 +39,10 @@ pub struct TestCase {
     /// `{fail: ERROR}` (the call fails, as on a timeout).
     #[serde(default)]
     pub model: Vec<ModelAnswerSpec>,
+    /// Who is in each group, for campaigns whose audience is `group_members` (no call is made
+    /// in a test): group id → members.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<MemberSpec>>,
     /// The steps, in order.
     pub steps: Vec<Located<StepSpec>>,
 }
@@ -59,6 +63,16 @@ pub enum ModelAnswerSpec {
         /// What went wrong, e.g. `timeout`.
         fail: String,
     },
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    pub phone: String,
+    /// An admin of the group.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// A contact to start with.

@@ -231,16 +231,27 @@ pub(super) async fn run_campaign(
         ));
     };
     let now = state.clock.now();
-    match campaigns::launch(
+    let launched = campaigns::launch(
         state.store.as_ref(),
         &set,
         campaign,
         now,
         Trigger::Manual,
         now,
+        state.groups.as_deref(),
     )
-    .await?
-    {
+    .await;
+    let launched = match launched {
+        Ok(launched) => launched,
+        Err(campaigns::PlanError::Store(err)) => return Err(err.into()),
+        Err(campaigns::PlanError::Audience(why)) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "error": format!("the run was not planned: {why}") })),
+            ));
+        }
+    };
+    match launched {
         Some((run, planned, skipped)) => {
             state.delivery.notify_one();
             Ok((

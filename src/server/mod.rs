@@ -51,6 +51,9 @@ pub struct AppState {
     pub channels: Arc<crate::channels::Channels>,
     /// Instances alive on the database, this one included, as this one last counted.
     pub instances_live: Arc<std::sync::atomic::AtomicU32>,
+    /// Lists a group's members for a campaign run now (`None`: runs with such an audience
+    /// are refused).
+    pub groups: Option<Arc<dyn crate::campaigns::GroupDirectory>>,
 }
 
 /// Shared secrets that guard the endpoints; never logged.

@@ -65,7 +65,26 @@ pub enum Op {
         chat: String,
         at: DateTime<Utc>,
     },
+    /// Someone posted in a group (`joined: false`) or joined it (`joined: true`).
+    GroupActivity {
+        group: String,
+        phone: String,
+        at: DateTime<Utc>,
+        joined: bool,
+    },
 }
+
+/// What Riposte saw of a group's members (see [`CampaignStore::group_activity`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupActivity {
+    /// When Riposte first saw the group; `None` if never.
+    pub watched_since: Option<DateTime<Utc>>,
+    /// By phone: when the member last posted, and when they joined, as far as seen.
+    pub members: HashMap<String, MemberSeen>,
+}
+
+/// When a member last posted in a group, and when they joined it, as far as Riposte saw.
+pub type MemberSeen = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// What processing one stored body decided, committed atomically.
 #[derive(Debug, Clone, Default)]
@@ -331,6 +350,8 @@ pub trait CampaignStore: Send + Sync {
         campaign: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<CampaignRun>>;
+    /// What Riposte saw of a group's members: when each last posted and joined.
+    async fn group_activity(&self, group: &str) -> StoreResult<GroupActivity>;
     /// Numbers already checked in a verification run: phone → (status, WhatsApp id).
     async fn verified(&self, run: &str) -> StoreResult<BTreeMap<String, (String, Option<String>)>>;
     /// Records checked numbers of a verification run.

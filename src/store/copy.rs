@@ -118,6 +118,12 @@ const TABLES: &[Table] = &[
         serial: false,
     },
     Table {
+        name: "group_activity",
+        select: "SELECT group_id, phone, posted_at, joined_at FROM group_activity",
+        into: &["group_id", "phone", "posted_at", "joined_at"],
+        serial: false,
+    },
+    Table {
         name: "sent_messages",
         select: "SELECT message_id, channel, chat, rule, campaign, campaign_run, text, kind, sent_at, status, status_at, replied_at, options FROM sent_messages",
         into: &["message_id", "channel", "chat", "rule", "campaign", "campaign_run", "text", "kind", "sent_at", "status", "status_at", "replied_at", "options"],

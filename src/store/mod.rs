@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 pub use contract::{
     AdminStore, CampaignRun, CampaignStore, ChannelFilter, ChannelHealth, Completed, Conflict,
-    ContactStore, Handover, Inbound, InstanceReport, IntakeStore, JobQuery, JobStore, Known,
-    Lookup, NewRun, Op, Outcome, Source, Store,
+    ContactStore, GroupActivity, Handover, Inbound, InstanceReport, IntakeStore, JobQuery,
+    JobStore, Known, Lookup, MemberSeen, NewRun, Op, Outcome, Source, Store,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

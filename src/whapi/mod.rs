@@ -245,6 +245,28 @@ impl Client {
             .await
     }
 
+    /// Reads from Whapi.Cloud (a `GET`), keeping the whole answer. A dry-run channel has no
+    /// token to read with.
+    pub async fn read(&self, request: &OutboundRequest) -> Result<String, String> {
+        if request.target != Target::Whapi || request.method != "GET" {
+            return Err("only a GET from Whapi.Cloud is a read".into());
+        }
+        path::check_shape(&request.path)?;
+        if self.is_dry(request) {
+            return Err(format!(
+                "channel `{}` is in dry-run (it has no token), so nothing can be read from Whapi.Cloud",
+                request
+                    .channel
+                    .as_deref()
+                    .unwrap_or(crate::vocab::DEFAULT_CHANNEL)
+            ));
+        }
+        match self.make(request, "", READ_RESPONSE, self.timeout).await {
+            CallOutcome::Delivered { body, .. } => Ok(body),
+            CallOutcome::Rejected { error } | CallOutcome::Retry { error, .. } => Err(error),
+        }
+    }
+
     /// Asks another system for a `lookup:`: made even in dry-run (what follows needs the
     /// answer, and a question changes nothing), within `timeout`, keeping the whole answer up
     /// to the most read at all.

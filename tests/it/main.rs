@@ -5,6 +5,7 @@ mod architecture;
 mod campaigns;
 mod channels;
 mod chats;
+mod cleanup;
 mod cli;
 mod conformance;
 mod crash;

@@ -51,7 +51,29 @@ impl Compiler<'_> {
                 None
             }
         };
-        let message = self.campaign_message(&c.send);
+        let (message, then) = match (&c.send, &c.then) {
+            (Some(send), None) => (self.campaign_message(send).map(Some), Some(Vec::new())),
+            (None, Some(then)) => (Some(None), self.campaign_then(then)),
+            (Some(_), Some(then)) => {
+                self.error(
+                    then.line,
+                    then.column,
+                    "a campaign either sends a message (`send`) or does actions (`then`), not both",
+                );
+                (None, None)
+            }
+            (None, None) => {
+                self.error(
+                    spec.line,
+                    spec.column,
+                    format!(
+                        "campaign `{}` needs `send` (the message) or `then` (actions for each recipient)",
+                        c.name.value
+                    ),
+                );
+                (None, None)
+            }
+        };
         self.in_campaign = false;
         self.channels.clear();
         let channel = c.channel.as_ref().map(|name| self.channel(name));
@@ -67,8 +89,9 @@ impl Compiler<'_> {
             cron: cron?,
             timezone: timezone?,
             audience: audience?,
-            content: message.as_ref()?.0.clone(),
-            extras: message?.1,
+            content: message.as_ref()?.as_ref().map(|m| m.0.clone()),
+            extras: message?.and_then(|m| m.1),
+            then: then?,
             interval: interval?,
             rate: rate_text,
             catch_up: c.catch_up,
@@ -129,6 +152,53 @@ impl Compiler<'_> {
         Some((content, extras.boxed()))
     }
 
+    /// A campaign's `then:` actions, for each recipient: what needs no incoming message.
+    fn campaign_then(
+        &mut self,
+        then: &Located<Vec<Located<crate::config::ActionSpec>>>,
+    ) -> Option<Vec<crate::actions::Step>> {
+        use crate::actions::{Action, Recipient, Timing};
+        if then.value.is_empty() {
+            self.error(then.line, then.column, "`then` is empty");
+            return None;
+        }
+        let mut steps = Some(Vec::new());
+        for entry in &then.value {
+            let step = super::action::compile_step(entry, self);
+            let fits = step.as_ref().is_none_or(|s| {
+                let fits = matches!(
+                    s.action,
+                    Action::Message {
+                        to: Recipient::To(_),
+                        ..
+                    } | Action::Group { .. }
+                        | Action::Tag(_)
+                        | Action::Untag(_)
+                        | Action::Set(_)
+                        | Action::Webhook(_)
+                        | Action::Cancel(_)
+                ) && matches!(s.timing, Timing::Now);
+                if !fits {
+                    self.error(
+                        entry.line,
+                        entry.column,
+                        format!(
+                            "a campaign's `then` cannot use `{}`{}: it has no incoming message; use send (with `to`), group_add, group_remove, tag, untag, set, webhook or cancel",
+                            s.action.name(),
+                            if matches!(s.timing, Timing::Now) { "" } else { " with `after` or `at`" }
+                        ),
+                    );
+                }
+                fits
+            });
+            match (step, steps.as_mut()) {
+                (Some(step), Some(list)) if fits => list.push(step),
+                _ => steps = None,
+            }
+        }
+        steps
+    }
+
     fn audience(&mut self, spec: &Located<AudienceSpec>) -> Option<Audience> {
         let a = &spec.value;
         let mut audience = Audience {
@@ -142,6 +212,9 @@ impl Compiler<'_> {
         };
         if let Some(expr) = &a.expr {
             audience.filter = Some(self.condition(expr)?);
+        }
+        if let Some(members) = &a.group_members {
+            audience.group_members = Some(self.group_members(members)?);
         }
         if let Some(file) = &a.file {
             // Like knowledge files: a rule file cannot turn any file on the machine into a
@@ -176,14 +249,42 @@ impl Compiler<'_> {
             && audience.numbers.is_empty()
             && a.file.is_none()
             && audience.chats.is_empty()
+            && audience.group_members.is_none()
         {
             self.error(
                 spec.line,
                 spec.column,
-                "the audience is empty: give `tags`, `numbers`, `file` or `chat_id`",
+                "the audience is empty: give `tags`, `numbers`, `file`, `chat_id` or `group_members`",
             );
             return None;
         }
         Some(audience)
+    }
+
+    fn group_members(
+        &mut self,
+        spec: &Located<crate::config::GroupMembersSpec>,
+    ) -> Option<crate::campaigns::GroupMembers> {
+        let g = &spec.value;
+        let group = g.group.value.trim();
+        if let Err(e) = crate::whapi::path::IdKind::Group.segment("`group_members.group`", group) {
+            self.error(g.group.line, g.group.column, e.to_string());
+            return None;
+        }
+        let inactive_for = match &g.inactive_for {
+            None => None,
+            Some(d) => match crate::duration::parse(&d.value) {
+                Ok(d) => chrono::Duration::from_std(d).ok(),
+                Err(e) => {
+                    self.error(d.line, d.column, e);
+                    return None;
+                }
+            },
+        };
+        Some(crate::campaigns::GroupMembers {
+            group: group.to_owned(),
+            inactive_for,
+            except_admins: g.except_admins.unwrap_or(true),
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! [`CampaignStore`] on PostgreSQL: fire times handled, runs unique per (campaign, fire time)
 //! by constraint, and number verification runs.
 
+use crate::store::GroupActivity;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -120,6 +121,29 @@ impl CampaignStore for PgStore {
                 pending: count(row.get(10)),
             })
             .collect())
+    }
+
+    async fn group_activity(&self, group: &str) -> StoreResult<GroupActivity> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT phone, posted_at, joined_at FROM group_activity WHERE group_id = $1",
+                &[&group],
+            )
+            .await?;
+        let mut seen = GroupActivity::default();
+        for row in rows {
+            let phone: String = row.get(0);
+            let posted: Option<i64> = row.get(1);
+            let joined: Option<i64> = row.get(2);
+            if phone.is_empty() {
+                seen.watched_since = joined.map(time);
+            } else {
+                seen.members
+                    .insert(phone, (posted.map(time), joined.map(time)));
+            }
+        }
+        Ok(seen)
     }
 
     async fn verified(&self, run: &str) -> StoreResult<BTreeMap<String, (String, Option<String>)>> {

@@ -30,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_sent_messages.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_group_activity.sql"),
+    ),
 ];
 
 /// Instances that start together migrate once: they queue on this advisory lock, taken for

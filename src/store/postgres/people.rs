@@ -107,6 +107,28 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
                         .await?;
                 }
             }
+            Op::GroupActivity {
+                group,
+                phone,
+                at,
+                joined,
+            } => {
+                let at = ms(*at);
+                client
+                    .execute(
+                        "INSERT INTO group_activity (group_id, phone, joined_at) VALUES ($1, '', $2) ON CONFLICT DO NOTHING",
+                        &[group, &at],
+                    )
+                    .await?;
+                let sql = if *joined {
+                    "INSERT INTO group_activity (group_id, phone, joined_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (group_id, phone) DO UPDATE SET joined_at = GREATEST(group_activity.joined_at, excluded.joined_at)"
+                } else {
+                    "INSERT INTO group_activity (group_id, phone, posted_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (group_id, phone) DO UPDATE SET posted_at = GREATEST(group_activity.posted_at, excluded.posted_at)"
+                };
+                client.execute(sql, &[group, phone, &at]).await?;
+            }
             Op::Replied { chat, at } => {
                 replied.push(chat);
                 replied_at.push(ms(*at));

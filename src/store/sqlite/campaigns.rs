@@ -1,6 +1,7 @@
 //! Campaign bookkeeping: which fire times were handled, each run with its jobs, and number
 //! verification runs ([`CampaignStore`] on SQLite).
 
+use crate::store::GroupActivity;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -141,6 +142,31 @@ impl CampaignStore for SqliteStore {
         let campaign = campaign.map(str::to_owned);
         self.db
             .read(move |conn| runs(conn, campaign.as_deref(), limit))
+            .await
+    }
+
+    async fn group_activity(&self, group: &str) -> StoreResult<GroupActivity> {
+        let group = group.to_owned();
+        self.db
+            .read(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT phone, posted_at, joined_at FROM group_activity WHERE group_id = ?1",
+                )?;
+                let mut rows = statement.query([group])?;
+                let mut seen = GroupActivity::default();
+                while let Some(row) = rows.next()? {
+                    let phone: String = row.get(0)?;
+                    let posted: Option<i64> = row.get(1)?;
+                    let joined: Option<i64> = row.get(2)?;
+                    if phone.is_empty() {
+                        seen.watched_since = joined.map(time);
+                    } else {
+                        seen.members
+                            .insert(phone, (posted.map(time), joined.map(time)));
+                    }
+                }
+                Ok(seen)
+            })
             .await
     }
 

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/sqlite/0011_sent_messages.sql"),
     ),
+    (
+        12,
+        include_str!("../migrations/sqlite/0012_group_activity.sql"),
+    ),
 ];
 
 /// Applies the migrations the file does not have yet, each in its own transaction.

@@ -282,6 +282,26 @@ fn apply_op(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 ])?;
             }
         }
+        Op::GroupActivity {
+            group,
+            phone,
+            at,
+            joined,
+        } => {
+            let at = ms(*at);
+            // The group's watch starts the first time any of its events is seen.
+            conn.prepare_cached("INSERT INTO group_activity (group_id, phone, joined_at) VALUES (?1, '', ?2) ON CONFLICT DO NOTHING")?
+                .execute(params![group, at])?;
+            let sql = if *joined {
+                "INSERT INTO group_activity (group_id, phone, joined_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (group_id, phone) DO UPDATE SET joined_at = MAX(COALESCE(joined_at, 0), excluded.joined_at)"
+            } else {
+                "INSERT INTO group_activity (group_id, phone, posted_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (group_id, phone) DO UPDATE SET posted_at = MAX(COALESCE(posted_at, 0), excluded.posted_at)"
+            };
+            conn.prepare_cached(sql)?
+                .execute(params![group, phone, at])?;
+        }
         Op::Replied { chat, at } => {
             conn.prepare_cached(
                 "UPDATE sent_messages SET replied_at = ?2

@@ -38,6 +38,7 @@ macro_rules! every_check {
             jobs_and_health_are_kept_per_channel,
             a_lease_has_one_holder_until_it_lapses,
             sent_messages_keep_how_far_they_got,
+            group_activity_keeps_the_latest_post_and_join,
         );
     };
 }
@@ -643,4 +644,37 @@ pub(crate) async fn sent_messages_keep_how_far_they_got(backend: &dyn Backend) {
         runs[0].failed,
     );
     assert_eq!(funnel, (1, 1, 1, 1), "{:?}", runs[0]);
+}
+
+pub(crate) async fn group_activity_keeps_the_latest_post_and_join(backend: &dyn Backend) {
+    let store = backend.open("a").await;
+    let now = t0();
+    let group = "120363041234567890@g.us";
+    let seen = |phone: &str, minutes, joined| Op::GroupActivity {
+        group: group.into(),
+        phone: phone.into(),
+        at: now + Duration::minutes(minutes),
+        joined,
+    };
+    let nothing = store.group_activity(group).await.unwrap();
+    assert_eq!(nothing.watched_since, None);
+    store
+        .apply(
+            &[
+                seen("4915111111111", 10, false),
+                // A late report of an earlier post changes nothing.
+                seen("4915111111111", 5, false),
+                seen("4915122222222", 20, true),
+                seen("4915122222222", 30, false),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    let activity = store.group_activity(group).await.unwrap();
+    assert_eq!(activity.watched_since, Some(now + Duration::minutes(10)));
+    let at = |m| Some(now + Duration::minutes(m));
+    assert_eq!(activity.members["4915111111111"], (at(10), None));
+    assert_eq!(activity.members["4915122222222"], (at(30), at(20)));
+    assert_eq!(activity.members.len(), 2);
 }

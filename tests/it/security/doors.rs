@@ -132,6 +132,7 @@ fn tokenless_app(dir: &std::path::Path, store: Arc<dyn riposte::store::Store>) -
         doors: Arc::new(Doors::default()),
         channels: Arc::new(riposte::channels::Channels::single()),
         instances_live: Arc::default(),
+        groups: None,
     })
 }
 
