@@ -360,6 +360,12 @@ fn option_hashes(option: &str) -> [String; 2] {
     [base64(&digest), hex]
 }
 
+/// A poll option's id as a vote names it: the SHA-256 of its text, in base64.
+pub fn option_id(option: &str) -> String {
+    let [base64, _] = option_hashes(option);
+    base64
+}
+
 /// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

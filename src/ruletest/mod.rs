@@ -269,13 +269,16 @@ impl Bench {
             serde_json::from_str(&text).map_err(|e| format!("`{}` is not JSON: {e}", p.display()))
         };
         let (source, body) = match shorthand::feed(&event.value, n, read)? {
-            shorthand::Feed::Webhook(mut body) => (
-                Source::Webhook {
-                    path: self.channel_of(event.value.channel.as_deref(), &mut body)?,
-                    method: "POST".into(),
-                },
-                body,
-            ),
+            shorthand::Feed::Webhook(mut body) => {
+                self.point_at_last_sent(&event.value, &mut body).await?;
+                (
+                    Source::Webhook {
+                        path: self.channel_of(event.value.channel.as_deref(), &mut body)?,
+                        method: "POST".into(),
+                    },
+                    body,
+                )
+            }
             shorthand::Feed::Custom { name, data } => (Source::Custom { name }, data),
         };
         self.store
@@ -308,6 +311,50 @@ impl Bench {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend(now_done);
         self.settle().await
+    }
+
+    /// A `status` without an id is about the last message Riposte sent to its recipient, and a
+    /// `vote` about the last poll sent to its voter: their ids are filled in from the jobs run.
+    async fn point_at_last_sent(
+        &self,
+        spec: &spec::EventSpec,
+        body: &mut serde_json::Value,
+    ) -> Result<(), String> {
+        let (to, poll, slot) = match (&spec.status, &spec.vote) {
+            (Some(s), _) if s.id.is_none() => (&s.to, false, "/statuses/0/id"),
+            (_, Some(v)) => (&v.from, true, "/messages/0/action/target"),
+            _ => return Ok(()),
+        };
+        let chat = crate::vocab::ChatId::new(to.as_str()).memory_key();
+        let query = crate::store::JobQuery {
+            status: Some(crate::vocab::JobStatus::Done),
+            limit: 1000,
+            ..crate::store::JobQuery::default()
+        };
+        let jobs = self.store.jobs(query).await.map_err(|e| e.to_string())?;
+        let found = jobs.iter().find_map(|job| {
+            let Work::Call(request) = &job.work else {
+                return None;
+            };
+            let Some(crate::vocab::Payload::Json(sent)) = &request.body else {
+                return None;
+            };
+            let to = sent.get("to")?.as_str()?;
+            let is_poll = request.path == "/messages/poll";
+            if crate::vocab::ChatId::new(to).memory_key() != chat || (poll && !is_poll) {
+                return None;
+            }
+            let answer: serde_json::Value = serde_json::from_str(job.response.as_deref()?).ok()?;
+            Some(answer.pointer("/message/id")?.as_str()?.to_owned())
+        });
+        let what = if poll { "poll" } else { "message" };
+        let id = found.ok_or_else(|| {
+            format!("no {what} was sent to {to} yet in this case, so the event has nothing to be about; give its `id`")
+        })?;
+        if let Some(slot) = body.pointer_mut(slot) {
+            *slot = serde_json::Value::String(id);
+        }
+        Ok(())
     }
 
     /// The webhook path of an event that comes in on `channel`, with the body's `channel_id`

@@ -117,14 +117,29 @@ pub(super) fn feed(
         });
         envelope("messages", item, "messages", "post")
     } else if let Some(s) = &spec.status {
-        let item = json!({"id": s.id.clone().unwrap_or_else(|| message_id(n)), "status": s.status, "recipient_id": private_chat(&s.to), "timestamp": "0"});
+        // Without an id, the runner fills in the last message Riposte sent to `to`.
+        let item = json!({"id": s.id.clone().unwrap_or_default(), "status": s.status, "recipient_id": private_chat(&s.to), "timestamp": "0"});
         envelope("statuses", item, "statuses", "post")
+    } else if let Some(v) = &spec.vote {
+        // WhatsApp names a chosen option by the SHA-256 of its text; the poll's id is filled
+        // in by the runner (the last poll sent to the voter).
+        let votes: Vec<String> = v
+            .options
+            .iter()
+            .map(|o| crate::events::option_id(o))
+            .collect();
+        let item = json!({
+            "id": message_id(n), "from_me": false, "type": "action", "chat_id": private_chat(&v.from),
+            "timestamp": 0, "from": v.from,
+            "action": {"type": "vote", "target": "", "votes": votes},
+        });
+        envelope("messages", item, "messages", "post")
     } else if let Some(g) = &spec.group_join {
         group(g, "add")
     } else if let Some(g) = &spec.group_leave {
         group(g, "remove")
     } else {
-        return Err("the event needs one of message, button, list, reaction, status, group_join, group_leave, custom, file or webhook".into());
+        return Err("the event needs one of message, button, list, reaction, status, vote, group_join, group_leave, custom, file or webhook".into());
     };
     Ok(Feed::Webhook(body))
 }

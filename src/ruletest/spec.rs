@@ -135,9 +135,12 @@ pub struct EventSpec {
     /// A reaction.
     #[serde(default)]
     pub reaction: Option<ReactionEvent>,
-    /// A delivery status.
+    /// A delivery status; without `id`, of the last message Riposte sent to `to`.
     #[serde(default)]
     pub status: Option<StatusEvent>,
+    /// A vote in the last poll Riposte sent to `from`.
+    #[serde(default)]
+    pub vote: Option<VoteEvent>,
     /// Someone joins a group.
     #[serde(default)]
     pub group_join: Option<GroupEvent>,
@@ -216,6 +219,16 @@ pub struct StatusEvent {
     /// The message id.
     #[serde(default)]
     pub id: Option<String>,
+}
+
+/// `vote:` shorthand.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoteEvent {
+    /// The voter's number.
+    pub from: String,
+    /// The options chosen, by their text.
+    pub options: Vec<String>,
 }
 
 /// `group_join:` / `group_leave:` shorthand.
