@@ -162,6 +162,7 @@ impl Intake {
         let known = self.store.known(lookup(&bodies), now).await?;
         let seen = known.seen;
         let sent = known.sent;
+        let awaited = known.awaited;
         let read: Vec<(String, u64)> = known.versions.into_iter().collect();
         // Contacts and chats as the store had them for the whole batch, then kept as earlier
         // events of the batch leave them, so the second message sees what the first one did.
@@ -199,7 +200,9 @@ impl Intake {
                 if event.kind == EventKind::ChannelStatus {
                     outcome.ops.push(Op::ChannelHealth(health_of(event, now)));
                 }
-                outcome.ops.extend(what_became_of_sent(event, now));
+                outcome
+                    .ops
+                    .extend(what_became_of_sent(event, &awaited, now));
                 outcome.ops.extend(group_activity(event, now));
                 // A status or vote about a message Riposte sent tells the rules who sent it.
                 let known_sent = event
@@ -387,28 +390,34 @@ fn group_activity(event: &Event, now: DateTime<Utc>) -> Option<Op> {
 
 /// What an event says of the messages Riposte sent: a status moves one on, and a contact
 /// who writes has answered the campaign messages of the day before.
-fn what_became_of_sent(event: &Event, now: DateTime<Utc>) -> Option<Op> {
-    match event.kind {
-        EventKind::Status => Some(Op::Status(MessageStatus {
+fn what_became_of_sent(
+    event: &Event,
+    awaited: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Option<Op> {
+    if event.kind == EventKind::Status {
+        return Some(Op::Status(MessageStatus {
             id: event.message_id.as_ref()?.as_str().to_owned(),
             status: event.status.clone()?,
             at: now,
-        })),
-        EventKind::Message
-        | EventKind::ButtonReply
-        | EventKind::ListReply
-        | EventKind::PollVote
-        | EventKind::Reaction
-            if !event.from_me =>
-        {
-            let chat = event.chat.as_ref()?;
-            Some(Op::Replied {
-                chat: crate::vocab::ChatId::new(chat.id.as_str()).memory_key(),
-                at: now,
-            })
-        }
-        _ => None,
+        }));
     }
+    // Only a chat a campaign message awaits is written down: most messages answer none.
+    let chat = crate::vocab::ChatId::new(event.chat.as_ref()?.id.as_str()).memory_key();
+    (writes(event) && awaited.contains(&chat)).then_some(Op::Replied { chat, at: now })
+}
+
+/// Whether an event is the contact writing (which answers a campaign message).
+fn writes(event: &Event) -> bool {
+    !event.from_me
+        && matches!(
+            event.kind,
+            EventKind::Message
+                | EventKind::ButtonReply
+                | EventKind::ListReply
+                | EventKind::PollVote
+                | EventKind::Reaction
+        )
 }
 
 /// What a batch is about: the dedupe keys, phones and chats of its events, each once.
@@ -423,7 +432,12 @@ fn lookup(bodies: &[(i64, Vec<Event>)]) -> Lookup {
         .filter(|e| matches!(e.kind, EventKind::Status | EventKind::PollVote))
         .filter_map(|e| e.message_id.as_ref().map(|m| m.as_str().to_owned()))
         .collect();
-    for list in [&mut phones, &mut chats, &mut messages] {
+    let mut writing: Vec<String> = events()
+        .filter(|e| writes(e))
+        .filter_map(|e| e.chat.as_ref())
+        .map(|c| crate::vocab::ChatId::new(c.id.as_str()).memory_key())
+        .collect();
+    for list in [&mut phones, &mut chats, &mut messages, &mut writing] {
         list.sort_unstable();
         list.dedup();
         list.retain(|v| !v.is_empty());
@@ -433,6 +447,7 @@ fn lookup(bodies: &[(i64, Vec<Event>)]) -> Lookup {
         phones,
         chats,
         messages,
+        writing,
     }
 }
 

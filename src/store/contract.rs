@@ -183,6 +183,8 @@ pub struct Lookup {
     pub chats: Vec<String>,
     /// Ids of messages the events are about (statuses, poll votes), to find those Riposte sent.
     pub messages: Vec<String>,
+    /// Chats (`ChatId::memory_key`) that wrote: which of them campaign messages await.
+    pub writing: Vec<String>,
 }
 
 /// What the store knew about a batch before it was processed (see [`IntakeStore::known`]).
@@ -200,6 +202,9 @@ pub struct Known {
     pub versions: HashMap<String, u64>,
     /// The looked-up messages Riposte sent, by id.
     pub sent: HashMap<String, SentMessage>,
+    /// Of the chats that wrote, those a campaign message sent in the day before awaits (only
+    /// their answers are written down).
+    pub awaited: BTreeSet<String>,
 }
 
 /// How a completion ended.

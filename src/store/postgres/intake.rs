@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
 use super::people::{CHAT_LOCK, apply};
-use super::{PgStore, chat_states, contacts_of, jobs, ms, seen, sent_of, time};
+use super::{PgStore, awaited, chat_states, contacts_of, jobs, ms, seen, sent_of, time};
 use crate::store::rows::JobRow;
 use crate::store::{
     Completed, Conflict, Handover, Inbound, IntakeStore, Known, Lookup, Op, Outcome, Source,
@@ -167,6 +167,7 @@ impl IntakeStore for PgStore {
             chats: chat_states(&client, &lookup.chats).await?,
             versions,
             sent: sent_of(&client, &lookup.messages).await?,
+            awaited: awaited(&client, &lookup.writing, ms(now)).await?,
         })
     }
 

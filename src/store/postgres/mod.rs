@@ -188,6 +188,26 @@ async fn seen(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The chats among `chats` that a campaign message sent in the day before `now` awaits.
+async fn awaited(
+    client: &deadpool_postgres::Object,
+    chats: &[String],
+    now: i64,
+) -> StoreResult<BTreeSet<String>> {
+    if chats.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let statement = client
+        .prepare_cached(
+            "SELECT DISTINCT chat FROM sent_messages WHERE chat = ANY($1) AND campaign_run IS NOT NULL
+               AND replied_at IS NULL AND sent_at >= $2",
+        )
+        .await?;
+    let since = now - super::rows::REPLY_WINDOW_MS;
+    let rows = client.query(&statement, &[&chats, &since]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// The messages among `ids` that Riposte sent, by id.
 async fn sent_of(
     client: &impl GenericClient,

@@ -75,8 +75,7 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
             Op::Sent(sent) => {
                 // A status can come before the send's result is recorded: it is not lost,
                 // the row then starts at that status.
-                client
-                    .execute(
+                run(client,
                         "INSERT INTO sent_messages (message_id, channel, chat, rule, campaign, campaign_run, text, kind, sent_at, status, options)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (message_id) DO NOTHING",
                         &[
@@ -102,9 +101,12 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
                          WHERE message_id = $1 AND {} < $4::bigint",
                         crate::store::rows::STAGE_OF_STATUS
                     );
-                    client
-                        .execute(&sql, &[&status.id, &status.status, &ms(status.at), &stage])
-                        .await?;
+                    run(
+                        client,
+                        &sql,
+                        &[&status.id, &status.status, &ms(status.at), &stage],
+                    )
+                    .await?;
                 }
             }
             Op::GroupActivity {
@@ -114,8 +116,7 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
                 joined,
             } => {
                 let at = ms(*at);
-                client
-                    .execute(
+                run(client,
                         "INSERT INTO group_activity (group_id, phone, joined_at) VALUES ($1, '', $2) ON CONFLICT DO NOTHING",
                         &[group, &at],
                     )
@@ -127,7 +128,7 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
                     "INSERT INTO group_activity (group_id, phone, posted_at) VALUES ($1, $2, $3)
                      ON CONFLICT (group_id, phone) DO UPDATE SET posted_at = GREATEST(group_activity.posted_at, excluded.posted_at)"
                 };
-                client.execute(sql, &[group, phone, &at]).await?;
+                run(client, sql, &[group, phone, &at]).await?;
             }
             Op::Replied { chat, at } => {
                 replied.push(chat);
@@ -136,17 +137,27 @@ pub(super) async fn apply(client: &impl GenericClient, ops: &[Op], now: i64) -> 
         }
     }
     if !replied.is_empty() {
-        client
-            .execute(
-                "UPDATE sent_messages s SET replied_at = v.at
+        run(
+            client,
+            "UPDATE sent_messages s SET replied_at = v.at
                  FROM unnest($1::text[], $2::bigint[]) AS v(chat, at)
                  WHERE s.chat = v.chat AND s.campaign_run IS NOT NULL AND s.replied_at IS NULL
                    AND s.sent_at >= v.at - $3 AND s.sent_at <= v.at",
-                &[&replied, &replied_at, &crate::store::rows::REPLY_WINDOW_MS],
-            )
-            .await?;
+            &[&replied, &replied_at, &crate::store::rows::REPLY_WINDOW_MS],
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Runs a statement prepared once per connection, so a hot path pays no parse.
+async fn run(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> StoreResult<u64> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
 }
 
 /// A chat's state changed: its version moves on, under the chat's lock.

@@ -8,7 +8,9 @@ use rusqlite::params;
 
 use super::claims::Range;
 use super::ops::{Completion, chat_generation};
-use super::{SqliteStore, chat_states, claims, contacts_of, inbound_row, ms, seen, sent_of};
+use super::{
+    SqliteStore, awaited, chat_states, claims, contacts_of, inbound_row, ms, seen, sent_of,
+};
 use crate::store::{
     Completed, Handover, Inbound, IntakeStore, Known, Lookup, Outcome, Source, StoreError,
     StoreResult,
@@ -101,6 +103,7 @@ impl IntakeStore for SqliteStore {
                     chats: chat_states(conn, &lookup.chats)?,
                     versions,
                     sent: sent_of(conn, &lookup.messages)?,
+                    awaited: awaited(conn, &lookup.writing, ms(now))?,
                 })
             })
             .await

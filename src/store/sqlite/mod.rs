@@ -183,6 +183,22 @@ fn seen(conn: &Connection, keys: &[String], now: i64) -> StoreResult<BTreeSet<St
     Ok(seen)
 }
 
+/// The chats among `chats` that a campaign message sent in the day before `now` awaits.
+fn awaited(conn: &Connection, chats: &[String], now: i64) -> StoreResult<BTreeSet<String>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT 1 FROM sent_messages WHERE chat = ?1 AND campaign_run IS NOT NULL
+           AND replied_at IS NULL AND sent_at >= ?2 LIMIT 1",
+    )?;
+    let since = now - crate::store::rows::REPLY_WINDOW_MS;
+    let mut found = BTreeSet::new();
+    for chat in chats {
+        if statement.exists(rusqlite::params![chat, since])? {
+            found.insert(chat.clone());
+        }
+    }
+    Ok(found)
+}
+
 /// The messages among `ids` that Riposte sent, by id.
 fn sent_of(conn: &Connection, ids: &[String]) -> StoreResult<HashMap<String, SentMessage>> {
     let mut found = HashMap::new();
