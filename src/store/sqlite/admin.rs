@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
 use super::{
-    EVENT_LOG_KEEP, FINISHED_JOBS_KEEP, INBOUND_KEEP, OLD_BODIES, OLD_EVENT_RECORDS, SqliteStore,
-    event_record, jobs, ms, prune, time,
+    EVENT_LOG_KEEP, FINISHED_JOBS_KEEP, INBOUND_KEEP, OLD_BODIES, OLD_EVENT_RECORDS,
+    OLD_SENT_MESSAGES, SqliteStore, event_record, jobs, ms, prune, time,
 };
 use crate::store::{AdminStore, ChannelHealth, InstanceReport, StoreResult};
 
@@ -52,6 +52,7 @@ impl AdminStore for SqliteStore {
         for (aged, keep) in [
             (&OLD_EVENT_RECORDS, EVENT_LOG_KEEP),
             (&OLD_BODIES, INBOUND_KEEP),
+            (&OLD_SENT_MESSAGES, crate::store::rows::SENT_KEPT_MS),
         ] {
             while self
                 .db
@@ -59,20 +60,6 @@ impl AdminStore for SqliteStore {
                 .await?
             {}
         }
-        let before = now - crate::store::rows::SENT_KEPT_MS;
-        while self
-            .db
-            .write(move |conn| {
-                // The age index gives the oldest first; a chunk per write.
-                let deleted = conn
-                    .prepare_cached(
-                        "DELETE FROM sent_messages WHERE message_id IN (SELECT message_id FROM sent_messages WHERE sent_at < ?1 ORDER BY sent_at LIMIT ?2)",
-                    )?
-                    .execute(rusqlite::params![before, super::PRUNE_CHUNK])?;
-                Ok(deleted as i64 == super::PRUNE_CHUNK)
-            })
-            .await?
-        {}
         let mut after = Some(0);
         while let Some(from) = after {
             after = self

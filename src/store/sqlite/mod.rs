@@ -37,6 +37,11 @@ static OLD_EVENT_RECORDS: prune::Aged = prune::Aged {
     table: "event_log",
     oldest: "SELECT id, at FROM event_log ORDER BY id LIMIT ?1",
 };
+/// Sent messages, by the time each was sent (rows are appended in that order).
+static OLD_SENT_MESSAGES: prune::Aged = prune::Aged {
+    table: "sent_messages",
+    oldest: "SELECT id, sent_at FROM sent_messages ORDER BY id LIMIT ?1",
+};
 /// Processed bodies, by the time each arrived.
 static OLD_BODIES: prune::Aged = prune::Aged {
     table: "inbound",
