@@ -15,6 +15,7 @@ use crate::actions::Unless;
 use crate::ai::Assistant;
 use crate::campaigns::OPTED_OUT;
 use crate::clock::Clock;
+use crate::events::EventKind;
 use crate::metrics;
 use crate::rules::RuleSet;
 use crate::store::{Op, Store, StoreResult};
@@ -313,7 +314,14 @@ impl Delivery {
             Work::Call(request) => {
                 let result = self.call(job, request).await;
                 let mut ops = self.remember_sent(request, &result);
-                ops.extend(sent::record(job, request, &result, self.clock.now()));
+                // What became of a message is kept where someone reads it: a campaign's
+                // funnel, or a rule on statuses or poll votes (like conversations, kept only
+                // while some rule uses them).
+                let keep = job.kind == JobKind::Campaign || {
+                    let rules = self.rules.borrow();
+                    rules.listens_to(&EventKind::Status) || rules.listens_to(&EventKind::PollVote)
+                };
+                ops.extend(sent::record(job, request, &result, keep, self.clock.now()));
                 ops.extend(names::learned(job, &result));
                 return (result, ops);
             }

@@ -10,14 +10,18 @@ use crate::vocab::{
 };
 use crate::whapi::path::IdKind;
 
-/// What a job that sent a message leaves: the record of the message, when Whapi.Cloud said
-/// which it was, and the job that pins it when the rule asked for that.
+/// What a job that sent a message leaves: the record of the message (when `keep` and
+/// Whapi.Cloud said which it was), and the job that pins it when the rule asked for that.
 pub(super) fn record(
     job: &Job,
     request: &OutboundRequest,
     result: &JobResult,
+    keep: bool,
     now: DateTime<Utc>,
 ) -> Vec<Op> {
+    if !keep && request.pin.is_none() {
+        return Vec::new();
+    }
     let Some(sent) = sent(job, request, result, now) else {
         if request.pin.is_some() && matches!(result, JobResult::Done { .. }) {
             tracing::warn!(job = %job.id, rule = %job.rule, "sent, but Whapi.Cloud's answer names no message id: it cannot be pinned");
@@ -27,7 +31,10 @@ pub(super) fn record(
     let pin = request
         .pin
         .and_then(|time| pin(job, request, &sent.id, time.as_str(), now));
-    let mut ops = vec![Op::Sent(Box::new(sent))];
+    let mut ops = Vec::new();
+    if keep {
+        ops.push(Op::Sent(Box::new(sent)));
+    }
     ops.extend(pin);
     ops
 }

@@ -115,6 +115,11 @@ fn memory_policy(rules: &[Arc<Rule>]) -> Option<crate::ai::MemoryPolicy> {
 }
 
 impl RuleSet {
+    /// Whether some rule listens to events of this kind.
+    pub fn listens_to(&self, kind: &EventKind) -> bool {
+        self.by_kind.contains_key(kind)
+    }
+
     pub(crate) fn new(
         rules: Vec<Arc<Rule>>,
         campaigns: Vec<Campaign>,
