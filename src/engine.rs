@@ -67,6 +67,9 @@ pub struct ActionOutcome {
     /// Not run yet: it runs when an earlier lookup of the rule answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waits_for: Option<String>,
+    /// Not scheduled, and why (a follow-up whose time was past, with `if_past: skip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// When and under which conditions a follow-up runs.
@@ -374,7 +377,28 @@ impl Steps<'_> {
                 crate::actions::Action::Lookup(lookup) => Some(lookup.name.clone()),
                 _ => None,
             };
+            let past = match (&step.timing, &rendered) {
+                (Timing::AtUnlessPast(_), Ok((_, Some(s)))) => {
+                    s.run_at.as_ref().ok().filter(|at| **at < now).copied()
+                }
+                _ => None,
+            };
             match rendered {
+                Ok(_) if past.is_some() => {
+                    let at = past.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+                    outcomes.push(ActionOutcome {
+                        action: name,
+                        effects: Vec::new(),
+                        at: past,
+                        key: None,
+                        error: None,
+                        waits_for: None,
+                        skipped: Some(format!(
+                            "its time, {}, was already past (if_past: skip)",
+                            at.unwrap_or_default()
+                        )),
+                    });
+                }
                 Ok((effects, schedule)) => {
                     let at = schedule
                         .as_ref()
@@ -403,6 +427,7 @@ impl Steps<'_> {
                         key,
                         error,
                         waits_for: None,
+                        skipped: None,
                     });
                 }
                 Err(err) => {
@@ -414,6 +439,7 @@ impl Steps<'_> {
                         key: None,
                         error: Some(err.to_string()),
                         waits_for: None,
+                        skipped: None,
                     });
                     if let Some(lookup) = waiting {
                         // Without its call there is no answer to wait for.
@@ -438,6 +464,7 @@ impl Steps<'_> {
             key: None,
             error: None,
             waits_for: Some(format!("runs when lookup `{lookup}` answers")),
+            skipped: None,
         }));
     }
 
@@ -449,6 +476,7 @@ impl Steps<'_> {
             key: None,
             error: Some(format!("not run: lookup `{lookup}` could not be made")),
             waits_for: None,
+            skipped: None,
         }));
     }
 }
@@ -570,7 +598,8 @@ fn schedule(
     let run_at = match &step.timing {
         Timing::Now => return Ok(None),
         Timing::After(delay) => Ok(cx.now + *delay),
-        Timing::At(text) => parse_at(&cx.text(text)?, rule.timezone),
+        Timing::At(when) => parse_at(&cx.text(when)?, rule.timezone),
+        Timing::AtUnlessPast(when) => parse_at(&cx.text(when)?, rule.timezone),
     };
     // Follow-up keys are per channel, like `cancel`'s.
     let key = step

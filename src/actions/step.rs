@@ -15,8 +15,11 @@ use crate::vocab::Contact;
 pub enum Timing {
     Now,
     After(chrono::Duration),
-    /// A template that renders to a time.
+    /// A template that renders to a time; a time already past sends at once.
     At(Text),
+    /// The same, but a time already past skips the follow-up (`if_past: skip`); a variant of
+    /// its own keeps every step the size it was.
+    AtUnlessPast(Box<Text>),
 }
 
 /// A compiled `then:` entry.

@@ -221,6 +221,9 @@ pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool)
                     if let Some(err) = &action.error {
                         out.push_str(&format!("    {}: FAILED: {err}\n", action.action));
                     }
+                    if let Some(skipped) = &action.skipped {
+                        out.push_str(&format!("    {}: skipped: {skipped}\n", action.action));
+                    }
                     if let Some(waits) = &action.waits_for {
                         out.push_str(&format!(
                             "    {}: {waits} (give --lookup NAME=JSON to see it)\n",

@@ -71,6 +71,10 @@ pub struct ActionSpec {
     /// or a local date and time (`2026-03-02 09:00`) in the rule's time zone.
     #[serde(default)]
     pub at: Option<Located<String>>,
+    /// With `at`: what to do when the time is already past when the rule fires: `send` at
+    /// once (default) or `skip`.
+    #[serde(default)]
+    pub if_past: Option<Located<IfPast>>,
     /// Name of the follow-up (a template), so `cancel` can remove it; scheduling the same key
     /// again replaces the pending one.
     #[serde(default)]
@@ -78,6 +82,16 @@ pub struct ActionSpec {
     /// Skip the follow-up if these conditions on the contact hold when it is due.
     #[serde(default)]
     pub unless: Option<Located<UnlessSpec>>,
+}
+
+/// What a follow-up whose `at` is already past does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IfPast {
+    /// Sent at once.
+    Send,
+    /// Not scheduled at all.
+    Skip,
 }
 
 /// Conditions checked when a follow-up is due, against the contact as it is then.

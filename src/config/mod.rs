@@ -17,8 +17,8 @@ use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 pub use action::{
     ActionSpec, AiHandoffSpec, AiReplySpec, ButtonSpec, ForwardSpec, GroupSpec, HandoffSpec,
-    ListRowSpec, ListSectionSpec, ListSpec, LocationSpec, LookupSpec, MessageContent, MessageSpec,
-    PollSpec, UnlessSpec, WebhookSpec,
+    IfPast, ListRowSpec, ListSectionSpec, ListSpec, LocationSpec, LookupSpec, MessageContent,
+    MessageSpec, PollSpec, UnlessSpec, WebhookSpec,
 };
 pub use channels::{ChannelSpec, ChannelsFile};
 pub use located::{Located, OneOrMany};

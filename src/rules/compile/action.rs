@@ -29,9 +29,24 @@ pub(super) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) ->
                 None
             }
         },
-        (None, Some(at)) => cx.text(at).map(Timing::At),
+        (None, Some(at)) => cx.text(at).map(|when| {
+            let skip = a.if_past.as_ref().map(|p| p.value) == Some(crate::config::IfPast::Skip);
+            if skip {
+                Timing::AtUnlessPast(Box::new(when))
+            } else {
+                Timing::At(when)
+            }
+        }),
         (None, None) => Some(Timing::Now),
     };
+    if let (Some(if_past), None) = (&a.if_past, &a.at) {
+        cx.error(
+            if_past.line,
+            if_past.column,
+            "`if_past` goes with `at` (a time that may already be past)",
+        );
+        return None;
+    }
     if let (Some(lookup), false) = (&a.lookup, matches!(timing, Some(Timing::Now))) {
         cx.error(
             lookup.line,
