@@ -27,6 +27,8 @@ pub type Row = (String, BTreeMap<String, String>);
 /// Who a campaign goes to.
 #[derive(Debug, Clone, Default)]
 pub struct Audience {
+    /// Every known contact.
+    pub everyone: bool,
     /// Contacts with all of, any of and none of these tags (when given).
     pub tags: Option<(Vec<String>, Vec<String>, Vec<String>)>,
     pub numbers: Vec<String>,

@@ -73,6 +73,11 @@ pub fn plan(
             .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         recipients.push(contact);
     };
+    if campaign.audience.everyone {
+        for contact in known {
+            add(&contact.phone, &BTreeMap::new(), &mut run);
+        }
+    }
     if let Some((all, any, none)) = &campaign.audience.tags {
         for contact in known {
             let has = |t: &String| contact.tags.contains(t);

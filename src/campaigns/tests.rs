@@ -218,3 +218,24 @@ fn the_audience_adds_up_without_doubles_and_leaves_out_opted_out_and_excluded() 
     // Opted out, excluded by tag, and `12`, which is not a phone number.
     assert_eq!(planned.skipped, 3);
 }
+
+#[test]
+fn all_reaches_every_known_contact_but_who_opted_out() {
+    let mut c = campaign("0 9 * * *", chrono_tz::UTC, CatchUp::Skip);
+    c.audience.everyone = true;
+    let contact = |phone: &str, tags: &[&str]| crate::vocab::Contact {
+        phone: phone.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        ..Default::default()
+    };
+    let known = [
+        contact("491511111111", &["deals"]),
+        contact("4915333333333", &["opted-out"]),
+        contact("4915222222222", &[]),
+    ];
+    let start = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
+    let planned = plan(&c, &crate::templates::Templates::new(), &known, &[], start);
+    let to: Vec<Option<&str>> = planned.jobs.iter().map(|j| j.contact.as_deref()).collect();
+    assert_eq!(to, [Some("491511111111"), Some("4915222222222")]);
+    assert_eq!(planned.skipped, 1);
+}

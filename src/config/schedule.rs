@@ -67,6 +67,10 @@ pub enum CatchUp {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AudienceSpec {
+    /// Every known contact (those with tags or attributes); opted-out ones are left out as
+    /// always.
+    #[serde(default)]
+    pub all: Option<Located<bool>>,
     /// Contacts by tag.
     #[serde(default)]
     pub tags: Option<TagsSpec>,

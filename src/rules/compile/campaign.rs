@@ -207,6 +207,7 @@ impl Compiler<'_> {
                 .as_ref()
                 .map(|t| (t.all.clone(), t.any.clone(), t.none.clone())),
             numbers: a.numbers.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
+            everyone: a.all.as_ref().is_some_and(|all| all.value),
             chats: a.chat_id.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
             ..Audience::default()
         };
@@ -245,7 +246,12 @@ impl Compiler<'_> {
             );
             return None;
         }
+        if let Some(all) = a.all.as_ref().filter(|all| !all.value) {
+            self.error(all.line, all.column, "`all: false` adds nobody; remove it");
+            return None;
+        }
         if audience.tags.is_none()
+            && !audience.everyone
             && audience.numbers.is_empty()
             && a.file.is_none()
             && audience.chats.is_empty()
@@ -254,7 +260,7 @@ impl Compiler<'_> {
             self.error(
                 spec.line,
                 spec.column,
-                "the audience is empty: give `tags`, `numbers`, `file`, `chat_id` or `group_members`",
+                "the audience is empty: give `all`, `tags`, `numbers`, `file`, `chat_id` or `group_members`",
             );
             return None;
         }
