@@ -287,14 +287,15 @@ fn held(
             h.rule
         )));
     }
-    let window = rule.once_per?;
+    let once = rule.once_per?;
     let last = *chat.fired.get(&rule.name)?;
-    (now < last + window).then(|| {
+    let next = once.next_after(last, rule.timezone);
+    (now < next).then(|| {
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
         Hold::OncePer(format!(
             "once_per: fired in this chat at {}, next possible at {}",
             fmt(last),
-            fmt(last + window)
+            fmt(next)
         ))
     })
 }

@@ -46,7 +46,8 @@ pub struct RuleSpec {
     /// `live` (default) sends; `shadow` evaluates and records what it would have done.
     #[serde(default)]
     pub mode: Mode,
-    /// Fire at most once per chat in this window (`12h`).
+    /// Fire at most once per chat in this window (`12h`), or once per calendar `day` or `week`
+    /// in the rule's time zone.
     #[serde(default)]
     pub once_per: Option<Located<String>>,
     /// Keep firing while a human has the chat (for opt-out and similar).

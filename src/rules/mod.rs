@@ -51,7 +51,7 @@ pub struct Rule {
     pub enabled: bool,
     pub shadow: bool,
     /// Fires at most once per chat in this window.
-    pub once_per: Option<chrono::Duration>,
+    pub once_per: Option<OncePer>,
     /// Still fires while a human has the chat.
     pub during_handoff: bool,
     /// Zone of `at:` times that give none.
@@ -71,6 +71,44 @@ pub struct ChannelRef {
     pub name: String,
     pub line: u32,
     pub column: u32,
+}
+
+/// How often a `once_per` rule may fire in one chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OncePer {
+    /// Once within a rolling window (`12h`).
+    Within(chrono::Duration),
+    /// Once per calendar day in the rule's time zone (`day`).
+    Day,
+    /// Once per calendar week, Monday to Sunday, in the rule's time zone (`week`).
+    Week,
+}
+
+impl OncePer {
+    /// When a rule that fired at `last` may fire again in the same chat.
+    pub fn next_after(
+        self,
+        last: chrono::DateTime<chrono::Utc>,
+        zone: chrono_tz::Tz,
+    ) -> chrono::DateTime<chrono::Utc> {
+        use chrono::{Datelike, TimeZone};
+        let days = match self {
+            Self::Within(window) => return last + window,
+            Self::Day => 1,
+            Self::Week => 7 - i64::from(last.with_timezone(&zone).weekday().num_days_from_monday()),
+        };
+        let date = last.with_timezone(&zone).date_naive() + chrono::Duration::days(days);
+        let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+        // Where a clock change skips midnight, the day starts at the first time that exists.
+        (0..4)
+            .find_map(|hour| {
+                zone.from_local_datetime(&(midnight + chrono::Duration::hours(hour)))
+                    .earliest()
+            })
+            .map_or(last + chrono::Duration::days(days), |t| {
+                t.with_timezone(&chrono::Utc)
+            })
+    }
 }
 
 /// An immutable, compiled set of rules; shared by every event processed while it is current.
@@ -386,3 +424,30 @@ fn read_or_report(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Vec<Diagnostic>>
 
 /// The current rule set, shared by the server's workers.
 pub type SharedRules = Arc<RuleSet>;
+
+#[cfg(test)]
+mod once_per_tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::OncePer;
+
+    #[test]
+    fn a_calendar_day_or_week_ends_at_local_midnight() {
+        let berlin = chrono_tz::Europe::Berlin;
+        // Tuesday 2026-03-03 23:30 in Berlin (22:30 UTC).
+        let last = Utc.with_ymd_and_hms(2026, 3, 3, 22, 30, 0).unwrap();
+        let wednesday = Utc.with_ymd_and_hms(2026, 3, 3, 23, 0, 0).unwrap();
+        assert_eq!(OncePer::Day.next_after(last, berlin), wednesday);
+        let monday = Utc.with_ymd_and_hms(2026, 3, 8, 23, 0, 0).unwrap();
+        assert_eq!(OncePer::Week.next_after(last, berlin), monday);
+        let rolling = OncePer::Within(chrono::Duration::hours(12));
+        assert_eq!(
+            rolling.next_after(last, berlin),
+            last + chrono::Duration::hours(12)
+        );
+        // The day after the spring change starts at midnight all the same (CEST, UTC+2).
+        let before = Utc.with_ymd_and_hms(2026, 3, 29, 12, 0, 0).unwrap();
+        let next = Utc.with_ymd_and_hms(2026, 3, 29, 22, 0, 0).unwrap();
+        assert_eq!(OncePer::Day.next_after(before, berlin), next);
+    }
+}

@@ -490,16 +490,23 @@ impl Compiler<'_> {
                 actions.push(step);
             }
         }
-        let once_per =
-            rule.once_per
-                .as_ref()
-                .and_then(|w| match crate::duration::parse(&w.value) {
-                    Ok(d) => chrono::Duration::from_std(d).ok(),
-                    Err(e) => {
-                        self.error(w.line, w.column, e);
-                        None
-                    }
-                });
+        let once_per = rule.once_per.as_ref().and_then(|w| match w.value.trim() {
+            "day" => Some(super::OncePer::Day),
+            "week" => Some(super::OncePer::Week),
+            window => match crate::duration::parse(window) {
+                Ok(d) => chrono::Duration::from_std(d)
+                    .ok()
+                    .map(super::OncePer::Within),
+                Err(e) => {
+                    self.error(
+                        w.line,
+                        w.column,
+                        format!("{e} (or `day` / `week` for once per calendar day / week)"),
+                    );
+                    None
+                }
+            },
+        });
         let timezone = self.zone(rule.timezone.as_ref());
         if rule.then.is_empty() && !rule.stop {
             self.error(
