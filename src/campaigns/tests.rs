@@ -186,11 +186,6 @@ fn the_audience_adds_up_without_doubles_and_leaves_out_opted_out_and_excluded() 
     ];
     c.audience.chats = vec!["120363041234567890@g.us".into()];
     c.exclude = vec!["staff".into()];
-    let contact = |phone: &str, tags: &[&str]| crate::vocab::Contact {
-        phone: phone.into(),
-        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        ..Default::default()
-    };
     let known = [
         contact("491511111111", &["deals"]),
         contact("4915333333333", &["deals", "opted-out"]),
@@ -223,11 +218,6 @@ fn the_audience_adds_up_without_doubles_and_leaves_out_opted_out_and_excluded() 
 fn all_reaches_every_known_contact_but_who_opted_out() {
     let mut c = campaign("0 9 * * *", chrono_tz::UTC, CatchUp::Skip);
     c.audience.everyone = true;
-    let contact = |phone: &str, tags: &[&str]| crate::vocab::Contact {
-        phone: phone.into(),
-        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        ..Default::default()
-    };
     let known = [
         contact("491511111111", &["deals"]),
         contact("4915333333333", &["opted-out"]),
@@ -238,4 +228,13 @@ fn all_reaches_every_known_contact_but_who_opted_out() {
     let to: Vec<Option<&str>> = planned.jobs.iter().map(|j| j.contact.as_deref()).collect();
     assert_eq!(to, [Some("491511111111"), Some("4915222222222")]);
     assert_eq!(planned.skipped, 1);
+}
+
+/// A known contact with these tags.
+fn contact(phone: &str, tags: &[&str]) -> crate::vocab::Contact {
+    crate::vocab::Contact {
+        phone: phone.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        ..Default::default()
+    }
 }

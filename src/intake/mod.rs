@@ -402,9 +402,15 @@ fn what_became_of_sent(
             at: now,
         }));
     }
-    // Only a chat a campaign message awaits is written down: most messages answer none.
+    // Only a chat a campaign message awaits is written down: most messages answer none, and
+    // cost no more than this look.
+    if awaited.is_empty() || !writes(event) {
+        return None;
+    }
     let chat = crate::vocab::ChatId::new(event.chat.as_ref()?.id.as_str()).memory_key();
-    (writes(event) && awaited.contains(&chat)).then_some(Op::Replied { chat, at: now })
+    awaited
+        .contains(&chat)
+        .then_some(Op::Replied { chat, at: now })
 }
 
 /// Whether an event is the contact writing (which answers a campaign message).

@@ -225,3 +225,29 @@ rules:
     // Known now: asked once only.
     assert_eq!(riposte.whapi.received().len(), 3);
 }
+
+#[test]
+fn if_past_without_at_and_an_audience_of_all_false_are_refused_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "rules:\n  - name: r\n    when: {text: hi}\n    then:\n      - reply: Hi\n        if_past: skip\n",
+            "rules.yaml:6:18: error: `if_past` goes with `at`",
+        ),
+        (
+            "campaigns:\n  - name: c\n    schedule: \"0 9 * * *\"\n    audience: {all: false}\n    send: Hi\n",
+            "rules.yaml:4:21: error: `all: false` adds nobody",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        std::fs::write(dir.path().join("rules.yaml"), yaml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_riposte"))
+            .arg("check")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains(expected), "expected `{expected}` in {said}");
+    }
+}
