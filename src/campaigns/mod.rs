@@ -183,6 +183,9 @@ pub fn parse_schedule(text: &str) -> Result<Cron, String> {
             "cron schedule `{text}` has {fields} fields; write 5 (minute hour day month weekday) or 6 with seconds first"
         ));
     }
+    if let Some(hint) = named_field(text) {
+        return Err(format!("invalid cron schedule `{text}`: {hint}"));
+    }
     text.parse::<Cron>().map_err(|e| {
         let detail = e.to_string();
         if detail.contains("out of bounds") {
@@ -194,6 +197,55 @@ pub fn parse_schedule(text: &str) -> Result<Cron, String> {
             format!("invalid cron schedule `{text}`: {}", detail.trim_end_matches('.'))
         }
     })
+}
+
+const DAYS: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// A day or month written out (`Monday`, `Tues`, `January`), which cron does not read: what
+/// to write instead. Cron knows only the three-letter names and the numbers.
+fn named_field(text: &str) -> Option<String> {
+    let words = text
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '-' | '/'))
+        .filter(|w| w.len() > 3 && w.chars().all(|c| c.is_ascii_alphabetic()));
+    for word in words {
+        let lower = word.to_ascii_lowercase();
+        if let Some(day) = DAYS.iter().position(|d| d.starts_with(&lower)) {
+            let short = DAYS[day][..3].to_ascii_uppercase();
+            return Some(format!(
+                "`{word}` is not a name cron knows; write the day as {short} or {day}"
+            ));
+        }
+        if let Some(month) = MONTHS.iter().position(|m| m.starts_with(&lower)) {
+            let short = MONTHS[month][..3].to_ascii_uppercase();
+            return Some(format!(
+                "`{word}` is not a name cron knows; write the month as {short} or {}",
+                month + 1
+            ));
+        }
+    }
+    None
 }
 
 /// Reads an audience CSV: a `phone` column and any others, which become attributes. A cell

@@ -6,14 +6,15 @@
 
 mod action;
 mod channels;
+mod each;
 mod located;
+mod outline;
+mod plain;
 mod rule;
 mod schedule;
 mod split;
 
 use std::path::PathBuf;
-
-use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 pub use action::{
     ActionSpec, AiHandoffSpec, AiReplySpec, ButtonSpec, ForwardSpec, GroupSpec, HandoffSpec,
@@ -41,8 +42,18 @@ pub struct SourceFile {
     pub root: Option<PathBuf>,
 }
 
-/// Parses one rule file. A YAML or schema mistake stops the file at its first error (the YAML
-/// reader cannot resume after one); the compile step then finds every semantic error.
+/// Reads one rule file with every mistake the YAML reader finds in it: when the file does not
+/// read as a whole, each rule, campaign and calendar is read on its own, so one run reports
+/// them all (a syntax mistake that breaks the YAML itself still stops the file, and says so).
+/// What did read is returned beside the errors, for the compile step to check further.
+pub fn read(source: &SourceFile) -> (RuleFile, Vec<Diagnostic>) {
+    match parse(source) {
+        Ok(file) => (file, Vec::new()),
+        Err(first) => each::read_each(source, first),
+    }
+}
+
+/// Parses one rule file, stopping at its first YAML or schema mistake (see [`read`] for all).
 pub fn parse(source: &SourceFile) -> Result<RuleFile, Diagnostic> {
     if source.text.trim().is_empty() || is_only_comments(&source.text) {
         return Ok(RuleFile::default());
@@ -62,8 +73,16 @@ pub fn parse_rule(rule: RuleText<'_>) -> Option<Located<RuleSpec>> {
 
 /// Parses any YAML document of Riposte's (rule files, rule tests) into `T`, with located errors.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result<T, Diagnostic> {
-    serde_saphyr::from_str_with_options::<T>(&source.text, reader_options())
-        .map_err(|err| yaml_diagnostic(source, &err))
+    parse_text(source, &source.text)
+}
+
+/// Parses `text` (a file's text, or a piece of it positioned as in its file) into `T`.
+fn parse_text<T: serde::de::DeserializeOwned>(
+    source: &SourceFile,
+    text: &str,
+) -> Result<T, Diagnostic> {
+    serde_saphyr::from_str_with_options::<T>(text, reader_options())
+        .map_err(|err| plain::yaml_diagnostic(source, &err))
 }
 
 fn reader_options() -> serde_saphyr::Options {
@@ -101,76 +120,4 @@ fn is_only_comments(text: &str) -> bool {
     text.lines()
         .map(str::trim)
         .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
-}
-
-fn yaml_diagnostic(source: &SourceFile, err: &serde_saphyr::Error) -> Diagnostic {
-    let err = err.without_snippet();
-    let (mut line, mut column) = err
-        .location()
-        .map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
-    let message = match err {
-        serde_saphyr::Error::SerdeUnknownField {
-            field, expected, ..
-        } => unknown_name_message("field", field, expected),
-        serde_saphyr::Error::SerdeUnknownVariant {
-            variant, expected, ..
-        } => unknown_name_message("value", variant, expected),
-        other => {
-            let text = DefaultMessageFormatter.format_message(other);
-            let text = text
-                .escape_debug()
-                .to_string()
-                .replace("\\'", "'")
-                .replace("\\\"", "\"");
-            if text.contains("found a tab") {
-                // Point at the tab itself, which the YAML reader reports at the token before it.
-                if let Some((n, l)) = source
-                    .text
-                    .lines()
-                    .enumerate()
-                    .find(|(_, l)| l.contains('\t'))
-                {
-                    line = n as u32 + 1;
-                    column = l.find('\t').unwrap_or(0) as u32 + 1;
-                }
-            }
-            friendlier(&text)
-        }
-    };
-    Diagnostic::error(&source.path, line.max(1), column.max(1), message)
-}
-
-/// Rewrites the YAML reader's messages in the words of someone editing a rule file.
-fn friendlier(text: &str) -> String {
-    if text.contains("found a tab") {
-        return "tabs are not allowed in YAML indentation; indent with spaces".into();
-    }
-    if text.starts_with("while parsing a block mapping, did not find expected key") {
-        return "the indentation is off: keys of one map must start in the same column".into();
-    }
-    if text.starts_with("expected sequence start") {
-        return "expected a list here (each entry starts with `- `)".into();
-    }
-    if text.starts_with("expected mapping start") {
-        return "expected a map here (`key: value` lines), not a list or a single value".into();
-    }
-    if let Some(rest) = text.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(',').next().unwrap_or(rest).trim();
-        return format!("`{key}` appears twice in the same map; keep one");
-    }
-    if text.starts_with("invalid boolean") {
-        return "expected `true` or `false` (`yes`, `no`, `on` and `off` are not booleans here)"
-            .into();
-    }
-    text.to_owned()
-}
-
-fn unknown_name_message(what: &str, name: &str, expected: &[&str]) -> String {
-    let mut message = format!("unknown {what} `{name}`");
-    if let Some(best) = crate::rules::did_you_mean(name, expected.iter().copied()) {
-        message.push_str(&format!(", did you mean `{best}`?"));
-    } else if !expected.is_empty() {
-        message.push_str(&format!(", expected one of: {}", expected.join(", ")));
-    }
-    message
 }

@@ -32,6 +32,24 @@ fn broken_rule_files_are_all_reported_with_positions() {
     insta::assert_snapshot!(stdout);
 }
 
+/// Each mistake people make in YAML, in the words `check` uses for it (one snapshot per file
+/// of `tests/fixtures/rules/mistakes`).
+#[test]
+fn common_yaml_mistakes_are_explained_with_the_fix() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/mistakes");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        let (code, stdout, _) = check(&[&format!("tests/fixtures/rules/mistakes/{name}")]);
+        assert_eq!(code, 1, "{name}: {stdout}");
+        insta::assert_snapshot!(name.trim_end_matches(".yaml").to_owned(), stdout);
+    }
+}
+
 #[test]
 fn every_reported_position_exists_in_its_file() {
     let (_, stdout, _) = check(&["tests/fixtures/rules/broken"]);

@@ -131,10 +131,8 @@ pub(super) fn can_keep(rule: &Rule) -> bool {
 }
 
 fn read_whole<'a>(file: &'a SourceFile, diagnostics: &mut Vec<Diagnostic>) -> ReadFile<'a> {
-    let mut rest = config::parse(file).unwrap_or_else(|diagnostic| {
-        diagnostics.push(diagnostic);
-        RuleFile::default()
-    });
+    let (mut rest, errors) = config::read(file);
+    diagnostics.extend(errors);
     let rules = std::mem::take(&mut rest.rules)
         .into_iter()
         .map(|spec| Entry::Read(Box::new(spec)))
