@@ -102,6 +102,7 @@ fn render_template(bencher: divan::Bencher) {
             Scope::Event {
                 groups: &["order".into()],
                 lookups: &[],
+                data: None,
             },
         )
         .unwrap();

@@ -175,15 +175,18 @@ pub enum Refusal {
     TooLarge,
     /// Over the per-address rate.
     RateLimited,
+    /// A declared custom event whose data lacks or mistypes a field.
+    InvalidEvent,
 }
 
 impl Refusal {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
         Self::TooLarge,
         Self::RateLimited,
+        Self::InvalidEvent,
     ];
 
     /// The `reason` label.
@@ -194,16 +197,17 @@ impl Refusal {
             Self::Forbidden => "forbidden",
             Self::TooLarge => "too_large",
             Self::RateLimited => "rate_limited",
+            Self::InvalidEvent => "invalid_event",
         }
     }
 }
 
 /// Requests refused, by reason.
-pub struct Refusals([AtomicU64; 5]);
+pub struct Refusals([AtomicU64; Refusal::ALL.len()]);
 
 impl Refusals {
     const fn new() -> Self {
-        Self([const { AtomicU64::new(0) }; 5])
+        Self([const { AtomicU64::new(0) }; Refusal::ALL.len()])
     }
 
     /// Counts one refusal.

@@ -66,6 +66,8 @@ pub enum Scope<'a> {
     Event {
         groups: &'a [String],
         lookups: &'a [String],
+        /// The `data` fields the rule's custom events declare; `None` for any field.
+        data: Option<&'a [String]>,
     },
     /// In a campaign message: the recipient and the campaign.
     Campaign,
@@ -83,6 +85,13 @@ impl Scope<'_> {
         match self {
             Self::Event { groups, .. } => groups,
             Self::Campaign => &[],
+        }
+    }
+
+    fn data(&self) -> Option<&[String]> {
+        match self {
+            Self::Event { data, .. } => *data,
+            Self::Campaign => None,
         }
     }
 
@@ -439,6 +448,11 @@ impl Templates {
         if root == "lookup" && matches!(scope, Scope::Event { .. }) {
             return unknown_lookup(field, scope.lookups());
         }
+        if root == "data"
+            && let (Some(field), Some(declared)) = (field, scope.data())
+        {
+            return unknown_data_field(field, declared);
+        }
         let roots = scope.roots();
         let Some((_, fields)) = roots.iter().find(|(r, _)| *r == root) else {
             let names: Vec<&str> = roots.iter().map(|(r, _)| *r).collect();
@@ -454,6 +468,7 @@ impl Templates {
         if root == "match" {
             return unknown_group(field, scope.groups());
         }
+
         if fields.contains(&field) {
             return None;
         }
@@ -563,6 +578,19 @@ fn unknown_lookup(field: Option<&str>, lookups: &[String]) -> Option<String> {
     ))
 }
 
+fn unknown_data_field(field: &str, declared: &[String]) -> Option<String> {
+    if declared.iter().any(|d| d == field) {
+        return None;
+    }
+    let hint = did_you_mean(field, declared.iter().map(String::as_str)).map_or_else(
+        || format!(" (declared fields: {})", declared.join(", ")),
+        |b| format!(", did you mean `data.{b}`?"),
+    );
+    Some(format!(
+        "unknown template variable `data.{field}`: the event does not declare `{field}`{hint}"
+    ))
+}
+
 fn unknown_group(field: &str, groups: &[String]) -> Option<String> {
     if groups.iter().any(|g| g == field) {
         return None;
@@ -604,7 +632,8 @@ mod tests {
                 "Hello & <welcome>",
                 Scope::Event {
                     groups: &[],
-                    lookups: &[]
+                    lookups: &[],
+                    data: None,
                 }
             )
             .unwrap(),
@@ -621,6 +650,7 @@ mod tests {
                 Scope::Event {
                     groups: &[],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap();
@@ -639,6 +669,7 @@ mod tests {
         let scope = Scope::Event {
             groups: &[],
             lookups: &[],
+            data: None,
         };
         let hello = t.text("Hi {{ sender.name }}", scope).unwrap();
         let bye = t.text("Bye {{ sender.name }}", scope).unwrap();
@@ -676,6 +707,7 @@ mod tests {
                 Scope::Event {
                     groups: &order,
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap();
@@ -685,6 +717,7 @@ mod tests {
                 Scope::Event {
                     groups: &order,
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap();
@@ -695,6 +728,7 @@ mod tests {
                 Scope::Event {
                     groups: &[],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap_err();
@@ -711,6 +745,7 @@ mod tests {
                 Scope::Event {
                     groups: &[],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap_err();
@@ -724,6 +759,7 @@ mod tests {
                 Scope::Event {
                     groups: &["order".into()],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap_err();
@@ -734,6 +770,7 @@ mod tests {
                 Scope::Event {
                     groups: &[],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap_err();
@@ -749,6 +786,7 @@ mod tests {
                 Scope::Event {
                     groups: &[],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap();
@@ -770,6 +808,7 @@ mod tests {
                 Scope::Event {
                     groups: &[],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap();
@@ -793,6 +832,7 @@ mod tests {
                 Scope::Event {
                     groups: &[],
                     lookups: &[],
+                    data: None,
                 },
             )
             .unwrap();

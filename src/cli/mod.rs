@@ -59,8 +59,15 @@ enum Command {
         #[arg(long, conflicts_with = "channels")]
         tests: bool,
         /// The schema of channels files (`--channels`) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "events")]
         channels: bool,
+        /// The schemas of the custom events the rules declare (`events:`), for the systems
+        /// that post them to `/events/NAME`.
+        #[arg(long, conflicts_with = "tests")]
+        events: bool,
+        /// Rules folder or files whose declared events `--events` prints.
+        #[arg(long, env = "RIPOSTE_RULES", default_value = "./rules")]
+        rules: Vec<PathBuf>,
     },
     /// Campaigns: list them, preview one, or run one now.
     Campaigns(campaigns::CampaignsArgs),
@@ -408,7 +415,26 @@ impl Cli {
             )),
             Command::Test { paths } => test::run(&default_rules(paths)),
             Command::Simulate(args) => simulate::run(args),
-            Command::Schema { tests, channels } => {
+            Command::Schema {
+                events: true,
+                rules,
+                ..
+            } => {
+                let set = match crate::rules::load(&rules) {
+                    Ok(set) => set,
+                    Err(diagnostics) => {
+                        for d in &diagnostics {
+                            eprintln!("{d}");
+                        }
+                        return Ok(ExitCode::FAILURE);
+                    }
+                };
+                print!("{}", crate::config::events_schema(&set.declared));
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Schema {
+                tests, channels, ..
+            } => {
                 print!(
                     "{}",
                     if tests {

@@ -135,6 +135,7 @@ fn merge(file: &mut RuleFile, part: RuleFile) {
     file.rules.extend(part.rules);
     file.campaigns.extend(part.campaigns);
     file.calendars.extend(part.calendars);
+    file.events.extend(part.events);
 }
 
 #[cfg(test)]
@@ -158,7 +159,10 @@ mod tests {
             .iter()
             .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
             .collect();
-        (file.rules.len() + file.campaigns.len() + file.calendars.len(), lines)
+        (
+            file.rules.len() + file.campaigns.len() + file.calendars.len(),
+            lines,
+        )
     }
 
     #[test]
@@ -167,10 +171,22 @@ mod tests {
         let (kept, errors) = report(text);
         assert_eq!(kept, 2, "{errors:?}");
         assert_eq!(errors.len(), 4, "{errors:?}");
-        assert!(errors[0].starts_with("3:12: unknown field `txt`"), "{errors:?}");
-        assert!(errors[1].starts_with("6:11: expected `true` or `false`"), "{errors:?}");
-        assert!(errors[2].starts_with("11:13: unknown field `replly`"), "{errors:?}");
-        assert!(errors[3].starts_with("14:5: unknown field `schedul`"), "{errors:?}");
+        assert!(
+            errors[0].starts_with("3:12: unknown field `txt`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("6:11: expected `true` or `false`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].starts_with("11:13: unknown field `replly`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[3].starts_with("14:5: unknown field `schedul`"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -180,7 +196,10 @@ mod tests {
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(errors[0].contains("unknown field `rule`, did you mean `rules`?"));
         assert!(errors[1].starts_with("5:11: "), "{errors:?}");
-        assert!(errors[2].contains("`campaigns` appears twice"), "{errors:?}");
+        assert!(
+            errors[2].contains("`campaigns` appears twice"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -189,8 +208,14 @@ mod tests {
         let (kept, errors) = report(text);
         assert_eq!(kept, 1, "{errors:?}");
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(errors[0].starts_with("3:11: the `{` opened here is not closed"), "{errors:?}");
-        assert!(errors[1].contains("put the value in single quotes"), "{errors:?}");
+        assert!(
+            errors[0].starts_with("3:11: the `{` opened here is not closed"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("put the value in single quotes"),
+            "{errors:?}"
+        );
         assert!(errors[2].starts_with("8:11: "), "{errors:?}");
     }
 
@@ -198,9 +223,15 @@ mod tests {
     fn a_syntax_mistake_outside_the_rules_stops_the_file_and_says_so() {
         let (_, errors) = report("campaigns: [\nrules:\n  - name: a\n");
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].contains("cannot be read past this mistake"), "{errors:?}");
+        assert!(
+            errors[0].contains("cannot be read past this mistake"),
+            "{errors:?}"
+        );
         let (_, errors) = report("rules: [{name: a, when: {text: hi}]\n");
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].contains("cannot be read past this mistake"), "{errors:?}");
+        assert!(
+            errors[0].contains("cannot be read past this mistake"),
+            "{errors:?}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 mod action;
 mod channels;
 mod each;
+mod events;
 mod located;
 mod outline;
 mod plain;
@@ -22,6 +23,7 @@ pub use action::{
     MessageSpec, PollSpec, UnlessSpec, WebhookSpec,
 };
 pub use channels::{ChannelSpec, ChannelsFile};
+pub use events::{EventSpec, FIELD_TYPES};
 pub use located::{Located, OneOrMany};
 pub use rule::{ConditionSpec, Mode, RuleFile, RuleSpec, TagsSpec};
 pub use schedule::{
@@ -107,6 +109,26 @@ pub fn test_schema() -> String {
 pub fn channels_schema() -> String {
     let schema = schemars::schema_for!(ChannelsFile);
     render_schema(schema, "Riposte channels file")
+}
+
+/// The JSON Schema of the declared custom events' bodies, one definition per event (for
+/// the systems that post them to `/events/NAME`).
+pub fn events_schema(
+    declared: &std::collections::BTreeMap<String, std::sync::Arc<crate::events::DeclaredEvent>>,
+) -> String {
+    let defs: serde_json::Map<String, serde_json::Value> = declared
+        .iter()
+        .map(|(name, event)| (name.clone(), event.json_schema()))
+        .collect();
+    let schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Riposte custom events",
+        "description": "The body each declared event takes at POST /events/NAME.",
+        "$defs": defs,
+    });
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 fn render_schema(mut schema: schemars::Schema, title: &str) -> String {

@@ -57,7 +57,9 @@ fn explain(reader: &str, line: &str, file: &str, at: u32) -> Option<String> {
         return escape_in_double_quotes(line);
     }
     for (kind, open, close) in [("mapping", '{', '}'), ("sequence", '[', ']')] {
-        if reader.starts_with(&format!("while parsing a flow {kind}, did not find expected")) {
+        if reader.starts_with(&format!(
+            "while parsing a flow {kind}, did not find expected"
+        )) {
             return Some(unclosed(file, at, open, close));
         }
     }
@@ -164,10 +166,14 @@ fn indentation(file: &str, at: u32) -> Option<String> {
             continue;
         }
         open = d;
-        for level in levels(line, n as u32 + 1).into_iter().filter(|l| l.entry == entry) {
+        for level in levels(line, n as u32 + 1)
+            .into_iter()
+            .filter(|l| l.entry == entry)
+        {
             if level.column < depth && below.as_ref().is_none_or(|b| level.column > b.column) {
                 below = Some(level);
-            } else if level.column > depth && above.as_ref().is_none_or(|a| level.column < a.column) {
+            } else if level.column > depth && above.as_ref().is_none_or(|a| level.column < a.column)
+            {
                 above = Some(level);
             }
         }
@@ -185,7 +191,14 @@ fn indentation(file: &str, at: u32) -> Option<String> {
     let options: Vec<String> = [below, above]
         .into_iter()
         .flatten()
-        .map(|l| format!("column {} (like {} on line {})", l.column + 1, l.name, l.line))
+        .map(|l| {
+            format!(
+                "column {} (like {} on line {})",
+                l.column + 1,
+                l.name,
+                l.line
+            )
+        })
         .collect();
     if options.is_empty() {
         return None;

@@ -18,6 +18,9 @@ pub struct RuleFile {
     /// Opening hours, for the `hours` and `outside_hours` conditions.
     #[serde(default)]
     pub calendars: Vec<Located<super::CalendarSpec>>,
+    /// Custom events other systems post to `/events/NAME`, with the fields of their `data`.
+    #[serde(default)]
+    pub events: std::collections::BTreeMap<String, Located<super::EventSpec>>,
 }
 
 /// One rule: when an event matches `when`, run the actions in `then`.

@@ -5,6 +5,7 @@
 //! a surprise: unknown families become [`EventKind::Unknown`] events that are recorded but fire
 //! no rule, and every raw item is kept verbatim so rules and templates can reach any field.
 
+mod declared;
 mod parse;
 mod snapshot;
 
@@ -16,6 +17,7 @@ use serde_json::Value;
 
 use crate::vocab::MessageId;
 
+pub use declared::{DeclaredEvent, Field, FieldType};
 pub use parse::{WebhookBody, parse_webhook, parse_webhook_owned};
 pub(crate) use parse::{bare_phone, phone_number};
 

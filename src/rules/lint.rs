@@ -182,6 +182,7 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
         }
     }
     out.extend(unset_tags(set));
+    out.extend(undeclared_events(set));
     for rule in &live {
         for step in &rule.actions {
             if let Action::AiReply(ai) = &step.action
@@ -219,6 +220,34 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
     }
     out.sort_by(|a, b| (&a.file, a.line, &a.message).cmp(&(&b.file, b.line, &b.message)));
     out.dedup();
+    out
+}
+
+/// A custom event a rule listens to that is not declared while one with a name close to it
+/// is: most likely a typo, and the rule would never see the declared event.
+fn undeclared_events(set: &RuleSet) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for rule in &set.rules {
+        for kind in &rule.events {
+            let EventKind::Custom(name) = kind else {
+                continue;
+            };
+            if set.declared.contains_key(name) {
+                continue;
+            }
+            let declared = set.declared.keys().map(String::as_str);
+            if let Some(close) = super::did_you_mean(name, declared) {
+                out.push(warning(
+                    rule,
+                    format!(
+                        "rule `{}` listens to `custom:{name}`, which is not declared under \
+                         `events:`; did you mean `custom:{close}`?",
+                        rule.name
+                    ),
+                ));
+            }
+        }
+    }
     out
 }
 

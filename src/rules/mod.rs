@@ -133,6 +133,8 @@ pub struct RuleSet {
     pub memory: Option<crate::ai::MemoryPolicy>,
     /// The rules the next compile may take as they are, by their text.
     kept: HashMap<compile::RuleKey, compile::KeptRule>,
+    /// Custom events declared with their fields (`events:`), by name.
+    pub declared: compile::Declared,
 }
 
 /// Conversations are remembered only while some rule answers with a model.
@@ -207,6 +209,7 @@ impl RuleSet {
             version,
             memory,
             kept: HashMap::new(),
+            declared: compile::Declared::new(),
         }
     }
 

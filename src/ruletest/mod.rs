@@ -279,7 +279,19 @@ impl Bench {
                     body,
                 )
             }
-            shorthand::Feed::Custom { name, data } => (Source::Custom { name }, data),
+            shorthand::Feed::Custom { name, data } => {
+                if let Some(declared) = self.set.declared.get(&name) {
+                    let problems = declared.problems(&data);
+                    if !problems.is_empty() {
+                        return Err(format!(
+                            "`{name}` does not fit its declaration and would be refused at \
+                             /events/{name} (422): {}",
+                            problems.join("; ")
+                        ));
+                    }
+                }
+                (Source::Custom { name }, data)
+            }
         };
         self.store
             .accept(source, &body.to_string(), self.clock.now())

@@ -30,6 +30,12 @@ pub enum ApiError {
     TooLarge(String),
     #[error("more than {limit} requests a second from this address; try again shortly")]
     TooMany { limit: u32, retry_after: Duration },
+    /// A declared custom event whose data does not fit its declaration: each problem.
+    #[error("`{event}` does not fit its declaration: {}", problems.join("; "))]
+    InvalidEvent {
+        event: String,
+        problems: Vec<String>,
+    },
     #[error("storage unavailable")]
     Store(#[from] StoreError),
 }
@@ -43,6 +49,7 @@ impl ApiError {
             Self::Forbidden(_) => Refusal::Forbidden,
             Self::TooLarge(_) => Refusal::TooLarge,
             Self::TooMany { .. } => Refusal::RateLimited,
+            Self::InvalidEvent { .. } => Refusal::InvalidEvent,
             Self::Store(_) => return None,
         })
     }
@@ -59,13 +66,18 @@ impl IntoResponse for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidEvent { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(err) => {
                 // Logged here, once, where it becomes a 5xx; Whapi will retry the webhook.
                 tracing::error!("request failed: {err}");
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let mut body = json!({ "error": self.to_string() });
+        if let Self::InvalidEvent { problems, .. } = &self {
+            body["problems"] = json!(problems);
+        }
+        let mut response = (status, Json(body)).into_response();
         if let Self::TooMany { retry_after, .. } = self {
             // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

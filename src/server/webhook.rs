@@ -86,6 +86,20 @@ pub(super) async fn custom(
     }
     let body = read(&state, body)?;
     let text = body::custom(&body)?;
+    let declared = state.rules.borrow().declared.get(&name).cloned();
+    if let Some(event) = declared {
+        // The body is one JSON object (checked above); a declared event must fit before it
+        // is stored, so the sender hears of a mistake while it can still fix it.
+        let data: Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        let problems = event.problems(&data);
+        if !problems.is_empty() {
+            return Err(ApiError::InvalidEvent {
+                event: name,
+                problems,
+            });
+        }
+    }
     let id = state
         .store
         .accept(Source::Custom { name }, text, Utc::now())

@@ -260,6 +260,7 @@ mod tests {
     const SCOPE: Scope<'static> = Scope::Event {
         groups: &[],
         lookups: &[],
+        data: None,
     };
 
     /// Renders `source` as a webhook URL with `data` as the event's custom data.

@@ -9,6 +9,7 @@ mod cleanup;
 mod cli;
 mod conformance;
 mod crash;
+mod declared;
 mod delivery;
 mod docs;
 mod engine;

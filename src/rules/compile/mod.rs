@@ -8,6 +8,7 @@
 mod action;
 mod ai;
 mod campaign;
+mod declared;
 mod hours;
 mod inside;
 mod lines;
@@ -16,6 +17,7 @@ mod unchanged;
 mod webhook;
 
 use action::compile_step;
+pub(crate) use declared::Declared;
 use lines::Lines;
 use unchanged::Entry;
 pub(crate) use unchanged::{KeptRule, RuleKey};
@@ -92,14 +94,35 @@ fn compile_once(
         files: Vec::new(),
     };
     let none = HashMap::new();
+    let mut declared = Declared::new();
+    let undeclared = Declared::new();
     for file in &read {
-        let mut compiler = Compiler::new(file.file, &mut templates, &mut diagnostics, &none, zone);
+        let mut compiler = Compiler::new(
+            file.file,
+            &mut templates,
+            &mut diagnostics,
+            &none,
+            &undeclared,
+            zone,
+        );
         for spec in &file.rest.calendars {
             let name = &spec.value.name;
             if names.claim(&mut compiler, "calendar", name)
                 && let Some(cal) = compiler.calendar(spec)
             {
                 calendars.insert(name.value.clone(), Arc::new(cal));
+            }
+        }
+        for (name, spec) in &file.rest.events {
+            let at = Located {
+                value: name.clone(),
+                line: spec.line,
+                column: spec.column,
+            };
+            if names.claim(&mut compiler, "event", &at)
+                && let Some(event) = compiler.declared_event(name, spec)
+            {
+                declared.insert(name.clone(), Arc::new(event));
             }
         }
     }
@@ -115,6 +138,7 @@ fn compile_once(
             &mut templates,
             &mut diagnostics,
             &calendars,
+            &declared,
             zone,
         );
         let mut entries = file.rules.into_iter().peekable();
@@ -158,6 +182,7 @@ fn compile_once(
         templates.drop_unused();
         let mut set = RuleSet::new(out.rules, campaigns, calendars, templates, files, zone);
         set.kept = out.kept;
+        set.declared = declared;
         Ok(set)
     } else {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -244,6 +269,10 @@ struct Compiler<'a> {
     /// Compiling a campaign: templates see the recipient, not an event.
     in_campaign: bool,
     calendars: &'a HashMap<String, Arc<Calendar>>,
+    /// Custom events declared in any file.
+    declared: &'a Declared,
+    /// The `data` fields the current rule's events declare (`None`: any field).
+    data: Option<Vec<String>>,
     /// The default time zone.
     zone: Tz,
     /// Channels the current rule or campaign names, checked against the channels file once
@@ -257,6 +286,7 @@ impl<'a> Compiler<'a> {
         templates: &'a mut Templates,
         diagnostics: &'a mut Vec<Diagnostic>,
         calendars: &'a HashMap<String, Arc<Calendar>>,
+        declared: &'a Declared,
         zone: Tz,
     ) -> Self {
         Self {
@@ -269,6 +299,8 @@ impl<'a> Compiler<'a> {
             lookups: Vec::new(),
             in_campaign: false,
             calendars,
+            declared,
+            data: None,
             zone,
             channels: Vec::new(),
         }
@@ -280,17 +312,20 @@ impl Compiler<'_> {
     fn in_scope<T>(&mut self, f: impl FnOnce(&mut Templates, Scope<'_>) -> T) -> T {
         let groups = std::mem::take(&mut self.groups);
         let lookups = std::mem::take(&mut self.lookups);
+        let data = self.data.take();
         let scope = if self.in_campaign {
             Scope::Campaign
         } else {
             Scope::Event {
                 groups: &groups,
                 lookups: &lookups,
+                data: data.as_deref(),
             }
         };
         let result = f(self.templates, scope);
         self.groups = groups;
         self.lookups = lookups;
+        self.data = data;
         result
     }
 
@@ -479,6 +514,7 @@ impl Compiler<'_> {
             Some(names) => self.event_kinds(names),
             None => vec![EventKind::Message],
         };
+        self.data = self.data_fields(&events);
         let mut block = self.block(when, true);
         if when.from_me.is_none() {
             // A bot never answers itself unless a rule asks for our own messages.

@@ -169,16 +169,22 @@ pub(super) fn read_texts(texts: &[RuleText<'_>]) -> Vec<Option<Located<RuleSpec>
     })
 }
 
-/// What every rule's compile depends on besides its own text: the default zone and the
-/// calendars (looked up by name from any file). Campaigns, comments and the like are not.
+/// What every rule's compile depends on besides its own text: the default zone, the calendars
+/// (looked up by name from any file) and the declared events. Campaigns, comments and the like are not.
 fn context(read: &[(ReadFile<'_>, Vec<RuleText<'_>>)], zone: Tz) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(zone.name().as_bytes());
-    for (file, _) in read.iter().filter(|(f, _)| !f.rest.calendars.is_empty()) {
+    let with_context = |f: &ReadFile<'_>| !f.rest.calendars.is_empty() || !f.rest.events.is_empty();
+    for (file, _) in read.iter().filter(|(f, _)| with_context(f)) {
         let lines = super::Lines::new(&file.file.text);
         for calendar in &file.rest.calendars {
             // The calendar's text, wherever it moved to.
             let text = super::fingerprint(&lines, calendar.line, calendar.column);
+            hash.update(text.to_le_bytes());
+        }
+        for (name, event) in &file.rest.events {
+            hash.update(name.as_bytes());
+            let text = super::fingerprint(&lines, event.line, event.column);
             hash.update(text.to_le_bytes());
         }
     }
