@@ -432,13 +432,21 @@ impl Steps<'_> {
                     });
                 }
                 Err(err) => {
-                    tracing::warn!(rule = %rule.name, action = name, event = %event.id, "action failed: {err}");
+                    // Where it is written, so the log, the event record and a failing rule
+                    // test all lead the author to the action.
+                    let error = format!(
+                        "{err} (in `{name}` of rule `{}`, {}:{})",
+                        rule.name,
+                        rule.file.display(),
+                        step.line
+                    );
+                    tracing::warn!(rule = %rule.name, action = name, event = %event.id, "action failed: {error}");
                     outcomes.push(ActionOutcome {
                         action: name,
                         effects: Vec::new(),
                         at: None,
                         key: None,
-                        error: Some(err.to_string()),
+                        error: Some(error),
                         waits_for: None,
                         skipped: None,
                     });

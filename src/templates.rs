@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::calendar::Calendar;
 use crate::rules::did_you_mean;
 
+mod undefined;
 mod url;
 
 pub use url::{UrlError, UrlText};
@@ -157,8 +158,11 @@ pub struct TemplateProblem {
 /// A failure while rendering at run time.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error("template error: {0}")]
+    #[error("template error: {}", undefined::describe(.0, 1))]
     Template(#[from] minijinja::Error),
+    /// A template failed at run time: what was missing or went wrong, in the author's words.
+    #[error("{0}")]
+    Failed(String),
     #[error("rendered text is {0} bytes, more than the limit of {MAX_OUTPUT}")]
     TooLong(usize),
     #[error(transparent)]
@@ -358,7 +362,7 @@ impl Templates {
         let rendered = self
             .env
             .render_str(&source, ctx)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| undefined::describe(&e, 1))?;
         Ok(rendered == "1")
     }
 
@@ -500,7 +504,12 @@ impl Templates {
 
     /// Renders a template compiled by [`Self::condition`] or [`Self::json_value`].
     pub fn render_named(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
-        let out = self.env.get_template(name)?.render(ctx)?;
+        let template = self.env.get_template(name)?;
+        let out = template.render(ctx).map_err(|err| {
+            let reason = undefined::missing(&template, &err, ctx)
+                .unwrap_or_else(|| undefined::describe(&err, template.source().lines().count()));
+            RenderError::Failed(reason)
+        })?;
         if out.len() > MAX_OUTPUT {
             return Err(RenderError::TooLong(out.len()));
         }

@@ -15,10 +15,10 @@ use crate::vocab::Contact;
 pub enum Timing {
     Now,
     After(chrono::Duration),
-    /// A template that renders to a time; a time already past sends at once.
-    At(Text),
-    /// The same, but a time already past skips the follow-up (`if_past: skip`); a variant of
-    /// its own keeps every step the size it was.
+    /// A template that renders to a time; a time already past sends at once. Boxed, as
+    /// most steps are not timed this way and every step is as large as its largest timing.
+    At(Box<Text>),
+    /// The same, but a time already past skips the follow-up (`if_past: skip`).
     AtUnlessPast(Box<Text>),
 }
 
@@ -30,6 +30,8 @@ pub struct Step {
     pub key: Option<Text>,
     /// Boxed: most steps have none, and a rule set holds thousands of steps.
     pub unless: Option<Box<Unless>>,
+    /// The line of its rule file the action is written on, for errors at run time.
+    pub line: u32,
 }
 
 /// Conditions on the contact that skip a follow-up when they hold at its time. Kept as data in

@@ -111,6 +111,9 @@ struct Bench {
     channels: Arc<Channels>,
     /// What lookups answer, as the steps script it.
     lookups: Arc<ScriptedLookups>,
+    /// Actions that failed since the last `expect` (a template missing a value, say), shown
+    /// with a failing expectation: they are usually why it failed.
+    failed: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -245,6 +248,7 @@ async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
         set,
         channels,
         lookups,
+        failed: Vec::new(),
         _dir: dir,
     })
 }
@@ -302,6 +306,11 @@ impl Bench {
             .process_pending()
             .await
             .map_err(|e| e.to_string())?;
+        for record in outcomes.iter().flat_map(|o| &o.records) {
+            if let Ok(record) = serde_json::from_str::<serde_json::Value>(record) {
+                failed_actions(&record, &mut self.failed);
+            }
+        }
         let mut now_done = Vec::new();
         for op in outcomes.iter().flat_map(|o| &o.ops) {
             let work = match op {
@@ -464,11 +473,38 @@ async fn run_case(path: &Path, case: &Located<TestCase>) -> Result<(), String> {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            expect::compare(&expected.value, &done, s.ignore_extra)
-                .map_err(|e| format!("{where_}: {e}"))?;
+            let failed = std::mem::take(&mut bench.failed);
+            expect::compare(&expected.value, &done, s.ignore_extra).map_err(|e| {
+                let mut report = format!("{where_}: {e}");
+                if !failed.is_empty() {
+                    report.push_str("    failed:\n");
+                    for f in &failed {
+                        report.push_str(&format!("      - {f}\n"));
+                    }
+                }
+                report
+            })?;
         }
     }
     Ok(())
+}
+
+/// The errors of the actions an event record holds (`{"action": ..., "error": ...}`, at any
+/// depth).
+fn failed_actions(record: &serde_json::Value, out: &mut Vec<String>) {
+    match record {
+        serde_json::Value::Object(map) => {
+            if let (Some(action), Some(serde_json::Value::String(error))) =
+                (map.get("action"), map.get("error"))
+                && action.is_string()
+            {
+                out.push(error.clone());
+            }
+            map.values().for_each(|v| failed_actions(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| failed_actions(v, out)),
+        _ => {}
+    }
 }
 
 /// The members a case lists for each group, instead of asking Whapi.Cloud.

@@ -311,7 +311,7 @@ fn failing_rule_tests_show_a_readable_diff() {
     let (code, stdout, _) = riposte(&["test", "tests/fixtures/ruletests/failing"]);
     assert_eq!(code, 1);
     assert!(
-        stdout.trim_end().ends_with("2 passed, 3 failed"),
+        stdout.trim_end().ends_with("2 passed, 4 failed"),
         "{stdout}"
     );
     insta::assert_snapshot!(stdout);

@@ -2,6 +2,7 @@
 
 mod ai;
 mod architecture;
+mod authoring;
 mod campaigns;
 mod channels;
 mod chats;

@@ -34,7 +34,7 @@ pub(super) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) ->
             if skip {
                 Timing::AtUnlessPast(Box::new(when))
             } else {
-                Timing::At(when)
+                Timing::At(Box::new(when))
             }
         }),
         (None, None) => Some(Timing::Now),
@@ -83,6 +83,7 @@ pub(super) fn compile_step(spec: &Located<ActionSpec>, cx: &mut Compiler<'_>) ->
         timing: timing?,
         key,
         unless,
+        line: spec.line,
     })
 }
 

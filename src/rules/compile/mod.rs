@@ -481,10 +481,13 @@ impl Compiler<'_> {
         let rule = if rule.line == at {
             rule
         } else {
-            Arc::new(Rule {
-                line: at,
-                ..(*rule).clone()
-            })
+            // Moved with the text around it: its actions' lines move with it.
+            let mut moved = (*rule).clone();
+            for step in &mut moved.actions {
+                step.line = (step.line + at).saturating_sub(rule.line);
+            }
+            moved.line = at;
+            Arc::new(moved)
         };
         note.index = out.rules.len();
         out.kept.insert(key, note);
