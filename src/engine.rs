@@ -70,6 +70,9 @@ pub struct ActionOutcome {
     /// Not scheduled, and why (a follow-up whose time was past, with `if_past: skip`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// With an error: where the action is written (`FILE:LINE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// When and under which conditions a follow-up runs.
@@ -398,6 +401,7 @@ impl Steps<'_> {
                             "its time, {}, was already past (if_past: skip)",
                             at.unwrap_or_default()
                         )),
+                        source: None,
                     });
                 }
                 Ok((effects, schedule)) => {
@@ -429,26 +433,23 @@ impl Steps<'_> {
                         error,
                         waits_for: None,
                         skipped: None,
+                        source: None,
                     });
                 }
                 Err(err) => {
                     // Where it is written, so the log, the event record and a failing rule
                     // test all lead the author to the action.
-                    let error = format!(
-                        "{err} (in `{name}` of rule `{}`, {}:{})",
-                        rule.name,
-                        rule.file.display(),
-                        step.line
-                    );
-                    tracing::warn!(rule = %rule.name, action = name, event = %event.id, "action failed: {error}");
+                    let source = format!("{}:{}", rule.file.display(), step.line);
+                    tracing::warn!(rule = %rule.name, action = name, event = %event.id, "action failed: {err} (in `{name}` of rule `{}`, {source})", rule.name);
                     outcomes.push(ActionOutcome {
                         action: name,
                         effects: Vec::new(),
                         at: None,
                         key: None,
-                        error: Some(error),
+                        error: Some(err.to_string()),
                         waits_for: None,
                         skipped: None,
+                        source: Some(source),
                     });
                     if let Some(lookup) = waiting {
                         // Without its call there is no answer to wait for.
@@ -474,6 +475,7 @@ impl Steps<'_> {
             error: None,
             waits_for: Some(format!("runs when lookup `{lookup}` answers")),
             skipped: None,
+            source: None,
         }));
     }
 
@@ -486,6 +488,7 @@ impl Steps<'_> {
             error: Some(format!("not run: lookup `{lookup}` could not be made")),
             waits_for: None,
             skipped: None,
+            source: None,
         }));
     }
 }

@@ -23,9 +23,19 @@ pub(super) struct SimulateArgs {
     /// Rules folder or files.
     #[arg(long, env = "RIPOSTE_RULES", default_value = "./rules")]
     rules: Vec<PathBuf>,
-    /// The time the events happen (RFC 3339); default now.
+    /// The time the events happen (RFC 3339, e.g. `2026-03-03T14:30:00+01:00`): what `now`
+    /// and `today` are, which opening hours apply, when follow-ups fall due. Default now; with
+    /// `--steps`, where the virtual clock starts.
     #[arg(long)]
     at: Option<DateTime<Utc>>,
+    /// The files are the data of custom event NAME (as posted to `/events/NAME`), not
+    /// webhook bodies.
+    #[arg(long, value_name = "NAME")]
+    event: Option<String>,
+    /// Run a file of rule-test steps (`event`, `advance`, `lookups`) on a virtual clock and
+    /// show what each does, the follow-ups left waiting and when they fall due.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["events", "event", "json", "explain", "lookups"])]
+    steps: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -38,8 +48,8 @@ pub(super) struct SimulateArgs {
     lookups: Vec<String>,
     #[command(flatten)]
     channels: super::ChannelsArg,
-    /// Webhook body files (`-` reads standard input).
-    #[arg(required = true)]
+    /// Webhook body files, or with `--event` the event's data (`-` reads standard input).
+    #[arg(required_unless_present = "steps")]
     events: Vec<PathBuf>,
 }
 
@@ -60,8 +70,33 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::FAILURE);
     }
+    if let Some(steps) = &args.steps {
+        let runtime = tokio::runtime::Runtime::new()?;
+        return match runtime.block_on(crate::ruletest::run_steps(steps, &args.rules, args.at)) {
+            Ok(report) => {
+                print!("{report}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problem) => {
+                eprintln!("{problem}");
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
     let now = args.at.unwrap_or_else(Utc::now);
     let answers = scripted_answers(&args.lookups)?;
+    if !args.json {
+        let from = if args.at.is_some() {
+            "--at"
+        } else {
+            "now; give --at to choose"
+        };
+        println!(
+            "at {} ({from})",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    let mut refused = false;
     // What intake remembers between events, remembered the same way.
     let mut memory = Memory::default();
     let mut reports = Vec::new();
@@ -69,11 +104,30 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let text = read(path)?;
         let body: Value = serde_json::from_str(&text)
             .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
-        for mut event in parse_webhook(WebhookBody {
-            body: &body,
-            path: "",
-            method: "POST",
-        }) {
+        let events = match &args.event {
+            Some(name) => {
+                if let Some(declared) = set.declared.get(name) {
+                    let problems = declared.problems(&body);
+                    if !problems.is_empty() {
+                        eprintln!(
+                            "{}: `{name}` would be refused at /events/{name} (422): {}",
+                            path.display(),
+                            problems.join("; ")
+                        );
+                        refused = true;
+                        continue;
+                    }
+                }
+                let id = format!("e{}", reports.len() + 1);
+                vec![Event::custom(name, &id, body)]
+            }
+            None => parse_webhook(WebhookBody {
+                body: &body,
+                path: "",
+                method: "POST",
+            }),
+        };
+        for mut event in events {
             let Some(channel) = channels.route(&event.channel, None) else {
                 eprintln!(
                     "{}: event {} came from channel id `{}`, which no configured channel has; no rule would fire",
@@ -90,18 +144,57 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("the rules failed on event {} (a bug in Riposte)", event.id)
                 }
             };
-            go_on(&set, &mut evaluation, &answers, now);
+            let used = go_on(&set, &mut evaluation, &answers, now);
             if args.json {
                 reports.push(json_report(&event, &evaluation));
             } else {
                 print!("{}", text_report(&event, &evaluation, args.explain));
+                for name in &used {
+                    if let Some(answer) = answers.get(name) {
+                        println!("  lookup `{name}` answered (--lookup): {answer}");
+                    }
+                }
+                print!("{}", follow_ups(&evaluation));
             }
         }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The follow-ups an event would leave waiting, soonest first, with when they fall due.
+fn follow_ups(evaluation: &Evaluation) -> String {
+    let mut due: Vec<(DateTime<Utc>, &str, &str)> = evaluation
+        .rules
+        .iter()
+        .filter_map(|t| match &t.outcome {
+            RuleOutcome::Matched { actions, .. } => Some((t.rule.as_str(), actions)),
+            _ => None,
+        })
+        .flat_map(|(rule, actions)| {
+            actions
+                .iter()
+                .filter_map(move |a| a.at.map(|at| (at, rule, a.action)))
+        })
+        .collect();
+    if due.is_empty() {
+        return String::new();
+    }
+    due.sort();
+    let mut out = String::from("  follow-ups waiting:\n");
+    for (at, rule, action) in due {
+        out.push_str(&format!(
+            "    {} {action} (rule {rule})\n",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    out
 }
 
 /// The `--lookup NAME=JSON` answers, by name.
@@ -125,12 +218,14 @@ fn scripted_answers(given: &[String]) -> anyhow::Result<BTreeMap<String, Value>>
 /// Goes on with each rule whose lookup has a scripted answer, as the server would once it
 /// answered: the actions that waited are replaced by what they did (lookups after lookups
 /// too).
+/// Returns the names of the answers used.
 fn go_on(
     set: &rules::RuleSet,
     evaluation: &mut Evaluation,
     answers: &BTreeMap<String, Value>,
     now: DateTime<Utc>,
-) {
+) -> Vec<String> {
+    let mut used = Vec::new();
     let mut pending: Vec<_> = evaluation
         .planned
         .iter()
@@ -144,6 +239,7 @@ fn go_on(
         let Some(answer) = answers.get(&call.name) else {
             continue;
         };
+        used.push(call.name.clone());
         let Ok(then) = crate::engine::resume(set, &call, Ok(answer.clone()), &contact, now) else {
             continue;
         };
@@ -169,6 +265,7 @@ fn go_on(
         evaluation.planned.extend(then.planned);
     }
     evaluation.contact = contact;
+    used
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
@@ -219,7 +316,12 @@ pub(crate) fn text_report(event: &Event, evaluation: &Evaluation, explain: bool)
                 out.push_str(&format!("  matched {}{note}\n", trace.rule));
                 for action in actions {
                     if let Some(err) = &action.error {
-                        out.push_str(&format!("    {}: FAILED: {err}\n", action.action));
+                        let source = action
+                            .source
+                            .as_ref()
+                            .map(|s| format!(" ({s})"))
+                            .unwrap_or_default();
+                        out.push_str(&format!("    {}: FAILED: {err}{source}\n", action.action));
                     }
                     if let Some(skipped) = &action.skipped {
                         out.push_str(&format!("    {}: skipped: {skipped}\n", action.action));

@@ -7,6 +7,7 @@
 
 mod expect;
 mod shorthand;
+mod simulate;
 mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +18,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 pub use expect::Done;
-pub use spec::{TestCase, TestFile};
+pub use simulate::run_steps;
+pub use spec::{StepsFile, TestCase, TestFile};
 
 use crate::ai::Assistant;
 use crate::ai::model::{Scripted, ScriptedModel};
@@ -124,12 +126,13 @@ fn at_of(case: &TestCase) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("`at: {text}` is not an RFC 3339 time: {e}"))
 }
 
-async fn bench(path: &Path, case: &TestCase) -> Result<Bench, String> {
+/// A bench for `case`, on the rules it names (relative to `path`), or on `rules` when given.
+async fn bench(path: &Path, case: &TestCase, rules: Option<&[PathBuf]>) -> Result<Bench, String> {
     let base = path.parent().unwrap_or(Path::new("."));
-    let rule_paths: Vec<PathBuf> = if case.rules.is_empty() {
-        vec![base.to_owned()]
-    } else {
-        case.rules.iter().map(|r| base.join(r)).collect()
+    let rule_paths: Vec<PathBuf> = match rules {
+        Some(given) => given.to_vec(),
+        None if case.rules.is_empty() => vec![base.to_owned()],
+        None => case.rules.iter().map(|r| base.join(r)).collect(),
     };
     let listed = |what: &str, d: Vec<Diagnostic>| {
         let lines: Vec<String> = d.iter().map(|d| format!("    {d}")).collect();
@@ -308,7 +311,7 @@ impl Bench {
             .map_err(|e| e.to_string())?;
         for record in outcomes.iter().flat_map(|o| &o.records) {
             if let Ok(record) = serde_json::from_str::<serde_json::Value>(record) {
-                failed_actions(&record, &mut self.failed);
+                failed_actions(&record, None, &mut self.failed);
             }
         }
         let mut now_done = Vec::new();
@@ -430,7 +433,7 @@ impl Bench {
 }
 
 async fn run_case(path: &Path, case: &Located<TestCase>) -> Result<(), String> {
-    let mut bench = bench(path, &case.value).await?;
+    let mut bench = bench(path, &case.value, None).await?;
     bench.settle().await?;
     for (i, step) in case.value.steps.iter().enumerate() {
         let where_ = format!("step {} ({}:{})", i + 1, path.display(), step.line);
@@ -489,20 +492,28 @@ async fn run_case(path: &Path, case: &Located<TestCase>) -> Result<(), String> {
     Ok(())
 }
 
-/// The errors of the actions an event record holds (`{"action": ..., "error": ...}`, at any
-/// depth).
-fn failed_actions(record: &serde_json::Value, out: &mut Vec<String>) {
+/// The errors of the actions an event record holds (`{"action", "error", "source"}`, under
+/// their rule's `{"rule"}`), with the action, the rule and where it is written.
+fn failed_actions(record: &serde_json::Value, rule: Option<&str>, out: &mut Vec<String>) {
     match record {
         serde_json::Value::Object(map) => {
-            if let (Some(action), Some(serde_json::Value::String(error))) =
-                (map.get("action"), map.get("error"))
-                && action.is_string()
+            let rule = map.get("rule").and_then(|r| r.as_str()).or(rule);
+            if let (
+                Some(serde_json::Value::String(action)),
+                Some(serde_json::Value::String(error)),
+            ) = (map.get("action"), map.get("error"))
             {
-                out.push(error.clone());
+                let source = map.get("source").and_then(|s| s.as_str()).unwrap_or("?");
+                out.push(format!(
+                    "{error} (in `{action}` of rule `{}`, {source})",
+                    rule.unwrap_or("?")
+                ));
             }
-            map.values().for_each(|v| failed_actions(v, out));
+            map.values().for_each(|v| failed_actions(v, rule, out));
         }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| failed_actions(v, out)),
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|v| failed_actions(v, rule, out));
+        }
         _ => {}
     }
 }

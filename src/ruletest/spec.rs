@@ -47,6 +47,27 @@ pub struct TestCase {
     pub steps: Vec<Located<StepSpec>>,
 }
 
+/// A `riposte simulate --steps` file: a rule test case's set-up and steps, without names or
+/// expectations.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepsFile {
+    /// The virtual clock's start (RFC 3339); `--at` wins; default `2026-01-05T09:00:00Z`.
+    #[serde(default)]
+    pub at: Option<Located<String>>,
+    /// Contacts in the database before the first step.
+    #[serde(default)]
+    pub contacts: Vec<ContactSpec>,
+    /// What the stand-in language model answers, one entry per call.
+    #[serde(default)]
+    pub model: Vec<ModelAnswerSpec>,
+    /// Who is in each group: group id → members.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<MemberSpec>>,
+    /// The steps: `event`, `advance`, `lookups`, `failing_lookups`.
+    pub steps: Vec<Located<StepSpec>>,
+}
+
 /// One scripted model answer.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]

@@ -89,6 +89,8 @@ fn simulate_prints_rendered_actions_and_explains_the_rest() {
         "--rules",
         "rules",
         "--explain",
+        "--at",
+        "2026-03-02T10:00:00Z",
         "tests/fixtures/whapi/message-text-private.json",
         "tests/fixtures/whapi/message-from-me.json",
     ]);

@@ -47,6 +47,14 @@ fn documentation_examples_compile() {
                 checked += 1;
                 continue;
             }
+            if block.starts_with("at:") || block.starts_with("steps:") {
+                if let Err(d) = riposte::config::parse_yaml::<riposte::ruletest::StepsFile>(&source)
+                {
+                    panic!("steps example at {doc}:{line} does not parse: {d}");
+                }
+                checked += 1;
+                continue;
+            }
             let result = riposte::rules::compile(&[source]);
             if block.starts_with("# this rule does not pass check") {
                 assert!(result.is_err(), "{doc}:{line} should fail check");

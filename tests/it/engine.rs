@@ -319,11 +319,11 @@ fn a_failing_action_does_not_stop_the_others() {
     let RuleOutcome::Matched { actions, .. } = &result.rules[0].outcome else {
         panic!("{:?}", result.rules[0])
     };
-    assert!(
-        actions[0].error.as_deref().unwrap().contains("undefined"),
-        "{:?}",
-        actions[0]
+    assert_eq!(
+        actions[0].error.as_deref(),
+        Some("`sender.name` is not defined for this event (`sender` has: phone)")
     );
+    assert_eq!(actions[0].source.as_deref(), Some("test.yaml:4"));
     assert!(result.contact.tags.contains("reached"));
 }
 
