@@ -561,3 +561,40 @@ fn a_date_the_rule_did_not_expect_names_the_field_it_came_from() {
         "the next action ran"
     );
 }
+
+#[test]
+fn after_a_lookup_the_rule_still_writes_in_its_zone() {
+    let set = rules(
+        r#"
+rules:
+  - name: pickup
+    timezone: Asia/Tokyo
+    when:
+      event: custom:pickup
+    then:
+      - lookup: {as: slot, url: "https://shop.example/slot"}
+      - send:
+          to: "{{ data.phone }}"
+          text: "{{ lookup.slot.at | date('%a %H:%M', 'fr') }} ({{ today }})"
+"#,
+    );
+    let event = Event::custom("pickup", "p1", json!({"phone": "4915112345678"}));
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 20, 0, 0).unwrap();
+    let asked = evaluate(
+        &set,
+        &event,
+        &Contact::default(),
+        &ChatState::default(),
+        now,
+        false,
+    );
+    let Some(Work::Lookup(call)) = asked.planned.first().map(|p| &p.work) else {
+        panic!("{:?}", asked.planned)
+    };
+    let answer = json!({"at": "2026-03-02T23:15:00Z"});
+    let later = now + chrono::Duration::minutes(1);
+    let went_on =
+        riposte::engine::resume(&set, call, Ok(answer), &Contact::default(), later).unwrap();
+    // 23:15 UTC on Monday is 08:15 on Tuesday in Tokyo, where it is already 3 March.
+    assert_eq!(sent_texts(&went_on), ["mar 08:15 (2026-03-03)"]);
+}
