@@ -1,5 +1,5 @@
 //! Opening hours: weekly ranges in a time zone, minus closed dates. Used by the `hours` and
-//! `outside_hours` conditions.
+//! `outside_hours` conditions and the `next_open` and `hours_today` template functions.
 
 use std::collections::BTreeSet;
 
@@ -108,6 +108,30 @@ impl Calendar {
             .any(|o| o.days[day] && o.start <= time && time < o.end)
     }
 
+    /// The opening hours on a date, in order, with ranges that overlap or touch joined into
+    /// one; none on a closed date.
+    pub fn hours_on(&self, date: NaiveDate) -> Vec<(NaiveTime, NaiveTime)> {
+        if self.closed.contains(&date) {
+            return Vec::new();
+        }
+        let day = date.weekday().num_days_from_monday() as usize;
+        let mut ranges: Vec<(NaiveTime, NaiveTime)> = self
+            .open
+            .iter()
+            .filter(|o| o.days[day])
+            .map(|o| (o.start, o.end))
+            .collect();
+        ranges.sort();
+        let mut joined: Vec<(NaiveTime, NaiveTime)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match joined.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => joined.push((start, end)),
+            }
+        }
+        joined
+    }
+
     /// The next instant the calendar opens at or after `at` (within two weeks plus holidays).
     pub fn next_open(&self, at: DateTime<Utc>) -> Option<DateTime<Tz>> {
         if self.is_open(at) {
@@ -203,6 +227,35 @@ mod tests {
         assert_eq!(next.to_rfc3339(), "2026-12-07T09:00:00+01:00");
         let next = cal.next_open(utc("2026-12-23T18:00:00Z")).unwrap();
         assert_eq!(next.to_rfc3339(), "2026-12-25T09:00:00+01:00");
+    }
+
+    #[test]
+    fn hours_on_a_day_join_overlaps_and_skip_holidays() {
+        let mut cal = office();
+        let (start, end) = parse_between("17:00-20:00").unwrap();
+        cal.open.push(Opening {
+            days: parse_days("Mon").unwrap(),
+            start,
+            end,
+        });
+        let (start, end) = parse_between("07:00-08:00").unwrap();
+        cal.open.push(Opening {
+            days: parse_days("Mon").unwrap(),
+            start,
+            end,
+        });
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let text = |d: u32| {
+            cal.hours_on(day(d))
+                .iter()
+                .map(|(s, e)| format!("{}-{}", s.format("%H:%M"), e.format("%H:%M")))
+                .collect::<Vec<_>>()
+        };
+        // Monday 7 December: the early range, then 09-18 and 17-20 as one.
+        assert_eq!(text(7), ["07:00-08:00", "09:00-20:00"]);
+        assert_eq!(text(5), ["10:00-14:00"]);
+        assert!(text(6).is_empty(), "Sunday");
+        assert!(text(24).is_empty(), "a closed Thursday");
     }
 
     #[test]

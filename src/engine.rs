@@ -628,6 +628,8 @@ fn schedule(
             "text": event.text,
             "data": event.data.as_deref(),
             "match": captures,
+            // For `today` and `date` when the condition is checked.
+            (crate::templates::ZONE): rule.timezone.name(),
         })
     });
     Ok(Some(Schedule {
@@ -766,10 +768,17 @@ fn rule_context(
     captures: &BTreeMap<String, String>,
     contact: &Contact,
 ) -> Value {
+    // Written only for the rules that read it; `date` needs the zone wherever it is used.
+    let today = rule
+        .uses
+        .contains("today")
+        .then(|| crate::templates::today(base.now, rule.timezone));
     context! {
         match => to_value(captures),
         contact => to_value(contact),
         rule => context! { name => rule.name.as_str() },
+        today => today,
+        __zone__ => crate::templates::zone_value(rule.timezone),
         ..base.for_rule(&rule.uses)
     }
 }

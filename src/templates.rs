@@ -3,11 +3,16 @@
 //!
 //! Unknown variables are found at load time by walking each template's undeclared variables;
 //! at run time a missing value is an error (strict mode), never a silently empty string.
+//!
+//! Riposte's own helpers live beside this file: `date`, `today` and the zone they write in
+//! (`dates`, with the languages in `locales`), `money`, and the calendar functions
+//! `next_open` and `hours_today` (`calendars`). What a template writes out for them (a
+//! format, a locale, a currency, a calendar) is checked at load time too (`calls`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -16,9 +21,16 @@ use serde::Serialize;
 use crate::calendar::Calendar;
 use crate::rules::did_you_mean;
 
+mod bad_value;
+mod calendars;
+mod calls;
+mod dates;
+mod locales;
+mod money;
 mod undefined;
 mod url;
 
+pub use dates::{ZONE, today, zone_value};
 pub use url::{UrlError, UrlText};
 
 /// Work a single render may do before it is stopped (a runaway loop fails its action, not the
@@ -36,6 +48,7 @@ const EVENT_ROOTS: Roots = &[
     ("data", None),
     ("text", None),
     ("now", None),
+    ("today", None),
     ("event", Some(&["kind", "id", "channel", "at"])),
     ("channel", Some(&["name", "id"])),
     ("sender", Some(&["phone", "name"])),
@@ -57,6 +70,7 @@ const CAMPAIGN_ROOTS: Roots = &[
     ("contact", Some(&["tags", "attrs", "phone"])),
     ("campaign", Some(&["name"])),
     ("now", None),
+    ("today", None),
 ];
 
 /// Where a template is used decides which variables it can see.
@@ -137,15 +151,18 @@ pub struct Templates {
     in_use: HashSet<Arc<str>>,
     /// Names handed out since the last `take_names`.
     handed: Vec<Arc<str>>,
+    /// The calendars `next_open` and `hours_today` may name in this compile.
+    calendars: Vec<String>,
     /// One copy of each set of variables rules use: thousands of rules use the same few.
     used_sets: HashSet<Arc<BTreeSet<String>>>,
 }
 
-/// A compiled template's name and the variable paths it uses.
+/// A compiled template's name, the variable paths it uses and the calendars it names.
 #[derive(Debug)]
 struct Compiled {
     name: Arc<str>,
     used: BTreeSet<String>,
+    calendars: Vec<calls::CalendarUse>,
 }
 
 /// A template problem found at load time, with the line inside the template (1-based).
@@ -191,6 +208,8 @@ impl Templates {
         env.set_formatter(url::formatter);
         env.add_filter("shift", shift);
         env.add_filter("safe_url", url::safe_url);
+        env.add_filter("date", dates::date);
+        env.add_filter("money", money::money);
         let sources = Sources::default();
         compile_on_first_use(&mut env, &sources);
         Self {
@@ -202,6 +221,7 @@ impl Templates {
             in_use: HashSet::new(),
             handed: Vec::new(),
             used_sets: HashSet::new(),
+            calendars: Vec::new(),
         }
     }
 
@@ -226,6 +246,7 @@ impl Templates {
             in_use: HashSet::new(),
             handed: Vec::new(),
             used_sets: HashSet::new(),
+            calendars: self.calendars.clone(),
         }
     }
 
@@ -264,31 +285,15 @@ impl Templates {
         });
     }
 
-    /// Makes `next_open('CALENDAR')` available: when the calendar next opens after the event,
-    /// in its zone, as `Monday 09:00` (or in a strftime format given as a second argument).
+    /// Makes the calendar functions available over these calendars: `next_open('CALENDAR')`,
+    /// when the calendar next opens after the event, in its zone, as `Monday 09:00` (or in a
+    /// strftime format given as a second argument), and `hours_today('CALENDAR')`, its hours
+    /// on the event's day, as `07:00–18:00` (empty when it is closed).
     pub fn add_calendars(&mut self, calendars: HashMap<String, Arc<Calendar>>) {
-        self.env.add_function(
-            "next_open",
-            move |state: &minijinja::State<'_, '_>, name: &str, format: Option<&str>| {
-                let calendar = calendars.get(name).ok_or_else(|| {
-                    minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        format!("unknown calendar `{name}`"),
-                    )
-                })?;
-                let now = state
-                    .lookup("now")
-                    .and_then(|v| {
-                        v.as_str()
-                            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    })
-                    .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
-                Ok(calendar
-                    .next_open(now)
-                    .map(|t| t.format(format.unwrap_or("%A %H:%M")).to_string())
-                    .unwrap_or_default())
-            },
-        );
+        self.calendars = calendars.keys().cloned().collect();
+        // In order, so a did-you-mean between names equally near is the same on every load.
+        self.calendars.sort();
+        calendars::add(&mut self.env, calendars);
     }
 
     /// Compiles a template string for use in `scope`.
@@ -377,7 +382,8 @@ impl Templates {
         // variables are still checked against each rule's scope.
         let key = (escape, Arc::<str>::from(source));
         if let Some(compiled) = self.by_source.get(&key).cloned() {
-            let problems = self.check_variables(&compiled.used, scope);
+            let mut problems = self.check_variables(&compiled.used, scope);
+            problems.extend(self.check_calendars(&compiled.calendars));
             if !problems.is_empty() {
                 return Err(problems);
             }
@@ -400,7 +406,10 @@ impl Templates {
             Ok(template) => template.undeclared_variables(true).into_iter().collect(),
             Err(_) => BTreeSet::new(),
         };
-        let problems = self.check_variables(&used, scope);
+        let mut problems = self.check_variables(&used, scope);
+        let calls = calls::check(&key.1);
+        problems.extend(calls.problems);
+        problems.extend(self.check_calendars(&calls.calendars));
         // Checked, it waits as source until it is first rendered: a compiled template holds
         // about 8 KB however short it is, and most rules of a large set rarely fire.
         self.env.remove_template(&name);
@@ -412,7 +421,11 @@ impl Templates {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(shared.clone(), key.1.clone());
-            let compiled = Compiled { name: shared, used };
+            let compiled = Compiled {
+                name: shared,
+                used,
+                calendars: calls.calendars,
+            };
             self.by_source.insert(key, Arc::new(compiled));
             Ok(name)
         } else {
@@ -438,6 +451,25 @@ impl Templates {
             .map(|message| TemplateProblem {
                 line_offset: 1,
                 message,
+            })
+            .collect()
+    }
+
+    /// The calendars a template names that this compile does not have.
+    fn check_calendars(&self, names: &[calls::CalendarUse]) -> Vec<TemplateProblem> {
+        let known = self.calendars.iter().map(String::as_str);
+        names
+            .iter()
+            .filter(|c| !self.calendars.contains(&c.name))
+            .map(|c| {
+                let hint = did_you_mean(&c.name, known.clone()).map_or_else(
+                    || " (define it under `calendars:`)".to_owned(),
+                    |b| format!(", did you mean `{b}`?"),
+                );
+                TemplateProblem {
+                    line_offset: c.line,
+                    message: format!("unknown calendar `{}`{hint}", c.name),
+                }
             })
             .collect()
     }
@@ -506,6 +538,7 @@ impl Templates {
     pub fn render_named(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
         let template = self.env.get_template(name)?;
         let out = template.render(ctx).map_err(|err| {
+            let err = self.explain(name, err);
             let reason = undefined::missing(&template, &err, ctx)
                 .unwrap_or_else(|| undefined::describe(&err, template.source().lines().count()));
             RenderError::Failed(reason)
@@ -514,6 +547,16 @@ impl Templates {
             return Err(RenderError::TooLong(out.len()));
         }
         Ok(out)
+    }
+
+    /// A render error, naming the variable a filter could not read where the template
+    /// applied it to one.
+    fn explain(&self, name: &str, err: minijinja::Error) -> minijinja::Error {
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        match sources.get(name) {
+            Some(source) => bad_value::explain(err, source),
+            None => err,
+        }
     }
 }
 
@@ -850,6 +893,153 @@ mod tests {
             t.render(&text, &ctx).unwrap(),
             "2026-03-02T10:00:00+01:00 / 2026-03-03 11:30"
         );
+    }
+
+    fn event_scope() -> Scope<'static> {
+        Scope::Event {
+            groups: &[],
+            lookups: &[],
+            data: None,
+        }
+    }
+
+    fn with_bakery() -> Templates {
+        let mut t = Templates::new();
+        let calendar = Calendar {
+            name: "bakery".into(),
+            timezone: chrono_tz::Europe::Berlin,
+            open: Vec::new(),
+            closed: BTreeSet::new(),
+        };
+        t.add_calendars(HashMap::from([("bakery".to_owned(), Arc::new(calendar))]));
+        t
+    }
+
+    #[test]
+    fn dates_and_money_render_in_the_rules_zone_and_language() {
+        let mut t = Templates::new();
+        let text = t
+            .text(
+                "{{ data.time | date('%A %d.%m. %H:%M', 'de') }}, {{ today | date('%d %B', 'ro') }}: \
+                 {{ 42.5 | money('EUR', 'de') }}",
+                event_scope(),
+            )
+            .unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-03T23:30:00Z")
+            .unwrap()
+            .to_utc();
+        let zone = chrono_tz::Europe::Bucharest;
+        let ctx = context! {
+            data => context! { time => "2026-03-03T13:30:00Z" },
+            today => today(now, zone),
+            __zone__ => zone_value(zone),
+        };
+        assert_eq!(
+            t.render(&text, &ctx).unwrap(),
+            "Dienstag 03.03. 15:30, 04 martie: 42,50\u{a0}€"
+        );
+    }
+
+    #[test]
+    fn literal_helper_arguments_are_load_time_errors_on_their_line() {
+        let mut t = with_bakery();
+        let err = t
+            .text(
+                "Hi\n{{ data.t | date('%A', 'gr') }}\n{{ 3 | money('EURO') }}",
+                event_scope(),
+            )
+            .unwrap_err();
+        let found: Vec<(u32, &str)> = err
+            .iter()
+            .map(|p| (p.line_offset, p.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    2,
+                    "date: unknown locale `gr` (locales: en, de, es, pt, fr, it, ro)"
+                ),
+                (
+                    3,
+                    "money: unknown currency `EURO`, did you mean `EUR`? \
+                     (currencies: EUR, USD, GBP, RON, BRL, CHF, JPY)"
+                ),
+            ]
+        );
+        let err = t
+            .condition("'next week' | date('%A') == 'Monday'", event_scope())
+            .unwrap_err();
+        assert!(
+            err[0]
+                .message
+                .starts_with("date: `next week` is not a date"),
+            "{err:?}"
+        );
+        let err = t
+            .text("{{ hours_today('bakry') }}", event_scope())
+            .unwrap_err();
+        assert_eq!(
+            err[0].message,
+            "unknown calendar `bakry`, did you mean `bakery`?"
+        );
+        assert!(t.text("{{ hours_today('bakery') }}", event_scope()).is_ok());
+        assert!(t.text("{{ today }}", Scope::Campaign).is_ok());
+    }
+
+    #[test]
+    fn a_template_kept_from_the_last_compile_is_checked_against_its_calendars() {
+        let mut t = with_bakery();
+        let source = "Open {{ hours_today('bakery') }}";
+        assert!(t.text(source, event_scope()).is_ok());
+        let mut next = t.carried();
+        next.add_calendars(HashMap::new());
+        let err = next.text(source, event_scope()).unwrap_err();
+        assert_eq!(
+            err[0].message,
+            "unknown calendar `bakery` (define it under `calendars:`)"
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_date_names_its_variable() {
+        let mut t = Templates::new();
+        let text = t
+            .text(
+                "Hi {{ sender.name }},\nsee you {{ data.time | date('%A %H:%M') }}",
+                event_scope(),
+            )
+            .unwrap();
+        let ctx = context! { sender => context! { name => "Ana" }, data => context! { time => "tomorrow 10am" } };
+        let err = t.render(&text, &ctx).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "date: `data.time` is `tomorrow 10am`, which is not a date (RFC 3339 like \
+                 `2026-03-03T14:30:00+01:00`, `2026-03-03`, `2026-03-03 14:30`, or Unix seconds)"
+            ),
+            "{err}"
+        );
+        let ctx = context! { sender => context! { name => "Ana" }, data => context! {} };
+        let err = t.render(&text, &ctx).unwrap_err().to_string();
+        assert!(
+            err.contains("`data.time` is not defined for this event"),
+            "{err}"
+        );
+        let text = t
+            .text("{{ data.total | money('EUR') }}", event_scope())
+            .unwrap();
+        let ctx = context! { data => context! { total => "12,50" } };
+        let err = t.render(&text, &ctx).unwrap_err().to_string();
+        assert!(
+            err.contains("money: `data.total` is `12,50`, which is not an amount"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_zone_key_is_the_one_contexts_are_built_with() {
+        let ctx = context! { __zone__ => zone_value(chrono_tz::Asia::Tokyo) };
+        assert!(ctx.get_attr(ZONE).is_ok_and(|z| !z.is_undefined()));
     }
 
     #[test]

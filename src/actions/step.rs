@@ -93,6 +93,12 @@ impl Unless {
                     serde_json::to_value(contact).unwrap_or_default(),
                 );
                 map.insert("now".into(), now.to_rfc3339().into());
+                let zone = map
+                    .get(crate::templates::ZONE)
+                    .and_then(|z| z.as_str())
+                    .and_then(|z| z.parse().ok())
+                    .unwrap_or(Tz::UTC);
+                map.insert("today".into(), crate::templates::today(now, zone).into());
             }
             if !Templates::new().holds_once(expr, &crate::templates::to_value(&ctx))? {
                 return Ok(None);
@@ -180,6 +186,22 @@ mod tests {
                 "unless: contact has `ordered` and cart is `c-9`".into()
             ))
         );
+    }
+
+    #[test]
+    fn unless_if_reads_today_in_the_rules_zone_when_it_is_due() {
+        let unless = Unless {
+            expr: Some("today == '2026-03-03' and now | date('%H') == '05'".into()),
+            ..Unless::default()
+        };
+        let vars = serde_json::json!({ crate::templates::ZONE: "Asia/Tokyo" });
+        let due = DateTime::parse_from_rfc3339("2026-03-02T20:00:00Z")
+            .unwrap()
+            .to_utc();
+        let reason = unless.skip_reason(&Contact::default(), Some(&vars), due);
+        assert!(reason.unwrap().is_some(), "Tokyo is a day ahead of UTC");
+        let utc = unless.skip_reason(&Contact::default(), None, due);
+        assert_eq!(utc, Ok(None), "without a zone, UTC");
     }
 
     #[test]

@@ -111,11 +111,21 @@ pub fn plan(
     recipients.retain(|c| !blocked(c));
     run.skipped += (before - recipients.len()) as u32;
     let now = start.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let today = crate::templates::today(start, campaign.timezone);
+    let zone = crate::templates::zone_value(campaign.timezone);
     if let Some(filter) = &campaign.audience.filter {
         // Not a skip: people the expression leaves out were never in this run's audience.
         recipients.retain(|c| {
-            let ctx = context! { contact => to_value(c), campaign => context! { name => campaign.name.as_str() }, now => now.as_str() };
-            templates.render_named(filter, &ctx).is_ok_and(|out| out == "1")
+            let ctx = context! {
+                contact => to_value(c),
+                campaign => context! { name => campaign.name.as_str() },
+                now => now.as_str(),
+                today => today.as_str(),
+                __zone__ => zone.clone(),
+            };
+            templates
+                .render_named(filter, &ctx)
+                .is_ok_and(|out| out == "1")
         });
     }
     let mut targets: Vec<(String, Option<Contact>)> = recipients
@@ -142,6 +152,8 @@ pub fn plan(
             contact => to_value(contact),
             campaign => context! { name => campaign.name.as_str() },
             now => now.as_str(),
+            today => today.as_str(),
+            __zone__ => zone.clone(),
         };
         let cx = RenderCx {
             webhook_allow: &[],

@@ -482,3 +482,119 @@ fn prefilter_searches_only_the_automata_whose_literals_are_in_the_text() {
         (3, vec!["alternatives".into(), "always".into()])
     );
 }
+
+const DATES: &str = r#"
+calendars:
+  - name: bakery
+    timezone: Europe/Bucharest
+    open:
+      - {days: Mon-Fri, between: "07:00-18:00"}
+rules:
+  - name: booked
+    timezone: America/Sao_Paulo
+    when:
+      event: custom:booked
+      if: "data.day == today"
+    then:
+      - send:
+          to: "{{ data.phone }}"
+          text: >-
+            {{ today | date('%A %-d %B', 'pt') | capitalize }}, {{ data.at | date('%H:%M') }}:
+            {{ data.total | money('BRL', 'pt') }}; bakery {{ hours_today('bakery') }}
+      - tag: booked
+"#;
+
+/// 01:30 UTC on Tuesday 3 March: still Monday evening in São Paulo, Tuesday in Bucharest.
+fn booked(data: Value) -> Evaluation {
+    let set = rules(DATES);
+    let event = Event::custom("booked", "b1", data);
+    evaluate(
+        &set,
+        &event,
+        &Contact::default(),
+        &ChatState::default(),
+        Utc.with_ymd_and_hms(2026, 3, 3, 1, 30, 0).unwrap(),
+        true,
+    )
+}
+
+#[test]
+fn dates_money_and_today_are_written_in_the_rules_zone() {
+    let result = booked(json!({
+        "phone": "5511987654321",
+        "day": "2026-03-02",
+        "at": "2026-03-03T01:30:00Z",
+        "total": 1234.5,
+    }));
+    assert_eq!(
+        matched(&result),
+        ["booked"],
+        "`if:` sees today in the rule's zone"
+    );
+    // The calendar answers in its own zone, where it is already Tuesday.
+    assert_eq!(
+        sent_texts(&result),
+        ["Segunda-feira 2 março, 22:30: R$\u{a0}1.234,50; bakery 07:00–18:00"]
+    );
+    let result = booked(json!({"phone": "5511987654321", "day": "2026-03-03"}));
+    assert!(matched(&result).is_empty(), "UTC's date is not the rule's");
+}
+
+#[test]
+fn a_date_the_rule_did_not_expect_names_the_field_it_came_from() {
+    let result = booked(json!({
+        "phone": "5511987654321",
+        "day": "2026-03-02",
+        "at": "amanhã 10h",
+        "total": 10,
+    }));
+    let RuleOutcome::Matched { actions, .. } = &result.rules[0].outcome else {
+        panic!("{:?}", result.rules[0])
+    };
+    let error = actions[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("date: `data.at` is `amanhã 10h`, which is not a date (RFC 3339"),
+        "{error}"
+    );
+    assert!(
+        result.contact.tags.contains("booked"),
+        "the next action ran"
+    );
+}
+
+#[test]
+fn after_a_lookup_the_rule_still_writes_in_its_zone() {
+    let set = rules(
+        r#"
+rules:
+  - name: pickup
+    timezone: Asia/Tokyo
+    when:
+      event: custom:pickup
+    then:
+      - lookup: {as: slot, url: "https://shop.example/slot"}
+      - send:
+          to: "{{ data.phone }}"
+          text: "{{ lookup.slot.at | date('%a %H:%M', 'fr') }} ({{ today }})"
+"#,
+    );
+    let event = Event::custom("pickup", "p1", json!({"phone": "4915112345678"}));
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 20, 0, 0).unwrap();
+    let asked = evaluate(
+        &set,
+        &event,
+        &Contact::default(),
+        &ChatState::default(),
+        now,
+        false,
+    );
+    let Some(Work::Lookup(call)) = asked.planned.first().map(|p| &p.work) else {
+        panic!("{:?}", asked.planned)
+    };
+    let answer = json!({"at": "2026-03-02T23:15:00Z"});
+    let later = now + chrono::Duration::minutes(1);
+    let went_on =
+        riposte::engine::resume(&set, call, Ok(answer), &Contact::default(), later).unwrap();
+    // 23:15 UTC on Monday is 08:15 on Tuesday in Tokyo, where it is already 3 March.
+    assert_eq!(sent_texts(&went_on), ["mar 08:15 (2026-03-03)"]);
+}
