@@ -399,3 +399,47 @@ mod tests {
         assert!(added.is_empty() && removed.is_empty() && changed.is_empty());
     }
 }
+
+impl Reloader {
+    /// The rule folders and files the set is read from.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// Checks the rules as if `text` were saved as the rule file `path`, with the same compile
+    /// and channel check as a reload; nothing is written.
+    pub async fn check_edit(
+        &self,
+        path: PathBuf,
+        text: String,
+    ) -> Result<(), Vec<rules::Diagnostic>> {
+        let (paths, zone, channels) = (self.paths.clone(), self.zone, self.channels.clone());
+        let failed = |message: String| vec![rules::Diagnostic::error(&path, 1, 1, message)];
+        let checked = on_rules_thread({
+            let path = path.clone();
+            move || {
+                let mut files = rules::read_sources(&paths).map_err(|e| {
+                    vec![rules::Diagnostic::error(
+                        &e.path,
+                        1,
+                        1,
+                        format!("cannot read file: {}", e.source),
+                    )]
+                })?;
+                let Some(file) = files.iter_mut().find(|f| f.path == path) else {
+                    return Err(vec![rules::Diagnostic::error(
+                        &path,
+                        1,
+                        1,
+                        "not one of the rule files",
+                    )]);
+                };
+                file.text = text;
+                let set = rules::compile_in(&files, zone)?;
+                channels.fit(&set)
+            }
+        })
+        .await;
+        checked.unwrap_or_else(|e| Err(failed(format!("check failed: {e}"))))
+    }
+}

@@ -257,6 +257,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         channels: settings.channels.clone(),
         instances_live: instances_live.clone(),
         groups: Some(Arc::new(client)),
+        console: Arc::default(),
     };
     tracing::info!("listening on http://{addr}");
     let http = tokio::spawn(server::listen::serve(

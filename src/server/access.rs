@@ -130,7 +130,7 @@ fn bearer_is(headers: &HeaderMap, token: &str) -> bool {
 /// and addressed to this machine by a local name. A local reverse proxy forwards from
 /// loopback too, and a DNS rebinding page reaches loopback under its own host name: the
 /// headers tell those apart.
-fn is_local(request: &Request) -> bool {
+pub(super) fn is_local(request: &Request) -> bool {
     let from_loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -19,6 +19,17 @@ pub(super) struct Limit {
     channel: Option<String>,
 }
 
+impl Limit {
+    /// A query for at most `limit` items, of one job status.
+    pub(super) fn of(limit: u32, status: Option<JobStatus>) -> Self {
+        Self {
+            limit: Some(limit),
+            status,
+            channel: None,
+        }
+    }
+}
+
 /// Longest text an event shows in the list; its detail shows all of it.
 const LISTED_TEXT: usize = 280;
 
@@ -65,8 +76,31 @@ pub(super) async fn event(
         ));
     };
     let set = state.rules.borrow().clone();
-    explain(&*state.store, &set, &mut record).await?;
+    explain(&*state.store, &set, &mut record, false).await?;
     Ok((StatusCode::OK, Json(record)))
+}
+
+/// `POST /admin/events/{seq}/simulate`: what the rules as they are now would do with the
+/// event (with the contact, chat and time it had); nothing is stored or sent.
+pub(super) async fn simulate(
+    State(state): State<AppState>,
+    Path(seq): Path<i64>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(mut record) = state.store.event_record(seq).await? else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no event {seq}") })),
+        ));
+    };
+    let set = state.rules.borrow().clone();
+    record["rules"] = json!([]);
+    explain(&*state.store, &set, &mut record, true).await?;
+    let rules = record["rules"].clone();
+    let simulated = match record["explained"].clone() {
+        Value::Bool(true) => json!({ "version": set.version, "rules": rules }),
+        why => json!({ "version": set.version, "rules": [], "explained": why }),
+    };
+    Ok((StatusCode::OK, Json(simulated)))
 }
 
 /// Fills in, for every rule of the event's kind, the first condition that failed. Intake keeps
@@ -76,11 +110,12 @@ async fn explain(
     store: &dyn crate::store::Store,
     set: &crate::rules::RuleSet,
     record: &mut Value,
+    current: bool,
 ) -> Result<(), ApiError> {
     let Some(inputs) = record.as_object_mut().and_then(|r| r.remove("inputs")) else {
         return Ok(());
     };
-    if record["rules_version"].as_str() != Some(set.version.as_str()) {
+    if !current && record["rules_version"].as_str() != Some(set.version.as_str()) {
         record["explained"] =
             json!("the rules changed since; only the rules that matched or were held are listed");
         return Ok(());
@@ -104,6 +139,8 @@ async fn explain(
         );
         return Ok(());
     };
+    record["body"] =
+        serde_json::from_str(&inbound.body).unwrap_or_else(|_| json!(inbound.body.clone()));
     let (kind, id) = (record["kind"].as_str(), record["id"].as_str());
     let found = crate::intake::events_of(&inbound)
         .into_iter()
@@ -280,6 +317,140 @@ pub(super) async fn resume(
     let op = Op::Apply(Work::Handoff(HandoffChange::End { chat: chat.clone() }));
     state.store.apply(&[op], state.clock.now()).await?;
     Ok(Json(json!({ "resumed": chat })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ContactQuery {
+    q: Option<String>,
+    limit: Option<usize>,
+}
+
+impl ContactQuery {
+    /// A search for `q` (every contact when `None`).
+    pub(super) fn of(q: Option<String>) -> Self {
+        Self { q, limit: None }
+    }
+}
+
+/// `GET /admin/contacts?q=TEXT`: contacts whose number, name or a tag contains `TEXT`.
+pub(super) async fn contacts(
+    State(state): State<AppState>,
+    Query(query): Query<ContactQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let wanted = query.q.unwrap_or_default().trim().to_lowercase();
+    let all = state.store.contacts().await?;
+    let found: Vec<&Contact> = all
+        .iter()
+        .filter(|c| {
+            wanted.is_empty()
+                || c.phone.contains(&wanted)
+                || c.tags.iter().any(|t| t.to_lowercase().contains(&wanted))
+                || c.attrs
+                    .get("name")
+                    .is_some_and(|n| n.to_lowercase().contains(&wanted))
+        })
+        .take(query.limit.unwrap_or(100).min(1000))
+        .collect();
+    Ok(Json(json!({ "contacts": found })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RuleFileQuery {
+    path: String,
+}
+
+impl RuleFileQuery {
+    /// The rule file written `path`.
+    pub(super) fn of(path: String) -> Self {
+        Self { path }
+    }
+}
+
+/// `PUT /admin/rules/file?path=FILE`: replaces a rule file of the set with the body, when the
+/// rules compile with it (the same compile and checks as a reload); then reloads. `422` with
+/// every problem, and nothing written, when they do not.
+pub(super) async fn save_rule_file(
+    State(state): State<AppState>,
+    Query(query): Query<RuleFileQuery>,
+    text: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let set = state.reloader.current();
+    let Some(path) = set
+        .files
+        .iter()
+        .find(|f| f.to_string_lossy() == query.path)
+        .cloned()
+    else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "not a rule file of the set served" })),
+        ));
+    };
+    if let Err(problems) = state.reloader.check_edit(path.clone(), text.clone()).await {
+        let problems: Vec<Value> = problems
+            .iter()
+            .map(|d| json!({"file": d.file, "line": d.line, "column": d.column, "message": d.message, "severity": format!("{:?}", d.severity).to_lowercase()}))
+            .collect();
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(
+                json!({ "error": "the rules do not compile with this file; nothing was written", "problems": problems }),
+            ),
+        ));
+    }
+    if let Err(err) = replace_file(&path, &text) {
+        tracing::error!("cannot write rule file {}: {err}", path.display());
+        return Ok((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": format!("cannot write the file: {err}") })),
+        ));
+    }
+    let report = state.reloader.reload("admin").await;
+    Ok((StatusCode::OK, Json(json!(report))))
+}
+
+/// Writes `text` to `path` all at once: a reader (the file watcher, a reload) sees the old
+/// file or the new one, never half of it.
+fn replace_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `POST /admin/rules/test`: runs the rule tests of the folders served; the report as text,
+/// as `riposte test` prints it.
+pub(super) async fn run_tests(State(state): State<AppState>) -> Json<Value> {
+    let files = crate::ruletest::find(state.reloader.paths());
+    let (mut passed, mut failed, mut report) = (0, 0, String::new());
+    for file in &files {
+        match crate::ruletest::run_file(file).await {
+            Err(diagnostic) => {
+                failed += 1;
+                report.push_str(&format!("FAIL {diagnostic}\n"));
+            }
+            Ok(cases) => {
+                for case in cases {
+                    let place = format!("{}:{}: {}", case.file.display(), case.line, case.name);
+                    match case.failure {
+                        None => {
+                            passed += 1;
+                            report.push_str(&format!("ok   {place}\n"));
+                        }
+                        Some(failure) => {
+                            failed += 1;
+                            report.push_str(&format!("FAIL {place}\n  {failure}\n"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    report.push_str(&format!("{passed} passed, {failed} failed\n"));
+    Json(json!({ "passed": passed, "failed": failed, "files": files.len(), "report": report }))
 }
 
 /// `GET /admin/rules`: the loaded set (version, files, rules, campaigns) and the last reload.

@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod body;
+mod console;
 mod error;
 pub mod listen;
 mod rate;
@@ -25,6 +26,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use body::MAX_DEPTH;
+pub use console::Sessions;
 pub use error::ApiError;
 pub use rate::RateLimit;
 
@@ -54,6 +56,8 @@ pub struct AppState {
     /// Lists a group's members for a campaign run now (`None`: runs with such an audience
     /// are refused).
     pub groups: Option<Arc<dyn crate::campaigns::GroupDirectory>>,
+    /// Browsers signed in to the console.
+    pub console: Arc<Sessions>,
 }
 
 /// Shared secrets that guard the endpoints; never logged.
@@ -140,6 +144,13 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/reload", post(admin::reload))
         .route("/admin/chats/{chat_id}/resume", post(admin::resume))
         .route("/admin/events/{seq}", get(admin::event))
+        .route("/admin/events/{seq}/simulate", post(admin::simulate))
+        .route("/admin/contacts", get(admin::contacts))
+        .route(
+            "/admin/rules/file",
+            axum::routing::put(admin::save_rule_file),
+        )
+        .route("/admin/rules/test", post(admin::run_tests))
         .route_layer(from_fn_with_state(state.clone(), access::admin));
     // Each guard runs before its handler reads the body.
     let webhooks = Router::new()
@@ -154,6 +165,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), access::metrics));
     Router::new()
         .merge(admin)
+        .merge(console::routes(state.clone()))
         .merge(webhooks)
         .merge(events)
         .merge(metrics)

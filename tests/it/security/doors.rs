@@ -133,6 +133,7 @@ fn tokenless_app(dir: &std::path::Path, store: Arc<dyn riposte::store::Store>) -
         channels: Arc::new(riposte::channels::Channels::single()),
         instances_live: Arc::default(),
         groups: None,
+        console: Default::default(),
     })
 }
 
