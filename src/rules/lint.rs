@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 
 use super::condition::{Block, Condition};
-use super::{Diagnostic, Rule, RuleSet, Severity};
-use crate::actions::{Action, Recipient, Timing};
+use super::reply_id::{self, ReplyId, Token};
+use super::{Diagnostic, Rule, RuleSet, Severity, did_you_mean};
+use crate::actions::{Action, Content, Recipient, Timing};
 use crate::events::EventKind;
+use crate::templates::Text;
 
 fn warning(rule: &Rule, message: String) -> Diagnostic {
     Diagnostic {
@@ -182,6 +184,7 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
         }
     }
     out.extend(unset_tags(set));
+    out.extend(unsent_reply_ids(set, &live));
     for rule in &live {
         for step in &rule.actions {
             if let Action::AiReply(ai) = &step.action
@@ -217,7 +220,9 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
             });
         }
     }
-    out.sort_by(|a, b| (&a.file, a.line, &a.message).cmp(&(&b.file, b.line, &b.message)));
+    out.sort_by(|a, b| {
+        (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message))
+    });
     out.dedup();
     out
 }
@@ -228,6 +233,122 @@ fn names(kinds: &[EventKind]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Button and list row ids a message can send, each as written.
+fn sent_ids<'a>(content: &'a Content, out: &mut Vec<&'a Text>) {
+    match content {
+        Content::Buttons(b) => out.extend(b.buttons.iter().map(|(id, _)| id)),
+        Content::List(l) => out.extend(l.sections.iter().flat_map(|s| &s.rows).map(|r| &r.0)),
+        _ => {}
+    }
+}
+
+fn sent_ids_of<'a>(action: &'a Action, out: &mut Vec<&'a Text>) {
+    match action {
+        Action::Message { content, .. } => sent_ids(content, out),
+        Action::Handoff {
+            notify: Some(notify),
+            ..
+        } => sent_ids_of(notify, out),
+        _ => {}
+    }
+}
+
+/// How many sent ids a warning lists.
+const IDS_SHOWN: usize = 5;
+
+/// `reply_id` entries that no button or list row of any rule or campaign (switched off ones
+/// too) can send. A templated id may send anything with its fixed start and end, and a
+/// regex is taken to match a templated id, so the warning never fires on an id that can come.
+fn unsent_reply_ids(set: &RuleSet, live: &[&Rule]) -> Vec<Diagnostic> {
+    let mut texts = Vec::new();
+    for rule in &set.rules {
+        rule.actions
+            .iter()
+            .for_each(|s| sent_ids_of(&s.action, &mut texts));
+    }
+    for campaign in &set.campaigns {
+        if let Some(content) = &campaign.content {
+            sent_ids(content, &mut texts);
+        }
+        campaign
+            .then
+            .iter()
+            .for_each(|s| sent_ids_of(&s.action, &mut texts));
+    }
+    // As written (what the warning shows), and as the ids it can send.
+    let mut sent: Vec<(String, Vec<Token>)> = Vec::new();
+    for text in texts {
+        let written: String = match text {
+            Text::Literal(id) => id.trim().to_owned(),
+            Text::Template(name) => match set.templates.source(name) {
+                Some(source) => source.to_string(),
+                // Unknown, so it could be anything.
+                None => "{{ … }}".to_owned(),
+            },
+        };
+        if !sent.iter().any(|(w, _)| *w == written) {
+            let tokens = reply_id::sent_tokens(&written);
+            sent.push((written, tokens));
+        }
+    }
+    let mut out = Vec::new();
+    for rule in live {
+        walk(&rule.when, &mut |c| {
+            let Condition::ReplyId(ids) = c else { return };
+            for id in ids {
+                if sent.iter().any(|(_, tokens)| id.pattern.may_match(tokens)) {
+                    continue;
+                }
+                out.push(Diagnostic {
+                    severity: Severity::Warning,
+                    ..Diagnostic::error(&rule.file, id.line, id.column, unsent(rule, id, &sent))
+                });
+            }
+        });
+    }
+    out
+}
+
+fn unsent(rule: &Rule, id: &ReplyId, sent: &[(String, Vec<Token>)]) -> String {
+    let head = format!(
+        "`reply_id: {}` in rule `{}` matches no button or list row id that a rule or campaign sends",
+        id.written, rule.name
+    );
+    if sent.is_empty() {
+        return format!("{head}: none sends buttons or a list (fine if another system sends them)");
+    }
+    // Templated ids are offered in the form a glob would take, `cancel-*`.
+    let shapes: Vec<String> = sent
+        .iter()
+        .map(|(_, tokens)| {
+            tokens
+                .iter()
+                .map(|t| match t {
+                    Token::Char(c) => *c,
+                    Token::One => '?',
+                    Token::Run => '*',
+                })
+                .collect()
+        })
+        .collect();
+    let guess = reply_id::regex_source(&id.written).map_or(id.written.as_str(), |r| r);
+    let hint = did_you_mean(guess, shapes.iter().map(String::as_str))
+        .map(|b| format!(", did you mean `{b}`?"))
+        .unwrap_or_default();
+    let mut listed: Vec<String> = sent
+        .iter()
+        .take(IDS_SHOWN)
+        .map(|(written, _)| format!("`{written}`"))
+        .collect();
+    if sent.len() > IDS_SHOWN {
+        listed.push(format!("{} more", sent.len() - IDS_SHOWN));
+    }
+    format!(
+        "{head}{hint} (sent: {}; fine if another system sends it)",
+        listed.join(", ")
+    )
 }
 
 /// Tags that conditions or audiences test but that no rule ever sets.
@@ -299,6 +420,52 @@ mod tests {
             ]
         );
         assert!(warnings(&rules("          fallback: Sorry!\n")).is_empty());
+    }
+
+    fn warnings_in(files: &[(&str, &str)]) -> Vec<String> {
+        let files: Vec<SourceFile> = files
+            .iter()
+            .map(|(path, text)| SourceFile {
+                path: (*path).into(),
+                text: (*text).to_owned(),
+                root: None,
+            })
+            .collect();
+        let set = crate::rules::compile(&files).expect("rules compile");
+        lint(&set, Utc::now())
+            .into_iter()
+            .map(|d| d.to_string())
+            .collect()
+    }
+
+    const ASKS: &str = "rules:\n  - name: ask\n    then:\n      - reply:\n          text: When?\n          buttons:\n            - {id: slot-tue-10, title: Tue}\n            - {id: \"cancel-{{ sender.phone }}\", title: Cancel}\n";
+
+    #[test]
+    fn a_reply_id_no_rule_sends_is_worth_a_warning_at_its_place() {
+        let picks = "rules:\n  - name: pick\n    when:\n      event: button_reply\n      reply_id: [slot-*, slot-tue-10, '/^cancel-\\d+$/', cancel-491*, cancle-*, slto-tue-10]\n    then: [{tag: x}]\n";
+        assert_eq!(
+            warnings_in(&[("a.yaml", ASKS), ("b.yaml", picks)]),
+            [
+                "b.yaml:5:70: warning: `reply_id: cancle-*` in rule `pick` matches no button or list row id that a rule or campaign sends, did you mean `cancel-*`? (sent: `slot-tue-10`, `cancel-{{ sender.phone }}`; fine if another system sends it)",
+                "b.yaml:5:80: warning: `reply_id: slto-tue-10` in rule `pick` matches no button or list row id that a rule or campaign sends, did you mean `slot-tue-10`? (sent: `slot-tue-10`, `cancel-{{ sender.phone }}`; fine if another system sends it)",
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_sent_by_campaigns_and_lists_count_and_no_buttons_at_all_is_said() {
+        let picks = "rules:\n  - name: pick\n    when: {event: [button_reply, list_reply], reply_id: [deal-*, size-m, '/^x/']}\n    then: [{tag: x}]\n";
+        let campaign = "campaigns:\n  - name: deals\n    schedule: '0 9 * * MON'\n    audience: {tags: {any: [deals]}}\n    send:\n      text: Deals!\n      buttons: [{id: 'deal-{{ contact.phone }}', title: Show me}]\n";
+        let list = "rules:\n  - name: sizes\n    when: {keywords: [size]}\n    then:\n      - reply:\n          text: Which size?\n          list:\n            label: Sizes\n            sections: [{title: All, rows: [{id: size-m, title: M}]}]\n";
+        let found = warnings_in(&[("c.yaml", campaign), ("l.yaml", list), ("p.yaml", picks)]);
+        // A regex is not held against a templated id: `deal-{{ contact.phone }}` stays unread.
+        assert!(found.is_empty(), "{found:?}");
+        let alone = warnings_in(&[("p.yaml", picks)]);
+        assert_eq!(alone.len(), 3);
+        assert!(
+            alone[0].ends_with("none sends buttons or a list (fine if another system sends them)"),
+            "{alone:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,293 @@
+//! `reply_id:` patterns: an exact id, a glob (`cancel-*`) or a `/regex/`, matched against the
+//! id of a tapped button or picked list row as the rule sent it (Whapi's `ButtonsV3:` and
+//! `ListV3:` prefixes are taken off the event's id when it is read).
+//!
+//! Everything is parsed when the rule loads: an event only compares strings, walks a glob's
+//! tokens, or runs a regex checked at load.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::text_regex::{RegexError, TextRegex};
+
+/// One id or pattern of a `reply_id` condition, with where it is written.
+#[derive(Clone)]
+pub struct ReplyId {
+    pub pattern: ReplyPattern,
+    /// As the author wrote it, for explanations and warnings.
+    pub written: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// How a `reply_id` entry matches.
+#[derive(Clone)]
+pub enum ReplyPattern {
+    /// No wildcard: the id must be exactly this.
+    Exact(String),
+    /// `*` any run of characters, `?` one character; the whole id must match.
+    Glob(Vec<Token>),
+    /// Searched in the id like `text:` searches a message (anchor it with `^...$`).
+    Regex(Arc<TextRegex>),
+}
+
+/// One piece of a glob, or of an id a rule sends whose middle is a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    Char(char),
+    /// `?`
+    One,
+    /// `*`
+    Run,
+}
+
+// Lint compares rules by their printed conditions: two rules with the same reply_id must
+// print the same wherever they are written.
+impl fmt::Debug for ReplyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReplyId({:?})", self.written)
+    }
+}
+
+/// Whapi's prefixes on the ids of tapped buttons and picked list rows.
+fn without_prefix(id: &str) -> &str {
+    id.strip_prefix("ButtonsV3:")
+        .or_else(|| id.strip_prefix("ListV3:"))
+        .unwrap_or(id)
+}
+
+/// The regex between the slashes of `/.../`, if the entry is one.
+pub(crate) fn regex_source(written: &str) -> Option<&str> {
+    written
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_suffix('/'))
+}
+
+impl ReplyPattern {
+    /// Reads one written entry; a regex is checked (syntax and size) but built on first use.
+    pub(crate) fn parse(written: &str) -> Result<Self, RegexError> {
+        if let Some(source) = regex_source(written) {
+            return TextRegex::check(source).map(|r| Self::Regex(Arc::new(r)));
+        }
+        let id = without_prefix(written);
+        if id.contains(['*', '?']) {
+            Ok(Self::Glob(tokens(id)))
+        } else {
+            Ok(Self::Exact(id.to_owned()))
+        }
+    }
+
+    /// Whether a tapped or picked id (prefix already taken off) matches.
+    pub fn matches(&self, id: &str) -> bool {
+        match self {
+            Self::Exact(exact) => exact == id,
+            Self::Glob(tokens) => glob_matches(tokens, id),
+            Self::Regex(regex) => regex.regex().is_some_and(|r| r.is_match(id)),
+        }
+    }
+
+    /// Whether some id a rule sends could match: `sent` is its tokens, where a `Run` stands
+    /// for a templated part that may render to anything. Errs towards yes: a regex against
+    /// a templated id is taken to match.
+    pub(crate) fn may_match(&self, sent: &[Token]) -> bool {
+        let literal = || {
+            sent.iter()
+                .map(|t| match t {
+                    Token::Char(c) => Some(*c),
+                    Token::One | Token::Run => None,
+                })
+                .collect::<Option<String>>()
+        };
+        match self {
+            Self::Exact(exact) => globs_meet(&tokens_literal(exact), sent),
+            Self::Glob(tokens) => globs_meet(tokens, sent),
+            Self::Regex(_) => literal().is_none_or(|id| self.matches(&id)),
+        }
+    }
+}
+
+/// A glob's tokens: `*` and `?` are wildcards, everything else stands for itself.
+fn tokens(glob: &str) -> Vec<Token> {
+    glob.chars()
+        .map(|c| match c {
+            '*' => Token::Run,
+            '?' => Token::One,
+            c => Token::Char(c),
+        })
+        .collect()
+}
+
+/// An id's characters as tokens, wildcard characters included as themselves.
+pub(crate) fn tokens_literal(id: &str) -> Vec<Token> {
+    id.chars().map(Token::Char).collect()
+}
+
+/// Whether a whole id matches a glob: greedy, going back to the last `*` on a mismatch.
+fn glob_matches(glob: &[Token], id: &str) -> bool {
+    let (mut gi, mut at) = (0, 0);
+    // The last `*` seen, and where in the id it would resume.
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(c) = id[at..].chars().next() {
+        match glob.get(gi) {
+            Some(Token::One) => {
+                gi += 1;
+                at += c.len_utf8();
+            }
+            Some(Token::Char(g)) if *g == c => {
+                gi += 1;
+                at += c.len_utf8();
+            }
+            Some(Token::Run) => {
+                star = Some((gi, at));
+                gi += 1;
+            }
+            _ => {
+                let Some((star_at, from)) = star else {
+                    return false;
+                };
+                let next = from + id[from..].chars().next().map_or(1, char::len_utf8);
+                star = Some((star_at, next));
+                gi = star_at + 1;
+                at = next;
+            }
+        }
+    }
+    glob[gi..].iter().all(|t| *t == Token::Run)
+}
+
+/// Whether two globs match some id in common. Walks pairs of positions, one in each glob:
+/// a `*` may end, or take a character the other side produces.
+fn globs_meet(a: &[Token], b: &[Token]) -> bool {
+    let width = b.len() + 1;
+    let mut seen = vec![false; (a.len() + 1) * width];
+    let mut todo = vec![(0, 0)];
+    while let Some((i, j)) = todo.pop() {
+        if std::mem::replace(&mut seen[i * width + j], true) {
+            continue;
+        }
+        if i == a.len() && j == b.len() {
+            return true;
+        }
+        let (x, y) = (a.get(i), b.get(j));
+        if x == Some(&Token::Run) {
+            todo.push((i + 1, j));
+            if y.is_some() {
+                todo.push((i, j + 1));
+            }
+        }
+        if y == Some(&Token::Run) {
+            todo.push((i, j + 1));
+            if x.is_some() {
+                todo.push((i + 1, j));
+            }
+        }
+        if let (Some(x), Some(y)) = (x, y) {
+            let one_each = match (x, y) {
+                (Token::Char(p), Token::Char(q)) => p == q,
+                (Token::Run, _) | (_, Token::Run) => false,
+                _ => true,
+            };
+            if one_each {
+                todo.push((i + 1, j + 1));
+            }
+        }
+    }
+    false
+}
+
+/// The ids a button or list row with this id source can send, as tokens: a literal id as
+/// it is, a templated one as its fixed start, anything, and its fixed end. Sent ids are
+/// trimmed, so are the fixed parts (a shorter fixed part only allows more).
+pub(crate) fn sent_tokens(source: &str) -> Vec<Token> {
+    const OPEN: [&str; 3] = ["{{", "{%", "{#"];
+    const CLOSE: [&str; 3] = ["}}", "%}", "#}"];
+    let first_open = OPEN.iter().filter_map(|o| source.find(o)).min();
+    let Some(open) = first_open else {
+        return tokens_literal(source.trim());
+    };
+    let close = CLOSE
+        .iter()
+        .filter_map(|c| source.rfind(c).map(|at| at + c.len()))
+        .max()
+        .filter(|close| *close >= open)
+        .unwrap_or(source.len());
+    let mut out = tokens_literal(source[..open].trim());
+    out.push(Token::Run);
+    out.extend(tokens_literal(source[close..].trim()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(written: &str) -> ReplyPattern {
+        ReplyPattern::parse(written).unwrap_or_else(|_| panic!("{written} parses"))
+    }
+
+    #[test]
+    fn globs_match_the_whole_id() {
+        let cancel = pattern("cancel-*");
+        assert!(cancel.matches("cancel-42"));
+        assert!(cancel.matches("cancel-"));
+        assert!(!cancel.matches("x-cancel-42"));
+        assert!(!cancel.matches("cancel"));
+        let one = pattern("slot-?");
+        assert!(one.matches("slot-3") && one.matches("slot-é"));
+        assert!(!one.matches("slot-33"));
+        let middle = pattern("*-2026-*-b");
+        assert!(middle.matches("x-2026-12-b"));
+        assert!(middle.matches("y-2026-2026-1-b"));
+        assert!(!middle.matches("x-2026-12-c"));
+        assert!(
+            pattern("ButtonsV3:yes-*").matches("yes-1"),
+            "prefix dropped"
+        );
+    }
+
+    #[test]
+    fn plain_ids_stay_exact_and_regexes_search() {
+        assert!(matches!(pattern("yes"), ReplyPattern::Exact(ref id) if id == "yes"));
+        assert!(matches!(pattern("ListV3:row-1"), ReplyPattern::Exact(ref id) if id == "row-1"));
+        assert!(!pattern("yes").matches("yes-1"));
+        let regex = pattern(r"/^slot-\d{2}$/");
+        assert!(regex.matches("slot-09"));
+        assert!(!regex.matches("slot-9"));
+        assert!(pattern("/book/").matches("rebook-now"), "unanchored");
+        assert!(ReplyPattern::parse("/(open/").is_err());
+    }
+
+    #[test]
+    fn sent_ids_keep_their_fixed_parts() {
+        assert_eq!(sent_tokens(" yes "), tokens_literal("yes"));
+        let templated = sent_tokens("cancel-{{ booking.id }}");
+        assert_eq!(templated[..7], tokens_literal("cancel-")[..]);
+        assert_eq!(templated.last(), Some(&Token::Run));
+        let both = sent_tokens("{{ kind }}-{% if x %}a{% endif %}-end");
+        assert_eq!(both[0], Token::Run);
+        assert_eq!(both[1..], tokens_literal("-end")[..]);
+    }
+
+    #[test]
+    fn a_pattern_meets_a_sent_id_when_some_id_could_match_both() {
+        let sent = |s: &str| sent_tokens(s);
+        assert!(pattern("cancel-*").may_match(&sent("cancel-7")));
+        assert!(!pattern("cancel-*").may_match(&sent("cancl-7")));
+        assert!(pattern("cancel-*").may_match(&sent("{{ id }}")));
+        assert!(pattern("cancel-*").may_match(&sent("can{{ id }}")));
+        assert!(!pattern("cancel-*").may_match(&sent("book-{{ id }}")));
+        assert!(pattern("cancel-7").may_match(&sent("cancel-{{ id }}")));
+        assert!(!pattern("cancel").may_match(&sent("cancel-{{ id }}")));
+        assert!(pattern("*-done").may_match(&sent("{{ step }}-done")));
+        assert!(!pattern("?").may_match(&sent("ab")));
+        assert!(pattern("a*c").may_match(&sent("a*c")), "a literal star");
+        assert!(pattern("a*").may_match(&sent("{{ x }}b")), "`ab` fits both");
+        assert!(!pattern("a").may_match(&sent("{{ x }}b")));
+        assert!(pattern(r"/^\d+$/").may_match(&sent("42")));
+        assert!(!pattern(r"/^\d+$/").may_match(&sent("x42")));
+        assert!(
+            pattern(r"/^\d+$/").may_match(&sent("x{{ n }}")),
+            "a regex is given the benefit of the doubt"
+        );
+    }
+}
