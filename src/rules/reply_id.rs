@@ -86,12 +86,13 @@ impl ReplyPattern {
         }
     }
 
-    /// Whether some id a rule sends could match: `sent` is its tokens, where a `Run` stands
-    /// for a templated part that may render to anything. Errs towards yes: a regex against
-    /// a templated id is taken to match.
-    pub(crate) fn may_match(&self, sent: &[Token]) -> bool {
-        let literal = || {
-            sent.iter()
+    /// Whether some id a rule sends could match: each of `sent` is one id's tokens, where a
+    /// `Run` stands for a templated part that may render to anything. Errs towards yes
+    /// where it cannot tell (a regex too large to check against a templated id).
+    pub(crate) fn may_match_any<'a>(&self, sent: impl IntoIterator<Item = &'a [Token]>) -> bool {
+        let literal = |tokens: &[Token]| {
+            tokens
+                .iter()
                 .map(|t| match t {
                     Token::Char(c) => Some(*c),
                     Token::One | Token::Run => None,
@@ -99,9 +100,22 @@ impl ReplyPattern {
                 .collect::<Option<String>>()
         };
         match self {
-            Self::Exact(exact) => globs_meet(&tokens_literal(exact), sent),
-            Self::Glob(tokens) => globs_meet(tokens, sent),
-            Self::Regex(_) => literal().is_none_or(|id| self.matches(&id)),
+            Self::Exact(exact) => {
+                let exact = tokens_literal(exact);
+                sent.into_iter().any(|s| globs_meet(&exact, s))
+            }
+            Self::Glob(tokens) => sent.into_iter().any(|s| globs_meet(tokens, s)),
+            Self::Regex(regex) => {
+                // Built once, and only when an id is templated.
+                let mut dfa = None;
+                sent.into_iter().any(|s| match literal(s) {
+                    Some(id) => self.matches(&id),
+                    None => dfa
+                        .get_or_insert_with(|| check_dfa(regex.pattern()))
+                        .as_ref()
+                        .is_none_or(|dfa| regex_meets_glob(dfa, s)),
+                })
+            }
         }
     }
 }
@@ -195,6 +209,78 @@ fn globs_meet(a: &[Token], b: &[Token]) -> bool {
     false
 }
 
+/// States a check of a regex against a templated id may build; past it the answer is yes.
+const CHECK_SIZE_LIMIT: usize = 1 << 20;
+
+/// The DFA a regex is checked against templated ids with; `None` if it would be too large.
+fn check_dfa(pattern: &str) -> Option<regex_automata::dfa::dense::DFA<Vec<u32>>> {
+    use regex_automata::MatchKind;
+    use regex_automata::dfa::dense;
+    let config = dense::Config::new()
+        .match_kind(MatchKind::All)
+        .dfa_size_limit(Some(CHECK_SIZE_LIMIT))
+        .determinize_size_limit(Some(CHECK_SIZE_LIMIT));
+    dense::Builder::new().configure(config).build(pattern).ok()
+}
+
+/// Whether a regex finds a match in some id that `glob` describes. The regex's DFA is run
+/// over the fixed characters; at a `*` (or `?`, taken as `*`) every state reachable by any
+/// bytes is kept. Bytes rather than characters only allow more, so a no is certain.
+fn regex_meets_glob(dfa: &regex_automata::dfa::dense::DFA<Vec<u32>>, glob: &[Token]) -> bool {
+    use regex_automata::Input;
+    use regex_automata::dfa::Automaton;
+    use regex_automata::util::primitives::StateID;
+    let Ok(start) = dfa.start_state_forward(&Input::new("")) else {
+        return true;
+    };
+    // A match state is entered one byte late, so it counts wherever it shows up; a quit
+    // state means the DFA gave up, which counts as a match too.
+    let settled = |states: &[StateID]| {
+        states
+            .iter()
+            .any(|s| dfa.is_match_state(*s) || dfa.is_quit_state(*s))
+    };
+    let mut states = vec![start];
+    for token in glob {
+        match token {
+            Token::Char(c) => {
+                let mut buf = [0; 4];
+                for byte in c.encode_utf8(&mut buf).bytes() {
+                    for s in &mut states {
+                        *s = dfa.next_state(*s, byte);
+                    }
+                    states.retain(|s| !dfa.is_dead_state(*s));
+                    states.sort_unstable();
+                    states.dedup();
+                }
+            }
+            Token::One | Token::Run => {
+                let mut seen: std::collections::HashSet<StateID> = states.iter().copied().collect();
+                let mut todo = states.clone();
+                while let Some(s) = todo.pop() {
+                    for byte in 0..=u8::MAX {
+                        let next = dfa.next_state(s, byte);
+                        if !dfa.is_dead_state(next) && seen.insert(next) {
+                            todo.push(next);
+                        }
+                    }
+                }
+                states = seen.into_iter().collect();
+                states.sort_unstable();
+            }
+        }
+        if settled(&states) {
+            return true;
+        }
+        if states.is_empty() {
+            return false;
+        }
+    }
+    states
+        .iter()
+        .any(|s| dfa.is_match_state(dfa.next_eoi_state(*s)))
+}
+
 /// The ids a button or list row with this id source can send, as tokens: a literal id as
 /// it is, a templated one as its fixed start, anything, and its fixed end. Sent ids are
 /// trimmed, so are the fixed parts (a shorter fixed part only allows more).
@@ -220,6 +306,12 @@ pub(crate) fn sent_tokens(source: &str) -> Vec<Token> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ReplyPattern {
+        fn may_match(&self, sent: &[Token]) -> bool {
+            self.may_match_any([sent])
+        }
+    }
 
     fn pattern(written: &str) -> ReplyPattern {
         ReplyPattern::parse(written).unwrap_or_else(|_| panic!("{written} parses"))
@@ -285,9 +377,21 @@ mod tests {
         assert!(!pattern("a").may_match(&sent("{{ x }}b")));
         assert!(pattern(r"/^\d+$/").may_match(&sent("42")));
         assert!(!pattern(r"/^\d+$/").may_match(&sent("x42")));
+        assert!(!pattern(r"/^\d+$/").may_match(&sent("x{{ n }}")));
+        assert!(pattern(r"/^\d+$/").may_match(&sent("{{ n }}")));
+        assert!(pattern(r"/^x\d+-a$/").may_match(&sent("x{{ n }}-a")));
+        assert!(!pattern(r"/^x\d+-a$/").may_match(&sent("x{{ n }}-b")));
         assert!(
-            pattern(r"/^\d+$/").may_match(&sent("x{{ n }}")),
-            "a regex is given the benefit of the doubt"
+            pattern("/cancel/").may_match(&sent("{{ n }}-b")),
+            "found in the middle"
         );
+        assert!(!pattern("/^(confirm|cancel)-/").may_match(&sent("book-{{ n }}")));
+        assert!(pattern("/^(confirm|cancel)-/").may_match(&sent("cancel-{{ n }}")));
+        assert!(pattern("/(?i)^CANCEL-/").may_match(&sent("cancel-{{ n }}")));
+        assert!(
+            pattern(r"/-\d$/").may_match(&sent("a-{{ n }}")),
+            "the end is free"
+        );
+        assert!(!pattern(r"/^a-\d$/").may_match(&sent("a-{{ n }}x")));
     }
 }
