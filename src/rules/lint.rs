@@ -1,12 +1,12 @@
 //! Lint: rules that load but probably do not do what their author meant. Reported as
 //! `warning:` lines by `riposte check` (`--deny-warnings` fails on them).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::condition::{Block, Condition};
-use super::reply_id::{self, ReplyId, Token};
+use super::reply_id::{self, ReplyId, SentIds, Token};
 use super::{Diagnostic, Rule, RuleSet, Severity, did_you_mean};
 use crate::actions::{Action, Content, Recipient, Timing};
 use crate::events::EventKind;
@@ -278,8 +278,10 @@ fn unsent_reply_ids(set: &RuleSet, live: &[&Rule]) -> Vec<Diagnostic> {
             .iter()
             .for_each(|s| sent_ids_of(&s.action, &mut texts));
     }
-    // As written (what the warning shows), and as the ids it can send.
-    let mut sent: Vec<(String, Vec<Token>)> = Vec::new();
+    // As written, in the order first sent (what the warning shows), and as the ids they send.
+    let mut shown: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut sent = SentIds::default();
     for text in texts {
         let written: String = match text {
             Text::Literal(id) => id.trim().to_owned(),
@@ -289,45 +291,16 @@ fn unsent_reply_ids(set: &RuleSet, live: &[&Rule]) -> Vec<Diagnostic> {
                 None => "{{ … }}".to_owned(),
             },
         };
-        if !sent.iter().any(|(w, _)| *w == written) {
-            let tokens = reply_id::sent_tokens(&written);
-            sent.push((written, tokens));
+        if seen.insert(written.clone()) {
+            sent.add(&written);
+            shown.push(written);
         }
     }
-    let mut out = Vec::new();
-    for rule in live {
-        walk(&rule.when, &mut |c| {
-            let Condition::ReplyId(ids) = c else { return };
-            for id in ids {
-                if id
-                    .pattern
-                    .may_match_any(sent.iter().map(|(_, tokens)| tokens.as_slice()))
-                {
-                    continue;
-                }
-                out.push(Diagnostic {
-                    severity: Severity::Warning,
-                    ..Diagnostic::error(&rule.file, id.line, id.column, unsent(rule, id, &sent))
-                });
-            }
-        });
-    }
-    out
-}
-
-fn unsent(rule: &Rule, id: &ReplyId, sent: &[(String, Vec<Token>)]) -> String {
-    let head = format!(
-        "`reply_id: {}` in rule `{}` matches no button or list row id that a rule or campaign sends",
-        id.written, rule.name
-    );
-    if sent.is_empty() {
-        return format!("{head}: none sends buttons or a list (fine if another system sends them)");
-    }
     // Templated ids are offered in the form a glob would take, `cancel-*`.
-    let shapes: Vec<String> = sent
+    let shapes: Vec<String> = shown
         .iter()
-        .map(|(_, tokens)| {
-            tokens
+        .map(|written| {
+            reply_id::sent_tokens(written)
                 .iter()
                 .map(|t| match t {
                     Token::Char(c) => *c,
@@ -337,14 +310,51 @@ fn unsent(rule: &Rule, id: &ReplyId, sent: &[(String, Vec<Token>)]) -> String {
                 .collect()
         })
         .collect();
-    let guess = reply_id::regex_source(&id.written).map_or(id.written.as_str(), |r| r);
-    let hint = did_you_mean(guess, shapes.iter().map(String::as_str))
+    let mut out = Vec::new();
+    for rule in live {
+        walk(&rule.when, &mut |c| {
+            let Condition::ReplyId(ids) = c else { return };
+            for id in ids {
+                if id.pattern.may_match(&sent) {
+                    continue;
+                }
+                // Each suggestion compares with every sent id; a set with more misses than
+                // this is wired wrong as a whole, and the list of sent ids says enough.
+                let suggest = out.len() < SUGGESTIONS;
+                let message = unsent(rule, id, &shown, suggest.then_some(&shapes[..]));
+                out.push(Diagnostic {
+                    severity: Severity::Warning,
+                    ..Diagnostic::error(&rule.file, id.line, id.column, message)
+                });
+            }
+        });
+    }
+    out
+}
+
+/// How many unsent `reply_id` warnings get a did-you-mean.
+const SUGGESTIONS: usize = 50;
+
+fn unsent(rule: &Rule, id: &ReplyId, sent: &[String], shapes: Option<&[String]>) -> String {
+    let head = format!(
+        "`reply_id: {}` in rule `{}` matches no button or list row id that a rule or campaign sends",
+        id.written, rule.name
+    );
+    if sent.is_empty() {
+        return format!("{head}: none sends buttons or a list (fine if another system sends them)");
+    }
+    let guess = reply_id::regex_source(&id.written).unwrap_or(&id.written);
+    let length = guess.chars().count();
+    // Too different in length to be a typo of it (did_you_mean allows about a third).
+    let near = |shape: &&String| shape.chars().count().abs_diff(length) <= length / 3 + 2;
+    let hint = shapes
+        .and_then(|shapes| did_you_mean(guess, shapes.iter().filter(near).map(String::as_str)))
         .map(|b| format!(", did you mean `{b}`?"))
         .unwrap_or_default();
     let mut listed: Vec<String> = sent
         .iter()
         .take(IDS_SHOWN)
-        .map(|(written, _)| format!("`{written}`"))
+        .map(|written| format!("`{written}`"))
         .collect();
     if sent.len() > IDS_SHOWN {
         listed.push(format!("{} more", sent.len() - IDS_SHOWN));
@@ -454,6 +464,16 @@ mod tests {
                 "b.yaml:5:80: warning: `reply_id: slto-tue-10` in rule `pick` matches no button or list row id that a rule or campaign sends, did you mean `slot-tue-10`? (sent: `slot-tue-10`, `cancel-{{ sender.phone }}`; fine if another system sends it)",
             ]
         );
+    }
+
+    #[test]
+    fn each_entry_is_placed_even_inside_another() {
+        let picks = "rules:\n  - name: pick\n    when: {event: button_reply, reply_id: [book-x, x, '/x/']}\n    then: [{tag: x}]\n";
+        let found: Vec<String> = warnings_in(&[("p.yaml", picks)])
+            .iter()
+            .map(|w| w.split(": warning").next().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(found, ["p.yaml:3:44", "p.yaml:3:52", "p.yaml:3:56"]);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! Everything is parsed when the rule loads: an event only compares strings, walks a glob's
 //! tokens, or runs a regex checked at load.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use super::text_regex::{RegexError, TextRegex};
@@ -86,37 +88,132 @@ impl ReplyPattern {
         }
     }
 
-    /// Whether some id a rule sends could match: each of `sent` is one id's tokens, where a
-    /// `Run` stands for a templated part that may render to anything. Errs towards yes
-    /// where it cannot tell (a regex too large to check against a templated id).
-    pub(crate) fn may_match_any<'a>(&self, sent: impl IntoIterator<Item = &'a [Token]>) -> bool {
-        let literal = |tokens: &[Token]| {
-            tokens
-                .iter()
-                .map(|t| match t {
-                    Token::Char(c) => Some(*c),
-                    Token::One | Token::Run => None,
-                })
-                .collect::<Option<String>>()
-        };
+    /// Whether some id the set sends could match. Errs towards yes where it cannot tell (a
+    /// regex too large to check against a templated id). Only ids whose fixed start fits
+    /// the pattern's are looked at, so a set of thousands of ids is not read for each entry.
+    pub(crate) fn may_match(&self, sent: &SentIds) -> bool {
         match self {
             Self::Exact(exact) => {
-                let exact = tokens_literal(exact);
-                sent.into_iter().any(|s| globs_meet(&exact, s))
+                sent.literal.contains(exact) || {
+                    let exact_tokens = tokens_literal(exact);
+                    sent.templated_fitting(exact)
+                        .any(|t| globs_meet(&exact_tokens, t))
+                }
             }
-            Self::Glob(tokens) => sent.into_iter().any(|s| globs_meet(tokens, s)),
+            Self::Glob(tokens) => {
+                let start = fixed_start(tokens);
+                sent.literal_starting(&start)
+                    .any(|id| glob_matches(tokens, id))
+                    || sent
+                        .templated_fitting(&start)
+                        .any(|t| globs_meet(tokens, t))
+            }
             Self::Regex(regex) => {
-                // Built once, and only when an id is templated.
-                let mut dfa = None;
-                sent.into_iter().any(|s| match literal(s) {
-                    Some(id) => self.matches(&id),
-                    None => dfa
-                        .get_or_insert_with(|| check_dfa(regex.pattern()))
-                        .as_ref()
-                        .is_none_or(|dfa| regex_meets_glob(dfa, s)),
-                })
+                let starts =
+                    anchored_starts(regex.pattern()).unwrap_or_else(|| vec![String::new()]);
+                let mut templated: Vec<&[Token]> = Vec::new();
+                for start in &starts {
+                    if sent.literal_starting(start).any(|id| self.matches(id)) {
+                        return true;
+                    }
+                    templated.extend(sent.templated_fitting(start));
+                }
+                templated.iter().any(|t| self.matches_filled(t))
+                    || (!templated.is_empty()
+                        && check_dfa(regex.pattern())
+                            .is_none_or(|dfa| templated.iter().any(|t| regex_meets_glob(&dfa, t))))
             }
         }
+    }
+
+    /// Whether a templated id with its templated parts filled in a few usual ways matches:
+    /// most do, and finding so is cheaper than building the regex's DFA.
+    fn matches_filled(&self, tokens: &[Token]) -> bool {
+        const FILLS: [&str; 4] = ["1", "", "a", "x-1"];
+        FILLS.iter().any(|fill| {
+            let id: String = tokens
+                .iter()
+                .map(|t| match t {
+                    Token::Char(c) => c.to_string(),
+                    Token::One => fill.chars().next().unwrap_or('1').to_string(),
+                    Token::Run => (*fill).to_owned(),
+                })
+                .collect();
+            self.matches(&id)
+        })
+    }
+}
+
+/// The characters a glob or sent id starts with, up to its first wildcard.
+fn fixed_start(tokens: &[Token]) -> String {
+    tokens
+        .iter()
+        .map_while(|t| match t {
+            Token::Char(c) => Some(*c),
+            Token::One | Token::Run => None,
+        })
+        .collect()
+}
+
+/// How every match of a regex anchored at the start (`^...`) begins, each start a
+/// possibility; `None` when it is not anchored or the starts are not known.
+fn anchored_starts(pattern: &str) -> Option<Vec<String>> {
+    use regex_syntax::hir::Look;
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::parse(pattern).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    seq.literals()?
+        .iter()
+        .map(|l| String::from_utf8(l.as_bytes().to_vec()).ok())
+        .collect()
+}
+
+/// The button and list row ids a rule set sends: literal ones as they are sent, templated
+/// ones as tokens where a templated part is a `Run`, by their fixed start.
+#[derive(Debug, Default)]
+pub(crate) struct SentIds {
+    literal: BTreeSet<String>,
+    templated: BTreeMap<String, Vec<Vec<Token>>>,
+}
+
+impl SentIds {
+    /// Adds the id of a button or list row, as written (a template or not).
+    pub(crate) fn add(&mut self, source: &str) {
+        let tokens = sent_tokens(source);
+        if tokens.contains(&Token::Run) {
+            self.templated
+                .entry(fixed_start(&tokens))
+                .or_default()
+                .push(tokens);
+        } else {
+            self.literal.insert(source.trim().to_owned());
+        }
+    }
+
+    /// The literal ids that start with `start`.
+    fn literal_starting<'a>(&'a self, start: &'a str) -> impl Iterator<Item = &'a String> {
+        self.literal
+            .range::<str, _>((Bound::Included(start), Bound::Unbounded))
+            .take_while(move |id| id.starts_with(start))
+    }
+
+    /// The templated ids whose fixed start and `start` could begin the same id: one is the
+    /// other's beginning.
+    fn templated_fitting<'a>(&'a self, start: &'a str) -> impl Iterator<Item = &'a [Token]> {
+        let shorter = start
+            .char_indices()
+            .map(|(at, _)| at)
+            .chain([start.len()])
+            .filter_map(|at| self.templated.get(&start[..at]));
+        let longer = self
+            .templated
+            .range::<str, _>((Bound::Excluded(start), Bound::Unbounded))
+            .take_while(move |(fixed, _)| fixed.starts_with(start))
+            .map(|(_, ids)| ids);
+        shorter.chain(longer).flatten().map(Vec::as_slice)
     }
 }
 
@@ -171,7 +268,20 @@ fn glob_matches(glob: &[Token], id: &str) -> bool {
 
 /// Whether two globs match some id in common. Walks pairs of positions, one in each glob:
 /// a `*` may end, or take a character the other side produces.
-fn globs_meet(a: &[Token], b: &[Token]) -> bool {
+fn globs_meet(mut a: &[Token], mut b: &[Token]) -> bool {
+    // Fixed characters at either end must agree: most pairs differ there, with no walk.
+    while let ([Token::Char(x), rest_a @ ..], [Token::Char(y), rest_b @ ..]) = (a, b) {
+        if x != y {
+            return false;
+        }
+        (a, b) = (rest_a, rest_b);
+    }
+    while let ([rest_a @ .., Token::Char(x)], [rest_b @ .., Token::Char(y)]) = (a, b) {
+        if x != y {
+            return false;
+        }
+        (a, b) = (rest_a, rest_b);
+    }
     let width = b.len() + 1;
     let mut seen = vec![false; (a.len() + 1) * width];
     let mut todo = vec![(0, 0)];
@@ -307,12 +417,6 @@ pub(crate) fn sent_tokens(source: &str) -> Vec<Token> {
 mod tests {
     use super::*;
 
-    impl ReplyPattern {
-        fn may_match(&self, sent: &[Token]) -> bool {
-            self.may_match_any([sent])
-        }
-    }
-
     fn pattern(written: &str) -> ReplyPattern {
         ReplyPattern::parse(written).unwrap_or_else(|_| panic!("{written} parses"))
     }
@@ -350,6 +454,33 @@ mod tests {
     }
 
     #[test]
+    fn among_many_sent_ids_the_one_that_fits_is_found() {
+        let mut sent = SentIds::default();
+        for id in [
+            "yes",
+            "no",
+            "size-{{ s }}",
+            "{{ kind }}-later",
+            "order-{{ n }}-refund",
+            "ab",
+        ] {
+            sent.add(id);
+        }
+        let fits = |written: &str| pattern(written).may_match(&sent);
+        assert!(fits("yes") && fits("ab") && fits("size-m") && fits("x-later"));
+        assert!(fits("order-7-refund") && !fits("order-7-return"));
+        assert!(fits("s*") && fits("size*") && fits("si?e-*") && fits("a*"));
+        assert!(
+            fits("yes-*"),
+            "the templated `-later` id can be `yes-later`"
+        );
+        assert!(!fits("yes-*x") && !fits("maybe") && !fits("b*x"));
+        assert!(fits("/^(no|maybe)$/") && fits("/(?i)^SIZE-XL$/") && fits("/^order-\\d+-/"));
+        assert!(!fits("/^(maybe|perhaps)$/") && !fits("/^order-\\d+-return$/"));
+        assert!(fits("/later$/"), "unanchored: every id is looked at");
+    }
+
+    #[test]
     fn sent_ids_keep_their_fixed_parts() {
         assert_eq!(sent_tokens(" yes "), tokens_literal("yes"));
         let templated = sent_tokens("cancel-{{ booking.id }}");
@@ -362,7 +493,11 @@ mod tests {
 
     #[test]
     fn a_pattern_meets_a_sent_id_when_some_id_could_match_both() {
-        let sent = |s: &str| sent_tokens(s);
+        let sent = |s: &str| {
+            let mut ids = SentIds::default();
+            ids.add(s);
+            ids
+        };
         assert!(pattern("cancel-*").may_match(&sent("cancel-7")));
         assert!(!pattern("cancel-*").may_match(&sent("cancl-7")));
         assert!(pattern("cancel-*").may_match(&sent("{{ id }}")));

@@ -732,10 +732,12 @@ impl Compiler<'_> {
         let mut out = Vec::new();
         let mut from = (ids.line, ids.column);
         for written in ids.value.iter() {
-            let (line, column) = self
-                .find_after(from, written)
-                .unwrap_or((ids.line, ids.column));
-            from = (line, column + 1);
+            let found = self.find_after(from, written);
+            if let Some((line, column)) = found {
+                // The next entry starts after this one, even where it is part of it (`[xa, a]`).
+                from = (line, column + written.chars().count() as u32);
+            }
+            let (line, column) = found.unwrap_or((ids.line, ids.column));
             match ReplyPattern::parse(written) {
                 Ok(pattern) => out.push(ReplyId {
                     pattern,
