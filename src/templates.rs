@@ -260,6 +260,15 @@ impl Templates {
         self.by_source.is_empty()
     }
 
+    /// The text a template was compiled from, by its name.
+    pub(crate) fn source(&self, name: &str) -> Option<Arc<str>> {
+        self.sources
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
     /// The template names handed out since the last call.
     pub(crate) fn take_names(&mut self) -> Vec<Arc<str>> {
         std::mem::take(&mut self.handed)

@@ -119,7 +119,9 @@ pub struct ConditionSpec {
     /// Match our own outgoing messages (true) instead of incoming ones (false, the default).
     #[serde(default)]
     pub from_me: Option<bool>,
-    /// Tapped button or list row id(s), without Whapi's `ButtonsV3:` / `ListV3:` prefix.
+    /// Tapped button or list row id(s) as sent, without Whapi's `ButtonsV3:` / `ListV3:`
+    /// prefix: exact, a glob over the whole id (`cancel-*`, `?` for one character) or a
+    /// `/regex/`.
     #[serde(default)]
     pub reply_id: Option<Located<OneOrMany<String>>>,
     /// For `poll_vote`: the voter chose (one of) these option(s), by their text.

@@ -31,7 +31,8 @@ pub enum Condition {
     /// The event came in on one of these channels.
     Channel(Vec<String>),
     FromMe(bool),
-    ReplyId(Vec<String>),
+    /// The tapped button or picked list row id matches one of these.
+    ReplyId(Vec<super::reply_id::ReplyId>),
     /// A poll vote chose one of these options (compared without regard to case).
     PollOption(Vec<String>),
     Emoji(Vec<String>),
@@ -261,7 +262,22 @@ impl Condition {
                 };
                 miss("from_me", detail)
             }
-            Self::ReplyId(ids) => expect_one_of("reply_id", event.reply_id.as_deref(), ids),
+            Self::ReplyId(ids) => {
+                let id = event.reply_id.as_deref();
+                if id.is_some_and(|id| ids.iter().any(|p| p.pattern.matches(id))) {
+                    return Ok(());
+                }
+                let written: Vec<&str> = ids.iter().map(|p| p.written.as_str()).collect();
+                let exact = ids
+                    .iter()
+                    .all(|p| matches!(p.pattern, super::reply_id::ReplyPattern::Exact(_)));
+                let detail = if exact {
+                    format!("{} is not {}", shown(id), written.join(" or "))
+                } else {
+                    format!("{} does not match {}", shown(id), written.join(" or "))
+                };
+                miss("reply_id", detail)
+            }
             Self::PollOption(wanted) => {
                 let chose = |w: &String| {
                     event

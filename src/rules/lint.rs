@@ -1,14 +1,16 @@
 //! Lint: rules that load but probably do not do what their author meant. Reported as
 //! `warning:` lines by `riposte check` (`--deny-warnings` fails on them).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::condition::{Block, Condition};
-use super::{Diagnostic, Rule, RuleSet, Severity};
-use crate::actions::{Action, Recipient, Timing};
+use super::reply_id::{self, ReplyId, SentIds, Token};
+use super::{Diagnostic, Rule, RuleSet, Severity, did_you_mean};
+use crate::actions::{Action, Content, Recipient, Timing};
 use crate::events::EventKind;
+use crate::templates::Text;
 
 fn warning(rule: &Rule, message: String) -> Diagnostic {
     Diagnostic {
@@ -183,6 +185,7 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
     }
     out.extend(unset_tags(set));
     out.extend(undeclared_events(set));
+    out.extend(unsent_reply_ids(set, &live));
     for rule in &live {
         for step in &rule.actions {
             if let Action::AiReply(ai) = &step.action
@@ -218,7 +221,9 @@ pub fn lint(set: &RuleSet, now: DateTime<Utc>) -> Vec<Diagnostic> {
             });
         }
     }
-    out.sort_by(|a, b| (&a.file, a.line, &a.message).cmp(&(&b.file, b.line, &b.message)));
+    out.sort_by(|a, b| {
+        (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message))
+    });
     out.dedup();
     out
 }
@@ -257,6 +262,136 @@ fn names(kinds: &[EventKind]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Button and list row ids a message can send, each as written.
+fn sent_ids<'a>(content: &'a Content, out: &mut Vec<&'a Text>) {
+    match content {
+        Content::Buttons(b) => out.extend(b.buttons.iter().map(|(id, _)| id)),
+        Content::List(l) => out.extend(l.sections.iter().flat_map(|s| &s.rows).map(|r| &r.0)),
+        _ => {}
+    }
+}
+
+fn sent_ids_of<'a>(action: &'a Action, out: &mut Vec<&'a Text>) {
+    match action {
+        Action::Message { content, .. } => sent_ids(content, out),
+        Action::Handoff {
+            notify: Some(notify),
+            ..
+        } => sent_ids_of(notify, out),
+        _ => {}
+    }
+}
+
+/// How many sent ids a warning lists.
+const IDS_SHOWN: usize = 5;
+
+/// `reply_id` entries that no button or list row of any rule or campaign (switched off ones
+/// too) can send. A templated id may send anything with its fixed start and end, and a
+/// regex too large to check against one is taken to match, so the warning never fires on an
+/// id that can come.
+fn unsent_reply_ids(set: &RuleSet, live: &[&Rule]) -> Vec<Diagnostic> {
+    let mut texts = Vec::new();
+    for rule in &set.rules {
+        rule.actions
+            .iter()
+            .for_each(|s| sent_ids_of(&s.action, &mut texts));
+    }
+    for campaign in &set.campaigns {
+        if let Some(content) = &campaign.content {
+            sent_ids(content, &mut texts);
+        }
+        campaign
+            .then
+            .iter()
+            .for_each(|s| sent_ids_of(&s.action, &mut texts));
+    }
+    // As written, in the order first sent (what the warning shows), and as the ids they send.
+    let mut shown: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut sent = SentIds::default();
+    for text in texts {
+        let written: String = match text {
+            Text::Literal(id) => id.trim().to_owned(),
+            Text::Template(name) => match set.templates.source(name) {
+                Some(source) => source.to_string(),
+                // Unknown, so it could be anything.
+                None => "{{ … }}".to_owned(),
+            },
+        };
+        if seen.insert(written.clone()) {
+            sent.add(&written);
+            shown.push(written);
+        }
+    }
+    // Templated ids are offered in the form a glob would take, `cancel-*`.
+    let shapes: Vec<String> = shown
+        .iter()
+        .map(|written| {
+            reply_id::sent_tokens(written)
+                .iter()
+                .map(|t| match t {
+                    Token::Char(c) => *c,
+                    Token::One => '?',
+                    Token::Run => '*',
+                })
+                .collect()
+        })
+        .collect();
+    let mut out = Vec::new();
+    for rule in live {
+        walk(&rule.when, &mut |c| {
+            let Condition::ReplyId(ids) = c else { return };
+            for id in ids {
+                if id.pattern.may_match(&sent) {
+                    continue;
+                }
+                // Each suggestion compares with every sent id; a set with more misses than
+                // this is wired wrong as a whole, and the list of sent ids says enough.
+                let suggest = out.len() < SUGGESTIONS;
+                let message = unsent(rule, id, &shown, suggest.then_some(&shapes[..]));
+                out.push(Diagnostic {
+                    severity: Severity::Warning,
+                    ..Diagnostic::error(&rule.file, id.line, id.column, message)
+                });
+            }
+        });
+    }
+    out
+}
+
+/// How many unsent `reply_id` warnings get a did-you-mean.
+const SUGGESTIONS: usize = 50;
+
+fn unsent(rule: &Rule, id: &ReplyId, sent: &[String], shapes: Option<&[String]>) -> String {
+    let head = format!(
+        "`reply_id: {}` in rule `{}` matches no button or list row id that a rule or campaign sends",
+        id.written, rule.name
+    );
+    if sent.is_empty() {
+        return format!("{head}: none sends buttons or a list (fine if another system sends them)");
+    }
+    let guess = reply_id::regex_source(&id.written).unwrap_or(&id.written);
+    let length = guess.chars().count();
+    // Too different in length to be a typo of it (did_you_mean allows about a third).
+    let near = |shape: &&String| shape.chars().count().abs_diff(length) <= length / 3 + 2;
+    let hint = shapes
+        .and_then(|shapes| did_you_mean(guess, shapes.iter().filter(near).map(String::as_str)))
+        .map(|b| format!(", did you mean `{b}`?"))
+        .unwrap_or_default();
+    let mut listed: Vec<String> = sent
+        .iter()
+        .take(IDS_SHOWN)
+        .map(|written| format!("`{written}`"))
+        .collect();
+    if sent.len() > IDS_SHOWN {
+        listed.push(format!("{} more", sent.len() - IDS_SHOWN));
+    }
+    format!(
+        "{head}{hint} (sent: {}; fine if another system sends it)",
+        listed.join(", ")
+    )
 }
 
 /// Tags that conditions or audiences test but that no rule ever sets.
@@ -328,6 +463,66 @@ mod tests {
             ]
         );
         assert!(warnings(&rules("          fallback: Sorry!\n")).is_empty());
+    }
+
+    fn warnings_in(files: &[(&str, &str)]) -> Vec<String> {
+        let files: Vec<SourceFile> = files
+            .iter()
+            .map(|(path, text)| SourceFile {
+                path: (*path).into(),
+                text: (*text).to_owned(),
+                root: None,
+            })
+            .collect();
+        let set = crate::rules::compile(&files).expect("rules compile");
+        lint(&set, Utc::now())
+            .into_iter()
+            .map(|d| d.to_string())
+            .collect()
+    }
+
+    const ASKS: &str = "rules:\n  - name: ask\n    then:\n      - reply:\n          text: When?\n          buttons:\n            - {id: slot-tue-10, title: Tue}\n            - {id: \"cancel-{{ sender.phone }}\", title: Cancel}\n";
+
+    #[test]
+    fn a_reply_id_no_rule_sends_is_worth_a_warning_at_its_place() {
+        let picks = "rules:\n  - name: pick\n    when:\n      event: button_reply\n      reply_id: [slot-*, slot-tue-10, '/^cancel-\\d+$/', cancel-491*, cancle-*, slto-tue-10]\n    then: [{tag: x}]\n";
+        assert_eq!(
+            warnings_in(&[("a.yaml", ASKS), ("b.yaml", picks)]),
+            [
+                "b.yaml:5:70: warning: `reply_id: cancle-*` in rule `pick` matches no button or list row id that a rule or campaign sends, did you mean `cancel-*`? (sent: `slot-tue-10`, `cancel-{{ sender.phone }}`; fine if another system sends it)",
+                "b.yaml:5:80: warning: `reply_id: slto-tue-10` in rule `pick` matches no button or list row id that a rule or campaign sends, did you mean `slot-tue-10`? (sent: `slot-tue-10`, `cancel-{{ sender.phone }}`; fine if another system sends it)",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_entry_is_placed_even_inside_another() {
+        let picks = "rules:\n  - name: pick\n    when: {event: button_reply, reply_id: [book-x, x, '/x/']}\n    then: [{tag: x}]\n";
+        let found: Vec<String> = warnings_in(&[("p.yaml", picks)])
+            .iter()
+            .map(|w| w.split(": warning").next().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(found, ["p.yaml:3:44", "p.yaml:3:52", "p.yaml:3:56"]);
+    }
+
+    #[test]
+    fn ids_sent_by_campaigns_and_lists_count_and_no_buttons_at_all_is_said() {
+        let picks = "rules:\n  - name: pick\n    when: {event: [button_reply, list_reply], reply_id: [deal-*, size-m, '/^x/', '/^deal-\\d+$/']}\n    then: [{tag: x}]\n";
+        let campaign = "campaigns:\n  - name: deals\n    schedule: '0 9 * * MON'\n    audience: {tags: {any: [deals]}}\n    send:\n      text: Deals!\n      buttons: [{id: 'deal-{{ contact.phone }}', title: Show me}]\n";
+        let list = "rules:\n  - name: sizes\n    when: {keywords: [size]}\n    then:\n      - reply:\n          text: Which size?\n          list:\n            label: Sizes\n            sections: [{title: All, rows: [{id: size-m, title: M}]}]\n";
+        let found = warnings_in(&[("c.yaml", campaign), ("l.yaml", list), ("p.yaml", picks)]);
+        assert_eq!(
+            found,
+            [
+                "p.yaml:3:75: warning: `reply_id: /^x/` in rule `pick` matches no button or list row id that a rule or campaign sends (sent: `size-m`, `deal-{{ contact.phone }}`; fine if another system sends it)"
+            ]
+        );
+        let alone = warnings_in(&[("p.yaml", picks)]);
+        assert_eq!(alone.len(), 4);
+        assert!(
+            alone[0].ends_with("none sends buttons or a list (fine if another system sends them)"),
+            "{alone:?}"
+        );
     }
 
     #[test]

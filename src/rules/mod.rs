@@ -13,6 +13,7 @@ mod lint;
 mod literal_gates;
 mod literals;
 mod prefilter;
+mod reply_id;
 mod reuse;
 mod text_regex;
 

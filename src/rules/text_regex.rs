@@ -45,6 +45,11 @@ impl TextRegex {
         })
     }
 
+    /// The pattern as written.
+    pub(crate) fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
     /// Clauses of literals, one of each of which every match holds; empty if none is known.
     pub(crate) fn required(&self) -> &[Clause] {
         &self.required

@@ -228,7 +228,7 @@ fn lint_warnings_are_reported_and_can_be_denied() {
     insta::assert_snapshot!(stdout);
     let (code, _, stderr) = check(&["--deny-warnings", "tests/fixtures/rules/lint"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("6 warnings (denied)"), "{stderr}");
+    assert!(stderr.contains("7 warnings (denied)"), "{stderr}");
 }
 
 #[test]

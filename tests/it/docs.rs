@@ -56,7 +56,21 @@ fn documentation_examples_compile() {
                 continue;
             }
             let result = riposte::rules::compile(&[source]);
-            if block.starts_with("# this rule does not pass check") {
+            if let Some(warned) = block
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# check warns: "))
+            {
+                let set = result.unwrap_or_else(|d| panic!("{doc}:{line} does not compile: {d:?}"));
+                let warnings: Vec<String> = riposte::rules::lint(&set, chrono::Utc::now())
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                assert!(
+                    warnings.iter().any(|w| w.contains(warned)),
+                    "{doc}:{line} should warn `{warned}`, warns {warnings:?}"
+                );
+            } else if block.starts_with("# this rule does not pass check") {
                 assert!(result.is_err(), "{doc}:{line} should fail check");
             } else if let Err(diagnostics) = result {
                 let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();

@@ -598,3 +598,67 @@ rules:
     // 23:15 UTC on Monday is 08:15 on Tuesday in Tokyo, where it is already 3 March.
     assert_eq!(sent_texts(&went_on), ["mar 08:15 (2026-03-03)"]);
 }
+
+#[test]
+fn reply_id_globs_and_regexes_match_the_id_as_the_rule_sent_it() {
+    let set = rules(
+        r#"
+rules:
+  - name: exact
+    when: {event: [button_reply, list_reply], reply_id: [btn_cancel, size_m]}
+    then: [{tag: exact}]
+  - name: glob
+    when: {event: [button_reply, list_reply], reply_id: "btn_*"}
+    then: [{tag: glob}]
+  - name: one-char
+    when: {event: list_reply, reply_id: "size_?"}
+    then: [{tag: one-char}]
+  - name: prefixed-glob
+    when: {event: button_reply, reply_id: "ButtonsV3:btn_c*"}
+    then: [{tag: prefixed}]
+  - name: regex
+    when: {event: [button_reply, list_reply], reply_id: '/^size_[sml]$/'}
+    then: [{tag: regex}]
+  - name: glob-is-whole-id
+    when: {event: button_reply, reply_id: "confirm*"}
+    then: [{tag: never}]
+"#,
+    );
+    let button = event(&fixture("message-button-reply.json"));
+    let list = event(&fixture("message-list-reply.json"));
+    let tapped = run(&set, &button, &Contact::default());
+    assert_eq!(matched(&tapped), ["glob", "prefixed-glob"]);
+    assert_eq!(
+        matched(&run(&set, &list, &Contact::default())),
+        ["exact", "one-char", "regex"]
+    );
+    assert_eq!(
+        why(&tapped, "exact"),
+        r#"reply_id: "btn_confirm" is not btn_cancel or size_m"#
+    );
+    assert_eq!(
+        why(&tapped, "regex"),
+        r#"reply_id: "btn_confirm" does not match /^size_[sml]$/"#
+    );
+    assert_eq!(
+        why(&tapped, "glob-is-whole-id"),
+        r#"reply_id: "btn_confirm" does not match confirm*"#
+    );
+}
+
+#[test]
+fn a_reply_id_regex_that_does_not_compile_is_an_error_where_it_fails() {
+    let source = SourceFile {
+        path: PathBuf::from("test.yaml"),
+        text: "rules:\n  - name: r\n    when:\n      event: button_reply\n      reply_id: [ok, '/slot-(\\d+/']\n    then: [{tag: x}]\n".to_owned(),
+        root: None,
+    };
+    let Err(errors) = compile(&[source]) else {
+        panic!("the regex is refused");
+    };
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["test.yaml:5:29: error: invalid regex: unclosed group"]
+    );
+}

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 
 use super::condition::{Block, Condition, Glob};
+use super::reply_id::{ReplyId, ReplyPattern};
 use super::text_regex::{RegexError, TextRegex};
 use super::{Diagnostic, Rule, RuleSet, did_you_mean};
 use crate::calendar::Calendar;
@@ -641,12 +642,7 @@ impl Compiler<'_> {
             });
         }
         if let Some(ids) = &spec.reply_id {
-            let ids = ids.value.iter().map(|id| {
-                id.trim_start_matches("ButtonsV3:")
-                    .trim_start_matches("ListV3:")
-                    .to_owned()
-            });
-            out.push(Condition::ReplyId(ids.collect()));
+            out.push(Condition::ReplyId(self.reply_ids(ids)));
         }
         if let Some(options) = &spec.option {
             out.push(Condition::PollOption(options.value.0.clone()));
@@ -767,6 +763,61 @@ impl Compiler<'_> {
                 None
             }
         }
+    }
+
+    /// The entries of a `reply_id`, each placed where it is written; a `/regex/` that does
+    /// not compile is an error at the character it fails on.
+    fn reply_ids(&mut self, ids: &Located<config::OneOrMany<String>>) -> Vec<ReplyId> {
+        let mut out = Vec::new();
+        let mut from = (ids.line, ids.column);
+        for written in ids.value.iter() {
+            let found = self.find_after(from, written);
+            if let Some((line, column)) = found {
+                // The next entry starts after this one, even where it is part of it (`[xa, a]`).
+                from = (line, column + written.chars().count() as u32);
+            }
+            let (line, column) = found.unwrap_or((ids.line, ids.column));
+            match ReplyPattern::parse(written) {
+                Ok(pattern) => out.push(ReplyId {
+                    pattern,
+                    written: written.clone(),
+                    line,
+                    column,
+                }),
+                Err(RegexError::Syntax { offset, message }) => {
+                    // After the opening slash.
+                    let at = column + 1 + offset;
+                    self.error(line, at, format!("invalid regex: {message}"));
+                }
+                Err(RegexError::Build(message)) => {
+                    self.error(line, column, format!("invalid regex: {message}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Where `text` is next written at or after a position (line and column, 1-based), looking
+    /// a few lines on: a list's entries follow the position of the list.
+    fn find_after(&self, (line, column): (u32, u32), text: &str) -> Option<(u32, u32)> {
+        const LOOK_AHEAD: u32 = 20;
+        for at in line.max(1)..line.max(1) + LOOK_AHEAD {
+            let source = self.lines.get(at.saturating_sub(1) as usize)?;
+            let skip = if at == line {
+                column.saturating_sub(1) as usize
+            } else {
+                0
+            };
+            let start = source
+                .char_indices()
+                .nth(skip)
+                .map_or(source.len(), |(i, _)| i);
+            if let Some(found) = source[start..].find(text) {
+                let column = source[..start + found].chars().count() as u32 + 1;
+                return Some((at, column));
+            }
+        }
+        None
     }
 
     /// 1 when the scalar at a position starts with a quote, so offsets inside it line up.
