@@ -361,45 +361,6 @@ async fn recv_signal(_: &mut Hangup) -> Option<()> {
     std::future::pending().await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::differences;
-    use crate::config::SourceFile;
-
-    fn set(rules: &[(&str, &str)]) -> crate::rules::RuleSet {
-        let mut text = String::from("rules:\n");
-        for (name, reply) in rules {
-            text.push_str(&format!(
-                "  - name: {name}\n    when: {{text: hi}}\n    then: [{{reply: {reply}}}]\n"
-            ));
-        }
-        let file = SourceFile {
-            path: "rules.yaml".into(),
-            text,
-            root: None,
-        };
-        crate::rules::compile(&[file]).unwrap_or_else(|e| panic!("{e:?}"))
-    }
-
-    #[test]
-    fn a_reload_reports_what_was_added_removed_and_changed_by_name() {
-        let old = set(&[("b", "one"), ("d", "two"), ("a", "three"), ("e", "four")]);
-        let new = set(&[
-            ("e", "four"),
-            ("c", "new"),
-            ("a", "three!"),
-            ("f", "six"),
-            ("d", "two"),
-        ]);
-        let (added, removed, changed) = differences(&old, &new);
-        assert_eq!(added, ["c", "f"]);
-        assert_eq!(removed, ["b"]);
-        assert_eq!(changed, ["a"]);
-        let (added, removed, changed) = differences(&new, &new);
-        assert!(added.is_empty() && removed.is_empty() && changed.is_empty());
-    }
-}
-
 impl Reloader {
     /// The rule folders and files the set is read from.
     pub fn paths(&self) -> &[PathBuf] {
@@ -441,5 +402,44 @@ impl Reloader {
         })
         .await;
         checked.unwrap_or_else(|e| Err(failed(format!("check failed: {e}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differences;
+    use crate::config::SourceFile;
+
+    fn set(rules: &[(&str, &str)]) -> crate::rules::RuleSet {
+        let mut text = String::from("rules:\n");
+        for (name, reply) in rules {
+            text.push_str(&format!(
+                "  - name: {name}\n    when: {{text: hi}}\n    then: [{{reply: {reply}}}]\n"
+            ));
+        }
+        let file = SourceFile {
+            path: "rules.yaml".into(),
+            text,
+            root: None,
+        };
+        crate::rules::compile(&[file]).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_reload_reports_what_was_added_removed_and_changed_by_name() {
+        let old = set(&[("b", "one"), ("d", "two"), ("a", "three"), ("e", "four")]);
+        let new = set(&[
+            ("e", "four"),
+            ("c", "new"),
+            ("a", "three!"),
+            ("f", "six"),
+            ("d", "two"),
+        ]);
+        let (added, removed, changed) = differences(&old, &new);
+        assert_eq!(added, ["c", "f"]);
+        assert_eq!(removed, ["b"]);
+        assert_eq!(changed, ["a"]);
+        let (added, removed, changed) = differences(&new, &new);
+        assert!(added.is_empty() && removed.is_empty() && changed.is_empty());
     }
 }

@@ -9,6 +9,7 @@ mod chats;
 mod cleanup;
 mod cli;
 mod conformance;
+mod console;
 mod crash;
 mod declared;
 mod delivery;

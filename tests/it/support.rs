@@ -386,7 +386,7 @@ impl Riposte {
         body: impl Into<reqwest::Body>,
     ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        let mut request = self.authorised(self.http.request(method, format!("{}{path}", self.url)));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -422,10 +422,17 @@ impl Riposte {
             .unwrap_or_else(|| panic!("no metric `{name}` in:\n{text}"))
     }
 
+    /// A request with the admin token, when the server has one.
+    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.settings().admin_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     /// `GET` a path and return the JSON answer.
     pub(crate) async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.url))
+        self.authorised(self.http.get(format!("{}{path}", self.url)))
             .send()
             .await
             .unwrap()

@@ -61,16 +61,14 @@ pub(super) struct Signed {
 }
 
 impl Signed {
-    /// Refuses a form whose CSRF token is not this session's.
-    fn check(&self, given: &str) -> Result<(), Response> {
-        if access::constant_time_eq(given.as_bytes(), self.csrf.as_bytes()) {
-            Ok(())
-        } else {
-            Err(view::refused(
+    /// The refusal of a form whose CSRF token is not this session's; `None` lets it in.
+    fn refuse(&self, given: &str) -> Option<Response> {
+        (!access::constant_time_eq(given.as_bytes(), self.csrf.as_bytes())).then(|| {
+            view::refused(
                 StatusCode::FORBIDDEN,
                 "This form is out of date or did not come from the console. Go back, reload the page and try again.",
-            ))
-        }
+            )
+        })
     }
 }
 

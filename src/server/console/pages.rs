@@ -119,7 +119,7 @@ pub(super) async fn logout(
     Extension(signed): Extension<Signed>,
     Form(form): Form<Plain>,
 ) -> Response {
-    if let Err(refused) = signed.check(&form.csrf) {
+    if let Some(refused) = signed.refuse(&form.csrf) {
         return refused;
     }
     state.console.close(&signed.id);
@@ -383,7 +383,7 @@ pub(super) async fn simulate(
     Path(seq): Path<i64>,
     Form(form): Form<Plain>,
 ) -> Response {
-    if let Err(refused) = signed.check(&form.csrf) {
+    if let Some(refused) = signed.refuse(&form.csrf) {
         return refused;
     }
     let answer = match admin::simulate(State(state.clone()), Path(seq)).await {
@@ -453,7 +453,7 @@ pub(super) async fn retry(
     Path(id): Path<i64>,
     Form(form): Form<Plain>,
 ) -> Response {
-    if let Err(refused) = signed.check(&form.csrf) {
+    if let Some(refused) = signed.refuse(&form.csrf) {
         return refused;
     }
     let done = admin::retry(State(state), Path(JobId(id))).await;
@@ -467,7 +467,7 @@ pub(super) async fn cancel(
     Path(id): Path<i64>,
     Form(form): Form<Plain>,
 ) -> Response {
-    if let Err(refused) = signed.check(&form.csrf) {
+    if let Some(refused) = signed.refuse(&form.csrf) {
         return refused;
     }
     let done = admin::cancel(State(state), Path(JobId(id))).await;
@@ -495,8 +495,14 @@ pub(super) async fn campaigns(
         Ok(answer) => answer,
         Err(err) => return err.into_response(),
     };
+    let mut campaigns = answer["campaigns"].clone();
+    for campaign in campaigns.as_array_mut().into_iter().flatten() {
+        for run in campaign["runs"].as_array_mut().into_iter().flatten() {
+            run["funnel"] = json!(view::funnel(run));
+        }
+    }
     let mut ctx = base(&signed, "Campaigns", "Campaigns", None);
-    ctx["campaigns"] = answer["campaigns"].clone();
+    ctx["campaigns"] = campaigns;
     render("campaigns.html", ctx)
 }
 
@@ -527,7 +533,7 @@ pub(super) async fn resume(
     Extension(signed): Extension<Signed>,
     Form(form): Form<ResumeForm>,
 ) -> Response {
-    if let Err(refused) = signed.check(&form.csrf) {
+    if let Some(refused) = signed.refuse(&form.csrf) {
         return refused;
     }
     if let Err(err) = admin::resume(State(state), Path(form.chat.clone())).await {

@@ -113,7 +113,7 @@ pub(super) async fn save(
     Query(query): Query<FileQuery>,
     Form(form): Form<SaveForm>,
 ) -> Response {
-    if let Err(refused) = signed.check(&form.csrf) {
+    if let Some(refused) = signed.refuse(&form.csrf) {
         return refused;
     }
     // Browsers send CRLF from a text area: the file keeps the line ends it is written with.
@@ -183,7 +183,7 @@ pub(super) async fn test(
     Extension(signed): Extension<Signed>,
     Form(form): Form<Plain>,
 ) -> Response {
-    if let Err(refused) = signed.check(&form.csrf) {
+    if let Some(refused) = signed.refuse(&form.csrf) {
         return refused;
     }
     let Json(answer) = admin::run_tests(State(state.clone())).await;

@@ -129,6 +129,33 @@ pub(super) fn bars(title: &str, counts: &[u64]) -> String {
     svg
 }
 
+/// A campaign run's funnel as horizontal SVG bars: planned, sent, delivered, read, replied,
+/// failed, each with its count written beside it.
+pub(super) fn funnel(run: &serde_json::Value) -> String {
+    const STAGES: [&str; 6] = ["planned", "sent", "delivered", "read", "replied", "failed"];
+    let counts: Vec<u64> = STAGES
+        .iter()
+        .map(|s| run[*s].as_u64().unwrap_or(0))
+        .collect();
+    let most = counts.iter().copied().max().unwrap_or(0).max(1);
+    let mut svg = String::from(
+        "<svg class=\"funnel\" viewBox=\"0 0 400 150\" role=\"img\" aria-label=\"Funnel of the run\">",
+    );
+    for (i, (stage, count)) in STAGES.iter().zip(&counts).enumerate() {
+        let y = i * 25;
+        let width = count * 260 / most;
+        svg.push_str(&format!(
+            "<text x=\"0\" y=\"{}\">{stage}</text><rect x=\"80\" y=\"{}\" width=\"{width}\" height=\"18\" class=\"{stage}\"></rect><text x=\"{}\" y=\"{}\">{count}</text>",
+            y + 15,
+            y + 2,
+            85 + width,
+            y + 15
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 /// Text made safe to place in HTML.
 pub(super) fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

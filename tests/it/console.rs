@@ -1,0 +1,498 @@
+//! The console at `/ui`, driven in a real browser: Debian's Chromium through ChromeDriver
+//! (WebDriver). Each page is saved as a screenshot under `target/ui-screenshots/`.
+//!
+//! Where Chromium or ChromeDriver is not installed the tests say so and pass without running;
+//! with `RIPOSTE_REQUIRE_BROWSER=1` (as `.ci/run` sets) that is a failure instead.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::{Riposte, fixture};
+
+const TOKEN: &str = "console-test-token";
+
+const RULES: &str = r#"
+rules:
+  - name: greeting
+    when: {keywords: [hallo, hello]}
+    then:
+      - reply: "Hello {{ sender.name | default('there') }}!"
+  - name: human
+    when: {keywords: [agent]}
+    then:
+      - handoff: {for: 2h}
+"#;
+
+/// ChromeDriver on a free loopback port, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A browser session, or `None` (with a notice) where no browser is installed.
+async fn browser() -> Option<(Driver, Client)> {
+    if !installed("chromedriver") || !installed("chromium") {
+        assert!(
+            std::env::var_os("RIPOSTE_REQUIRE_BROWSER").is_none(),
+            "Chromium and ChromeDriver are required here (Debian packages chromium, chromium-driver)"
+        );
+        eprintln!("SKIPPED: chromium or chromedriver is not installed");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver { child, port };
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"]
+        }),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+        {
+            Ok(client) => return Some((driver, client)),
+            Err(err) if tokio::time::Instant::now() > deadline => {
+                panic!("cannot open a browser session: {err}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn with_token(settings: &mut riposte::serve::Settings) {
+    settings.admin_token = Some(TOKEN.into());
+}
+
+/// Saves what the browser shows as `target/ui-screenshots/NAME.png`.
+async fn screenshot(client: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no `{css}`: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn sign_in(client: &Client, riposte: &Riposte, page: &str) {
+    client
+        .goto(&format!("{}{page}", riposte.url))
+        .await
+        .unwrap();
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/ui/login")
+    );
+    // The field is found by its label, as a person (or a screen reader) finds it.
+    let label = client
+        .find(Locator::XPath("//label[text()='Admin token']"))
+        .await
+        .unwrap();
+    let id = label
+        .attr("for")
+        .await
+        .unwrap()
+        .expect("the label names its field");
+    let field = client.find(Locator::Id(&id)).await.unwrap();
+    field.send_keys(TOKEN).await.unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sign_in_leads_back_to_the_page_and_every_page_shows() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let riposte = Riposte::start_with(RULES, with_token).await;
+    riposte.webhook(&fixture("message-text-private.json")).await;
+    riposte.wait_events(1).await;
+
+    sign_in(&client, &riposte, "/ui/jobs").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/ui/jobs");
+    for (name, path, heading) in [
+        ("Overview", "/ui", "Overview"),
+        ("Events", "/ui/events", "Events"),
+        ("Jobs", "/ui/jobs", "Jobs"),
+        ("Campaigns", "/ui/campaigns", "Campaigns"),
+        ("Inbox", "/ui/inbox", "Inbox"),
+        ("Contacts", "/ui/contacts", "Contacts"),
+        ("Rules", "/ui/rules", "Rules"),
+    ] {
+        client
+            .find(Locator::LinkText(name))
+            .await
+            .unwrap_or_else(|e| panic!("no link {name}: {e}"))
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(client.current_url().await.unwrap().path(), path);
+        assert_eq!(text_of(&client, "h1").await, heading);
+        screenshot(&client, &name.to_lowercase()).await;
+    }
+
+    // The event is listed, and its page shows what the rules did.
+    client
+        .goto(&format!("{}/ui/events", riposte.url))
+        .await
+        .unwrap();
+    let row = text_of(&client, "#events tbody tr").await;
+    assert!(row.contains("greeting"), "{row}");
+    client
+        .find(Locator::Css("#events tbody tr a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let outcomes = text_of(&client, "main table").await;
+    assert!(outcomes.contains("greeting matched"), "{outcomes}");
+    client
+        .find(Locator::XPath(
+            "//button[text()='Simulate with current rules']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let simulated = text_of(&client, "pre.report").await;
+    assert!(simulated.contains("matched greeting"), "{simulated}");
+    screenshot(&client, "event").await;
+
+    // Signing out ends the session: the pages ask to sign in again.
+    client
+        .find(Locator::XPath("//button[text()='Sign out']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .goto(&format!("{}/ui/events", riposte.url))
+        .await
+        .unwrap();
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/ui/login")
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn new_events_appear_in_the_list_without_reloading() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let riposte = Riposte::start_with(RULES, with_token).await;
+    sign_in(&client, &riposte, "/ui/events").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/ui/events");
+    riposte.webhook(&fixture("message-text-private.json")).await;
+    let row = client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#events tbody tr[data-seq]"))
+        .await
+        .expect("the new event shows up");
+    assert!(row.text().await.unwrap().contains("message"));
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_retried_and_a_follow_up_cancelled_from_the_jobs_page() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let rules = r#"
+rules:
+  - name: later
+    when: {keywords: [later]}
+    then:
+      - reply: "Later it is"
+        after: 2h
+  - name: now
+    when: {keywords: [now]}
+    then:
+      - reply: "Now"
+"#;
+    let riposte = Riposte::start_with(rules, with_token).await;
+    riposte.whapi.fail_next(&[(400, None)]);
+    let mut body = fixture("message-text-private.json");
+    body["messages"][0]["text"]["body"] = json!("now");
+    riposte.webhook(&body).await;
+    riposte
+        .wait_jobs("a dead letter", |jobs| {
+            jobs.iter().any(|j| j["status"] == "dead")
+        })
+        .await;
+    body["messages"][0]["text"]["body"] = json!("later");
+    body["messages"][0]["id"] = json!("Qm7vT2xLp9.aB3cDe-gBgKa1Zr8z");
+    riposte.webhook(&body).await;
+    riposte
+        .wait_jobs("a pending follow-up", |jobs| {
+            jobs.iter().any(|j| j["status"] == "pending")
+        })
+        .await;
+
+    sign_in(&client, &riposte, "/ui/jobs?status=dead").await;
+    let dead = text_of(&client, "main table tbody").await;
+    assert!(dead.contains("dead") && dead.contains("400"), "{dead}");
+    screenshot(&client, "jobs-dead").await;
+    client
+        .find(Locator::XPath("//button[text()='Retry']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of(&client, ".notice").await.contains("queued again"));
+    riposte
+        .wait_jobs("the retried job sent", |jobs| {
+            jobs.iter()
+                .any(|j| j["action"] == "reply" && j["status"] == "done")
+        })
+        .await;
+
+    client
+        .goto(&format!("{}/ui/jobs?status=pending", riposte.url))
+        .await
+        .unwrap();
+    client
+        .find(Locator::XPath("//button[text()='Cancel']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of(&client, ".notice").await.contains("cancelled"));
+    riposte
+        .wait_jobs("the follow-up cancelled", |jobs| {
+            jobs.iter().any(|j| j["status"] == "cancelled")
+        })
+        .await;
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rule_edit_with_a_mistake_is_refused_at_its_line_and_a_good_one_goes_live() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let riposte = Riposte::start_with(RULES, with_token).await;
+    sign_in(&client, &riposte, "/ui/rules").await;
+    client
+        .find(Locator::Css("main table a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let editor = client.find(Locator::Id("text")).await.unwrap();
+    let broken = RULES.replace("keywords: [hallo, hello]", "keywrds: [hallo, hello]");
+    editor.clear().await.unwrap();
+    editor.send_keys(&broken).await.unwrap();
+    client
+        .find(Locator::XPath("//button[text()='Save']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = text_of(&client, "li.has-error").await;
+    assert!(
+        error.contains("unknown field `keywrds`, did you mean `keywords`?"),
+        "{error}"
+    );
+    screenshot(&client, "rules-refused").await;
+    let on_disk = std::fs::read_to_string(riposte.dir.path().join("rules/rules.yaml")).unwrap();
+    assert_eq!(on_disk, RULES, "nothing was written");
+
+    let better = RULES.replace("Hello {{", "Welcome {{");
+    let editor = client.find(Locator::Id("text")).await.unwrap();
+    editor.clear().await.unwrap();
+    editor.send_keys(&better).await.unwrap();
+    client
+        .find(Locator::XPath("//button[text()='Save']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = text_of(&client, ".notice").await;
+    assert!(notice.starts_with("Saved."), "{notice}");
+    let on_disk = std::fs::read_to_string(riposte.dir.path().join("rules/rules.yaml")).unwrap();
+    assert_eq!(on_disk, better);
+    riposte.webhook(&fixture("message-text-private.json")).await;
+    let got = riposte.whapi.wait_for(1).await;
+    assert_eq!(got[0].body["body"], "Welcome Anna!");
+
+    client
+        .goto(&format!("{}/ui/rules", riposte.url))
+        .await
+        .unwrap();
+    client
+        .find(Locator::XPath("//button[text()='Run tests']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let report = text_of(&client, "pre.report").await;
+    assert!(report.contains("0 passed, 0 failed"), "{report}");
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let riposte = Riposte::start_with(RULES, with_token).await;
+    let mut body = fixture("message-text-private.json");
+    body["messages"][0]["text"]["body"] = json!("agent");
+    riposte.webhook(&body).await;
+    riposte.wait_events(1).await;
+    sign_in(&client, &riposte, "/ui/inbox").await;
+    assert!(
+        text_of(&client, "main table tbody")
+            .await
+            .contains("4915112345678")
+    );
+    // The page's form, with its token changed: as a forged form would arrive.
+    client
+        .execute(
+            "document.querySelectorAll('input[name=csrf]').forEach(function (i) { i.value = 'forged'; }); return null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    client
+        .find(Locator::XPath("//button[text()='Resume']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        text_of(&client, "main p")
+            .await
+            .contains("did not come from the console")
+    );
+    assert_eq!(
+        riposte.get("/admin/chats").await["handoffs"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "the chat is still with a person"
+    );
+    client
+        .goto(&format!("{}/ui/inbox", riposte.url))
+        .await
+        .unwrap();
+    client
+        .find(Locator::XPath("//button[text()='Resume']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of(&client, ".notice").await.contains("again"));
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_campaign_shows_its_schedule_next_fire_times_and_each_runs_funnel() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let rules = r#"
+campaigns:
+  - name: weekly-deals
+    schedule: "0 9 * * MON"
+    timezone: Europe/Berlin
+    audience: {numbers: ["4915111111111", "4915122222222", "4915133333333"]}
+    rate: 60/s
+    send: {text: "This week's deals are in the shop."}
+"#;
+    let riposte = Riposte::start_with(rules, with_token).await;
+    let (status, answer) = riposte.post("/admin/campaigns/weekly-deals/run", "").await;
+    assert_eq!(status, 202, "{answer}");
+    riposte.whapi.wait_for(3).await;
+    riposte
+        .wait_jobs("the run's sends done", |jobs| {
+            jobs.len() == 3 && jobs.iter().all(|j| j["status"] == "done")
+        })
+        .await;
+    sign_in(&client, &riposte, "/ui/campaigns").await;
+    let section = text_of(&client, "main section").await;
+    assert!(section.contains("0 9 * * MON"), "{section}");
+    let next = client
+        .find_all(Locator::Css("main section dd ul li"))
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 5, "the next five fire times");
+    let funnel = text_of(&client, "svg.funnel").await;
+    assert!(
+        funnel.contains("planned") && funnel.contains('3'),
+        "{funnel}"
+    );
+    screenshot(&client, "campaign-funnel").await;
+    client.close().await.unwrap();
+}
