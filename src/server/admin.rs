@@ -255,6 +255,84 @@ pub(super) async fn campaigns(State(state): State<AppState>) -> Result<Json<Valu
     Ok(Json(json!({ "campaigns": list })))
 }
 
+#[derive(Deserialize)]
+pub(super) struct PreviewQuery {
+    show: Option<usize>,
+}
+
+impl PreviewQuery {
+    /// Shows the first `show` messages.
+    pub(super) fn of(show: usize) -> Self {
+        Self { show: Some(show) }
+    }
+}
+
+/// `GET /admin/campaigns/{name}/preview?show=10`: who a run now would reach and the first
+/// messages rendered per recipient; nothing is planned or sent.
+pub(super) async fn preview_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<PreviewQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let set = state.rules.borrow().clone();
+    let Some(campaign) = set.campaign(&name) else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no campaign `{name}`") })),
+        ));
+    };
+    let now = state.clock.now();
+    let members = match campaigns::members(
+        campaign,
+        state.store.as_ref(),
+        state.groups.as_deref(),
+        now,
+    )
+    .await
+    {
+        Ok(members) => members,
+        Err(campaigns::PlanError::Store(err)) => return Err(err.into()),
+        Err(campaigns::PlanError::Audience(why)) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "error": format!("the audience cannot be listed: {why}") })),
+            ));
+        }
+    };
+    let known = state.store.contacts().await?;
+    let planned = campaigns::plan(campaign, &set.templates, &known, &members, now);
+    let mut recipients: Vec<&str> = planned
+        .jobs
+        .iter()
+        .filter_map(|j| j.contact.as_deref())
+        .collect();
+    recipients.dedup();
+    let messages: Vec<Value> = planned
+        .jobs
+        .iter()
+        .take(query.show.unwrap_or(10).min(100))
+        .map(|job| {
+            json!({
+                "to": job.contact,
+                "action": job.action,
+                "at": job.run_at,
+                "work": job.work,
+                "not_sent": job.dead,
+            })
+        })
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "campaign": campaign.name,
+            "recipients": recipients.len(),
+            "jobs": planned.jobs.len(),
+            "left_out": planned.skipped,
+            "messages": messages,
+        })),
+    ))
+}
+
 /// `POST /admin/campaigns/{name}/run`: a run now, outside the schedule.
 pub(super) async fn run_campaign(
     State(state): State<AppState>,

@@ -138,6 +138,10 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/jobs/{id}", get(admin::job).delete(admin::cancel))
         .route("/admin/campaigns", get(admin::campaigns))
         .route("/admin/campaigns/{name}/run", post(admin::run_campaign))
+        .route(
+            "/admin/campaigns/{name}/preview",
+            get(admin::preview_campaign),
+        )
         .route("/admin/chats", get(admin::chats))
         .route("/admin/rules", get(admin::rules))
         .route("/admin/channels", get(admin::channels))

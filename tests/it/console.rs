@@ -118,6 +118,36 @@ async fn text_of(client: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Waits until the browser shows a page whose path `done` accepts (a click returns before
+/// the page it leads to has loaded).
+async fn wait_path(client: &Client, what: &str, done: impl Fn(&str) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = client.current_url().await.unwrap();
+        if done(url.path()) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still at {url}, not {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Clicks what `locator` finds once the page shows it.
+async fn click(client: &Client, locator: Locator<'_>) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|e| panic!("nothing to click: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn sign_in(client: &Client, riposte: &Riposte, page: &str) {
     client
         .goto(&format!("{}{page}", riposte.url))
@@ -143,13 +173,8 @@ async fn sign_in(client: &Client, riposte: &Riposte, page: &str) {
         .expect("the label names its field");
     let field = client.find(Locator::Id(&id)).await.unwrap();
     field.send_keys(TOKEN).await.unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("button[type=submit]")).await;
+    wait_path(client, "a console page", |p| p != "/ui/login").await;
 }
 
 #[tokio::test]
@@ -172,14 +197,8 @@ async fn sign_in_leads_back_to_the_page_and_every_page_shows() {
         ("Contacts", "/ui/contacts", "Contacts"),
         ("Rules", "/ui/rules", "Rules"),
     ] {
-        client
-            .find(Locator::LinkText(name))
-            .await
-            .unwrap_or_else(|e| panic!("no link {name}: {e}"))
-            .click()
-            .await
-            .unwrap();
-        assert_eq!(client.current_url().await.unwrap().path(), path);
+        click(&client, Locator::LinkText(name)).await;
+        wait_path(&client, path, |p| p == path).await;
         assert_eq!(text_of(&client, "h1").await, heading);
         screenshot(&client, &name.to_lowercase()).await;
     }
@@ -191,36 +210,25 @@ async fn sign_in_leads_back_to_the_page_and_every_page_shows() {
         .unwrap();
     let row = text_of(&client, "#events tbody tr").await;
     assert!(row.contains("greeting"), "{row}");
-    client
-        .find(Locator::Css("#events tbody tr a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#events tbody tr a")).await;
+    wait_path(&client, "the event's page", |p| {
+        p.starts_with("/ui/events/")
+    })
+    .await;
     let outcomes = text_of(&client, "main table").await;
     assert!(outcomes.contains("greeting matched"), "{outcomes}");
-    client
-        .find(Locator::XPath(
-            "//button[text()='Simulate with current rules']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let simulated = text_of(&client, "pre.report").await;
+    click(
+        &client,
+        Locator::XPath("//button[text()='Simulate with current rules']"),
+    )
+    .await;
+    let simulated = text_of(&client, "#simulated").await;
     assert!(simulated.contains("matched greeting"), "{simulated}");
     screenshot(&client, "event").await;
 
     // Signing out ends the session: the pages ask to sign in again.
-    client
-        .find(Locator::XPath("//button[text()='Sign out']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Sign out']")).await;
+    assert_eq!(text_of(&client, "h1").await, "Sign in to Riposte");
     client
         .goto(&format!("{}/ui/events", riposte.url))
         .await
@@ -295,13 +303,7 @@ rules:
     let dead = text_of(&client, "main table tbody").await;
     assert!(dead.contains("dead") && dead.contains("400"), "{dead}");
     screenshot(&client, "jobs-dead").await;
-    client
-        .find(Locator::XPath("//button[text()='Retry']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Retry']")).await;
     assert!(text_of(&client, ".notice").await.contains("queued again"));
     riposte
         .wait_jobs("the retried job sent", |jobs| {
@@ -314,13 +316,7 @@ rules:
         .goto(&format!("{}/ui/jobs?status=pending", riposte.url))
         .await
         .unwrap();
-    client
-        .find(Locator::XPath("//button[text()='Cancel']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Cancel']")).await;
     assert!(text_of(&client, ".notice").await.contains("cancelled"));
     riposte
         .wait_jobs("the follow-up cancelled", |jobs| {
@@ -337,24 +333,17 @@ async fn a_rule_edit_with_a_mistake_is_refused_at_its_line_and_a_good_one_goes_l
     };
     let riposte = Riposte::start_with(RULES, with_token).await;
     sign_in(&client, &riposte, "/ui/rules").await;
-    client
-        .find(Locator::Css("main table a"))
-        .await
-        .unwrap()
-        .click()
+    click(&client, Locator::Css("main table a")).await;
+    let editor = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("text"))
         .await
         .unwrap();
-    let editor = client.find(Locator::Id("text")).await.unwrap();
     let broken = RULES.replace("keywords: [hallo, hello]", "keywrds: [hallo, hello]");
     editor.clear().await.unwrap();
     editor.send_keys(&broken).await.unwrap();
-    client
-        .find(Locator::XPath("//button[text()='Save']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Save']")).await;
     let error = text_of(&client, "li.has-error").await;
     assert!(
         error.contains("unknown field `keywrds`, did you mean `keywords`?"),
@@ -365,16 +354,15 @@ async fn a_rule_edit_with_a_mistake_is_refused_at_its_line_and_a_good_one_goes_l
     assert_eq!(on_disk, RULES, "nothing was written");
 
     let better = RULES.replace("Hello {{", "Welcome {{");
-    let editor = client.find(Locator::Id("text")).await.unwrap();
-    editor.clear().await.unwrap();
-    editor.send_keys(&better).await.unwrap();
-    client
-        .find(Locator::XPath("//button[text()='Save']"))
-        .await
-        .unwrap()
-        .click()
+    let editor = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("text"))
         .await
         .unwrap();
+    editor.clear().await.unwrap();
+    editor.send_keys(&better).await.unwrap();
+    click(&client, Locator::XPath("//button[text()='Save']")).await;
     let notice = text_of(&client, ".notice").await;
     assert!(notice.starts_with("Saved."), "{notice}");
     let on_disk = std::fs::read_to_string(riposte.dir.path().join("rules/rules.yaml")).unwrap();
@@ -387,13 +375,7 @@ async fn a_rule_edit_with_a_mistake_is_refused_at_its_line_and_a_good_one_goes_l
         .goto(&format!("{}/ui/rules", riposte.url))
         .await
         .unwrap();
-    client
-        .find(Locator::XPath("//button[text()='Run tests']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Run tests']")).await;
     let report = text_of(&client, "pre.report").await;
     assert!(report.contains("0 passed, 0 failed"), "{report}");
     client.close().await.unwrap();
@@ -423,13 +405,7 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
         )
         .await
         .unwrap();
-    client
-        .find(Locator::XPath("//button[text()='Resume']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Resume']")).await;
     assert!(
         text_of(&client, "main p")
             .await
@@ -446,13 +422,7 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
         .goto(&format!("{}/ui/inbox", riposte.url))
         .await
         .unwrap();
-    client
-        .find(Locator::XPath("//button[text()='Resume']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Resume']")).await;
     assert!(text_of(&client, ".notice").await.contains("again"));
     client.close().await.unwrap();
 }
@@ -472,15 +442,38 @@ campaigns:
     send: {text: "This week's deals are in the shop."}
 "#;
     let riposte = Riposte::start_with(rules, with_token).await;
-    let (status, answer) = riposte.post("/admin/campaigns/weekly-deals/run", "").await;
-    assert_eq!(status, 202, "{answer}");
+    sign_in(&client, &riposte, "/ui/campaigns").await;
+    click(&client, Locator::LinkText("Preview")).await;
+    wait_path(&client, "the preview", |p| p.ends_with("/preview")).await;
+    let preview = text_of(&client, "main").await;
+    assert!(preview.contains("would reach 3 recipients"), "{preview}");
+    assert!(
+        preview.contains("4915122222222 send This week's deals are in the shop."),
+        "{preview}"
+    );
+    screenshot(&client, "campaign-preview").await;
+    assert!(
+        riposte.whapi.received().is_empty(),
+        "a preview sends nothing"
+    );
+    click(&client, Locator::LinkText("Run now")).await;
+    click(
+        &client,
+        Locator::XPath("//button[text()='Send to 3 recipients now']"),
+    )
+    .await;
+    assert!(
+        text_of(&client, ".notice")
+            .await
+            .contains("3 messages planned")
+    );
     riposte.whapi.wait_for(3).await;
     riposte
         .wait_jobs("the run's sends done", |jobs| {
             jobs.len() == 3 && jobs.iter().all(|j| j["status"] == "done")
         })
         .await;
-    sign_in(&client, &riposte, "/ui/campaigns").await;
+    client.refresh().await.unwrap();
     let section = text_of(&client, "main section").await;
     assert!(section.contains("0 9 * * MON"), "{section}");
     let next = client

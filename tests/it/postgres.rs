@@ -109,7 +109,9 @@ fn start() -> Result<Server, String> {
         .map_err(|e| e.to_string())?
         .port();
     // A watcher stops the server (an immediate shutdown) once the test process is gone,
-    // however it ended. Nothing here needs to survive a power cut: no fsync.
+    // however it ended, and removes its folder: a static's folder is never dropped, and each
+    // run would otherwise leave a few hundred megabytes behind. Nothing here needs to survive
+    // a power cut: no fsync.
     let watcher = r#"
         "$1" -D "$2" -p "$3" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
              -c max_connections=300 -c fsync=off -c synchronous_commit=off \
@@ -117,6 +119,8 @@ fn start() -> Result<Server, String> {
         server=$!
         while [ -d "/proc/$4" ] && kill -0 "$server" 2>/dev/null; do sleep 1; done
         kill -QUIT "$server" 2>/dev/null
+        wait "$server"
+        rm -rf "$5"
     "#;
     unprivileged(&mut Command::new("sh"))
         .args(["-c", watcher, "postgres-watcher"])
@@ -124,6 +128,7 @@ fn start() -> Result<Server, String> {
         .arg(&data)
         .arg(port.to_string())
         .arg(std::process::id().to_string())
+        .arg(dir.path())
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

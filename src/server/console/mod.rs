@@ -37,6 +37,11 @@ pub(super) fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/jobs/{id}/retry", post(pages::retry))
         .route("/ui/jobs/{id}/cancel", post(pages::cancel))
         .route("/ui/campaigns", get(pages::campaigns))
+        .route("/ui/campaigns/{name}/preview", get(pages::preview))
+        .route(
+            "/ui/campaigns/{name}/run",
+            get(pages::confirm_run).post(pages::run_now),
+        )
         .route("/ui/inbox", get(pages::inbox))
         .route("/ui/inbox/resume", post(pages::resume))
         .route("/ui/contacts", get(pages::contacts))

@@ -21,6 +21,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("event.html", include_str!("templates/event.html")),
         ("jobs.html", include_str!("templates/jobs.html")),
         ("campaigns.html", include_str!("templates/campaigns.html")),
+        (
+            "campaign_preview.html",
+            include_str!("templates/campaign_preview.html"),
+        ),
         ("inbox.html", include_str!("templates/inbox.html")),
         ("contacts.html", include_str!("templates/contacts.html")),
         ("rules.html", include_str!("templates/rules.html")),
