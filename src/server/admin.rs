@@ -387,6 +387,56 @@ pub(super) async fn chats(State(state): State<AppState>) -> Result<Json<Value>, 
     Ok(Json(json!({ "handoffs": handoffs })))
 }
 
+#[derive(Deserialize)]
+pub(super) struct SendBody {
+    text: String,
+}
+
+impl SendBody {
+    /// A message of `text`.
+    pub(super) fn of(text: String) -> Self {
+        Self { text }
+    }
+}
+
+/// `POST /admin/chats/{chat_id}/send` `{"text": ...}`: a text message to the chat as the
+/// business, through the same delivery as the rules' sends (paced, retried, in the chat's
+/// order, on the chat's channel).
+pub(super) async fn send(
+    State(state): State<AppState>,
+    Path(chat): Path<String>,
+    Json(body): Json<SendBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let text = body.text.trim();
+    if text.is_empty() {
+        return Err(ApiError::BadRequest("the message is empty".into()));
+    }
+    // A chat of another channel than the default is known as `CHANNEL/chat`.
+    let (channel, to) = match chat.split_once('/') {
+        Some((channel, to)) if state.channels.named(channel).is_some() => (channel, to),
+        _ => (crate::vocab::DEFAULT_CHANNEL, chat.as_str()),
+    };
+    if to.is_empty() || to.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(ApiError::BadRequest(format!(
+            "`{}` is not a chat id",
+            crate::quote::quoted(&chat, 64)
+        )));
+    }
+    let mut request = crate::vocab::OutboundRequest::text_message(to, text);
+    request.through(channel);
+    let now = state.clock.now();
+    let job = crate::vocab::NewJob::action(
+        "console",
+        "send",
+        &format!("console:{chat}"),
+        Work::Call(request),
+        now,
+    );
+    state.store.apply(&[Op::Job(Box::new(job))], now).await?;
+    state.delivery.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": chat }))))
+}
+
 /// `POST /admin/chats/{chat_id}/resume`: the bot answers in this chat again.
 pub(super) async fn resume(
     State(state): State<AppState>,

@@ -147,6 +147,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/channels", get(admin::channels))
         .route("/admin/reload", post(admin::reload))
         .route("/admin/chats/{chat_id}/resume", post(admin::resume))
+        .route("/admin/chats/{chat_id}/send", post(admin::send))
         .route("/admin/events/{seq}", get(admin::event))
         .route("/admin/events/{seq}/simulate", post(admin::simulate))
         .route("/admin/contacts", get(admin::contacts))

@@ -393,10 +393,38 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
     riposte.wait_events(1).await;
     sign_in(&client, &riposte, "/ui/inbox").await;
     assert!(
-        text_of(&client, "main table tbody")
+        text_of(&client, "main section h2")
             .await
             .contains("4915112345678")
     );
+    let last = text_of(&client, "ol.messages").await;
+    assert!(last.contains("agent"), "{last}");
+    // A reply goes out as the business, through the normal delivery.
+    let label = client
+        .find(Locator::XPath("//label[starts-with(text(), 'Reply to')]"))
+        .await
+        .unwrap();
+    let id = label
+        .attr("for")
+        .await
+        .unwrap()
+        .expect("the label names its field");
+    client
+        .find(Locator::Id(&id))
+        .await
+        .unwrap()
+        .send_keys("A colleague will answer you in a minute.")
+        .await
+        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Send']")).await;
+    assert!(text_of(&client, ".notice").await.contains("on its way"));
+    let got = riposte.whapi.wait_for(1).await;
+    assert_eq!(got[0].path, "/messages/text");
+    assert_eq!(
+        got[0].body,
+        json!({"to": "4915112345678@s.whatsapp.net", "body": "A colleague will answer you in a minute."})
+    );
+    screenshot(&client, "inbox-chat").await;
     // The page's form, with its token changed: as a forged form would arrive.
     client
         .execute(

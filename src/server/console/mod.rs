@@ -44,6 +44,7 @@ pub(super) fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/ui/inbox", get(pages::inbox))
         .route("/ui/inbox/resume", post(pages::resume))
+        .route("/ui/inbox/reply", post(pages::reply))
         .route("/ui/contacts", get(pages::contacts))
         .route("/ui/rules", get(rules::list))
         .route("/ui/rules/file", get(rules::file).post(rules::save))

@@ -605,12 +605,27 @@ pub(super) async fn inbox(
     Extension(signed): Extension<Signed>,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let Json(answer) = match admin::chats(State(state)).await {
+    let Json(answer) = match admin::chats(State(state.clone())).await {
         Ok(answer) => answer,
         Err(err) => return err.into_response(),
     };
+    let events = recent_events(&state, 1000).await;
+    let mut handoffs = answer["handoffs"].clone();
+    for handoff in handoffs.as_array_mut().into_iter().flatten() {
+        // The chat's own key may carry its channel (`sales/4915...`); events name the chat.
+        let chat = handoff["chat"].as_str().unwrap_or_default();
+        let bare = chat.rsplit('/').next().unwrap_or(chat).to_owned();
+        let mut last: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["chat"].as_str().is_some_and(|c| c.starts_with(&bare)))
+            .filter(|e| e["text"].is_string())
+            .take(5)
+            .collect();
+        last.reverse();
+        handoff["last"] = json!(last);
+    }
     let mut ctx = base(&signed, "Inbox", "Inbox", notice.notice.as_deref());
-    ctx["handoffs"] = answer["handoffs"].clone();
+    ctx["handoffs"] = handoffs;
     render("inbox.html", ctx)
 }
 
@@ -633,6 +648,35 @@ pub(super) async fn resume(
         return err.into_response();
     }
     let notice = format!("The bot answers in {} again.", form.chat);
+    Redirect::to(&format!("/ui/inbox?notice={}", view::query_encode(&notice))).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReplyForm {
+    csrf: String,
+    chat: String,
+    text: String,
+}
+
+/// `POST /ui/inbox/reply`: a message to the chat as the business.
+pub(super) async fn reply(
+    State(state): State<AppState>,
+    Extension(signed): Extension<Signed>,
+    Form(form): Form<ReplyForm>,
+) -> Response {
+    if let Some(refused) = signed.refuse(&form.csrf) {
+        return refused;
+    }
+    let sent = admin::send(
+        State(state),
+        Path(form.chat.clone()),
+        Json(admin::SendBody::of(form.text)),
+    )
+    .await;
+    let notice = match sent {
+        Ok(_) => format!("Your message to {} is on its way.", form.chat),
+        Err(err) => err.to_string(),
+    };
     Redirect::to(&format!("/ui/inbox?notice={}", view::query_encode(&notice))).into_response()
 }
 
