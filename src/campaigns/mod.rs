@@ -251,27 +251,32 @@ fn named_field(text: &str) -> Option<String> {
 /// Reads an audience CSV: a `phone` column and any others, which become attributes. A cell
 /// `contacts export` quoted against spreadsheet formulas reads as the value it stands for.
 pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read audience file `{}`: {e}", path.display()))?;
+    read_csv_from(&format!("`{}`", path.display()), file)
+}
+
+/// Reads CSV text as [`read_csv`] reads a file; `name` says where it came from in errors.
+pub fn read_csv_from(name: &str, input: impl std::io::Read) -> Result<Vec<Row>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
-        .from_path(path)
-        .map_err(|e| format!("cannot read audience file `{}`: {e}", path.display()))?;
+        .from_reader(input);
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| format!("`{}`: {e}", path.display()))?
+        .map_err(|e| format!("{name}: {e}"))?
         .iter()
         .map(|h| cell::restore(h).to_owned())
         .collect();
     let Some(phone_col) = headers.iter().position(|h| h.eq_ignore_ascii_case("phone")) else {
         return Err(format!(
-            "audience file `{}` has no `phone` column (columns: {})",
-            path.display(),
+            "{name} has no `phone` column (columns: {})",
             headers.join(", ")
         ));
     };
     let mut rows = Vec::new();
     for (n, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format!("`{}` row {}: {e}", path.display(), n + 2))?;
+        let record = record.map_err(|e| format!("{name} row {}: {e}", n + 2))?;
         let phone = cell::restore(record.get(phone_col).unwrap_or_default()).to_owned();
         let attrs = headers
             .iter()
@@ -283,6 +288,60 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
         rows.push((phone, attrs));
     }
     Ok(rows)
+}
+
+/// What importing contacts from CSV rows changes: the changes, the contacts as they will
+/// read, and the rows that are not phone numbers.
+#[derive(Debug, Default)]
+pub struct ContactImport {
+    pub ops: Vec<crate::store::Op>,
+    pub contacts: Vec<crate::vocab::Contact>,
+    pub skipped: Vec<String>,
+}
+
+/// The import of `rows` (a `tags` column holds `a;b`; the other columns are attributes), each
+/// contact also tagged `tag` when given.
+pub fn contact_import(rows: Vec<Row>, tag: Option<&str>) -> ContactImport {
+    use crate::vocab::{ContactChange, Work};
+    let mut import = ContactImport::default();
+    for (raw, mut attrs) in rows {
+        let Some(phone) = normalise(&raw) else {
+            import.skipped.push(raw);
+            continue;
+        };
+        let tags: std::collections::BTreeSet<String> = attrs
+            .remove("tags")
+            .unwrap_or_default()
+            .split([';', '|'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .chain(tag)
+            .map(str::to_owned)
+            .collect();
+        for t in &tags {
+            import
+                .ops
+                .push(crate::store::Op::Apply(Work::Contact(ContactChange::Tag {
+                    phone: phone.clone(),
+                    tag: t.clone(),
+                })));
+        }
+        for (key, value) in &attrs {
+            import
+                .ops
+                .push(crate::store::Op::Apply(Work::Contact(ContactChange::Set {
+                    phone: phone.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })));
+        }
+        import.contacts.push(crate::vocab::Contact {
+            phone,
+            tags,
+            attrs: attrs.into_iter().collect(),
+        });
+    }
+    import
 }
 
 #[cfg(test)]

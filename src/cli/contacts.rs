@@ -123,38 +123,14 @@ pub(super) fn run(args: ContactsArgs) -> anyhow::Result<ExitCode> {
 
 async fn import(store: &dyn Store, file: &Path, tag: Option<&str>) -> anyhow::Result<ExitCode> {
     let rows = read_csv(file).map_err(anyhow::Error::msg)?;
-    let mut ops = Vec::new();
-    let mut count = 0;
-    for (raw, mut attrs) in rows {
-        let Some(phone) = crate::campaigns::normalise(&raw) else {
-            eprintln!("skipped `{raw}`: not a phone number");
-            continue;
-        };
-        count += 1;
-        let tags = attrs.remove("tags").unwrap_or_default();
-        for t in tags
-            .split([';', '|'])
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .chain(tag)
-        {
-            ops.push(Op::Apply(Work::Contact(ContactChange::Tag {
-                phone: phone.clone(),
-                tag: t.to_owned(),
-            })));
-        }
-        for (key, value) in attrs {
-            ops.push(Op::Apply(Work::Contact(ContactChange::Set {
-                phone: phone.clone(),
-                key,
-                value,
-            })));
-        }
+    let import = crate::campaigns::contact_import(rows, tag);
+    for raw in &import.skipped {
+        eprintln!("skipped `{raw}`: not a phone number");
     }
-    for chunk in ops.chunks(5000) {
+    for chunk in import.ops.chunks(5000) {
         store.apply(chunk, Utc::now()).await?;
     }
-    println!("imported {count} contacts");
+    println!("imported {} contacts", import.contacts.len());
     Ok(ExitCode::SUCCESS)
 }
 

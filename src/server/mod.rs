@@ -151,6 +151,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/events/{seq}", get(admin::event))
         .route("/admin/events/{seq}/simulate", post(admin::simulate))
         .route("/admin/contacts", get(admin::contacts))
+        .route("/admin/contacts/import", post(admin::import_contacts))
         .route(
             "/admin/rules/file",
             axum::routing::put(admin::save_rule_file),

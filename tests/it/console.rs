@@ -517,3 +517,79 @@ campaigns:
     screenshot(&client, "campaign-funnel").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn contacts_are_imported_from_csv_after_a_preview_and_found_by_tag() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let riposte = Riposte::start_with(RULES, with_token).await;
+    let csv = riposte.dir.path().join("customers.csv");
+    std::fs::write(
+        &csv,
+        "phone,name,tags\n+49 151 1111 1111,Anna,vip;newsletter\n4915122222222,Ben,newsletter\nnot a number,Carl,\n",
+    )
+    .unwrap();
+    sign_in(&client, &riposte, "/ui/contacts").await;
+    let label = client
+        .find(Locator::XPath("//label[text()='CSV file']"))
+        .await
+        .unwrap();
+    let id = label
+        .attr("for")
+        .await
+        .unwrap()
+        .expect("the label names its field");
+    client
+        .find(Locator::Id(&id))
+        .await
+        .unwrap()
+        .send_keys(&csv.to_string_lossy())
+        .await
+        .unwrap();
+    click(
+        &client,
+        Locator::XPath("//button[text()='Preview the import']"),
+    )
+    .await;
+    let preview = text_of(&client, "main p").await;
+    assert!(
+        preview.contains("2 contacts") && preview.contains("not a number"),
+        "{preview}"
+    );
+    assert_eq!(
+        riposte.get("/admin/contacts").await["contacts"],
+        json!([]),
+        "a preview writes nothing"
+    );
+    screenshot(&client, "contacts-import").await;
+    click(
+        &client,
+        Locator::XPath("//button[text()='Import 2 contacts']"),
+    )
+    .await;
+    assert!(
+        text_of(&client, ".notice")
+            .await
+            .contains("2 contacts imported")
+    );
+
+    let search = client.find(Locator::Id("q")).await.unwrap();
+    search.send_keys("vip").await.unwrap();
+    click(&client, Locator::XPath("//button[text()='Search']")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.current_url().await.unwrap().query() != Some("q=vip") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the search did not load"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let found = text_of(&client, "main table tbody").await;
+    assert!(
+        found.contains("4915111111111") && found.contains("Anna"),
+        "{found}"
+    );
+    assert!(!found.contains("Ben"), "{found}");
+    client.close().await.unwrap();
+}

@@ -46,6 +46,8 @@ pub(super) fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/inbox/resume", post(pages::resume))
         .route("/ui/inbox/reply", post(pages::reply))
         .route("/ui/contacts", get(pages::contacts))
+        .route("/ui/contacts/import", post(pages::import_preview))
+        .route("/ui/contacts/import/confirm", post(pages::import_confirm))
         .route("/ui/rules", get(rules::list))
         .route("/ui/rules/file", get(rules::file).post(rules::save))
         .route("/ui/rules/test", post(rules::test))

@@ -683,6 +683,74 @@ pub(super) async fn reply(
 #[derive(Deserialize, Default)]
 pub(super) struct ContactSearch {
     q: Option<String>,
+    notice: Option<String>,
+}
+
+/// `POST /ui/contacts/import` (a CSV file uploaded): what it would import; nothing written.
+pub(super) async fn import_preview(
+    State(state): State<AppState>,
+    Extension(signed): Extension<Signed>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let (mut csrf, mut csv) = (String::new(), String::new());
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or_default().to_owned();
+        let Ok(text) = field.text().await else {
+            return view::refused(StatusCode::BAD_REQUEST, "The file is not text (UTF-8).");
+        };
+        match name.as_str() {
+            "csrf" => csrf = text,
+            "file" => csv = text,
+            _ => {}
+        }
+    }
+    if let Some(refused) = signed.refuse(&csrf) {
+        return refused;
+    }
+    let query = admin::ImportQuery::of(true);
+    let (status, Json(preview)) =
+        match admin::import_contacts(State(state), Query(query), csv.clone()).await {
+            Ok(answer) => answer,
+            Err(err) => return err.into_response(),
+        };
+    let mut ctx = base(&signed, "Contacts", "Import contacts", None);
+    if status != StatusCode::OK {
+        ctx["problem"] = preview["error"].clone();
+    }
+    ctx["preview"] = preview;
+    ctx["csv"] = json!(csv);
+    render("contacts_import.html", ctx)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ImportForm {
+    csrf: String,
+    csv: String,
+}
+
+/// `POST /ui/contacts/import/confirm`: the import, as previewed.
+pub(super) async fn import_confirm(
+    State(state): State<AppState>,
+    Extension(signed): Extension<Signed>,
+    Form(form): Form<ImportForm>,
+) -> Response {
+    if let Some(refused) = signed.refuse(&form.csrf) {
+        return refused;
+    }
+    let query = admin::ImportQuery::of(false);
+    let notice = match admin::import_contacts(State(state), Query(query), form.csv).await {
+        Ok((StatusCode::OK, Json(done))) => format!("{} contacts imported.", done["contacts"]),
+        Ok((_, Json(answer))) => answer["error"]
+            .as_str()
+            .unwrap_or("Not imported.")
+            .to_owned(),
+        Err(err) => return err.into_response(),
+    };
+    Redirect::to(&format!(
+        "/ui/contacts?notice={}",
+        view::query_encode(&notice)
+    ))
+    .into_response()
 }
 
 /// `GET /ui/contacts?q=`: contacts by number, name or tag.
@@ -696,7 +764,7 @@ pub(super) async fn contacts(
         Ok(answer) => answer,
         Err(err) => return err.into_response(),
     };
-    let mut ctx = base(&signed, "Contacts", "Contacts", None);
+    let mut ctx = base(&signed, "Contacts", "Contacts", search.notice.as_deref());
     ctx["contacts"] = answer["contacts"].clone();
     ctx["q"] = json!(search.q);
     render("contacts.html", ctx)

@@ -27,6 +27,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("inbox.html", include_str!("templates/inbox.html")),
         ("contacts.html", include_str!("templates/contacts.html")),
+        (
+            "contacts_import.html",
+            include_str!("templates/contacts_import.html"),
+        ),
         ("rules.html", include_str!("templates/rules.html")),
         ("rule_file.html", include_str!("templates/rule_file.html")),
     ] {
