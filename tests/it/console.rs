@@ -51,6 +51,11 @@ fn installed(program: &str) -> bool {
 
 /// A browser session, or `None` (with a notice) where no browser is installed.
 async fn browser() -> Option<(Driver, Client)> {
+    browser_with(&[]).await
+}
+
+/// A browser session with extra Chromium arguments.
+async fn browser_with(extra: &[&str]) -> Option<(Driver, Client)> {
     if !installed("chromedriver") || !installed("chromium") {
         assert!(
             std::env::var_os("RIPOSTE_REQUIRE_BROWSER").is_none(),
@@ -70,13 +75,18 @@ async fn browser() -> Option<(Driver, Client)> {
         .spawn()
         .expect("chromedriver starts");
     let driver = Driver { child, port };
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1000",
+    ];
+    args.extend_from_slice(extra);
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"]
-        }),
+        json!({ "binary": "/usr/bin/chromium", "args": args }),
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -591,5 +601,79 @@ async fn contacts_are_imported_from_csv_after_a_preview_and_found_by_tag() {
         "{found}"
     );
     assert!(!found.contains("Ben"), "{found}");
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_pages_fit_a_phone_and_are_reached_by_keyboard() {
+    let Some((_driver, client)) = browser_with(&["--window-size=390,844"]).await else {
+        return;
+    };
+    let riposte = Riposte::start_with(RULES, with_token).await;
+    riposte.webhook(&fixture("message-text-private.json")).await;
+    riposte.wait_events(1).await;
+    sign_in(&client, &riposte, "/ui").await;
+    for (name, path) in [
+        ("phone-overview", "/ui"),
+        ("phone-events", "/ui/events"),
+        ("phone-rules", "/ui/rules"),
+    ] {
+        client
+            .goto(&format!("{}{path}", riposte.url))
+            .await
+            .unwrap();
+        text_of(&client, "h1").await;
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 0,
+            "{path} is wider than the phone: {overflow}"
+        );
+        screenshot(&client, name).await;
+    }
+    // The first Tab reaches the link past the navigation, the next ones the pages' links.
+    let body = client.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("\u{e004}").await.unwrap();
+    let focused = client
+        .execute("return document.activeElement.textContent;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("Skip to the page"));
+    body.send_keys("\u{e004}").await.unwrap();
+    let focused = client
+        .execute("return document.activeElement.textContent;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("Overview"));
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_pages_read_without_javascript() {
+    let Some((_driver, client)) = browser_with(&["--blink-settings=scriptEnabled=false"]).await
+    else {
+        return;
+    };
+    let riposte = Riposte::start_with(RULES, with_token).await;
+    riposte.webhook(&fixture("message-text-private.json")).await;
+    riposte.wait_events(1).await;
+    sign_in(&client, &riposte, "/ui/events").await;
+    let row = text_of(&client, "#events tbody tr").await;
+    assert!(row.contains("greeting"), "{row}");
+    click(&client, Locator::Css("#events tbody tr a")).await;
+    wait_path(&client, "the event's page", |p| {
+        p.starts_with("/ui/events/")
+    })
+    .await;
+    assert!(
+        text_of(&client, "main table")
+            .await
+            .contains("greeting matched")
+    );
     client.close().await.unwrap();
 }
