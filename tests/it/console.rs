@@ -117,15 +117,20 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no `{css}`: {e}"))
-        .text()
-        .await
-        .unwrap()
+    // A page still loading can replace the element between finding and reading it.
+    for _ in 0..50 {
+        let element = client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+        if let Ok(text) = element.text().await {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("`{css}` never stayed long enough to be read")
 }
 
 /// Waits until the browser shows a page whose path `done` accepts (a click returns before
@@ -145,8 +150,10 @@ async fn wait_path(client: &Client, what: &str, done: impl Fn(&str) -> bool) {
     }
 }
 
-/// Clicks what `locator` finds once the page shows it.
+/// Clicks what `locator` finds once the page shows it, and waits for the page it leads to
+/// (every click here follows a link or sends a form): until the page it was on is gone.
 async fn click(client: &Client, locator: Locator<'_>) {
+    let before = client.find(Locator::Css("html")).await.unwrap();
     client
         .wait()
         .at_most(Duration::from_secs(10))
@@ -156,6 +163,14 @@ async fn click(client: &Client, locator: Locator<'_>) {
         .click()
         .await
         .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while before.tag_name().await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the click led nowhere"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn sign_in(client: &Client, riposte: &Riposte, page: &str) {
@@ -227,6 +242,14 @@ async fn sign_in_leads_back_to_the_page_and_every_page_shows() {
     .await;
     let outcomes = text_of(&client, "main table").await;
     assert!(outcomes.contains("greeting matched"), "{outcomes}");
+    riposte
+        .wait_jobs("the reply sent", |jobs| {
+            jobs.iter().any(|j| j["status"] == "done")
+        })
+        .await;
+    client.refresh().await.unwrap();
+    let jobs = text_of(&client, "main table:nth-of-type(2)").await;
+    assert!(jobs.contains("greeting reply done"), "{jobs}");
     click(
         &client,
         Locator::XPath("//button[text()='Simulate with current rules']"),
@@ -238,7 +261,7 @@ async fn sign_in_leads_back_to_the_page_and_every_page_shows() {
 
     // Signing out ends the session: the pages ask to sign in again.
     click(&client, Locator::XPath("//button[text()='Sign out']")).await;
-    assert_eq!(text_of(&client, "h1").await, "Sign in to Riposte");
+    wait_path(&client, "the sign-in page", |p| p == "/ui/login").await;
     client
         .goto(&format!("{}/ui/events", riposte.url))
         .await

@@ -369,7 +369,20 @@ async fn event_page(
     if status == StatusCode::NOT_FOUND {
         return view::refused(StatusCode::NOT_FOUND, &format!("There is no event {seq}."));
     }
+    // The jobs the event started name it by its dedupe key.
+    let key = format!(
+        "{}|{}|{}",
+        record["channel"].as_str().unwrap_or_default(),
+        record["kind"].as_str().unwrap_or_default(),
+        record["id"].as_str().unwrap_or_default()
+    );
+    let jobs: Vec<Value> = jobs_of(state, None, 1000)
+        .await
+        .into_iter()
+        .filter(|j| j["event"].as_str() == Some(key.as_str()))
+        .collect();
     let mut ctx = base(signed, "Events", &format!("Event {seq}"), None);
+    ctx["jobs"] = json!(jobs);
     ctx["record"] = record;
     ctx["seq"] = json!(seq);
     ctx["simulated"] = json!(simulated);
