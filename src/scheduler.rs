@@ -80,7 +80,24 @@ impl Scheduler {
     /// Starts the runs that are due now. `checked` caches how far each schedule was handled.
     pub async fn tick_all(&self, checked: &mut HashMap<String, DateTime<Utc>>) {
         let set = self.rules.borrow().clone();
+        if set.campaigns.is_empty() {
+            return;
+        }
+        let paused = match self.store.paused_campaigns().await {
+            Ok(paused) => paused,
+            Err(err) => {
+                // Not knowing which campaigns are paused, none runs this tick.
+                tracing::error!("cannot read which campaigns are paused, will retry: {err}");
+                return;
+            }
+        };
         for campaign in set.campaigns.iter().filter(|c| c.enabled) {
+            if paused.iter().any(|(name, _)| *name == campaign.name) {
+                // Its fire times pass; resuming marks them handled, so none is sent late,
+                // and the mark is read again then.
+                checked.remove(&campaign.name);
+                continue;
+            }
             if let Err(err) = self.tick(&set, campaign, checked).await {
                 tracing::error!(campaign = %campaign.name, "campaign schedule failed, will retry: {err}");
             }

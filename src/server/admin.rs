@@ -233,8 +233,10 @@ pub(super) async fn cancel(
 pub(super) async fn campaigns(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let set = state.rules.borrow().clone();
     let now = state.clock.now();
+    let paused = state.store.paused_campaigns().await?;
     let mut list = Vec::new();
     for c in &set.campaigns {
+        let paused_at = paused.iter().find(|(n, _)| *n == c.name).map(|(_, at)| *at);
         let runs = state.store.campaign_runs(Some(&c.name), 5).await?;
         let next: Vec<String> = c
             .next_fires(now, 5)
@@ -245,6 +247,7 @@ pub(super) async fn campaigns(State(state): State<AppState>) -> Result<Json<Valu
             "name": c.name,
             "description": c.description,
             "enabled": c.enabled,
+            "paused_at": paused_at,
             "schedule": c.schedule,
             "timezone": c.timezone.name(),
             "rate": c.rate,
@@ -330,6 +333,44 @@ pub(super) async fn preview_campaign(
             "left_out": planned.skipped,
             "messages": messages,
         })),
+    ))
+}
+
+/// `POST /admin/campaigns/{name}/pause`: the campaign's fire times pass without a run.
+pub(super) async fn pause_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    pause_or_resume(&state, name, true).await
+}
+
+/// `POST /admin/campaigns/{name}/resume`: the campaign runs at its next fire time again (the
+/// fire times it missed while paused are not sent).
+pub(super) async fn resume_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    pause_or_resume(&state, name, false).await
+}
+
+async fn pause_or_resume(
+    state: &AppState,
+    name: String,
+    paused: bool,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if state.rules.borrow().campaign(&name).is_none() {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no campaign `{name}`") })),
+        ));
+    }
+    state
+        .store
+        .set_campaign_paused(&name, paused, state.clock.now())
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "campaign": name, "paused": paused })),
     ))
 }
 

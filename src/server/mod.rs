@@ -138,6 +138,11 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/jobs/{id}", get(admin::job).delete(admin::cancel))
         .route("/admin/campaigns", get(admin::campaigns))
         .route("/admin/campaigns/{name}/run", post(admin::run_campaign))
+        .route("/admin/campaigns/{name}/pause", post(admin::pause_campaign))
+        .route(
+            "/admin/campaigns/{name}/resume",
+            post(admin::resume_campaign),
+        )
         .route(
             "/admin/campaigns/{name}/preview",
             get(admin::preview_campaign),

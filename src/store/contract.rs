@@ -342,6 +342,16 @@ pub trait CampaignStore: Send + Sync {
     async fn campaign_checked(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>>;
     /// Records that a campaign's fire times up to `at` are handled.
     async fn set_campaign_checked(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Pauses a campaign (its fire times pass without a run) or resumes it; fire times up to
+    /// `now` count as handled either way, so a resume never sends the runs the pause held.
+    async fn set_campaign_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The paused campaigns, with when each was paused.
+    async fn paused_campaigns(&self) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
     /// Records a campaign run and its jobs at once; `None` if that fire time already ran.
     async fn start_campaign_run(
         &self,

@@ -101,8 +101,8 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "campaign_state",
-        select: "SELECT name, checked_at FROM campaign_state",
-        into: &["name", "checked_at"],
+        select: "SELECT name, checked_at, paused_at FROM campaign_state",
+        into: &["name", "checked_at", "paused_at"],
         serial: false,
     },
     Table {

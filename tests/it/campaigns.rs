@@ -135,3 +135,52 @@ async fn a_csv_audience_fills_the_template_from_its_columns() {
     let (status, _) = riposte.post("/admin/campaigns/no-such/run", "").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_paused_campaign_lets_its_fire_times_pass_until_it_is_resumed() {
+    let rules = r#"
+campaigns:
+  - name: weekly-deals
+    schedule: "0 9 * * MON"
+    timezone: Europe/Berlin
+    audience: {numbers: ["4915112345678"]}
+    send: "This week's deals are in!"
+  - name: weekly-news
+    schedule: "0 9 * * MON"
+    timezone: Europe/Berlin
+    audience: {numbers: ["4917098765432"]}
+    send: "This week's news."
+"#;
+    let riposte = Riposte::start_at(rules, monday_before_nine_in_berlin(), &[]).await;
+    let (status, answer) = riposte
+        .post("/admin/campaigns/weekly-deals/pause", "")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let listed = riposte.get("/admin/campaigns").await;
+    assert!(listed["campaigns"][0]["paused_at"].is_string(), "{listed}");
+
+    // 09:00:05 in Berlin: the news (checked in the same pass) runs, the paused deals do not.
+    riposte.advance(Duration::seconds(15));
+    let sent = riposte.whapi.wait_for(1).await;
+    assert_eq!(sent[0].body["body"], "This week's news.");
+    let runs = riposte.get("/admin/campaigns").await;
+    assert_eq!(runs["campaigns"][0]["runs"], json!([]), "{runs}");
+
+    // Resumed, it does not send the run it missed, only the next one.
+    let (status, _) = riposte
+        .post("/admin/campaigns/weekly-deals/resume", "")
+        .await;
+    assert_eq!(status, 200);
+    riposte.advance(Duration::days(7));
+    riposte
+        .wait_jobs("next week's two runs", |jobs| {
+            jobs.iter().filter(|j| j["kind"] == "campaign").count() == 3
+        })
+        .await;
+    let campaigns = riposte.get("/admin/campaigns").await;
+    let deals = &campaigns["campaigns"][0];
+    assert!(deals["paused_at"].is_null());
+    let runs = deals["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{deals}");
+    assert_eq!(runs[0]["fire_at"], "2026-03-09T08:00:00Z");
+}

@@ -548,6 +548,19 @@ campaigns:
         "{funnel}"
     );
     screenshot(&client, "campaign-funnel").await;
+    click(&client, Locator::XPath("//button[text()='Pause']")).await;
+    assert!(text_of(&client, ".notice").await.contains("is paused"));
+    assert!(
+        text_of(&client, "main section dd")
+            .await
+            .contains("paused since")
+    );
+    click(&client, Locator::XPath("//button[text()='Resume']")).await;
+    assert!(text_of(&client, ".notice").await.contains("runs again"));
+    assert_eq!(
+        riposte.get("/admin/campaigns").await["campaigns"][0]["paused_at"],
+        json!(null)
+    );
     client.close().await.unwrap();
 }
 

@@ -38,6 +38,8 @@ pub(super) fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/jobs/{id}/cancel", post(pages::cancel))
         .route("/ui/campaigns", get(pages::campaigns))
         .route("/ui/campaigns/{name}/preview", get(pages::preview))
+        .route("/ui/campaigns/{name}/pause", post(pages::pause))
+        .route("/ui/campaigns/{name}/resume", post(pages::resume_campaign))
         .route(
             "/ui/campaigns/{name}/run",
             get(pages::confirm_run).post(pages::run_now),

@@ -612,6 +612,53 @@ pub(super) async fn run_now(
     .into_response()
 }
 
+/// `POST /ui/campaigns/{name}/pause`.
+pub(super) async fn pause(
+    State(state): State<AppState>,
+    Extension(signed): Extension<Signed>,
+    Path(name): Path<String>,
+    Form(form): Form<Plain>,
+) -> Response {
+    if let Some(refused) = signed.refuse(&form.csrf) {
+        return refused;
+    }
+    let done = admin::pause_campaign(State(state), Path(name.clone())).await;
+    back_to_campaigns(
+        done,
+        &format!("{name} is paused: its fire times pass without a run."),
+    )
+}
+
+/// `POST /ui/campaigns/{name}/resume`.
+pub(super) async fn resume_campaign(
+    State(state): State<AppState>,
+    Extension(signed): Extension<Signed>,
+    Path(name): Path<String>,
+    Form(form): Form<Plain>,
+) -> Response {
+    if let Some(refused) = signed.refuse(&form.csrf) {
+        return refused;
+    }
+    let done = admin::resume_campaign(State(state), Path(name.clone())).await;
+    back_to_campaigns(done, &format!("{name} runs again from its next fire time."))
+}
+
+fn back_to_campaigns(
+    done: Result<(StatusCode, Json<Value>), crate::server::ApiError>,
+    success: &str,
+) -> Response {
+    let notice = match done {
+        Ok((StatusCode::OK, _)) => success.to_owned(),
+        Ok((_, Json(answer))) => answer["error"].as_str().unwrap_or("Not done.").to_owned(),
+        Err(err) => return err.into_response(),
+    };
+    Redirect::to(&format!(
+        "/ui/campaigns?notice={}",
+        view::query_encode(&notice)
+    ))
+    .into_response()
+}
+
 /// `GET /ui/inbox`: chats handed to a person.
 pub(super) async fn inbox(
     State(state): State<AppState>,

@@ -37,6 +37,39 @@ impl CampaignStore for PgStore {
         Ok(())
     }
 
+    async fn set_campaign_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let client = self.client().await?;
+        let paused_at = paused.then(|| ms(now));
+        client
+            .execute(
+                "INSERT INTO campaign_state (name, checked_at, paused_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET checked_at = excluded.checked_at,
+                 paused_at = excluded.paused_at",
+                &[&name, &ms(now), &paused_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn paused_campaigns(&self) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, paused_at FROM campaign_state WHERE paused_at IS NOT NULL",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), time(r.get(1))))
+            .collect())
+    }
+
     async fn start_campaign_run(
         &self,
         run: &NewRun,

@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_group_activity.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_campaign_pause.sql"),
+    ),
 ];
 
 /// Instances that start together migrate once: they queue on this advisory lock, taken for

@@ -118,6 +118,45 @@ impl CampaignStore for SqliteStore {
             .await
     }
 
+    async fn set_campaign_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let name = name.to_owned();
+        let paused_at = paused.then(|| ms(now));
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO campaign_state (name, checked_at, paused_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET checked_at = excluded.checked_at,
+                     paused_at = excluded.paused_at",
+                )?
+                .execute(params![name, ms(now), paused_at])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn paused_campaigns(&self) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        self.db
+            .read_now(|conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT name, paused_at FROM campaign_state WHERE paused_at IS NOT NULL",
+                )?;
+                let rows = statement
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                let mut paused = Vec::new();
+                for row in rows {
+                    let (name, at) = row?;
+                    paused.push((name, time(at)));
+                }
+                Ok(paused)
+            })
+            .await
+    }
+
     async fn start_campaign_run(
         &self,
         run: &NewRun,

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/sqlite/0012_group_activity.sql"),
     ),
+    (
+        13,
+        include_str!("../migrations/sqlite/0013_campaign_pause.sql"),
+    ),
 ];
 
 /// Applies the migrations the file does not have yet, each in its own transaction.

@@ -39,6 +39,7 @@ macro_rules! every_check {
             a_lease_has_one_holder_until_it_lapses,
             sent_messages_keep_how_far_they_got,
             group_activity_keeps_the_latest_post_and_join,
+            a_paused_campaign_is_kept_paused_until_resumed,
         );
     };
 }
@@ -677,4 +678,31 @@ pub(crate) async fn group_activity_keeps_the_latest_post_and_join(backend: &dyn 
     assert_eq!(activity.members["4915111111111"], (at(10), None));
     assert_eq!(activity.members["4915122222222"], (at(30), at(20)));
     assert_eq!(activity.members.len(), 2);
+}
+
+pub(crate) async fn a_paused_campaign_is_kept_paused_until_resumed(backend: &dyn Backend) {
+    let a = backend.open("a").await;
+    let b = backend.open("b").await;
+    let now = t0();
+    a.set_campaign_checked("weekly", now - Duration::days(3))
+        .await
+        .unwrap();
+    assert!(a.paused_campaigns().await.unwrap().is_empty());
+    a.set_campaign_paused("weekly", true, now).await.unwrap();
+    // Another instance sees the pause, and a campaign never checked can be paused too.
+    a.set_campaign_paused("new", true, now).await.unwrap();
+    let mut paused = b.paused_campaigns().await.unwrap();
+    paused.sort();
+    assert_eq!(
+        paused,
+        vec![("new".to_owned(), now), ("weekly".to_owned(), now)]
+    );
+    let later = now + Duration::days(2);
+    b.set_campaign_paused("weekly", false, later).await.unwrap();
+    assert_eq!(
+        a.paused_campaigns().await.unwrap(),
+        vec![("new".to_owned(), now)]
+    );
+    // The fire times the pause held count as handled.
+    assert_eq!(a.campaign_checked("weekly").await.unwrap(), Some(later));
 }
