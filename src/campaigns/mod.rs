@@ -15,8 +15,11 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
+mod words;
+
 pub use members::{GroupDirectory, Member, PlanError, members};
 pub use run::{OPTED_OUT, PlannedRun, launch, normalise, plan};
+pub use words::in_words;
 
 use crate::actions::Content;
 use crate::config::CatchUp;

@@ -249,6 +249,7 @@ pub(super) async fn campaigns(State(state): State<AppState>) -> Result<Json<Valu
             "enabled": c.enabled,
             "paused_at": paused_at,
             "schedule": c.schedule,
+            "schedule_words": campaigns::in_words(&c.schedule),
             "timezone": c.timezone.name(),
             "rate": c.rate,
             "next": next,

@@ -536,7 +536,10 @@ campaigns:
         .await;
     client.refresh().await.unwrap();
     let section = text_of(&client, "main section").await;
-    assert!(section.contains("0 9 * * MON"), "{section}");
+    assert!(
+        section.contains("every Monday at 09:00, 0 9 * * MON (Europe/Berlin)"),
+        "{section}"
+    );
     let next = client
         .find_all(Locator::Css("main section dd ul li"))
         .await
