@@ -115,6 +115,13 @@ async fn explain(
     let Some(inputs) = record.as_object_mut().and_then(|r| r.remove("inputs")) else {
         return Ok(());
     };
+    let inbound = store
+        .inbound(inputs["inbound"].as_i64().unwrap_or(-1))
+        .await?;
+    if let Some(inbound) = &inbound {
+        record["body"] =
+            serde_json::from_str(&inbound.body).unwrap_or_else(|_| json!(inbound.body.clone()));
+    }
     if !current && record["rules_version"].as_str() != Some(set.version.as_str()) {
         record["explained"] =
             json!("the rules changed since; only the rules that matched or were held are listed");
@@ -130,17 +137,12 @@ async fn explain(
     let (Ok(contact), Ok(chat), Some(Ok(at))) = parsed else {
         return Ok(());
     };
-    let Some(inbound) = store
-        .inbound(inputs["inbound"].as_i64().unwrap_or(-1))
-        .await?
-    else {
+    let Some(inbound) = inbound else {
         record["explained"] = json!(
             "the webhook body is no longer kept; only the rules that matched or were held are listed"
         );
         return Ok(());
     };
-    record["body"] =
-        serde_json::from_str(&inbound.body).unwrap_or_else(|_| json!(inbound.body.clone()));
     let (kind, id) = (record["kind"].as_str(), record["id"].as_str());
     let found = crate::intake::events_of(&inbound)
         .into_iter()

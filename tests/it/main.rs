@@ -1,5 +1,6 @@
 //! Integration tests: the real server, a stand-in Whapi.Cloud, and the exact requests made.
 
+mod admin_ops;
 mod ai;
 mod architecture;
 mod authoring;
