@@ -193,18 +193,56 @@ async fn without_an_admin_token_the_console_answers_only_this_machine() {
         .await
         .unwrap();
     assert!(page.contains("No admin token is set"), "{page}");
+    // The sign-in form's token comes with the page, in the form and in a cookie.
+    let form = http
+        .get(format!("{}/ui/login", riposte.url))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let login_cookie = login_cookie.split(';').next().unwrap().to_owned();
+    let html = form.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let without_cookie = http
+        .post(format!("{}/ui/login", riposte.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token=&next=%2Fui%2Fjobs&csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        without_cookie.status(),
+        403,
+        "a sign-in form from elsewhere"
+    );
     let signed = http
         .post(format!("{}/ui/login", riposte.url))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("token=&next=%2Fui%2Fjobs")
+        .header("cookie", &login_cookie)
+        .header("x-forwarded-proto", "https")
+        .body(format!("token=&next=%2Fui%2Fjobs&csrf={csrf}"))
         .send()
         .await
         .unwrap();
     assert_eq!(signed.status(), 303);
     assert_eq!(signed.headers()["location"], "/ui/jobs");
-    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("riposte_console="))
+        .unwrap()
+        .to_owned();
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Secure"),
         "{cookie}"
     );
     let session = cookie.split(';').next().unwrap().to_owned();
@@ -233,7 +271,8 @@ async fn without_an_admin_token_the_console_answers_only_this_machine() {
         .post(format!("{}/ui/login", riposte.url))
         .header("x-forwarded-for", "203.0.113.9")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("token=")
+        .header("cookie", &login_cookie)
+        .body(format!("token=&csrf={csrf}"))
         .send()
         .await
         .unwrap();

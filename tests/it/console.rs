@@ -235,6 +235,39 @@ async fn sign_in_leads_back_to_the_page_and_every_page_shows() {
         .unwrap();
     let row = text_of(&client, "#events tbody tr").await;
     assert!(row.contains("greeting"), "{row}");
+    // Searching by text narrows the list; a search that matches nothing says so.
+    client
+        .find(Locator::Id("text"))
+        .await
+        .unwrap()
+        .send_keys("no such words")
+        .await
+        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Search']")).await;
+    assert_eq!(
+        text_of(&client, "main > p").await,
+        "No events match this search."
+    );
+    client
+        .find(Locator::Id("text"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("rule"))
+        .await
+        .unwrap()
+        .send_keys("greet")
+        .await
+        .unwrap();
+    click(&client, Locator::XPath("//button[text()='Search']")).await;
+    assert!(
+        text_of(&client, "#events tbody tr")
+            .await
+            .contains("Angebot")
+    );
     click(&client, Locator::Css("#events tbody tr a")).await;
     wait_path(&client, "the event's page", |p| {
         p.starts_with("/ui/events/")

@@ -12,6 +12,8 @@ use rand::Rng;
 
 /// The cookie's name.
 pub(super) const COOKIE_NAME: &str = "riposte_console";
+/// The sign-in form's CSRF token, set with the form: the form must send it back.
+pub(super) const LOGIN_COOKIE: &str = "riposte_console_login";
 /// How long a session lasts without use.
 const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// Most sessions kept at once; the oldest go first.
@@ -83,13 +85,13 @@ impl Sessions {
 }
 
 /// 32 random bytes, hex: unguessable, and safe in a cookie and a form field.
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()

@@ -21,7 +21,7 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::session::COOKIE_NAME;
+use super::session::{self, COOKIE_NAME, LOGIN_COOKIE};
 use super::{Signed, access, over_https, same_origin, view};
 use crate::server::{AppState, admin};
 
@@ -61,14 +61,36 @@ fn next_page(next: Option<&str>) -> &str {
 pub(super) async fn login_form(
     State(state): State<AppState>,
     Query(query): Query<LoginQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    view::page(
+    let next = next_page(query.next.as_deref()).to_owned();
+    login_page(&state, StatusCode::OK, &next, None, over_https(&headers))
+}
+
+/// The sign-in page, with a fresh CSRF token in the form and in a cookie of its own: a
+/// sign-in counts only when the two agree (a form on another site cannot read the cookie).
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    next: &str,
+    problem: Option<&str>,
+    https: bool,
+) -> Response {
+    let token = session::random_token();
+    let secure = if https { "; Secure" } else { "" };
+    let cookie =
+        format!("{LOGIN_COOKIE}={token}; Path=/ui/login; HttpOnly; SameSite=Strict{secure}");
+    let page = view::page_with(
+        status,
         "login.html",
         context! {
-            next => next_page(query.next.as_deref()),
+            next => next,
             token_required => state.secrets.admin.is_some(),
+            problem => problem,
+            csrf => token,
         },
-    )
+    );
+    ([(SET_COOKIE, cookie)], page).into_response()
 }
 
 #[derive(Deserialize)]
@@ -76,6 +98,8 @@ pub(super) struct LoginForm {
     #[serde(default)]
     token: String,
     next: Option<String>,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /ui/login`: the admin token (or, without one, a local browser) opens a session.
@@ -83,16 +107,20 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
     let local = access::is_local(&request);
     let from_here = same_origin(&request);
     let https = over_https(request.headers());
+    let expected = session::cookie(request.headers(), LOGIN_COOKIE).map(str::to_owned);
     let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &state).await else {
         return view::refused(
             StatusCode::BAD_REQUEST,
             "The sign-in form was not filled in.",
         );
     };
-    if !from_here {
+    let same_form = expected.is_some_and(|expected| {
+        access::constant_time_eq(form.csrf.as_bytes(), expected.as_bytes())
+    });
+    if !from_here || !same_form {
         return view::refused(
             StatusCode::FORBIDDEN,
-            "The console refuses a sign-in sent from another site.",
+            "This sign-in did not come from the console's sign-in page. Reload it and try again.",
         );
     }
     let allowed = match &state.secrets.admin {
@@ -106,16 +134,24 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
         } else {
             super::NOT_LOCAL
         };
-        return view::page_with(
+        return login_page(
+            &state,
             StatusCode::UNAUTHORIZED,
-            "login.html",
-            context! { next => next, token_required => state.secrets.admin.is_some(), problem => problem },
+            &next,
+            Some(problem),
+            https,
         );
     }
     let id = state.console.open();
     let secure = if https { "; Secure" } else { "" };
     let cookie = format!("{COOKIE_NAME}={id}; Path=/ui; HttpOnly; SameSite=Strict{secure}");
-    ([(SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+    let spent = format!("{LOGIN_COOKIE}=; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=0");
+    // Two cookies: headers given as an array replace each other, appended ones do not.
+    (
+        axum::response::AppendHeaders([(SET_COOKIE, cookie), (SET_COOKIE, spent)]),
+        Redirect::to(&next),
+    )
+        .into_response()
 }
 
 /// `POST /ui/logout`.
