@@ -25,7 +25,7 @@ mod bad_value;
 mod calendars;
 mod calls;
 mod dates;
-mod locales;
+pub(crate) mod locales;
 mod money;
 mod undefined;
 mod url;

@@ -202,30 +202,6 @@ pub fn parse_schedule(text: &str) -> Result<Cron, String> {
     })
 }
 
-const DAYS: [&str; 7] = [
-    "sunday",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-];
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
 /// A day or month written out (`Monday`, `Tues`, `January`), which cron does not read: what
 /// to write instead. Cron knows only the three-letter names and the numbers.
 fn named_field(text: &str) -> Option<String> {
@@ -234,14 +210,22 @@ fn named_field(text: &str) -> Option<String> {
         .filter(|w| w.len() > 3 && w.chars().all(|c| c.is_ascii_alphabetic()));
     for word in words {
         let lower = word.to_ascii_lowercase();
-        if let Some(day) = DAYS.iter().position(|d| d.starts_with(&lower)) {
-            let short = DAYS[day][..3].to_ascii_uppercase();
+        let english = crate::templates::locales::DEFAULT;
+        let named = |names: &[&str]| {
+            names
+                .iter()
+                .position(|n| n.to_ascii_lowercase().starts_with(&lower))
+        };
+        if let Some(monday_first) = named(&english.days) {
+            let short = english.days[monday_first][..3].to_ascii_uppercase();
+            // Cron counts the days from Sunday, 0.
+            let day = (monday_first + 1) % 7;
             return Some(format!(
                 "`{word}` is not a name cron knows; write the day as {short} or {day}"
             ));
         }
-        if let Some(month) = MONTHS.iter().position(|m| m.starts_with(&lower)) {
-            let short = MONTHS[month][..3].to_ascii_uppercase();
+        if let Some(month) = named(&english.months) {
+            let short = english.months[month][..3].to_ascii_uppercase();
             return Some(format!(
                 "`{word}` is not a name cron knows; write the month as {short} or {}",
                 month + 1

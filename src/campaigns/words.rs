@@ -1,29 +1,7 @@
 //! A cron schedule in words for the console (`0 9 * * MON` → "every Monday at 09:00"). Only
 //! the shapes people write are put in words; anything else is left as the cron text.
 
-const DAYS: [&str; 7] = [
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-];
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+use crate::templates::locales::DEFAULT as ENGLISH;
 
 /// The schedule in words, or `None` when its shape is not one put in words.
 pub fn in_words(schedule: &str) -> Option<String> {
@@ -81,19 +59,23 @@ fn weekdays(field: &str) -> Option<String> {
 }
 
 fn weekday(field: &str) -> Option<&'static str> {
+    // Cron counts from Sunday (0, and 7 again); the names start on Monday.
     if let Ok(n) = field.parse::<usize>() {
-        return DAYS.get(n % 7).copied();
+        return ENGLISH.days.get((n + 6) % 7).copied();
     }
-    DAYS.iter()
+    ENGLISH
+        .days
+        .iter()
         .find(|d| d[..3].eq_ignore_ascii_case(field))
         .copied()
 }
 
 fn month_name(field: &str) -> Option<&'static str> {
     if let Ok(n) = field.parse::<usize>() {
-        return MONTHS.get(n.checked_sub(1)?).copied();
+        return ENGLISH.months.get(n.checked_sub(1)?).copied();
     }
-    MONTHS
+    ENGLISH
+        .months
         .iter()
         .find(|m| m[..3].eq_ignore_ascii_case(field))
         .copied()

@@ -173,6 +173,22 @@ async fn click(client: &Client, locator: Locator<'_>) {
     }
 }
 
+/// The field a label names, found by the label's text as a person (or a screen reader) finds it.
+async fn labelled(client: &Client, text: &str) -> fantoccini::elements::Element {
+    let label = client
+        .find(Locator::XPath(&format!(
+            "//label[starts-with(text(), '{text}')]"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no label `{text}`: {e}"));
+    let id = label
+        .attr("for")
+        .await
+        .unwrap()
+        .expect("the label names its field");
+    client.find(Locator::Id(&id)).await.unwrap()
+}
+
 async fn sign_in(client: &Client, riposte: &Riposte, page: &str) {
     client
         .goto(&format!("{}{page}", riposte.url))
@@ -186,18 +202,11 @@ async fn sign_in(client: &Client, riposte: &Riposte, page: &str) {
             .path()
             .ends_with("/ui/login")
     );
-    // The field is found by its label, as a person (or a screen reader) finds it.
-    let label = client
-        .find(Locator::XPath("//label[text()='Admin token']"))
+    labelled(client, "Admin token")
+        .await
+        .send_keys(TOKEN)
         .await
         .unwrap();
-    let id = label
-        .attr("for")
-        .await
-        .unwrap()
-        .expect("the label names its field");
-    let field = client.find(Locator::Id(&id)).await.unwrap();
-    field.send_keys(TOKEN).await.unwrap();
     click(client, Locator::Css("button[type=submit]")).await;
     wait_path(client, "a console page", |p| p != "/ui/login").await;
 }
@@ -466,19 +475,8 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
     let last = text_of(&client, "ol.messages").await;
     assert!(last.contains("agent"), "{last}");
     // A reply goes out as the business, through the normal delivery.
-    let label = client
-        .find(Locator::XPath("//label[starts-with(text(), 'Reply to')]"))
+    labelled(&client, "Reply to")
         .await
-        .unwrap();
-    let id = label
-        .attr("for")
-        .await
-        .unwrap()
-        .expect("the label names its field");
-    client
-        .find(Locator::Id(&id))
-        .await
-        .unwrap()
         .send_keys("A colleague will answer you in a minute.")
         .await
         .unwrap();
@@ -613,19 +611,8 @@ async fn contacts_are_imported_from_csv_after_a_preview_and_found_by_tag() {
     )
     .unwrap();
     sign_in(&client, &riposte, "/ui/contacts").await;
-    let label = client
-        .find(Locator::XPath("//label[text()='CSV file']"))
+    labelled(&client, "CSV file")
         .await
-        .unwrap();
-    let id = label
-        .attr("for")
-        .await
-        .unwrap()
-        .expect("the label names its field");
-    client
-        .find(Locator::Id(&id))
-        .await
-        .unwrap()
         .send_keys(&csv.to_string_lossy())
         .await
         .unwrap();
