@@ -27,16 +27,24 @@ rules:
       - handoff: {for: 2h}
 "#;
 
-/// ChromeDriver on a free loopback port, stopped when dropped.
+/// ChromeDriver on a free loopback port, with the browser's profile folder; both stopped
+/// when dropped, even after a test failed before closing its session.
 struct Driver {
     child: Child,
     port: u16,
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The browser outlives its driver when a session was not closed; its processes are
+        // the ones naming this profile.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(self.profile.path())
+            .status();
     }
 }
 
@@ -74,7 +82,16 @@ async fn browser_with(extra: &[&str]) -> Option<(Driver, Client)> {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let driver = Driver { child, port };
+    let profile = tempfile::Builder::new()
+        .prefix("riposte-chromium-")
+        .tempdir()
+        .expect("a profile folder");
+    let user_data = format!("--user-data-dir={}", profile.path().display());
+    let driver = Driver {
+        child,
+        port,
+        profile,
+    };
     let mut args = vec![
         "--headless=new",
         "--no-sandbox",
@@ -82,6 +99,7 @@ async fn browser_with(extra: &[&str]) -> Option<(Driver, Client)> {
         "--disable-dev-shm-usage",
         "--window-size=1200,1000",
     ];
+    args.push(&user_data);
     args.extend_from_slice(extra);
     let mut caps = serde_json::Map::new();
     caps.insert(
