@@ -415,6 +415,52 @@ mod tests {
         assert!(!parse_answer(r#"{"choices":[]}"#).unwrap_err().transient);
     }
 
+    #[tokio::test]
+    async fn a_key_or_url_that_cannot_be_sent_fails_at_once_and_is_not_retried() {
+        let client =
+            crate::whapi::Client::new("http://127.0.0.1:9", None, true, Duration::from_secs(5))
+                .unwrap();
+        let request = Request {
+            model: Some("m".into()),
+            messages: Vec::new(),
+            max_tokens: None,
+            temperature: None,
+            offer_handoff: false,
+            timeout: Duration::from_secs(5),
+        };
+        let model = |url: &str, key: &str| {
+            HttpModel::new(
+                ModelSettings {
+                    url: Some(url.into()),
+                    key: Some(key.into()),
+                    model: None,
+                },
+                client.connections(),
+            )
+        };
+        let error = model("http://127.0.0.1:9/v1", "sk-1\nX-Other: 1")
+            .complete(&request)
+            .await
+            .unwrap_err();
+        assert!(!error.transient, "{error:?}");
+        assert!(
+            error.message.starts_with("RIPOSTE_LLM_KEY cannot be sent"),
+            "{error:?}"
+        );
+        assert!(!error.message.contains("sk-1"), "{error:?}");
+        let error = model("http://exa mple.com/v1", "sk-1")
+            .complete(&request)
+            .await
+            .unwrap_err();
+        assert!(!error.transient, "{error:?}");
+        assert!(
+            error.message.starts_with(
+                "the model endpoint `http://exa mple.com/v1/chat/completions` is not a URL"
+            ),
+            "{error:?}"
+        );
+    }
+
     #[test]
     fn the_key_is_never_printed() {
         let settings = ModelSettings {
