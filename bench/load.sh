@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Load harness: builds release binaries, then runs wrk against the naive reference bot and
-# Riposte in the same run and prints one table (medians of the runs). Arguments go to the
-# driver, e.g. `bench/load.sh --runs 3 --duration 10`; see docs/PERFORMANCE.md.
+# Load harness: builds the binaries as they ship (the `dist` profile: fat link-time optimisation,
+# one codegen unit), then runs wrk against the naive reference bot and Riposte in the same run
+# and prints one table (medians of the runs). Arguments go to the driver, e.g.
+# `bench/load.sh --runs 3 --duration 10`; see docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,7 @@ if ! command -v wrk >/dev/null; then
     echo "installing wrk (Debian package)" >&2
     apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
-cargo build --release --locked --bins -p riposte -p riposte-bench >&2
+cargo build --profile dist --locked --bins -p riposte -p riposte-bench >&2
 
 # The rows of several instances need PostgreSQL: RIPOSTE_LOAD_POSTGRES names a server
 # (`postgres://user@host:port`), else one is started here from the installed binaries, with
@@ -37,4 +38,4 @@ elif initdb=$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/nu
 else
     echo "PostgreSQL is not installed: no rows for several instances" >&2
 fi
-target/release/load --bin target/release "${postgres[@]}" "$@"
+target/dist/load --bin target/dist "${postgres[@]}" "$@"

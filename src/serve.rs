@@ -202,7 +202,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         );
     }
     let assistant = Arc::new(Assistant::new(
-        Arc::new(HttpModel::new(settings.llm.clone())?),
+        Arc::new(HttpModel::new(settings.llm.clone(), client.connections())),
         settings.llm_rate,
     ));
     let mut rule_set = rule_set;

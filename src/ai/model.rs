@@ -6,8 +6,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::Uri;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, USER_AGENT};
+use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::whapi::{Connections, chain};
 
 /// The name of the tool the model calls to hand a chat to a human.
 pub const HANDOFF_TOOL: &str = "handoff";
@@ -103,22 +109,20 @@ impl std::fmt::Debug for ModelSettings {
 }
 
 /// An OpenAI-compatible chat-completions endpoint.
+///
+/// Its calls go through the same pooled connections as Whapi.Cloud's and webhooks' (the same
+/// TLS, the same proxies from the environment, the same connect timeout), and like them follow
+/// no redirect: a 307 or 308 would send the conversation to wherever the endpoint points,
+/// another host included.
 pub struct HttpModel {
-    http: reqwest::Client,
+    http: Connections,
     settings: ModelSettings,
 }
 
 impl HttpModel {
-    /// A client for the endpoint in `settings`.
-    pub fn new(settings: ModelSettings) -> Result<Self, reqwest::Error> {
-        // No redirect is followed, as for Whapi.Cloud and webhook calls: a 307 or 308 would
-        // send the conversation to wherever the endpoint points, another host included.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("riposte/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, settings })
+    /// A client for the endpoint in `settings`, calling through `http`.
+    pub fn new(settings: ModelSettings, http: Connections) -> Self {
+        Self { http, settings }
     }
 
     fn endpoint(&self) -> Option<String> {
@@ -128,6 +132,36 @@ impl HttpModel {
         } else {
             format!("{url}/chat/completions")
         })
+    }
+
+    /// The request of one call: the JSON body, the key as a bearer token.
+    fn call(
+        &self,
+        url: &str,
+        request: &Request,
+        model: &str,
+    ) -> Result<http::Request<Full<Bytes>>, ModelError> {
+        let uri: Uri = url.parse().map_err(|e| {
+            ModelError::permanent(format!("the model endpoint `{url}` is not a URL: {e}"))
+        })?;
+        let body = serde_json::to_vec(&request_body(request, model))
+            .map_err(|e| ModelError::permanent(format!("cannot write the model's request: {e}")))?;
+        let mut call = http::Request::post(uri)
+            .header(USER_AGENT, concat!("riposte/", env!("CARGO_PKG_VERSION")))
+            .header(ACCEPT, "*/*")
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(key) = &self.settings.key {
+            let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                ModelError::permanent(
+                    "RIPOSTE_LLM_KEY cannot be sent in a header (it holds a line break or a control character)",
+                )
+            })?;
+            // A secret: never logged.
+            value.set_sensitive(true);
+            call = call.header(AUTHORIZATION, value);
+        }
+        call.body(Full::new(Bytes::from(body)))
+            .map_err(|e| ModelError::permanent(format!("cannot make the model's request: {e}")))
     }
 }
 
@@ -252,36 +286,27 @@ impl ChatModel for HttpModel {
                 "no model named: set RIPOSTE_LLM_MODEL or the action's `model`",
             ));
         };
-        let mut call = self
-            .http
-            .post(&url)
-            .timeout(request.timeout)
-            .json(&request_body(request, model));
-        if let Some(key) = &self.settings.key {
-            call = call.bearer_auth(key);
-        }
-        let response = call.send().await.map_err(|e| {
-            if e.is_timeout() {
-                ModelError::transient(format!(
-                    "the model did not answer within {:?}",
-                    request.timeout
-                ))
-            } else {
-                ModelError::transient(format!("cannot reach the model: {e}"))
-            }
-        })?;
-        let status = response.status();
-        let moved = moved_to(&response);
-        let body = response.text().await.map_err(|e| {
-            if e.is_timeout() {
-                ModelError::transient(format!(
-                    "the model did not answer within {:?}",
-                    request.timeout
-                ))
-            } else {
-                ModelError::transient(format!("the model's answer broke off: {e}"))
-            }
-        })?;
+        let call = self.call(&url, request, model)?;
+        // The timeout covers the whole call, the answer's body included.
+        let (status, moved, body) = tokio::time::timeout(request.timeout, async {
+            let response = self.http.send(call).await.map_err(|e| {
+                ModelError::transient(format!("cannot reach the model: {}", chain(&e)))
+            })?;
+            let status = response.status();
+            let moved = moved_to(&response);
+            let body = response.into_body().collect().await.map_err(|e| {
+                ModelError::transient(format!("the model's answer broke off: {}", chain(&e)))
+            })?;
+            Ok::<_, ModelError>((status, moved, body.to_bytes()))
+        })
+        .await
+        .map_err(|_| {
+            ModelError::transient(format!(
+                "the model did not answer within {:?}",
+                request.timeout
+            ))
+        })??;
+        let body = String::from_utf8_lossy(&body);
         if status.is_success() {
             return parse_answer(&body);
         }
@@ -297,13 +322,13 @@ impl ChatModel for HttpModel {
 
 /// ` (moved to LOCATION; redirects are not followed)` for a redirect, so the operator can point
 /// `RIPOSTE_LLM_URL` where the endpoint went if that is where it should go.
-fn moved_to(response: &reqwest::Response) -> String {
+fn moved_to<B>(response: &http::Response<B>) -> String {
     if !response.status().is_redirection() {
         return String::new();
     }
     let to = response
         .headers()
-        .get(reqwest::header::LOCATION)
+        .get(LOCATION)
         .map_or("nowhere".into(), |v| String::from_utf8_lossy(v.as_bytes()));
     let to: String = to.chars().take(200).collect();
     format!(" (moved to {to}; redirects are not followed)")
@@ -388,6 +413,52 @@ mod tests {
         );
         assert!(!parse_answer("<html>").unwrap_err().transient);
         assert!(!parse_answer(r#"{"choices":[]}"#).unwrap_err().transient);
+    }
+
+    #[tokio::test]
+    async fn a_key_or_url_that_cannot_be_sent_fails_at_once_and_is_not_retried() {
+        let client =
+            crate::whapi::Client::new("http://127.0.0.1:9", None, true, Duration::from_secs(5))
+                .unwrap();
+        let request = Request {
+            model: Some("m".into()),
+            messages: Vec::new(),
+            max_tokens: None,
+            temperature: None,
+            offer_handoff: false,
+            timeout: Duration::from_secs(5),
+        };
+        let model = |url: &str, key: &str| {
+            HttpModel::new(
+                ModelSettings {
+                    url: Some(url.into()),
+                    key: Some(key.into()),
+                    model: None,
+                },
+                client.connections(),
+            )
+        };
+        let error = model("http://127.0.0.1:9/v1", "sk-1\nX-Other: 1")
+            .complete(&request)
+            .await
+            .unwrap_err();
+        assert!(!error.transient, "{error:?}");
+        assert!(
+            error.message.starts_with("RIPOSTE_LLM_KEY cannot be sent"),
+            "{error:?}"
+        );
+        assert!(!error.message.contains("sk-1"), "{error:?}");
+        let error = model("http://exa mple.com/v1", "sk-1")
+            .complete(&request)
+            .await
+            .unwrap_err();
+        assert!(!error.transient, "{error:?}");
+        assert!(
+            error.message.starts_with(
+                "the model endpoint `http://exa mple.com/v1/chat/completions` is not a URL"
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The outbound HTTP client: makes a job's call to Whapi.Cloud (with the channel token) or to
-//! another system's webhook, and classifies the answer for the retry logic.
+//! another system's webhook, and classifies the answer for the retry logic. Its pool of
+//! connections ([`Connections`]) also carries the language model's calls.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use http::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT,
 };
-use http::{Method, Request, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -50,14 +51,49 @@ pub enum ClientError {
     Token(String),
 }
 
-/// Makes outbound calls; in dry-run mode it only logs them.
+/// The pooled connections every outbound call goes through: to Whapi.Cloud, to other systems'
+/// webhooks and to the language model. TLS is rustls with the platform's trust store; hosts are
+/// reached straight or through the proxies the environment names; no redirect is followed.
 ///
-/// It drives hyper's pooled client directly (with rustls and the platform's trust store, as
-/// before): a job's call is already a finished request, so the per-request URL parsing,
-/// header maps and middleware of a general client were work done for nothing on every reply.
+/// It is hyper's pooled client, driven directly: a call is already a finished request, so the
+/// per-request URL parsing, header maps and middleware of a general client would be work done
+/// for nothing on every reply. Clones share the pool.
+#[derive(Clone)]
+pub struct Connections {
+    pool: Pool<hyper_rustls::HttpsConnector<Connect>, Full<Bytes>>,
+}
+
+impl Connections {
+    /// Connections that give up connecting after `connect_timeout`.
+    fn new(connect_timeout: Duration, proxies: Matcher) -> Result<Self, ClientError> {
+        let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .try_with_platform_verifier()
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(Connect::new(connector, proxies));
+        Ok(Self {
+            pool: Pool::builder(TokioExecutor::new()).build(https),
+        })
+    }
+
+    /// Sends a request and returns the head of the answer; the body is read as it comes.
+    pub async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        self.pool.request(request).await
+    }
+}
+
+/// Makes outbound calls; in dry-run mode it only logs them.
 #[derive(Clone)]
 pub struct Client {
-    http: Pool<hyper_rustls::HttpsConnector<Connect>, Full<Bytes>>,
+    http: Connections,
     base: String,
     /// One per channel, in the channels file's order.
     lines: std::sync::Arc<[Line]>,
@@ -123,17 +159,7 @@ impl Client {
         timeout: Duration,
         proxies: Matcher,
     ) -> Result<Self, ClientError> {
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5).min(timeout)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .try_with_platform_verifier()
-            .map_err(|e| ClientError::Tls(e.to_string()))?
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(Connect::new(connector, proxies));
-        let http = Pool::builder(TokioExecutor::new()).build(https);
+        let http = Connections::new(Duration::from_secs(5).min(timeout), proxies)?;
         let mut lines = Vec::with_capacity(tokens.len().max(1));
         for (name, token) in tokens {
             let authorization = token
@@ -170,6 +196,11 @@ impl Client {
             default,
             timeout,
         })
+    }
+
+    /// The pool this client's calls go through, for other calls to share (the model's).
+    pub fn connections(&self) -> Connections {
+        self.http.clone()
     }
 
     /// Whether every call is only logged (no channel has a token, or `--dry-run`).
@@ -370,7 +401,7 @@ impl Client {
             Ok(request) => request,
             Err(error) => return Ok(CallOutcome::Rejected { error }),
         };
-        let response = self.http.request(request).await.map_err(|e| describe(&e))?;
+        let response = self.http.send(request).await.map_err(|e| describe(&e))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -451,9 +482,14 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
     } else {
         "request failed"
     };
-    // The token is a header, never part of an error's text.
-    let mut message = format!("{kind}: {err}");
-    let mut source = std::error::Error::source(err);
+    format!("{kind}: {}", chain(err))
+}
+
+/// An error and each of its causes, joined by `: `. The token is a header, never part of an
+/// error's text.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
     while let Some(s) = source {
         message.push_str(&format!(": {s}"));
         source = s.source();
@@ -755,6 +791,48 @@ mod tests {
             !heads[0].contains("Bearer"),
             "the proxy never sees the token"
         );
+    }
+
+    #[tokio::test]
+    async fn calls_shared_through_the_connections_take_the_same_proxy_tunnel() {
+        // The model's calls are made this way: a request of their own, the client's pool.
+        let app = Router::new().route(
+            "/v1/chat/completions",
+            post(|headers: HeaderMap| async move {
+                headers
+                    .get("authorization")
+                    .map_or_else(String::new, |v| v.to_str().unwrap().to_owned())
+            }),
+        );
+        let base = serve(app).await;
+        let (proxy, heads) = proxy().await;
+        let client = Client::with_proxies(
+            "http://127.0.0.1:9",
+            vec![("default".into(), None)],
+            true,
+            Duration::from_secs(5),
+            Matcher::builder().all(proxy).build(),
+        )
+        .unwrap();
+        let mut key = HeaderValue::from_static("Bearer sk-secret");
+        key.set_sensitive(true);
+        let request = Request::post(format!("{base}/v1/chat/completions"))
+            .header(AUTHORIZATION, key)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let response = client.connections().send(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "Bearer sk-secret");
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        let host = base.trim_start_matches("http://");
+        assert!(
+            heads[0].starts_with(&format!("CONNECT {host} HTTP/1.1\r\n")),
+            "{}",
+            heads[0]
+        );
+        assert!(!heads[0].contains("sk-secret"), "{}", heads[0]);
     }
 
     #[tokio::test]

@@ -248,7 +248,11 @@ fn median_of(runs: &[Figures]) -> Figures {
 
 fn parse_args() -> Options {
     let mut options = Options {
-        bin: PathBuf::from("target/release"),
+        // The binaries built with the driver (`target/dist` from `bench/load.sh`).
+        bin: std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("target/dist")),
         duration: 10,
         connections: 32,
         threads: 2,
@@ -335,7 +339,7 @@ fn number<T: std::str::FromStr>(text: &str) -> T {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: load [--bin DIR] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--paced N,N|0] [--postgres postgres://USER@HOST:PORT] [--keep]"
+        "{problem}\nusage: load [--bin DIR (default: the driver's own)] [--duration S] [--connections N] [--threads N] [--runs N] [--rules N,N] [--reload-rules N|0] [--paced N,N|0] [--postgres postgres://USER@HOST:PORT] [--keep]"
     );
     std::process::exit(2)
 }

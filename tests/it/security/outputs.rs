@@ -10,6 +10,8 @@ use riposte::ai::model::{ChatModel, HttpModel, Message, ModelSettings, Request};
 use serde_json::{Value, json};
 use tracing_subscriber::EnvFilter;
 
+use riposte::whapi::Client;
+
 use crate::support::{Riposte, StandIn, fixture};
 
 /// Runs the binary in `dir` on the database there: exit code, standard output and error.
@@ -322,12 +324,15 @@ async fn the_model_client_follows_no_redirect_so_neither_prompt_nor_key_goes_els
     let model_url = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, redirect).await });
 
-    let model = HttpModel::new(ModelSettings {
-        url: Some(model_url),
-        key: Some("sk-secret".into()),
-        model: Some("test-model".into()),
-    })
-    .unwrap();
+    let client = Client::new("http://127.0.0.1:9", None, true, Duration::from_secs(5)).unwrap();
+    let model = HttpModel::new(
+        ModelSettings {
+            url: Some(model_url),
+            key: Some("sk-secret".into()),
+            model: Some("test-model".into()),
+        },
+        client.connections(),
+    );
     let request = Request {
         model: None,
         messages: vec![Message {
