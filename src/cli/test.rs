@@ -20,32 +20,7 @@ pub(super) fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let (mut passed, mut failed) = (0, 0);
-    for file in &files {
-        match runtime.block_on(ruletest::run_file(file)) {
-            Err(diagnostic) => {
-                failed += 1;
-                println!("FAIL {diagnostic}");
-            }
-            Ok(reports) => {
-                for report in reports {
-                    let place =
-                        format!("{}:{}: {}", report.file.display(), report.line, report.name);
-                    match report.failure {
-                        None => {
-                            passed += 1;
-                            println!("ok   {place}");
-                        }
-                        Some(failure) => {
-                            failed += 1;
-                            println!("FAIL {place}\n  {failure}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
+    let (_, failed) = runtime.block_on(ruletest::run_files(&files, |line| println!("{line}")));
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -77,6 +77,39 @@ pub fn find(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// Runs the cases of `files`, giving each result as the line `riposte test` prints (`ok …`,
+/// `FAIL …` with the failure under it), and the last line with the counts; how many cases
+/// passed and failed (a file that does not parse counts as one failure).
+pub async fn run_files(files: &[PathBuf], mut line: impl FnMut(&str)) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    for file in files {
+        match run_file(file).await {
+            Err(diagnostic) => {
+                failed += 1;
+                line(&format!("FAIL {diagnostic}"));
+            }
+            Ok(reports) => {
+                for report in reports {
+                    let place =
+                        format!("{}:{}: {}", report.file.display(), report.line, report.name);
+                    match report.failure {
+                        None => {
+                            passed += 1;
+                            line(&format!("ok   {place}"));
+                        }
+                        Some(failure) => {
+                            failed += 1;
+                            line(&format!("FAIL {place}\n  {failure}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    line(&format!("{passed} passed, {failed} failed"));
+    (passed, failed)
+}
+
 /// Runs every case of a test file. A file that does not parse is a diagnostic.
 pub async fn run_file(path: &Path) -> Result<Vec<CaseReport>, Diagnostic> {
     let text = std::fs::read_to_string(path)

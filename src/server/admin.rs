@@ -648,31 +648,12 @@ fn replace_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 /// as `riposte test` prints it.
 pub(super) async fn run_tests(State(state): State<AppState>) -> Json<Value> {
     let files = crate::ruletest::find(state.reloader.paths());
-    let (mut passed, mut failed, mut report) = (0, 0, String::new());
-    for file in &files {
-        match crate::ruletest::run_file(file).await {
-            Err(diagnostic) => {
-                failed += 1;
-                report.push_str(&format!("FAIL {diagnostic}\n"));
-            }
-            Ok(cases) => {
-                for case in cases {
-                    let place = format!("{}:{}: {}", case.file.display(), case.line, case.name);
-                    match case.failure {
-                        None => {
-                            passed += 1;
-                            report.push_str(&format!("ok   {place}\n"));
-                        }
-                        Some(failure) => {
-                            failed += 1;
-                            report.push_str(&format!("FAIL {place}\n  {failure}\n"));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    report.push_str(&format!("{passed} passed, {failed} failed\n"));
+    let mut report = String::new();
+    let (passed, failed) = crate::ruletest::run_files(&files, |line| {
+        report.push_str(line);
+        report.push('\n');
+    })
+    .await;
     Json(json!({ "passed": passed, "failed": failed, "files": files.len(), "report": report }))
 }
 

@@ -10,6 +10,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::pages::Plain;
 use super::{Signed, view};
 use crate::server::{AppState, admin};
 
@@ -23,11 +24,6 @@ pub(super) struct FileQuery {
 pub(super) struct SaveForm {
     csrf: String,
     text: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct Plain {
-    csrf: String,
 }
 
 /// `GET /ui/rules`: every rule file with its rules and problems.

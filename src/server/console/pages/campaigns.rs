@@ -37,14 +37,24 @@ pub(in crate::server::console) async fn preview(
     Extension(signed): Extension<Signed>,
     Path(name): Path<String>,
 ) -> Response {
-    let preview = match campaign_preview(&state, &name).await {
+    preview_page(&state, &signed, name, false).await
+}
+
+/// The preview, as itself or as the confirmation of a run now (`confirm`).
+async fn preview_page(state: &AppState, signed: &Signed, name: String, confirm: bool) -> Response {
+    let preview = match campaign_preview(state, &name).await {
         Ok(preview) => preview,
         Err(refused) => return refused,
     };
-    let mut ctx = base(&signed, "Campaigns", &format!("Preview of {name}"), None);
+    let title = if confirm {
+        format!("Run {name} now?")
+    } else {
+        format!("Preview of {name}")
+    };
+    let mut ctx = base(signed, "Campaigns", &title, None);
     ctx["preview"] = preview;
     ctx["name"] = json!(name);
-    ctx["confirm"] = json!(false);
+    ctx["confirm"] = json!(confirm);
     render("campaign_preview.html", ctx)
 }
 
@@ -87,15 +97,7 @@ pub(in crate::server::console) async fn confirm_run(
     Extension(signed): Extension<Signed>,
     Path(name): Path<String>,
 ) -> Response {
-    let preview = match campaign_preview(&state, &name).await {
-        Ok(preview) => preview,
-        Err(refused) => return refused,
-    };
-    let mut ctx = base(&signed, "Campaigns", &format!("Run {name} now?"), None);
-    ctx["preview"] = preview;
-    ctx["name"] = json!(name);
-    ctx["confirm"] = json!(true);
-    render("campaign_preview.html", ctx)
+    preview_page(&state, &signed, name, true).await
 }
 
 /// `POST /ui/campaigns/{name}/run`: the run, once confirmed.

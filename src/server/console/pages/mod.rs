@@ -42,8 +42,8 @@ pub(super) struct Notice {
 
 /// A form that carries only the CSRF token.
 #[derive(Deserialize)]
-pub(super) struct Plain {
-    csrf: String,
+pub(in crate::server::console) struct Plain {
+    pub(in crate::server::console) csrf: String,
 }
 
 #[derive(Deserialize, Default)]
