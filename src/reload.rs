@@ -277,9 +277,17 @@ impl Reloader {
 
     /// Reloads after each burst of changes in the rules folders (when `files`), and on SIGHUP,
     /// until `shutdown` turns true.
-    pub async fn watch(self: Arc<Self>, files: bool, mut shutdown: watch::Receiver<bool>) {
+    ///
+    /// The watcher and the signal handler are set up before this returns, so a change or a
+    /// SIGHUP right after the server answers its first request is not missed (an unhandled
+    /// SIGHUP would end the process).
+    pub fn watch(
+        self: Arc<Self>,
+        files: bool,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> {
         let (tx, mut changes) = mpsc::channel::<()>(1);
-        let _watcher = match files.then(|| self.start_watcher(tx)) {
+        let watcher = match files.then(|| self.start_watcher(tx)) {
             Some(Ok(w)) => Some(w),
             Some(Err(err)) => {
                 tracing::warn!(
@@ -290,11 +298,14 @@ impl Reloader {
             None => None,
         };
         let mut hangup = hangup_signal();
-        loop {
-            tokio::select! {
-                Some(()) = changes.recv() => { self.reload("watch").await; }
-                Some(()) = recv_signal(&mut hangup) => { self.reload("signal").await; }
-                _ = shutdown.changed() => return,
+        async move {
+            let _watcher = watcher;
+            loop {
+                tokio::select! {
+                    Some(()) = changes.recv() => { self.reload("watch").await; }
+                    Some(()) = recv_signal(&mut hangup) => { self.reload("signal").await; }
+                    _ = shutdown.changed() => return,
+                }
             }
         }
     }
